@@ -1,0 +1,135 @@
+"""``mdp``: the command line. Orchestration commands (``materialize``) plug in through the
+``mdplatform.cli`` entry-point group, so this library never imports Dagster."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from importlib.metadata import entry_points
+
+import click
+
+__all__ = ["cli", "main"]
+
+
+class _PluginGroup(click.Group):
+    """Adds commands from the ``mdplatform.cli`` entry points, imported only when one is run
+    (``materialize`` pulls in Dagster, which takes seconds to import)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *(ep.name for ep in entry_points(group="mdplatform.cli"))})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        for ep in entry_points(group="mdplatform.cli", name=name):
+            loaded = ep.load()
+            if isinstance(loaded, click.Command):
+                return loaded
+        return None
+
+
+@click.group(cls=_PluginGroup)
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """mdplatform: collect, land and materialize crypto market data."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--lake", default=None, help="Lake root (default: config 'lake', $MDP_LAKE, ./lake).")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--status-file", default=None, help="Write status/health JSON here every few seconds.")
+def ingest(config_path: str, lake: str | None, duration: float | None, status_file: str | None) -> None:
+    """Run the collectors of a config file and land every frame in the raw lake (Ctrl-C stops cleanly)."""
+    from dataclasses import replace
+
+    from .collector import ConfigError, load_config
+    from .ingest import ingest as run
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if status_file:
+        config = replace(config, status_file=status_file)
+    logging.getLogger("mdplatform").setLevel(min(logging.getLogger().level, logging.INFO))
+    result = asyncio.run(run(config, lake=lake, duration_s=duration))
+    status = result.status
+    click.echo(
+        f"ingest stopped: received={status['messages_received']} processed={status['messages_processed']} "
+        f"errors={status['errors']} reconnects={status['reconnects']} "
+        f"rows_written={result.rows_written} files={result.files_written}"
+    )
+    click.echo("INGEST_STATUS=" + json.dumps(status, separators=(",", ":")))
+
+
+@cli.command()
+@click.option("--capture", "captures", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("more", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--exchange", default=None, help="Exchange id (default: detected from the capture).")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Times real speed; 0 = as fast as possible.")
+@click.option("--port", type=int, default=0, help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--rebase", is_flag=True, help="Shift timestamps by whole minutes so the recording looks live.")
+@click.option("--drop-after", type=int, default=None, help="Drop client connections once after N frames.")
+def replay(
+    captures: tuple[str, ...],
+    more: tuple[str, ...],
+    exchange: str | None,
+    speed: float,
+    port: int,
+    host: str,
+    rebase: bool,
+    drop_after: int | None,
+) -> None:
+    """Serve recorded captures as a local exchange (WebSocket + REST) until Ctrl-C."""
+    from .replay import run_replay
+
+    run_replay(
+        [*captures, *more], exchange=exchange, speed=speed, host=host, port=port, rebase=rebase,
+        drop_after=drop_after,
+    )
+
+
+@cli.command("import-capture")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--exchange", required=True, help="Exchange id: binance, binance-usdm, binance-coinm, okx.")
+@click.option("--lake", default=None, help="Lake root (default: $MDP_LAKE or ./lake).")
+def import_capture(files: tuple[str, ...], exchange: str, lake: str | None) -> None:
+    """Write recorded captures straight into the raw layer (recv_ts from the recording)."""
+    from .capture import import_capture as run
+    from .exchanges import get_exchange
+
+    try:
+        get_exchange(exchange)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    stats = run(list(files), exchange, lake)
+    click.echo(str(stats))
+
+
+@cli.command()
+def exchanges() -> None:
+    """List the supported exchanges and their capabilities."""
+    from .exchanges import EXCHANGES
+
+    for ex in EXCHANGES.values():
+        cap = ex.capabilities
+        click.echo(
+            f"{ex.id:15} channels={','.join(sorted(cap.channels))} book_sync={cap.book_sync} "
+            f"sequence_check={cap.sequence_check} checksum={cap.checksum}"
+        )
+
+
+def main() -> None:
+    cli(prog_name="mdp")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

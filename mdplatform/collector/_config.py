@@ -1,0 +1,96 @@
+"""Collector configuration: which exchange, instruments and channels, and where to connect."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["ConfigError", "ExchangeCollectorConfig", "IngestConfig", "load_config"]
+
+
+class ConfigError(ValueError):
+    """A configuration file or entry that cannot be used; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class ExchangeCollectorConfig:
+    exchange: str
+    symbols: tuple[str, ...]
+    channels: tuple[str, ...]
+    #: endpoint overrides (a local replay server in tests and the demo); default: the exchange's own
+    ws_url: str | None = None
+    rest_url: str | None = None
+    max_streams_per_connection: int = 200
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    #: a connection that stayed up this long resets the backoff
+    reconnect_reset_after_s: float = 30.0
+    #: overrides the exchange's no-data watchdog
+    idle_timeout_s: float | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> ExchangeCollectorConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown collector field(s) {unknown}; known: {sorted(known)}")
+        for required in ("exchange", "symbols", "channels"):
+            if not data.get(required):
+                raise ConfigError(f"collector entry needs a non-empty {required!r}: {dict(data)}")
+        values = dict(data)
+        for key in ("symbols", "channels"):
+            if isinstance(values[key], str):
+                values[key] = [values[key]]
+            values[key] = tuple(str(v) for v in values[key])
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        from ..exchanges import get_exchange
+
+        try:
+            exchange = get_exchange(self.exchange)
+        except KeyError as exc:
+            raise ConfigError(str(exc)) from exc
+        bad = sorted(set(self.channels) - exchange.capabilities.channels)
+        if bad:
+            raise ConfigError(
+                f"{self.exchange}: unsupported channel(s) {bad}; "
+                f"supported: {sorted(exchange.capabilities.channels)}"
+            )
+        if self.max_streams_per_connection < 1:
+            raise ConfigError("max_streams_per_connection must be >= 1")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    collectors: tuple[ExchangeCollectorConfig, ...]
+    lake: str | None = None
+    #: where the ingestor writes its status JSON every few seconds (None: not written)
+    status_file: str | None = None
+
+
+def load_config(path: str | Path) -> IngestConfig:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(data, Mapping) or not isinstance(data.get("collectors"), list) or not data["collectors"]:
+        raise ConfigError(f"{path}: expected a mapping with a non-empty 'collectors' list")
+    unknown = sorted(set(data) - {"collectors", "lake", "status_file"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level field(s) {unknown}")
+    collectors = []
+    for i, entry in enumerate(data["collectors"]):
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{path}: collectors[{i}] is not a mapping")
+        try:
+            collectors.append(ExchangeCollectorConfig.from_mapping(entry))
+        except (ConfigError, TypeError) as exc:
+            raise ConfigError(f"{path}: collectors[{i}]: {exc}") from exc
+    return IngestConfig(tuple(collectors), lake=data.get("lake"), status_file=data.get("status_file"))

@@ -1,0 +1,198 @@
+"""The raw layer's writer: one row per received frame, buffered per (exchange, receive minute).
+
+A minute's rows are written when the minute closes (``flush_closed``, called about once a second by the
+ingestor) and on ``close``; a buffer that reaches ``max_rows`` is written early as another part of the same
+minute, so memory stays bounded whatever the message rate. Parquet encoding runs on one background thread so
+the receive loop never waits on disk or S3, with back-pressure once ``max_pending`` files are queued.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import pyarrow as pa
+
+from ..schemas import RAW_ARROW
+from ._atomic import write_table_atomic
+from ._fs import lake_root
+from ._paths import MINUTE_NS, minute_dir
+
+__all__ = ["RawWriter", "WriterStats"]
+
+_WRITE_ATTEMPTS = 3
+
+
+@dataclass(slots=True)
+class _Buffer:
+    exchange: str
+    minute_ns: int
+    recv_ts: list[int] = field(default_factory=list)
+    channel: list[str] = field(default_factory=list)
+    symbol: list[str] = field(default_factory=list)
+    conn_id: list[str] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
+    payload: list[str] = field(default_factory=list)
+
+    def table(self) -> pa.Table:
+        n = len(self.recv_ts)
+        return pa.Table.from_arrays(
+            [
+                pa.array(self.recv_ts, type=pa.int64()).cast(RAW_ARROW.field("recv_ts").type),
+                pa.array([self.exchange] * n, pa.string()),
+                pa.array(self.channel, pa.string()),
+                pa.array(self.symbol, pa.string()),
+                pa.array(self.conn_id, pa.string()),
+                pa.array(self.seq, pa.int64()),
+                pa.array(self.payload, pa.string()),
+            ],
+            schema=RAW_ARROW,
+        )
+
+
+@dataclass(slots=True)
+class WriterStats:
+    rows_appended: int = 0
+    rows_written: int = 0
+    files_written: int = 0
+    write_errors: int = 0
+
+
+class RawWriter:
+    """Buffers raw rows and writes them to ``{root}/raw/exchange=X/date=/hour=/minute=/part-*.parquet``.
+
+    ``writer_id`` names this writer's part files; a deterministic id (as ``import-capture`` uses) makes a
+    repeated write of the same input replace the same files instead of adding duplicates.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        *,
+        writer_id: str | None = None,
+        max_rows: int = 200_000,
+        max_pending: int = 4,
+    ) -> None:
+        self.root = lake_root(root)
+        self.writer_id = writer_id or f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        self.max_rows = max_rows
+        self.max_pending = max_pending
+        self.stats = WriterStats()
+        self._buffers: dict[tuple[str, int], _Buffer] = {}
+        self._parts: dict[tuple[str, int], int] = {}
+        self._pending: list[Future[int]] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-writer")
+        self._error: BaseException | None = None
+        # the buffer of the last append: nearly every frame goes to the same one
+        self._cur: _Buffer | None = None
+        self._cur_exchange = ""
+        self._cur_start = 0
+        self._cur_end = -1
+
+    def append(
+        self, recv_ts: int, exchange: str, channel: str, symbol: str, conn_id: str, seq: int, payload: str
+    ) -> None:
+        if recv_ts >= self._cur_end or recv_ts < self._cur_start or exchange != self._cur_exchange:
+            self._select(recv_ts, exchange)
+        buf = self._cur
+        assert buf is not None
+        buf.recv_ts.append(recv_ts)
+        buf.channel.append(channel)
+        buf.symbol.append(symbol)
+        buf.conn_id.append(conn_id)
+        buf.seq.append(seq)
+        buf.payload.append(payload)
+        self.stats.rows_appended += 1
+        if len(buf.recv_ts) >= self.max_rows:
+            self._flush((buf.exchange, buf.minute_ns))
+
+    def _select(self, recv_ts: int, exchange: str) -> None:
+        minute = recv_ts - recv_ts % MINUTE_NS
+        key = (exchange, minute)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = _Buffer(exchange, minute)
+        self._cur, self._cur_exchange = buf, exchange
+        self._cur_start, self._cur_end = minute, minute + MINUTE_NS
+
+    def flush_closed(self, now_ns: int | None = None) -> int:
+        """Write every buffered minute that ended at or before ``now_ns``; returns rows handed to the writer."""
+        self._raise_pending_error()
+        now = time.time_ns() if now_ns is None else now_ns
+        rows = 0
+        for key in [k for k in self._buffers if k[1] + MINUTE_NS <= now]:
+            rows += self._flush(key)
+        return rows
+
+    def flush_all(self) -> int:
+        rows = 0
+        for key in list(self._buffers):
+            rows += self._flush(key)
+        return rows
+
+    def _flush(self, key: tuple[str, int]) -> int:
+        buf = self._buffers.pop(key)
+        if buf is self._cur:
+            self._cur, self._cur_exchange, self._cur_start, self._cur_end = None, "", 0, -1
+        n = len(buf.recv_ts)
+        if n == 0:
+            return 0
+        part = self._parts.get(key, 0)
+        self._parts[key] = part + 1
+        path = f"{minute_dir(self.root, *key)}/part-{self.writer_id}-{part:05d}.parquet"
+        while len(self._pending) >= self.max_pending:
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(self._write, buf, path))
+        return n
+
+    def _write(self, buf: _Buffer, path: str) -> int:
+        table = buf.table()
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                write_table_atomic(table, path)
+                break
+            except Exception as exc:
+                self.stats.write_errors += 1
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    self._error = exc
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        self.stats.rows_written += table.num_rows
+        self.stats.files_written += 1
+        return table.num_rows
+
+    def _raise_pending_error(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"raw lake write failed under {self.root}") from self._error
+
+    def wait(self) -> None:
+        """Block until every queued file is on storage."""
+        while self._pending:
+            self._pending.pop(0).result()
+        self._raise_pending_error()
+
+    def close(self) -> None:
+        try:
+            self.flush_all()
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> RawWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def buffered_rows(self) -> int:
+        return sum(len(b.recv_ts) for b in self._buffers.values())
+
+    def __repr__(self) -> str:
+        return f"RawWriter(root={self.root!r}, writer_id={self.writer_id!r}, pid={os.getpid()})"
