@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 from importlib.metadata import entry_points
 
 import click
@@ -19,7 +18,9 @@ class _PluginGroup(click.Group):
     (``materialize`` pulls in Dagster, which takes seconds to import)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *(ep.name for ep in entry_points(group="mdplatform.cli"))})
+        return sorted(
+            {*super().list_commands(ctx), *(ep.name for ep in entry_points(group="mdplatform.cli"))}
+        )
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
@@ -44,8 +45,17 @@ def cli(verbose: int) -> None:
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--lake", default=None, help="Lake root (default: config 'lake', $MDP_LAKE, ./lake).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-@click.option("--status-file", default=None, help="Write status/health JSON here every few seconds.")
-def ingest(config_path: str, lake: str | None, duration: float | None, status_file: str | None) -> None:
+@click.option("--status-file", default=None, help="Write status/health JSON here (atomically) as it runs.")
+@click.option(
+    "--status-interval", type=float, default=10.0, show_default=True, help="Seconds between status reports."
+)
+def ingest(
+    config_path: str,
+    lake: str | None,
+    duration: float | None,
+    status_file: str | None,
+    status_interval: float,
+) -> None:
     """Run the collectors of a config file and land every frame in the raw lake (Ctrl-C stops cleanly)."""
     from dataclasses import replace
 
@@ -59,7 +69,7 @@ def ingest(config_path: str, lake: str | None, duration: float | None, status_fi
     if status_file:
         config = replace(config, status_file=status_file)
     logging.getLogger("mdplatform").setLevel(min(logging.getLogger().level, logging.INFO))
-    result = asyncio.run(run(config, lake=lake, duration_s=duration))
+    result = asyncio.run(run(config, lake=lake, duration_s=duration, status_every_s=status_interval))
     status = result.status
     click.echo(
         f"ingest stopped: received={status['messages_received']} processed={status['messages_processed']} "
@@ -70,10 +80,14 @@ def ingest(config_path: str, lake: str | None, duration: float | None, status_fi
 
 
 @cli.command()
-@click.option("--capture", "captures", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--capture", "captures", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False)
+)
 @click.argument("more", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option("--exchange", default=None, help="Exchange id (default: detected from the capture).")
-@click.option("--speed", type=float, default=1.0, show_default=True, help="Times real speed; 0 = as fast as possible.")
+@click.option(
+    "--speed", type=float, default=1.0, show_default=True, help="Times real speed; 0 = as fast as possible."
+)
 @click.option("--port", type=int, default=0, help="Port to listen on (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--rebase", is_flag=True, help="Shift timestamps by whole minutes so the recording looks live.")
@@ -92,7 +106,12 @@ def replay(
     from .replay import run_replay
 
     run_replay(
-        [*captures, *more], exchange=exchange, speed=speed, host=host, port=port, rebase=rebase,
+        [*captures, *more],
+        exchange=exchange,
+        speed=speed,
+        host=host,
+        port=port,
+        rebase=rebase,
         drop_after=drop_after,
     )
 
@@ -132,4 +151,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ from typing import Any
 from .collector import CollectorManager, IngestConfig
 from .lake import RawWriter
 
-__all__ = ["IngestResult", "ingest"]
+__all__ = ["IngestResult", "Ingestor", "ingest"]
 
 log = logging.getLogger("mdplatform.ingest")
 
@@ -26,6 +27,73 @@ class IngestResult:
     files_written: int
 
 
+class Ingestor:
+    """Every configured collector writing into one raw-lake writer.
+
+    Closed minutes are written about once a second; on the way out every buffered row is written.
+    """
+
+    def __init__(
+        self, config: IngestConfig, *, lake: str | None = None, status_every_s: float = 10.0
+    ) -> None:
+        self.config = config
+        self.writer = RawWriter(lake or config.lake)
+        self.manager = CollectorManager(config.collectors, self.writer)
+        self.status_every_s = status_every_s
+
+    async def run(
+        self, *, stop: asyncio.Event | None = None, duration_s: float | None = None
+    ) -> IngestResult:
+        """Until ``stop`` is set, SIGINT/SIGTERM (in the main thread), or ``duration_s`` has passed."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        handled = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+                handled.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                pass
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        last_status = time.monotonic()
+        await self.manager.start()
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+                self.writer.flush_closed()
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if time.monotonic() - last_status >= self.status_every_s:
+                    last_status = time.monotonic()
+                    self.report()
+        finally:
+            await self.manager.stop()
+            await asyncio.to_thread(self.writer.close)
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+        self.report()
+        stats = self.writer.stats
+        return IngestResult(self.manager.get_status(), stats.rows_written, stats.files_written)
+
+    def report(self) -> None:
+        status = self.manager.get_status()
+        log.info(
+            "received=%d processed=%d errors=%d reconnects=%d written=%d",
+            status["messages_received"],
+            status["messages_processed"],
+            status["errors"],
+            status["reconnects"],
+            self.writer.stats.rows_written,
+        )
+        path = self.config.status_file
+        if path:
+            tmp = f"{path}.tmp"
+            with open(tmp, "w") as fh:
+                json.dump({"status": status, "health": self.manager.get_health_status()}, fh, indent=2)
+            os.replace(tmp, path)
+
+
 async def ingest(
     config: IngestConfig,
     *,
@@ -34,58 +102,6 @@ async def ingest(
     stop: asyncio.Event | None = None,
     status_every_s: float = 10.0,
 ) -> IngestResult:
-    """Run every configured collector into the raw lake until ``stop`` is set, SIGINT/SIGTERM, or ``duration_s``.
-
-    Closed minutes are written about once a second; on the way out every buffered row is written.
-    """
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
-    writer = RawWriter(lake or config.lake)
-    manager = CollectorManager(config.collectors, writer)
-    deadline = None if duration_s is None else time.monotonic() + duration_s
-    last_status = 0.0
-    await manager.start()
-    try:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
-                pass
-            writer.flush_closed()
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            if time.monotonic() - last_status >= status_every_s:
-                last_status = time.monotonic()
-                _report(manager, config.status_file)
-    finally:
-        await manager.stop()
-        await asyncio.to_thread(writer.close)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError):
-                pass
-    status = manager.get_status()
-    _report(manager, config.status_file)
-    return IngestResult(status, writer.stats.rows_written, writer.stats.files_written)
-
-
-def _report(manager: CollectorManager, status_file: str | None) -> None:
-    status = manager.get_status()
-    log.info(
-        "received=%d processed=%d errors=%d reconnects=%d",
-        status["messages_received"],
-        status["messages_processed"],
-        status["errors"],
-        status["reconnects"],
+    return await Ingestor(config, lake=lake, status_every_s=status_every_s).run(
+        stop=stop, duration_s=duration_s
     )
-    if status_file:
-        tmp = f"{status_file}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump({"status": status, "health": manager.get_health_status()}, fh, indent=2)
-        os.replace(tmp, status_file)

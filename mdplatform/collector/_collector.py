@@ -83,10 +83,18 @@ class ExchangeCollector:
             elif (now - c.last_message_ns) / 1e9 > idle:
                 problems.append(f"{c.conn_id} silent for {(now - c.last_message_ns) / 1e9:.0f}s")
         problems += [f"{sym} book {state}" for sym, state in status["book_sync"].items() if state != "synced"]
-        health = {k: status[k] for k in (
-            "exchange", "messages_received", "messages_processed", "errors", "reconnects",
-            "last_message_time", "uptime_s",
-        )}
+        health = {
+            k: status[k]
+            for k in (
+                "exchange",
+                "messages_received",
+                "messages_processed",
+                "errors",
+                "reconnects",
+                "last_message_time",
+                "uptime_s",
+            )
+        }
         health["status"] = "healthy" if not problems else "degraded"
         health["problems"] = problems
         return health

@@ -80,7 +80,11 @@ def load_config(path: str | Path) -> IngestConfig:
         data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
-    if not isinstance(data, Mapping) or not isinstance(data.get("collectors"), list) or not data["collectors"]:
+    if (
+        not isinstance(data, Mapping)
+        or not isinstance(data.get("collectors"), list)
+        or not data["collectors"]
+    ):
         raise ConfigError(f"{path}: expected a mapping with a non-empty 'collectors' list")
     unknown = sorted(set(data) - {"collectors", "lake", "status_file"})
     if unknown:

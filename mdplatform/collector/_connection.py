@@ -7,12 +7,13 @@ reconnect under way per connection: the watchdog and keep-alive only close the s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -57,6 +58,7 @@ class Connection:
         self._keepalive = exchange.keepalive
         self._idle_timeout = config.idle_timeout_s or exchange.keepalive.idle_timeout_s
         self._rest_seq = 0
+        self._closed_idle = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -66,8 +68,9 @@ class Connection:
             started = time.monotonic()
             try:
                 await self._connect_once()
-            except (OSError, WebSocketException, asyncio.TimeoutError, httpx.HTTPError) as exc:
-                self._error(f"connection failed: {type(exc).__name__}: {exc}")
+            except (TimeoutError, OSError, WebSocketException, httpx.HTTPError) as exc:
+                if not self._stopping.is_set():  # a close we asked for is not an error
+                    self._error(f"connection failed: {type(exc).__name__}: {exc}")
             finally:
                 await self._cancel_tasks()
                 self._ws = None
@@ -80,10 +83,8 @@ class Connection:
             attempt += 1
             self.counters.state = "backoff"
             log.info("%s: reconnecting in %.2fs", self.exchange.id, delay)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
             if not self._stopping.is_set():
                 self.counters.reconnects += 1
         self.counters.state = "stopped"
@@ -112,16 +113,19 @@ class Connection:
             ping_timeout=None if client_ping else 20,
         ) as ws:
             self._ws = ws
-            self.session = self.exchange.new_session(self.subs, self.config.rest_url or self.exchange.rest_url)
+            self.session = self.exchange.new_session(
+                self.subs, self.config.rest_url or self.exchange.rest_url
+            )
             for message in self.exchange.subscribe_messages(self.subs):
                 await ws.send(message)
             now = time.time_ns()
             c.conn_id, c.state, c.connected_since_ns, c.last_message_ns = conn_id, "connected", now, now
             self._rest_seq = 0
+            self._closed_idle = False
             self._spawn(self._watchdog(ws))
             log.info("%s: connected %s (%s)", self.exchange.id, conn_id, url)
             await self._receive(ws, conn_id)
-        if not self._stopping.is_set():
+        if not self._stopping.is_set() and not self._closed_idle:
             self._error(f"connection {conn_id} closed: {ws.close_code} {ws.close_reason or ''}".rstrip())
 
     async def _receive(self, ws: ClientConnection, conn_id: str) -> None:
@@ -176,7 +180,13 @@ class Connection:
         self._rest_seq += 1
         self.counters.snapshots += 1
         self.sink.append(
-            time.time_ns(), self.exchange.id, SNAPSHOT_CHANNEL, symbol, f"{conn_id}/rest", self._rest_seq, body
+            time.time_ns(),
+            self.exchange.id,
+            SNAPSHOT_CHANNEL,
+            symbol,
+            f"{conn_id}/rest",
+            self._rest_seq,
+            body,
         )
         session = self.session
         if session is not None:
@@ -194,14 +204,15 @@ class Connection:
             silent_s = (time.time_ns() - self.counters.last_message_ns) / 1e9
             if silent_s > self._idle_timeout:
                 self._error(f"no data for {silent_s:.1f}s: closing {self.counters.conn_id}")
+                self._closed_idle = True
                 await ws.close(code=1001, reason="idle")
                 return
             if ping and silent_s >= interval and time.monotonic() - last_ping >= interval:
                 last_ping = time.monotonic()
                 await ws.send(ping)
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 

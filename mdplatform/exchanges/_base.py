@@ -60,7 +60,8 @@ class Capabilities:
     trade_channels: frozenset[str]
     book_channels: frozenset[str]
     ticker_channels: frozenset[str]
-    #: "rest-snapshot": deltas over WS, snapshot over REST (Binance); "ws-snapshot": snapshot first on WS (OKX)
+    #: "rest-snapshot": deltas over WS, snapshot over REST (Binance);
+    #: "ws-snapshot": the snapshot comes first on the WebSocket (OKX)
     book_sync: Literal["rest-snapshot", "ws-snapshot", "none"]
     sequence_check: bool
     checksum: bool

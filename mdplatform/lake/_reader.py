@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Sequence
 
 import polars as pl
@@ -11,11 +12,12 @@ from pyarrow.fs import FSSpecHandler, PyFileSystem
 
 from ..schemas import RAW, RAW_ARROW
 from ._fs import filesystem, is_local, join, lake_root
-from ._paths import minute_dir, parse_minute_dir
+from ._paths import minute_dir, parse_minute_dir, raw_exchange_dir
 
 __all__ = ["list_exchanges", "list_raw_minutes", "read_raw"]
 
 _HOUR_NS = 3600 * 10**9
+_DAY_NS = 24 * _HOUR_NS
 
 
 def list_exchanges(root: str | None = None) -> list[str]:
@@ -30,24 +32,47 @@ def list_exchanges(root: str | None = None) -> list[str]:
 def list_raw_minutes(
     root: str | None, start_ns: int, end_ns: int, *, exchanges: Sequence[str] | None = None
 ) -> dict[tuple[str, int], list[str]]:
-    """(exchange, minute start ns) -> its part files (protocol-less paths), for minutes in [start, end)."""
+    """(exchange, minute start ns) -> its part files (protocol-less paths), for minutes in [start, end).
+
+    Lists only dates that exist; short windows glob hour by hour so an hourly asset never lists a whole day.
+    """
     root = lake_root(root)
     fs, base = filesystem(root)
     found: dict[tuple[str, int], list[str]] = {}
     for exchange in exchanges if exchanges is not None else list_exchanges(root):
-        hour = start_ns - start_ns % _HOUR_NS
-        while hour < end_ns:
-            hour_dir = _hour_dir(base, exchange, hour)
-            for path in sorted(fs.glob(f"{hour_dir}/minute=*/*.parquet")):
-                parsed = parse_minute_dir(path)
-                if parsed and start_ns <= parsed[1] < end_ns:
-                    found.setdefault(parsed, []).append(path)
-            hour += _HOUR_NS
+        exchange_dir = raw_exchange_dir(base, exchange)
+        if not fs.exists(exchange_dir):
+            continue
+        for date_dir in sorted(fs.ls(exchange_dir, detail=False)):
+            day = _day_start_ns(date_dir)
+            if day is None or day + _DAY_NS <= start_ns or day >= end_ns:
+                continue
+            lo, hi = max(start_ns, day), min(end_ns, day + _DAY_NS)
+            if hi - lo > 6 * _HOUR_NS:
+                patterns = [f"{date_dir}/hour=*/minute=*/*.parquet"]
+            else:
+                first = lo - lo % _HOUR_NS
+                patterns = [
+                    f"{minute_dir(base, exchange, h).rsplit('/', 1)[0]}/minute=*/*.parquet"
+                    for h in range(first, hi, _HOUR_NS)
+                ]
+            for pattern in patterns:
+                for path in sorted(fs.glob(pattern)):
+                    parsed = parse_minute_dir(path)
+                    if parsed and start_ns <= parsed[1] < end_ns:
+                        found.setdefault(parsed, []).append(path)
     return found
 
 
-def _hour_dir(base: str, exchange: str, hour_ns: int) -> str:
-    return minute_dir(base, exchange, hour_ns).rsplit("/", 1)[0]
+def _day_start_ns(date_dir: str) -> int | None:
+    name = date_dir.rstrip("/").rsplit("/", 1)[-1]
+    if not name.startswith("date="):
+        return None
+    try:
+        y, m, d = (int(x) for x in name[5:].split("-"))
+    except ValueError:
+        return None
+    return calendar.timegm((y, m, d, 0, 0, 0, 0, 0, 0)) * 10**9
 
 
 def read_raw(
@@ -74,4 +99,3 @@ def read_raw(
     out = pl.from_arrow(table)
     assert isinstance(out, pl.DataFrame)
     return out
-

@@ -74,11 +74,13 @@ class RawWriter:
         root: str | None = None,
         *,
         writer_id: str | None = None,
-        max_rows: int = 200_000,
-        max_pending: int = 4,
+        max_rows: int = 50_000,
+        max_pending: int = 2,
     ) -> None:
         self.root = lake_root(root)
-        self.writer_id = writer_id or f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        self.writer_id = (
+            writer_id or f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        )
         self.max_rows = max_rows
         self.max_pending = max_pending
         self.stats = WriterStats()
@@ -145,7 +147,7 @@ class RawWriter:
         self._parts[key] = part + 1
         path = f"{minute_dir(self.root, *key)}/part-{self.writer_id}-{part:05d}.parquet"
         while len(self._pending) >= self.max_pending:
-            self._pending.pop(0).result()
+            self._settle(self._pending.pop(0))
         self._pending.append(self._pool.submit(self._write, buf, path))
         return n
 
@@ -161,9 +163,10 @@ class RawWriter:
                     self._error = exc
                     raise
                 time.sleep(0.5 * 2**attempt)
-        self.stats.rows_written += table.num_rows
+        rows: int = table.num_rows
+        self.stats.rows_written += rows
         self.stats.files_written += 1
-        return table.num_rows
+        return rows
 
     def _raise_pending_error(self) -> None:
         if self._error is not None:
@@ -172,8 +175,11 @@ class RawWriter:
     def wait(self) -> None:
         """Block until every queued file is on storage."""
         while self._pending:
-            self._pending.pop(0).result()
-        self._raise_pending_error()
+            self._settle(self._pending.pop(0))
+
+    def _settle(self, future: Future[int]) -> None:
+        if future.exception() is not None:
+            self._raise_pending_error()
 
     def close(self) -> None:
         try:

@@ -1,0 +1,72 @@
+"""Run-time knobs of the assets, the sensor and the CLI: explicit value, else environment, else default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from mdplatform.lake import lake_root
+from mdplatform.transforms import HOUR_NS, MINUTE_NS, SECOND_NS, ceil_ns
+from mdplatform.warehouse import default_warehouse_path
+
+__all__ = ["Settings"]
+
+DEFAULT_SKEW_S = 120.0
+DEFAULT_LATENESS_S = 900.0
+DEFAULT_GRACE_S = 5.0
+DEFAULT_LOOKBACK_H = 24.0
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """``None`` fields resolve from ``MDP_LAKE``, ``MDP_WAREHOUSE``, ``MDP_SKEW_S``, ``MDP_LATENESS_S``,
+    ``MDP_GRACE_S``, ``MDP_LOOKBACK_H`` at use time (a long-lived process sees the environment it runs in)."""
+
+    lake: str | None = None
+    warehouse: str | None = None
+    skew_s: float | None = None
+    lateness_s: float | None = None
+    grace_s: float | None = None
+    lookback_h: float | None = None
+
+    @property
+    def root(self) -> str:
+        return lake_root(self.lake)
+
+    @property
+    def warehouse_path(self) -> str:
+        return self.warehouse or default_warehouse_path(self.root)
+
+    # raw files are per receive minute, so skew and lateness are whole minutes (rounded up)
+    @property
+    def skew_ns(self) -> int:
+        s = self.skew_s if self.skew_s is not None else _env_float("MDP_SKEW_S", DEFAULT_SKEW_S)
+        return ceil_ns(round(s * SECOND_NS), MINUTE_NS)
+
+    @property
+    def lateness_ns(self) -> int:
+        s = (
+            self.lateness_s
+            if self.lateness_s is not None
+            else _env_float("MDP_LATENESS_S", DEFAULT_LATENESS_S)
+        )
+        return ceil_ns(round(s * SECOND_NS), MINUTE_NS)
+
+    @property
+    def grace_ns(self) -> int:
+        s = self.grace_s if self.grace_s is not None else _env_float("MDP_GRACE_S", DEFAULT_GRACE_S)
+        return round(s * SECOND_NS)
+
+    @property
+    def lookback_ns(self) -> int:
+        h = (
+            self.lookback_h
+            if self.lookback_h is not None
+            else _env_float("MDP_LOOKBACK_H", DEFAULT_LOOKBACK_H)
+        )
+        return ceil_ns(round(h * HOUR_NS), HOUR_NS)

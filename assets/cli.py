@@ -1,0 +1,185 @@
+"""`mdp materialize`: trades then candles for each hour of a range, in process, recorded in DAGSTER_HOME."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from mdplatform.transforms import DAY_NS, HOUR_NS, ceil_ns, floor_ns, from_ns, to_ns
+
+__all__ = ["hours_in_range", "materialize", "parse_time"]
+
+_REPO = Path(__file__).resolve().parents[1]
+#: the run's events still go to DAGSTER_HOME; the console only shows warnings (the progress bar is the output)
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def parse_time(text: str) -> tuple[int, bool]:
+    """(UTC ns, whether it was a bare date) for an ISO date or date-time; naive means UTC."""
+    value = datetime.fromisoformat(text.strip().replace(" ", "T"))
+    is_date = len(text.strip()) <= 10
+    return to_ns(value if value.tzinfo else value.replace(tzinfo=UTC)), is_date
+
+
+def hours_in_range(start: str | None, end: str | None, lake: str) -> list[int]:
+    """Hour starts to materialize. ``--from``: the hour holding it. ``--to``: exclusive; a bare date means
+    through the end of that day. Missing bounds come from the raw lake: its first receive minute minus the
+    lateness (an earlier hour may hold trades received then) to its last minute plus the skew."""
+    from ._rawscan import minute_bounds
+    from ._settings import Settings
+
+    lo = hi = None
+    if start is not None:
+        lo = floor_ns(parse_time(start)[0], HOUR_NS)
+    if end is not None:
+        ns, is_date = parse_time(end)
+        hi = ns + DAY_NS if is_date else ceil_ns(ns, HOUR_NS)
+    if lo is None or hi is None:
+        bounds = minute_bounds(lake)
+        if bounds is None:
+            raise click.UsageError(f"no raw data under {lake}/raw; give --from and --to")
+        settings = Settings(lake=lake)
+        if lo is None:
+            lo = floor_ns(bounds[0] - settings.lateness_ns, HOUR_NS)
+        if hi is None:
+            hi = floor_ns(bounds[1] + settings.skew_ns, HOUR_NS) + HOUR_NS
+    return list(range(lo, hi, HOUR_NS))
+
+
+def _ensure_dagster_home() -> str:
+    """DAGSTER_HOME, defaulting to ./.dagster with this repo's dagster.yaml (telemetry off)."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        home = str(Path(".dagster").resolve())
+        os.environ["DAGSTER_HOME"] = home
+    Path(home).mkdir(parents=True, exist_ok=True)
+    config = Path(home) / "dagster.yaml"
+    if not config.exists():
+        if (_REPO / "dagster.yaml").exists():
+            shutil.copyfile(_REPO / "dagster.yaml", config)
+        else:
+            config.write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
+def _summary(warehouse: str, lo: int, hi: int) -> str:
+    from mdplatform.warehouse import Warehouse
+
+    wh = Warehouse(warehouse)
+    t = wh.query(
+        "SELECT exchange, symbol, count(*) AS trades FROM trades WHERE ts >= ? AND ts < ? "
+        "GROUP BY ALL ORDER BY ALL",
+        [from_ns(lo), from_ns(hi)],
+    )
+    c = wh.query(
+        "SELECT exchange, symbol, timeframe, count(*) AS n FROM candles "
+        "WHERE close_time > ? AND close_time <= ? "
+        "GROUP BY ALL",
+        [from_ns(lo), from_ns(hi)],
+    )
+    from mdplatform.schemas import TIMEFRAMES
+
+    lines = [f"{'exchange/symbol':<32} {'trades':>10}  candles ({' '.join(TIMEFRAMES)})"]
+    keys = sorted({(r[0], r[1]) for r in t.iter_rows()} | {(r[0], r[1]) for r in c.iter_rows()})
+    trades = {(r[0], r[1]): r[2] for r in t.iter_rows()}
+    candles = {(r[0], r[1], r[2]): r[3] for r in c.iter_rows()}
+    for ex, sym in keys:
+        per_tf = " ".join(str(candles.get((ex, sym, tf), 0)) for tf in TIMEFRAMES)
+        lines.append(f"{ex + '/' + sym:<32} {trades.get((ex, sym), 0):>10}  {per_tf}")
+    if not keys:
+        lines.append("(no trades or candles in range)")
+    return "\n".join(lines)
+
+
+@click.command("materialize")
+@click.option(
+    "--from", "start", metavar="TIME", help="first hour (ISO date or time, UTC); default: raw lake start"
+)
+@click.option(
+    "--to", "end", metavar="TIME", help="end (exclusive; a bare date includes that day); default: lake end"
+)
+@click.option("--lake", metavar="PATH", help="lake root (default $MDP_LAKE or ./lake)")
+@click.option(
+    "--warehouse", metavar="PATH", help="DuckDB file (default $MDP_WAREHOUSE or <lake>/warehouse.duckdb)"
+)
+@click.option("--progress/--no-progress", default=True, help="show a progress bar")
+def materialize(
+    start: str | None, end: str | None, lake: str | None, warehouse: str | None, progress: bool
+) -> None:
+    """Materialize the hourly `trades` and `candles` partitions (and their checks) for a time range.
+
+    Runs in this process, one Dagster run per hour, recorded in DAGSTER_HOME (default ./.dagster), then
+    prints trades and candles per exchange/symbol for the range.
+    """
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    _ensure_dagster_home()
+    from dagster import DagsterInstance
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    from mdplatform.lake import lake_root
+
+    # submodules, not the package: `assets` may be a namespace package in a stale editable install
+    from ._resources import MdpResource
+    from ._settings import Settings
+    from .partitions import hour_key
+
+    root = lake_root(lake)
+    settings = Settings(lake=root, warehouse=warehouse)
+    hours = hours_in_range(start, end, root)
+    if not hours:
+        raise click.UsageError("empty time range")
+    job = _job(MdpResource(lake=root, warehouse=settings.warehouse_path))
+    failed: list[str] = []
+    failed_checks: list[str] = []
+    late = rejects = 0
+    began = time.monotonic()
+    with DagsterInstance.get() as instance:
+        bar = tqdm(hours, unit="h", disable=not progress, file=sys.stderr)
+        for hour in bar:
+            key = hour_key(hour)
+            bar.set_postfix_str(key)
+            result = job.execute_in_process(
+                partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET
+            )
+            if not result.success:
+                failed.append(key)
+            for ev in result.get_asset_check_evaluations():
+                if not ev.passed:
+                    failed_checks.append(f"{key} {ev.check_name}: {ev.description or ''}")
+            for mat in result.get_asset_materialization_events():
+                meta = mat.materialization.metadata
+                late += int(getattr(meta.get("late_trades"), "value", 0) or 0)
+                rejects += int(getattr(meta.get("rejects"), "value", 0) or 0)
+    elapsed = time.monotonic() - began
+    lo, hi = hours[0], hours[-1] + HOUR_NS
+    click.echo(
+        f"materialized {len(hours)} hour(s) {from_ns(lo):%Y-%m-%d %H:%M} .. {from_ns(hi):%Y-%m-%d %H:%M} UTC "
+        f"in {elapsed:.1f} s; late trades {late}, rejects {rejects}; warehouse {settings.warehouse_path}"
+    )
+    click.echo(_summary(settings.warehouse_path, lo, hi))
+    for line in failed_checks:
+        click.echo(f"check failed: {line}", err=True)
+    if failed:
+        raise click.ClickException(f"{len(failed)} hour(s) failed: {', '.join(failed[:10])}")
+
+
+def _job(resource: object):  # type: ignore[no-untyped-def]
+    from dagster import Definitions
+
+    from ._assets import candles, trades
+    from ._checks import candles_valid, trades_valid
+    from ._jobs import hourly_job
+
+    defs = Definitions(
+        assets=[trades, candles],
+        asset_checks=[trades_valid, candles_valid],
+        jobs=[hourly_job],
+        resources={"mdp": resource},
+    )
+    return defs.resolve_job_def("mdp_hourly")

@@ -1,0 +1,29 @@
+"""Recorded exchange traffic: read captures (hftbacktest, cryptofeed), detect their exchange, import them."""
+
+from ._detect import detect_exchange
+from ._import import ImportStats, capture_id, import_capture
+from ._read import (
+    BadLine,
+    CapturedFrame,
+    CaptureFormat,
+    ReadStats,
+    capture_format,
+    merge_captures,
+    open_capture,
+    read_capture,
+)
+
+__all__ = [
+    "BadLine",
+    "CaptureFormat",
+    "CapturedFrame",
+    "ImportStats",
+    "ReadStats",
+    "capture_format",
+    "capture_id",
+    "detect_exchange",
+    "import_capture",
+    "merge_captures",
+    "open_capture",
+    "read_capture",
+]

@@ -1,0 +1,91 @@
+"""Which exchange (registry id) a capture file was recorded from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._read import capture_format, open_capture
+
+__all__ = ["detect_exchange"]
+
+_SCAN_LINES = 20_000
+
+#: cryptofeed sample files are named after the feed: BINANCE_FUTURES.ws.1.0.gz
+_CRYPTOFEED_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("BINANCE_FUTURES", "binance-usdm"),
+    ("BINANCE_DELIVERY", "binance-coinm"),
+    ("BINANCE", "binance"),
+    ("OKX", "okx"),
+    ("OKEX", "okx"),
+)
+
+#: cryptofeed connect lines name the endpoint, which identifies the market when the file was renamed
+_CRYPTOFEED_HOSTS: tuple[tuple[str, str], ...] = (
+    ("fstream.binance.com", "binance-usdm"),
+    ("fapi.binance.com", "binance-usdm"),
+    ("dstream.binance.com", "binance-coinm"),
+    ("dapi.binance.com", "binance-coinm"),
+    ("stream.binance.com", "binance"),
+    ("api.binance.com", "binance"),
+    ("okx.com", "okx"),
+)
+
+
+def detect_exchange(path: str | Path) -> str:
+    """The registry id of the exchange a capture was recorded from ("binance", "binance-usdm", ...).
+
+    hftbacktest files carry Binance combined streams: a ``pu`` field in depth diffs (or a futures-shaped
+    trade/bookTicker) means futures, an instrument with an underscore (BTCUSD_PERP, BTCUSD_240927) COIN-M.
+    cryptofeed files are named after the feed; their endpoint URL is the fallback.
+    """
+    fmt = capture_format(path)
+    if fmt == "hftbacktest":
+        return _detect_hftbacktest(path)
+    return _detect_cryptofeed(path)
+
+
+def _detect_hftbacktest(path: str | Path) -> str:
+    futures: bool | None = None
+    symbol = ""
+    with open_capture(path) as fh:
+        for i, line in enumerate(fh):
+            if i >= _SCAN_LINES:
+                break
+            _, _, frame = line.partition(" ")
+            if not frame.startswith('{"stream":"'):
+                continue
+            if not symbol:
+                start = frame.find('"s":"')
+                if start >= 0:
+                    symbol = frame[start + 5 : frame.find('"', start + 5)]
+            if '"e":"depthUpdate"' in frame:
+                futures = '"pu":' in frame
+            elif '"e":"bookTicker"' in frame or ('"e":"trade"' in frame and '"X":"' in frame):
+                # spot bookTicker has no event type and spot trades carry "M" instead of "X"
+                futures = True if futures is None else futures
+            elif '"e":"trade"' in frame and futures is None:
+                futures = False
+            if '"e":"depthUpdate"' in frame and symbol:
+                break
+    if futures is None or not symbol:
+        raise ValueError(f"{path}: no Binance stream found in the first {_SCAN_LINES} lines")
+    if not futures:
+        return "binance"
+    return "binance-coinm" if "_" in symbol else "binance-usdm"
+
+
+def _detect_cryptofeed(path: str | Path) -> str:
+    feed = Path(path).name.upper().split(".", 1)[0]
+    for prefix, exchange in _CRYPTOFEED_PREFIXES:
+        if feed == prefix:
+            return exchange
+    with open_capture(path) as fh:
+        for i, line in enumerate(fh):
+            if i >= _SCAN_LINES:
+                break
+            url = line.split(" ", 1)[0]
+            if "://" in url:
+                for host, exchange in _CRYPTOFEED_HOSTS:
+                    if host in url:
+                        return exchange
+    raise ValueError(f"{path}: not a capture of a supported exchange (binance, binance-usdm/coinm, okx)")

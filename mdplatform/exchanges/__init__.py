@@ -1,0 +1,44 @@
+"""Exchange modules and their registry.
+
+``get_exchange("binance")`` returns the object implementing ``Exchange`` (see ``_base``) for that registry id;
+``EXCHANGES`` maps every id to its exchange; ``capabilities()`` tabulates them.
+"""
+
+from ._base import Capabilities, Exchange, KeepAlive, Route, SessionAction, StreamSession, Subscription
+from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
+from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
+from ._normalize import TRADE_REJECTS
+from ._registry import EXCHANGES, capabilities, get_exchange, normalize_trades_with_rejects
+from .binance import BinanceBookBuilder, BinanceExchange, BinanceSession
+from .okx import OkxExchange, OkxSession, okx_checksum
+
+__all__ = [
+    "EXCHANGES",
+    "TRADE_REJECTS",
+    "BinanceBookBuilder",
+    "BinanceExchange",
+    "BinanceSession",
+    "BookDelta",
+    "BookSnapshot",
+    "Capabilities",
+    "DepthSync",
+    "DiffVerdict",
+    "Event",
+    "Exchange",
+    "KeepAlive",
+    "Level",
+    "OkxExchange",
+    "OkxSession",
+    "Route",
+    "SessionAction",
+    "SnapshotVerdict",
+    "StreamSession",
+    "Subscription",
+    "SyncState",
+    "Ticker",
+    "Trade",
+    "capabilities",
+    "get_exchange",
+    "normalize_trades_with_rejects",
+    "okx_checksum",
+]

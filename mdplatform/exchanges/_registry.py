@@ -1,0 +1,64 @@
+"""The exchanges the platform knows, by registry id."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import polars as pl
+
+from ._base import Exchange
+from ._normalize import empty_rejects
+from .binance import BinanceExchange
+from .okx import OkxExchange
+
+__all__ = ["EXCHANGES", "capabilities", "get_exchange", "normalize_trades_with_rejects"]
+
+_ALL: dict[str, Exchange] = {
+    x.id: x
+    for x in (BinanceExchange("spot"), BinanceExchange("usdm"), BinanceExchange("coinm"), OkxExchange())
+}
+
+#: registry id -> exchange ("binance", "binance-usdm", "binance-coinm", "okx")
+EXCHANGES: Mapping[str, Exchange] = MappingProxyType(_ALL)
+
+
+def get_exchange(exchange_id: str) -> Exchange:
+    try:
+        return EXCHANGES[exchange_id]
+    except KeyError:
+        raise KeyError(f"unknown exchange {exchange_id!r}; known: {', '.join(sorted(EXCHANGES))}") from None
+
+
+def normalize_trades_with_rejects(exchange_id: str, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(trades, rejects) for one exchange's raw rows; rejects = raw rows that did not parse + ``reason``."""
+    exchange = get_exchange(exchange_id)
+    split = getattr(exchange, "normalize_trades_with_rejects", None)
+    if split is None:
+        # an exchange without the split reports no rejects of its own
+        return exchange.normalize_trades(raw), empty_rejects()
+    result: tuple[pl.DataFrame, pl.DataFrame] = split(raw)
+    return result
+
+
+def capabilities() -> pl.DataFrame:
+    """One row per exchange: what it offers and how its books are kept in sync."""
+    rows = []
+    for xid, x in EXCHANGES.items():
+        c = x.capabilities
+        rows.append(
+            {
+                "id": xid,
+                "channels": sorted(c.channels),
+                "trade_channels": sorted(c.trade_channels),
+                "book_channels": sorted(c.book_channels),
+                "ticker_channels": sorted(c.ticker_channels),
+                "book_sync": c.book_sync,
+                "sequence_check": c.sequence_check,
+                "checksum": c.checksum,
+                "markets": sorted(c.markets),
+                "ws_url": x.ws_url,
+                "rest_url": x.rest_url,
+            }
+        )
+    return pl.DataFrame(rows, schema_overrides={"rest_url": pl.String})

@@ -1,0 +1,527 @@
+"""Binance spot, USD-M futures and COIN-M futures: one class, parameterized by market.
+
+Wire format (combined streams, https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams):
+every frame is ``{"stream":"<symbol>@<channel>[@<speed>]","data":{...}}``; subscribe acks are
+``{"result":null,"id":N}``. The server pings, the client answers with protocol pongs (the websockets library
+does this). Order books: ``<symbol>@depth@100ms`` diffs over WS plus a REST snapshot, synchronized with the
+update-id rules in ``_binance_sync``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+import polars as pl
+
+from ..book import L2Book
+from ._base import Capabilities, KeepAlive, Route, SessionAction, Subscription
+from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
+from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
+from ._normalize import decode_json, empty_rejects, empty_trades, ms_to_ts, raw_rows, split_trades
+
+__all__ = [
+    "QUOTE_ASSETS",
+    "BinanceBookBuilder",
+    "BinanceExchange",
+    "BinanceSession",
+    "Market",
+    "split_quote",
+]
+
+Market = Literal["spot", "usdm", "coinm"]
+
+CONTROL: Route = ("control", "")
+
+#: quote assets used to split spot/USD-M symbols, longest first: a symbol takes the longest matching suffix
+#: ("BTCFDUSD" -> BTC-FDUSD). Plain "USD" is deliberately absent (no Binance spot/USD-M quote; it would split
+#: "BNBBUSD" wrongly); COIN-M symbols use their own table.
+_QUOTE_TEXT = """
+    USDT USDC FDUSD TUSD BUSD USDP USDS DAI PAX UST VAI AEUR EURI EUR GBP AUD TRY BRL JPY RUB UAH ZAR NGN PLN
+    RON ARS MXN COP CZK IDRT BIDR BVND BTC ETH BNB XRP TRX DOGE DOT SOL
+"""
+QUOTE_ASSETS: tuple[str, ...] = tuple(sorted(_QUOTE_TEXT.split(), key=len, reverse=True))
+_COINM_QUOTES: tuple[str, ...] = ("USD",)
+
+_STREAM_SUFFIX = {
+    "trade": "trade",
+    "aggTrade": "aggTrade",
+    "depth": "depth@100ms",
+    "bookTicker": "bookTicker",
+}
+_CHANNELS = frozenset(_STREAM_SUFFIX)
+
+# U and u (and pu on futures) sit next to each other near the start of every depthUpdate
+_DEPTH_IDS = re.compile(r'"U":(\d+),"u":(\d+)(?:,"pu":(-?\d+))?')
+_U = re.compile(r'"U":(\d+)')
+_u = re.compile(r'"u":(\d+)')
+_PU = re.compile(r'"pu":(-?\d+)')
+_LAST_UPDATE_ID = re.compile(r'"lastUpdateId":(\d+)')
+
+
+#: the fields of a trade event that normalization reads (the typed decode fails on rows that do not fit)
+_TRADE_PAYLOAD = pl.Struct(
+    {
+        "stream": pl.String(),
+        "data": pl.Struct(
+            {
+                "e": pl.String(),
+                "s": pl.String(),
+                "t": pl.Int64(),
+                "T": pl.Int64(),
+                "p": pl.String(),
+                "q": pl.String(),
+                "m": pl.Boolean(),
+            }
+        ),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _MarketSpec:
+    id: str
+    ws_url: str
+    rest_url: str
+    futures: bool
+    markets: frozenset[str]
+    quotes: tuple[str, ...]
+
+
+_MARKETS: dict[str, _MarketSpec] = {
+    "spot": _MarketSpec(
+        "binance",
+        "wss://stream.binance.com:9443",
+        "https://api.binance.com/api/v3/depth",
+        False,
+        frozenset({"spot"}),
+        QUOTE_ASSETS,
+    ),
+    "usdm": _MarketSpec(
+        "binance-usdm",
+        "wss://fstream.binance.com",
+        "https://fapi.binance.com/fapi/v1/depth",
+        True,
+        frozenset({"linear-perpetual", "linear-future"}),
+        QUOTE_ASSETS,
+    ),
+    "coinm": _MarketSpec(
+        "binance-coinm",
+        "wss://dstream.binance.com",
+        "https://dapi.binance.com/dapi/v1/depth",
+        True,
+        frozenset({"inverse-perpetual", "inverse-future"}),
+        _COINM_QUOTES,
+    ),
+}
+
+
+def split_quote(symbol: str, quotes: Sequence[str] = QUOTE_ASSETS) -> tuple[str, str] | None:
+    """("BTC", "USDT") for "BTCUSDT": the longest quote asset that is a proper suffix; None when none is."""
+    for quote in quotes:  # longest first
+        if len(symbol) > len(quote) and symbol.endswith(quote):
+            return symbol[: -len(quote)], quote
+    return None
+
+
+def _ms(value: object) -> int | None:
+    return int(value) * 1_000_000 if isinstance(value, int) else None
+
+
+def _levels(raw: Sequence[Sequence[str]]) -> tuple[Level, ...]:
+    return tuple((float(p), float(q)) for p, q, *_ in raw)
+
+
+class BinanceExchange:
+    """One Binance market ("spot", "usdm" or "coinm")."""
+
+    def __init__(self, market: Market) -> None:
+        if market not in _MARKETS:
+            raise ValueError(f"unknown Binance market {market!r}; known: {sorted(_MARKETS)}")
+        spec = _MARKETS[market]
+        self.market: Market = market
+        self._spec = spec
+        self._capabilities = Capabilities(
+            channels=_CHANNELS,
+            trade_channels=frozenset({"trade"}),
+            book_channels=frozenset({"depth"}),
+            ticker_channels=frozenset({"bookTicker"}),
+            book_sync="rest-snapshot",
+            sequence_check=True,
+            checksum=False,
+            markets=spec.markets,
+        )
+        # the server pings (every 20 s spot / 3 min futures); interval_s paces the collector's own watchdog
+        self._keepalive = KeepAlive(client_ping=None, interval_s=20.0, idle_timeout_s=60.0)
+        # stream name -> route; bounded by the subscriptions, reset if something floods it
+        self._routes: dict[str, Route] = {}
+
+    def __repr__(self) -> str:
+        return f"BinanceExchange({self.market!r})"
+
+    # -- contract properties -------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._spec.id
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    @property
+    def ws_url(self) -> str:
+        return self._spec.ws_url
+
+    @property
+    def rest_url(self) -> str:
+        return self._spec.rest_url
+
+    @property
+    def keepalive(self) -> KeepAlive:
+        return self._keepalive
+
+    @property
+    def futures(self) -> bool:
+        return self._spec.futures
+
+    # -- connecting ----------------------------------------------------------------------------------------
+    def stream_name(self, sub: Subscription) -> str:
+        """``btcusdt@depth@100ms`` for Subscription("depth", "BTCUSDT")."""
+        suffix = _STREAM_SUFFIX.get(sub.channel)
+        if suffix is None:
+            raise ValueError(
+                f"{self.id}: unsupported channel {sub.channel!r}; supported: {sorted(_CHANNELS)}"
+            )
+        if not sub.symbol:
+            raise ValueError(f"{self.id}: subscription to {sub.channel!r} needs a symbol")
+        return f"{sub.symbol.lower()}@{suffix}"
+
+    def connect_url(self, subs: Sequence[Subscription], ws_url: str) -> str:
+        """Combined-stream URL ``{ws_url}/stream?streams=a/b/c`` (Binance allows up to 1024 streams)."""
+        if not subs:
+            raise ValueError(f"{self.id}: no subscriptions")
+        streams = "/".join(dict.fromkeys(self.stream_name(s) for s in subs))
+        return f"{ws_url.rstrip('/')}/stream?streams={streams}"
+
+    def subscribe_messages(self, subs: Sequence[Subscription]) -> list[str]:
+        # the streams are in the connect URL already
+        return []
+
+    def subscribe_request(
+        self, subs: Sequence[Subscription], request_id: int = 1, *, unsubscribe: bool = False
+    ) -> str:
+        """The documented live (un)subscribe frame ``{"method":"SUBSCRIBE","params":[...],"id":N}``."""
+        params = list(dict.fromkeys(self.stream_name(s) for s in subs))
+        method = "UNSUBSCRIBE" if unsubscribe else "SUBSCRIBE"
+        return orjson.dumps({"method": method, "params": params, "id": request_id}).decode()
+
+    def snapshot_url(self, symbol: str, rest_url: str | None = None, limit: int = 1000) -> str:
+        return f"{rest_url or self.rest_url}?symbol={symbol.upper()}&limit={limit}"
+
+    # -- hot path ------------------------------------------------------------------------------------------
+    def route(self, frame: str) -> Route:
+        if frame.startswith('{"stream":"'):
+            start = 11
+        else:
+            i = frame.find('"stream":"')
+            if i < 0:
+                return CONTROL  # {"result":null,"id":1}, errors
+            start = i + 10
+        name = frame[start : frame.find('"', start)]
+        route = self._routes.get(name)
+        if route is None:
+            route = self._learn(name)
+        return route
+
+    def _learn(self, name: str) -> Route:
+        symbol, sep, rest = name.partition("@")
+        route: Route = (rest.partition("@")[0], symbol.upper()) if sep else (name, "")
+        if len(self._routes) >= 4096:
+            self._routes.clear()
+        self._routes[name] = route
+        return route
+
+    def new_session(self, subs: Sequence[Subscription], rest_url: str | None) -> BinanceSession:
+        return BinanceSession(self, subs, rest_url or self.rest_url)
+
+    def book_builder(self, symbol: str, *, keep_raw: bool = False) -> BinanceBookBuilder:
+        return BinanceBookBuilder(symbol, futures=self.futures, keep_raw=keep_raw)
+
+    # -- symbols and normalization -------------------------------------------------------------------------
+    def normalize_symbol(self, symbol: str) -> str:
+        """spot BTCUSDT -> BTC-USDT; usdm BTCUSDT -> BTC-USDT-PERP, BTCUSDT_240927 -> BTC-USDT-240927;
+        coinm BTCUSD_PERP -> BTC-USD-PERP, BTCUSD_240927 -> BTC-USD-240927. Unknown quotes stay unchanged."""
+        symbol = symbol.upper()
+        pair, _, expiry = symbol.partition("_")
+        split = split_quote(pair, self._spec.quotes)
+        if split is None:
+            return symbol
+        base_quote = f"{split[0]}-{split[1]}"
+        if not self.futures:
+            return base_quote if not expiry else symbol
+        return f"{base_quote}-{expiry or 'PERP'}"
+
+    def normalize_trades(self, raw: pl.DataFrame) -> pl.DataFrame:
+        """Raw rows -> ``TRADES`` (channel "trade" only; see ``normalize_trades_with_rejects``)."""
+        return self.normalize_trades_with_rejects(raw)[0]
+
+    def normalize_trades_with_rejects(self, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(trades, rejects): rejects are the raw rows that did not parse, plus a ``reason`` column.
+
+        Only channel "trade": aggTrade repeats the same fills under other ids and would double count.
+        """
+        rows = raw_rows(raw, self.id, ["trade"])
+        if rows.height == 0:
+            return empty_trades(), empty_rejects()
+        # one typed decode of the whole column (several times faster than one json_path_match per field)
+        decoded, ok = decode_json(rows.get_column("payload"), _TRADE_PAYLOAD)
+        rows = rows.with_columns(_decoded=ok, _data=decoded.struct.field("data"))
+        d = pl.col("_data").struct
+        m = d.field("m")
+        rows = rows.with_columns(
+            _event=d.field("e"),
+            _symbol=pl.coalesce(d.field("s"), pl.when(pl.col("symbol") != "").then(pl.col("symbol"))),
+            _ts=ms_to_ts(d.field("T")),
+            _trade_id=d.field("t").cast(pl.String),
+            _price=d.field("p").cast(pl.Float64, strict=False),
+            _size=d.field("q").cast(pl.Float64, strict=False),
+            _side=pl.when(m).then(pl.lit("sell")).when(m.not_()).then(pl.lit("buy")),
+        )
+        event = pl.col("_event")
+        reason = (
+            pl.when(pl.col("_decoded").not_())
+            .then(pl.lit("payload is not a trade event in the documented layout"))
+            .when(pl.col("_data").is_null())
+            .then(pl.lit("payload is not a combined-stream event"))
+            .when(event.is_null() | (event != "trade"))
+            .then(pl.lit("event type is not trade"))
+        )
+        return split_trades(rows, exchange=self.id, normalize_symbol=self.normalize_symbol, reason=reason)
+
+    # -- typed parsing (tests and tools) -------------------------------------------------------------------
+    def parse(self, frame: str | bytes) -> list[Event]:
+        """All events in one frame (or one REST snapshot body); [] for acks and unknown messages."""
+        obj = orjson.loads(frame)
+        if not isinstance(obj, dict):
+            return []
+        if "lastUpdateId" in obj:
+            return [self.parse_snapshot("", obj)]
+        stream = obj.get("stream")
+        data = obj.get("data") if stream is not None else obj
+        if not isinstance(data, dict):
+            return []
+        if isinstance(stream, str):
+            channel = (self._routes.get(stream) or self._learn(stream))[0]
+        else:
+            channel = _channel_of(data)
+        event = self._event(channel, data)
+        return [] if event is None else [event]
+
+    def parse_snapshot(self, symbol: str, body: str | bytes | Mapping[str, Any]) -> BookSnapshot:
+        obj = orjson.loads(body) if isinstance(body, str | bytes) else body
+        return BookSnapshot(
+            exchange=self.id,
+            channel="depthSnapshot",
+            symbol=symbol,
+            ts=_ms(obj.get("T", obj.get("E"))),
+            bids=_levels(obj["bids"]),
+            asks=_levels(obj["asks"]),
+            update_id=int(obj["lastUpdateId"]),
+        )
+
+    def _event(self, channel: str, d: Mapping[str, Any]) -> Event | None:
+        xid = self.id
+        if channel == "trade" or channel == "aggTrade":
+            return Trade(
+                exchange=xid,
+                channel=channel,
+                symbol=d["s"],
+                ts=int(d["T"]) * 1_000_000,
+                trade_id=str(d["t"] if channel == "trade" else d["a"]),
+                price=float(d["p"]),
+                size=float(d["q"]),
+                side="sell" if d["m"] else "buy",
+            )
+        if channel == "depth":
+            pu = d.get("pu")
+            return BookDelta(
+                exchange=xid,
+                channel=channel,
+                symbol=d["s"],
+                ts=_ms(d.get("T", d.get("E"))),
+                bids=_levels(d["b"]),
+                asks=_levels(d["a"]),
+                first_update_id=int(d["U"]),
+                last_update_id=int(d["u"]),
+                prev_update_id=None if pu is None else int(pu),
+            )
+        if channel == "bookTicker":
+            return Ticker(
+                exchange=xid,
+                channel=channel,
+                symbol=d["s"],
+                ts=_ms(d.get("T", d.get("E"))),
+                bid_price=float(d["b"]),
+                bid_size=float(d["B"]),
+                ask_price=float(d["a"]),
+                ask_size=float(d["A"]),
+                update_id=int(d["u"]),
+            )
+        return None
+
+
+def _channel_of(data: Mapping[str, Any]) -> str:
+    """Channel of a raw (non-combined) stream payload."""
+    e = data.get("e")
+    if e == "depthUpdate":
+        return "depth"
+    if e is None and "u" in data and "B" in data and "A" in data:
+        return "bookTicker"  # spot bookTicker has no event type
+    return str(e or "")
+
+
+def _depth_ids(frame: str) -> tuple[int, int, int] | None:
+    m = _DEPTH_IDS.search(frame)
+    if m is not None:
+        pu = m.group(3)
+        return int(m.group(1)), int(m.group(2)), -1 if pu is None else int(pu)
+    # field order is not a documented guarantee: fall back to one search per field
+    mu, ml = _U.search(frame), _u.search(frame)
+    if mu is None or ml is None:
+        return None
+    mp = _PU.search(frame)
+    return int(mu.group(1)), int(ml.group(1)), -1 if mp is None else int(mp.group(1))
+
+
+class BinanceSession:
+    """Per-connection book sync on update ids only (the full book is not kept on the hot path)."""
+
+    def __init__(self, exchange: BinanceExchange, subs: Sequence[Subscription], rest_url: str) -> None:
+        self._exchange = exchange
+        self._rest_url = rest_url
+        self._futures = exchange.futures
+        self._syncs: dict[str, DepthSync[None]] = {}
+        for sub in subs:
+            if sub.channel == "depth":
+                self._sync(sub.symbol.upper())
+        #: validation failures so far (also reported through SessionAction.error)
+        self.errors = 0
+
+    def _sync(self, symbol: str) -> DepthSync[None]:
+        sync = self._syncs.get(symbol)
+        if sync is None:
+            sync = self._syncs[symbol] = DepthSync(futures=self._futures)
+        return sync
+
+    def _fetch(self, symbol: str) -> tuple[str, str]:
+        return symbol, self._exchange.snapshot_url(symbol, self._rest_url)
+
+    def on_frame(self, channel: str, symbol: str, frame: str) -> SessionAction | None:
+        if channel != "depth":
+            return None
+        ids = _depth_ids(frame)
+        if ids is None:
+            self.errors += 1
+            return SessionAction(error=f"{self._exchange.id} {symbol}: depth frame without U/u")
+        sync = self._syncs.get(symbol) or self._sync(symbol)
+        verdict = sync.on_diff(ids[0], ids[1], ids[2], None)
+        if verdict == DiffVerdict.APPLY:
+            return None
+        if verdict == DiffVerdict.FETCH:
+            return SessionAction(fetch_snapshot=self._fetch(symbol))
+        if verdict == DiffVerdict.GAP:
+            self.errors += 1
+            return SessionAction(
+                error=f"gap {self._exchange.id} {symbol}: {sync.gap_detail}; resyncing",
+                fetch_snapshot=self._fetch(symbol),
+            )
+        return None
+
+    def on_snapshot(self, symbol: str, body: str) -> SessionAction | None:
+        symbol = symbol.upper()
+        m = _LAST_UPDATE_ID.search(body)
+        if m is None:
+            # no immediate retry (an error body would loop); the sync asks again after more diffs
+            self.errors += 1
+            return SessionAction(
+                error=f"{self._exchange.id} {symbol}: snapshot without lastUpdateId: {body[:200]}"
+            )
+        verdict, _ = self._sync(symbol).on_snapshot(int(m.group(1)))
+        if verdict == SnapshotVerdict.SYNCED or verdict == SnapshotVerdict.IGNORED:
+            return None
+        if verdict == SnapshotVerdict.REFETCH:
+            return SessionAction(fetch_snapshot=self._fetch(symbol))
+        self.errors += 1
+        return SessionAction(
+            error=f"gap {self._exchange.id} {symbol}: {self._syncs[symbol].gap_detail}; resyncing",
+            fetch_snapshot=self._fetch(symbol),
+        )
+
+    def sync_state(self) -> dict[str, str]:
+        return {symbol: sync.state for symbol, sync in self._syncs.items()}
+
+    def last_update_id(self, symbol: str) -> int:
+        return self._syncs[symbol.upper()].last_update_id
+
+
+_Diff = tuple[list[list[str]], list[list[str]], int | None]
+
+
+class BinanceBookBuilder:
+    """Snapshot + diffs -> an ``L2Book``, under the same rules as the session (shared ``DepthSync``).
+
+    Feed it depth frames (``on_depth``) and REST snapshot bodies (``on_snapshot``) in arrival order; it
+    buffers diffs until a usable snapshot arrives, applies them, and clears the book on a gap (then
+    ``needs_snapshot`` is True until a new snapshot is given).
+    """
+
+    def __init__(self, symbol: str, *, futures: bool, keep_raw: bool = False) -> None:
+        self.symbol = symbol.upper()
+        self.book = L2Book(self.symbol, keep_raw=keep_raw)
+        self.sync: DepthSync[_Diff] = DepthSync(futures=futures)
+        #: True when a snapshot should be (re)fetched
+        self.needs_snapshot = False
+        self.gaps = 0
+        self.applied = 0
+
+    @property
+    def state(self) -> SyncState:
+        return self.sync.state
+
+    def on_depth(self, frame: str | bytes | Mapping[str, Any]) -> DiffVerdict:
+        """A depth frame (combined-stream wrapper or bare ``depthUpdate``), as text or decoded."""
+        obj = orjson.loads(frame) if isinstance(frame, str | bytes) else frame
+        d = obj.get("data", obj)
+        pu = d.get("pu")
+        ts = _ms(d.get("T", d.get("E")))
+        item: _Diff = (d["b"], d["a"], ts)
+        verdict = self.sync.on_diff(int(d["U"]), int(d["u"]), -1 if pu is None else int(pu), item)
+        if verdict == DiffVerdict.APPLY:
+            self.book.apply(item[0], item[1], update_id=self.sync.last_update_id, ts=ts)
+            self.applied += 1
+        elif verdict == DiffVerdict.GAP:
+            self.gaps += 1
+            self.book.clear()
+            self.needs_snapshot = True
+        elif verdict == DiffVerdict.FETCH:
+            self.needs_snapshot = True
+        return verdict
+
+    def on_snapshot(self, body: str | bytes | Mapping[str, Any]) -> SnapshotVerdict:
+        obj = orjson.loads(body) if isinstance(body, str | bytes) else body
+        snap = int(obj["lastUpdateId"])
+        verdict, items = self.sync.on_snapshot(snap)
+        if verdict == SnapshotVerdict.SYNCED:
+            self.needs_snapshot = False
+            book = self.book
+            book.load(obj["bids"], obj["asks"], update_id=snap, ts=_ms(obj.get("T", obj.get("E"))))
+            for bids, asks, ts in items:
+                book.apply(bids, asks, ts=ts)
+                self.applied += 1
+            book.update_id = self.sync.last_update_id
+        elif verdict == SnapshotVerdict.GAP:
+            self.gaps += 1
+        return verdict

@@ -1,0 +1,351 @@
+"""OKX v5 public WebSocket (wss://ws.okx.com:8443/ws/v5/public).
+
+Wire format: subscribe with ``{"op":"subscribe","args":[{"channel":..,"instId":..},...]}``; pushes are
+``{"arg":{"channel":"X","instId":"Y"},["action":"snapshot"|"update",]"data":[...]}``; acks and errors are
+``{"event":...}`` frames; the client sends the text "ping" when idle and the server answers "pong".
+Order books (``books``): the snapshot arrives on the WebSocket, then incremental updates carrying a signed
+CRC32 ``checksum`` of the top 25 levels and, since 2023, ``seqId``/``prevSeqId``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+import polars as pl
+
+from ..book import L2Book, RawLevel
+from ._base import Capabilities, KeepAlive, Route, SessionAction, Subscription
+from ._binance_sync import SyncState
+from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
+from ._normalize import decode_json, empty_rejects, empty_trades, ms_to_ts, raw_rows, split_trades
+
+__all__ = ["CHECKSUM_DEPTH", "OkxExchange", "OkxSession", "okx_checksum"]
+
+CONTROL: Route = ("control", "")
+
+#: levels per side covered by the checksum
+CHECKSUM_DEPTH = 25
+#: channels with a WS snapshot, incremental updates, checksum and seqId (the session keeps their books)
+_FULL_BOOK_CHANNELS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt"})
+#: channels whose every push is a complete top-N book
+_TOP_BOOK_CHANNELS = frozenset({"books5", "bbo-tbt"})
+_CHANNELS = frozenset({"trades", "books", "books5", "tickers"})
+#: OKX accepts many args per request; batches keep each frame far below its 64 KB request limit
+_ARGS_PER_MESSAGE = 100
+
+#: the fields of a trades push that normalization reads (all strings on the wire)
+_TRADES_PUSH = pl.Struct(
+    {
+        "arg": pl.Struct({"channel": pl.String(), "instId": pl.String()}),
+        "data": pl.List(pl.Struct({k: pl.String() for k in ("instId", "tradeId", "px", "sz", "side", "ts")})),
+    }
+)
+
+_ARG_PREFIX = '{"arg":{"channel":"'
+_ARG_LEN = len(_ARG_PREFIX)
+_INST_SEP = '","instId":"'
+_INST_LEN = len(_INST_SEP)
+
+
+def okx_checksum(bids: Sequence[RawLevel], asks: Sequence[RawLevel], depth: int = CHECKSUM_DEPTH) -> int:
+    """Signed CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:bid2px:...`` over the top ``depth`` levels per side
+    (the longer side continues alone), on the price/size strings exactly as OKX sent them."""
+    bids, asks = bids[:depth], asks[:depth]
+    parts: list[str] = []
+    for i in range(max(len(bids), len(asks))):
+        if i < len(bids):
+            parts.append(f"{bids[i][0]}:{bids[i][1]}")
+        if i < len(asks):
+            parts.append(f"{asks[i][0]}:{asks[i][1]}")
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= (1 << 31) else crc
+
+
+def _levels(raw: Sequence[Sequence[str]]) -> tuple[Level, ...]:
+    return tuple((float(p), float(q)) for p, q, *_ in raw)
+
+
+def _float(value: object) -> float:
+    # OKX sends "" for an absent price (an empty book side)
+    return float(value) if value not in (None, "") else float("nan")  # type: ignore[arg-type]
+
+
+def _ms(value: object) -> int | None:
+    return int(value) * 1_000_000 if value not in (None, "") else None  # type: ignore[call-overload]
+
+
+class OkxExchange:
+    """OKX v5 public channels: trades, books, books5, tickers (any instrument type)."""
+
+    def __init__(self) -> None:
+        self._capabilities = Capabilities(
+            channels=_CHANNELS,
+            trade_channels=frozenset({"trades"}),
+            book_channels=frozenset({"books", "books5"}),
+            ticker_channels=frozenset({"tickers"}),
+            book_sync="ws-snapshot",
+            sequence_check=True,
+            checksum=True,
+            markets=frozenset({"spot", "swap", "futures", "option"}),
+        )
+        # OKX closes a connection silent for 30 s: ping after 20 s of silence, give up after 35 s
+        self._keepalive = KeepAlive(client_ping="ping", interval_s=20.0, idle_timeout_s=35.0)
+
+    def __repr__(self) -> str:
+        return "OkxExchange()"
+
+    @property
+    def id(self) -> str:
+        return "okx"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    @property
+    def ws_url(self) -> str:
+        return "wss://ws.okx.com:8443/ws/v5/public"
+
+    @property
+    def rest_url(self) -> str | None:
+        return None  # snapshots come over the WebSocket
+
+    @property
+    def keepalive(self) -> KeepAlive:
+        return self._keepalive
+
+    # -- connecting ----------------------------------------------------------------------------------------
+    def connect_url(self, subs: Sequence[Subscription], ws_url: str) -> str:
+        return ws_url
+
+    def subscribe_messages(self, subs: Sequence[Subscription]) -> list[str]:
+        return self._op_messages("subscribe", subs)
+
+    def unsubscribe_messages(self, subs: Sequence[Subscription]) -> list[str]:
+        return self._op_messages("unsubscribe", subs)
+
+    def _op_messages(self, op: str, subs: Sequence[Subscription]) -> list[str]:
+        args: list[dict[str, str]] = []
+        for sub in dict.fromkeys(subs):
+            if not sub.channel or not sub.symbol:
+                raise ValueError(f"okx: subscription needs a channel and an instId, got {sub}")
+            args.append({"channel": sub.channel, "instId": sub.symbol})
+        return [
+            orjson.dumps({"op": op, "args": args[i : i + _ARGS_PER_MESSAGE]}).decode()
+            for i in range(0, len(args), _ARGS_PER_MESSAGE)
+        ]
+
+    # -- hot path ------------------------------------------------------------------------------------------
+    def route(self, frame: str) -> Route:
+        if frame.startswith(_ARG_PREFIX):
+            end = frame.find('"', _ARG_LEN)
+            if frame.startswith(_INST_SEP, end):
+                start = end + _INST_LEN
+                return frame[_ARG_LEN:end], frame[start : frame.find('"', start)]
+        elif frame == "pong" or frame.startswith('{"event"'):
+            return CONTROL
+        return self._route_slow(frame)
+
+    def _route_slow(self, frame: str) -> Route:
+        """Frames whose "arg" is not laid out as usual (other key order, instType/instFamily args)."""
+        i = frame.find('"arg":{')
+        if i < 0 or '"event":"' in frame:
+            return CONTROL
+        arg = frame[i + 7 : frame.find("}", i)]
+        return _json_str(arg, '"channel":"'), _json_str(arg, '"instId":"')
+
+    def new_session(self, subs: Sequence[Subscription], rest_url: str | None) -> OkxSession:
+        return OkxSession(self, subs)
+
+    # -- symbols and normalization -------------------------------------------------------------------------
+    def normalize_symbol(self, symbol: str) -> str:
+        """instIds are BASE-QUOTE[-...] already; perpetual swaps end in -PERP like everywhere else here."""
+        return symbol[:-5] + "-PERP" if symbol.endswith("-SWAP") else symbol
+
+    def normalize_trades(self, raw: pl.DataFrame) -> pl.DataFrame:
+        """Raw rows -> ``TRADES`` (channel "trades"; see ``normalize_trades_with_rejects``)."""
+        return self.normalize_trades_with_rejects(raw)[0]
+
+    def normalize_trades_with_rejects(self, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(trades, rejects): one trade per element of ``data``; rejects keep the raw row plus ``reason``."""
+        rows = raw_rows(raw, self.id, ["trades"])
+        if rows.height == 0:
+            return empty_trades(), empty_rejects()
+        decoded, ok = decode_json(rows.get_column("payload"), _TRADES_PUSH)
+        items = decoded.struct.field("data")
+        rows = rows.with_columns(
+            _decoded=ok,
+            _data_missing=items.is_null(),
+            _items=items,
+            _n=items.list.len(),
+        ).explode("_items", empty_as_null=True, keep_nulls=True)
+        it = pl.col("_items").struct
+        rows = rows.with_columns(
+            _symbol=pl.coalesce(it.field("instId"), pl.when(pl.col("symbol") != "").then(pl.col("symbol"))),
+            _ts=ms_to_ts(it.field("ts")),
+            _trade_id=it.field("tradeId"),
+            _price=it.field("px").cast(pl.Float64, strict=False),
+            _size=it.field("sz").cast(pl.Float64, strict=False),
+            _side=it.field("side"),
+        )
+        reason = (
+            pl.when(pl.col("_decoded").not_())
+            .then(pl.lit("payload is not a trades push in the documented layout"))
+            .when(pl.col("_data_missing"))
+            .then(pl.lit("payload has no data list"))
+            .when(pl.col("_n").fill_null(0) == 0)
+            .then(pl.lit("no trades in data"))
+            .when(pl.col("_items").is_null())
+            .then(pl.lit("null trade in data"))
+        )
+        return split_trades(rows, exchange=self.id, normalize_symbol=self.normalize_symbol, reason=reason)
+
+    # -- typed parsing (tests and tools) -------------------------------------------------------------------
+    def parse(self, frame: str | bytes) -> list[Event]:
+        """All events in one frame; [] for event/ack frames and "pong"."""
+        if frame in ("pong", b"pong"):
+            return []
+        obj = orjson.loads(frame)
+        if not isinstance(obj, dict) or "event" in obj:
+            return []
+        arg = obj.get("arg")
+        data = obj.get("data")
+        if not isinstance(arg, dict) or not isinstance(data, list):
+            return []
+        channel = str(arg.get("channel", ""))
+        inst = str(arg.get("instId", ""))
+        action = obj.get("action")
+        return [e for d in data if (e := self._event(channel, inst, action, d)) is not None]
+
+    def _event(self, channel: str, inst: str, action: object, d: Mapping[str, Any]) -> Event | None:
+        if channel == "trades":
+            return Trade(
+                exchange="okx",
+                channel=channel,
+                symbol=d.get("instId", inst),
+                ts=int(d["ts"]) * 1_000_000,
+                trade_id=str(d["tradeId"]),
+                price=float(d["px"]),
+                size=float(d["sz"]),
+                side=d["side"],
+            )
+        if channel in _FULL_BOOK_CHANNELS or channel in _TOP_BOOK_CHANNELS:
+            seq = d.get("seqId")
+            checksum = d.get("checksum")
+            common: dict[str, Any] = {
+                "exchange": "okx",
+                "channel": channel,
+                "symbol": d.get("instId", inst),
+                "ts": _ms(d.get("ts")),
+                "bids": _levels(d.get("bids", ())),
+                "asks": _levels(d.get("asks", ())),
+                "checksum": None if checksum is None else int(checksum),
+            }
+            if channel in _FULL_BOOK_CHANNELS and action == "update":
+                prev = d.get("prevSeqId")
+                return BookDelta(
+                    **common,
+                    last_update_id=None if seq is None else int(seq),
+                    prev_update_id=None if prev is None else int(prev),
+                )
+            return BookSnapshot(**common, update_id=None if seq is None else int(seq))
+        if channel == "tickers":
+            return Ticker(
+                exchange="okx",
+                channel=channel,
+                symbol=d.get("instId", inst),
+                ts=_ms(d.get("ts")),
+                bid_price=_float(d.get("bidPx")),
+                bid_size=_float(d.get("bidSz")),
+                ask_price=_float(d.get("askPx")),
+                ask_size=_float(d.get("askSz")),
+                last_price=_float(d.get("last")),
+            )
+        return None
+
+
+def _json_str(text: str, key: str) -> str:
+    i = text.find(key)
+    if i < 0:
+        return ""
+    start = i + len(key)
+    return text[start : text.find('"', start)]
+
+
+class OkxSession:
+    """Per-connection book validation for ``books``: full book per instId, checksum and seqId checks.
+
+    On a mismatch the book is dropped and the session asks to unsubscribe + subscribe that instId, which
+    makes OKX send a fresh snapshot; updates arriving in between are ignored.
+    """
+
+    def __init__(self, exchange: OkxExchange, subs: Sequence[Subscription]) -> None:
+        self._exchange = exchange
+        self._books: dict[str, L2Book] = {}
+        self._seq: dict[str, int] = {}
+        self._state: dict[str, SyncState] = {}
+        for sub in subs:
+            if sub.channel in _FULL_BOOK_CHANNELS:
+                self._state[sub.symbol] = "buffering"
+        #: validation failures so far; checksums verified so far
+        self.errors = 0
+        self.checksums_verified = 0
+
+    def book(self, inst_id: str) -> L2Book | None:
+        return self._books.get(inst_id)
+
+    def on_frame(self, channel: str, symbol: str, frame: str) -> SessionAction | None:
+        if channel not in _FULL_BOOK_CHANNELS:
+            return None
+        msg = orjson.loads(frame)
+        action = msg.get("action")
+        for d in msg.get("data") or ():
+            problem = self._apply(symbol, action, d)
+            if problem is not None:
+                return self._fail(channel, symbol, problem)
+        return None
+
+    def on_snapshot(self, symbol: str, body: str) -> SessionAction | None:
+        return None  # OKX snapshots arrive on the WebSocket
+
+    def sync_state(self) -> dict[str, str]:
+        return dict(self._state)
+
+    def _apply(self, inst: str, action: object, d: Mapping[str, Any]) -> str | None:
+        seq = d.get("seqId")
+        if action == "snapshot":
+            book = L2Book(inst, keep_raw=True)
+            book.load(d.get("bids", ()), d.get("asks", ()))
+            self._books[inst] = book
+            self._state[inst] = "synced"
+        else:
+            book_or_none = self._books.get(inst)
+            if book_or_none is None:
+                return None  # waiting for the snapshot that follows a (re)subscribe
+            book = book_or_none
+            prev = d.get("prevSeqId")
+            last = self._seq.get(inst)
+            if prev is not None and last is not None and int(prev) != last:
+                return f"sequence gap: prevSeqId={prev} != previous seqId={last}"
+            book.apply(d.get("bids", ()), d.get("asks", ()))
+        if seq is not None:
+            self._seq[inst] = book.update_id = int(seq)
+        checksum = d.get("checksum")
+        if checksum is not None:
+            computed = okx_checksum(book.raw_bids(CHECKSUM_DEPTH), book.raw_asks(CHECKSUM_DEPTH))
+            if computed != int(checksum):
+                return f"checksum mismatch: received {checksum}, computed {computed}"
+            self.checksums_verified += 1
+        return None
+
+    def _fail(self, channel: str, inst: str, problem: str) -> SessionAction:
+        self.errors += 1
+        self._books.pop(inst, None)
+        self._seq.pop(inst, None)
+        self._state[inst] = "resyncing"
+        sub = [Subscription(channel, inst)]
+        send = (*self._exchange.unsubscribe_messages(sub), *self._exchange.subscribe_messages(sub))
+        return SessionAction(error=f"okx {channel} {inst}: {problem}; resubscribing", send=send)

@@ -1,0 +1,186 @@
+"""OKX v5 public channels, server side: op subscribe/unsubscribe, text ping, books snapshots mid-stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..book import L2Book
+from ..capture import CapturedFrame
+from ..exchanges import get_exchange, okx_checksum
+from ..exchanges.okx import CHECKSUM_DEPTH
+from ._protocol import HttpReply, Prepared, Query, ReplayClient, ReplayProtocol
+
+__all__ = ["OkxReplay"]
+
+_ARG_PREFIX = '{"arg":{'
+#: the exchange module's channel for acks, errors and pongs
+_CONTROL = "control"
+#: incremental book channels and the depth OKX keeps for each (a snapshot carries this many levels)
+_BOOK_DEPTH = {"books": 400, "books-l2-tbt": 400, "books50-l2-tbt": 50}
+
+
+@dataclass(slots=True)
+class _BookUpdate:
+    key: str
+    action: str
+    data: dict[str, Any]
+
+
+class _ServerBook:
+    """One (channel, instId) book as OKX keeps it, with the per-level order counts a snapshot carries."""
+
+    __slots__ = ("book", "orders", "seq", "ts")
+
+    def __init__(self, inst_id: str) -> None:
+        self.book = L2Book(inst_id, keep_raw=True)
+        self.orders: dict[str, str] = {}  # "bid:<px>" / "ask:<px>" -> number of orders
+        self.ts: str | int | None = None
+        self.seq: int | None = None
+
+    def apply(self, action: str, data: dict[str, Any]) -> None:
+        bids, asks = data.get("bids", []), data.get("asks", [])
+        if action == "snapshot":
+            self.book.load(bids, asks)
+            self.orders.clear()
+        else:
+            self.book.apply(bids, asks)
+        orders = self.orders
+        for side, levels in (("bid:", bids), ("ask:", asks)):
+            for level in levels:
+                if float(level[1]) == 0.0:
+                    orders.pop(side + level[0], None)
+                elif len(level) > 3:
+                    orders[side + level[0]] = level[3]
+        self.ts = data.get("ts", self.ts)
+        self.seq = data.get("seqId", self.seq)
+
+    def snapshot(self, arg: dict[str, Any], depth: int, shift_ms: int) -> bytes:
+        book, orders = self.book, self.orders
+        asks = [[p, s, "0", orders.get("ask:" + p, "0")] for p, s in book.raw_asks(depth)]
+        bids = [[p, s, "0", orders.get("bid:" + p, "0")] for p, s in book.raw_bids(depth)]
+        item: dict[str, Any] = {"asks": asks, "bids": bids}
+        if self.ts is not None:
+            item["ts"] = _shifted(self.ts, shift_ms)
+        item["checksum"] = okx_checksum(book.raw_bids(CHECKSUM_DEPTH), book.raw_asks(CHECKSUM_DEPTH))
+        if self.seq is not None:
+            item["prevSeqId"] = -1
+            item["seqId"] = self.seq
+        return orjson.dumps({"arg": arg, "action": "snapshot", "data": [item]})
+
+
+class OkxReplay(ReplayProtocol):
+    server_pings = False  # OKX clients send text "ping"
+
+    def __init__(self, exchange_id: str) -> None:
+        super().__init__(exchange_id)
+        self._books: dict[str, _ServerBook] = {}
+        #: book snapshots generated for clients that subscribed mid-stream
+        self.snapshots_sent = 0
+        self._route = get_exchange(exchange_id).route
+
+    # --- the recording -----------------------------------------------------------------------------
+
+    def scan(self, frame: CapturedFrame, *, times: bool) -> int | None:
+        if not times or frame.kind != "ws" or not frame.frame.startswith(_ARG_PREFIX):
+            return None
+        msg = orjson.loads(frame.frame)
+        latest: int | None = None
+        for item in msg.get("data") or ():
+            if isinstance(item, dict) and (ts := item.get("ts")) is not None:
+                value = int(ts)
+                latest = value if latest is None else max(latest, value)
+        return latest
+
+    def prepare(self, frame: CapturedFrame) -> Prepared | None:
+        text = frame.frame
+        if frame.kind != "ws":
+            return None
+        channel, inst_id = self._route(text)
+        if channel == _CONTROL or not channel:
+            return None  # recorded acks, errors and pongs: the server answers its own clients
+        key = f"{channel}:{inst_id}"
+        shift = self.shift_ms
+        update: _BookUpdate | None = None
+        if shift or channel in _BOOK_DEPTH:
+            msg = orjson.loads(text)
+            items = msg.get("data") or []
+            if channel in _BOOK_DEPTH and items:
+                update = _BookUpdate(key, msg.get("action", "update"), items[0])
+            if shift:
+                # the book keeps the recorded item; the shifted frame is a copy
+                msg["data"] = [_shift_item(item, shift) for item in items]
+                return Prepared(frame.recv_ns, key, key, orjson.dumps(msg), update)
+        return Prepared(frame.recv_ns, key, key, text.encode(), update)
+
+    def advance(self, frame: Prepared) -> None:
+        update = frame.update
+        if isinstance(update, _BookUpdate):
+            book = self._books.get(update.key)
+            if book is None:
+                if update.action != "snapshot":
+                    return
+                book = self._books[update.key] = _ServerBook(update.key.partition(":")[2])
+            book.apply(update.action, update.data)
+
+    # --- clients -----------------------------------------------------------------------------------
+
+    def accepts(self, path: str) -> bool:
+        return path.rstrip("/").startswith("/ws/v5/")
+
+    def on_open(self, client: ReplayClient, path: str, query: Query) -> list[bytes]:
+        return []
+
+    def on_message(self, client: ReplayClient, text: str) -> list[bytes]:
+        if text == "ping":
+            return [b"pong"]
+        conn_id = f"{client.id:08x}"
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return [_error("60012", f"Invalid request: {text[:200]}", conn_id)]
+        op = msg.get("op") if isinstance(msg, dict) else None
+        args = msg.get("args") if isinstance(msg, dict) else None
+        if op not in ("subscribe", "unsubscribe") or not isinstance(args, list) or not args:
+            return [_error("60012", f"Invalid request: {text[:200]}", conn_id)]
+        acks: list[bytes] = []
+        snapshots: list[bytes] = []
+        for arg in args:
+            if not isinstance(arg, dict) or not isinstance(arg.get("channel"), str):
+                acks.append(_error("60012", f"Invalid request: {text[:200]}", conn_id))
+                continue
+            channel, inst_id = arg["channel"], str(arg.get("instId", ""))
+            key = f"{channel}:{inst_id}"
+            if op == "unsubscribe":
+                client.unsubscribe(key)
+                acks.append(orjson.dumps({"event": "unsubscribe", "arg": arg, "connId": conn_id}))
+                continue
+            acks.append(orjson.dumps({"event": "subscribe", "arg": arg, "connId": conn_id}))
+            if client.subscribe(key, key) and channel in _BOOK_DEPTH:
+                book = self._books.get(key)
+                # before the recorded snapshot the subscriber gets that one when the cursor reaches it
+                if book is not None:
+                    snap_arg = {"channel": channel, "instId": inst_id}
+                    snapshots.append(book.snapshot(snap_arg, _BOOK_DEPTH[channel], self.shift_ms))
+                    self.snapshots_sent += 1
+        return acks + snapshots
+
+    def http_get(self, path: str, query: Query) -> HttpReply | None:
+        return None
+
+
+def _shifted(ts: str | int, shift_ms: int) -> str | int:
+    return str(int(ts) + shift_ms) if isinstance(ts, str) else ts + shift_ms
+
+
+def _shift_item(item: Any, shift_ms: int) -> Any:
+    if isinstance(item, dict) and "ts" in item:
+        item = dict(item)
+        item["ts"] = _shifted(item["ts"], shift_ms)
+    return item
+
+
+def _error(code: str, msg: str, conn_id: str) -> bytes:
+    return orjson.dumps({"event": "error", "code": code, "msg": msg, "connId": conn_id})

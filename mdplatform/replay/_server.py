@@ -1,0 +1,431 @@
+"""A local exchange: WebSocket + REST on one port, replaying recorded frames through the real protocol.
+
+One cursor per server walks the merged recording, like a live exchange's single timeline: every frame goes
+to every client subscribed to it, nobody gets a private rewind. The cursor waits while no client has a
+subscription (so a test that connects late still sees the first frame) and paces frames by their recorded
+receive-time gaps divided by ``speed`` (0: as fast as the sockets take them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from ..capture import ReadStats, detect_exchange, merge_captures
+from ..exchanges import get_exchange
+from ._binance import BinanceReplay
+from ._okx import OkxReplay
+from ._protocol import Prepared, Query, ReplayClient, ReplayProtocol
+
+__all__ = ["PROTOCOLS", "ReplayServer", "minute_shift_ns", "text_frame"]
+
+log = logging.getLogger("mdplatform.replay")
+
+MINUTE_NS = 60 * 10**9
+
+#: registry id -> server-side protocol adapter
+PROTOCOLS: dict[str, Callable[[str], ReplayProtocol]] = {
+    "binance": BinanceReplay,
+    "binance-usdm": BinanceReplay,
+    "binance-coinm": BinanceReplay,
+    "okx": OkxReplay,
+}
+
+#: frames queued before the cursor writes them out and lets other tasks (REST, subscribes, pings) in
+_BATCH = 64
+
+
+def minute_shift_ns(last_exchange_ns: int, now_ns: int) -> int:
+    """Whole minutes that move a recording ending at ``last_exchange_ns`` to end just before the current
+    minute: floor_minute(now) - end of the minute holding the last exchange time."""
+    end_minute = (last_exchange_ns // MINUTE_NS + 1) * MINUTE_NS
+    return (now_ns // MINUTE_NS) * MINUTE_NS - end_minute
+
+
+class ReplayServer:
+    """Replays captures over a local WebSocket/HTTP server speaking the exchange's protocol.
+
+    ``exchange`` defaults to the one detected from the first file (all files must be of one exchange).
+    ``rebase`` shifts every exchange timestamp by whole minutes so the recording ends just before the
+    current minute (``shift_ns``). ``drop_after`` aborts every client connection once, after that many
+    frames were sent in total. ``sent`` counts recorded frames sent (one per client it went to),
+    ``sent_by_stream`` the same per stream; ``finished`` is set when the recording is exhausted, after which
+    connections stay open (as a live exchange's would).
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        exchange: str | None = None,
+        speed: float = 0,
+        rebase: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        drop_after: int | None = None,
+        ping_interval: float | None = 20.0,
+        verbose: bool = True,
+    ) -> None:
+        if not paths:
+            raise ValueError("no capture files to replay")
+        if speed < 0:
+            raise ValueError("speed must be >= 0")
+        self.paths = [str(p) for p in paths]
+        self.exchange = exchange
+        self.speed = float(speed)
+        self.rebase = rebase
+        self.host = host
+        self.port = port
+        self.drop_after = drop_after
+        self.ping_interval = ping_interval
+        self.verbose = verbose
+        self.shift_ns = 0
+        self.sent = 0
+        self.sent_by_stream: dict[str, int] = {}
+        self.position = 0  # recorded frames the cursor has passed
+        self.skipped = 0  # recorded frames not replayed (REST replies, recorded acks)
+        self.drops = 0
+        self.read_stats = ReadStats()
+        self.finished = asyncio.Event()
+        self.protocol: ReplayProtocol | None = None
+        self._ws_path = ""
+        self._rest_path = ""
+        self._server: Server | None = None
+        self._cursor: asyncio.Task[None] | None = None
+        self._clients: set[ReplayClient] = set()
+        self._active = asyncio.Event()
+        self._next_client = 0
+        self._error: BaseException | None = None
+        self._detect = exchange is None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        exchange = self.exchange or detect_exchange(self.paths[0])
+        if exchange not in PROTOCOLS:
+            raise ValueError(f"no replay protocol for {exchange!r} (have: {', '.join(sorted(PROTOCOLS))})")
+        self.exchange = exchange
+        protocol = self.protocol = PROTOCOLS[exchange](exchange)
+        self._ws_path, self._rest_path = _endpoint_paths(exchange)
+        last_ms = await asyncio.to_thread(self._prepass, protocol)
+        if self.rebase:
+            if last_ms is None:
+                raise ValueError("rebase: the capture has no exchange timestamps")
+            self.shift_ns = minute_shift_ns(last_ms * 1_000_000, time.time_ns())
+            protocol.shift_ms = self.shift_ns // 1_000_000
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            compression=None,
+            ping_interval=self.ping_interval if protocol.server_pings else None,
+            ping_timeout=self.ping_interval if protocol.server_pings else None,
+            # a peer that stopped answering is gone: do not wait long for its half of the close
+            close_timeout=2.0,
+            write_limit=2**20,
+            max_size=2**20,
+            server_header=None,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.verbose and self.rebase:
+            minutes = self.shift_ns // MINUTE_NS
+            print(f"replay rebase: exchange times shifted by {self.shift_ns} ns ({minutes} min)", flush=True)
+        self._cursor = asyncio.create_task(self._run(), name="replay-cursor")
+
+    def _prepass(self, protocol: ReplayProtocol) -> int | None:
+        # what must be known before the first frame: recorded REST snapshots (served before the cursor
+        # reaches them) and, for rebase, the last exchange time
+        latest: int | None = None
+        if self._detect:
+            # one server is one exchange: its paths and stream names would be ambiguous otherwise
+            for path in self.paths[1:]:
+                detected = detect_exchange(path)
+                if detected != self.exchange:
+                    raise ValueError(f"{path} is a {detected} capture, not {self.exchange}")
+        for frame in merge_captures(self.paths):
+            t = protocol.scan(frame, times=self.rebase)
+            if t is not None and (latest is None or t > latest):
+                latest = t
+        return latest
+
+    async def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cursor
+            self._cursor = None
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> ReplayServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def wait_finished(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self.finished.wait(), timeout)
+        if self._error is not None:
+            raise RuntimeError("replay failed") from self._error
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}{self._ws_path}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}{self._rest_path}"
+
+    @property
+    def clients(self) -> int:
+        """Open client connections."""
+        return sum(1 for c in self._clients if c.ws.state is State.OPEN)
+
+    # --- the cursor --------------------------------------------------------------------------------
+
+    def _frames(self) -> Iterator[Prepared]:
+        protocol = self.protocol
+        assert protocol is not None
+        for frame in merge_captures(self.paths, stats=self.read_stats):
+            prepared = protocol.prepare(frame)
+            if prepared is None:
+                self.skipped += 1
+                continue
+            yield prepared
+
+    async def _run(self) -> None:
+        try:
+            await self._replay()
+        except Exception as exc:
+            self._error = exc
+            log.exception("replay failed")
+        # a cancelled cursor (close() before the end) propagates and reports nothing
+        bad = self.read_stats.bad
+        if bad:
+            first = bad[0]
+            log.warning(
+                "replay: %d unreadable capture line(s), first %s:%d (%s)",
+                len(bad),
+                first.path,
+                first.line,
+                first.reason,
+            )
+        if self.verbose:
+            print(f"replay finished: {self.sent} frames", flush=True)
+        self.finished.set()
+
+    async def _replay(self) -> None:
+        protocol = self.protocol
+        assert protocol is not None
+        advance = protocol.advance
+        clients = self._clients
+        by_stream = self.sent_by_stream
+        speed = self.speed
+        active = self._active
+        dirty: list[ReplayClient] = []  # clients with frames in their outbox
+        anchor_wall = anchor_rec = 0
+        anchored = False
+        batched = 0
+        for frame in self._frames():
+            if not active.is_set():
+                await self._flush(dirty)
+                await active.wait()
+                anchored = False
+            if speed > 0:
+                now = time.monotonic_ns()
+                if not anchored:
+                    anchor_wall, anchor_rec, anchored = now, frame.recv_ns, True
+                due = anchor_wall + int((frame.recv_ns - anchor_rec) / speed)
+                if due > now:
+                    await self._flush(dirty)
+                    batched = 0
+                    await asyncio.sleep((due - now) / 1e9)
+            self.position += 1
+            advance(frame)
+            data, key = frame.data, frame.key
+            if data is None or key is None:
+                self.skipped += 1
+                continue
+            # no await between advancing the book and queueing the frame: a client that subscribes
+            # later gets a book snapshot that already includes this frame, and not the frame
+            wire: bytes | None = None
+            for client in clients:
+                if key not in client.keys or client.dropped or client.ws.state is not State.OPEN:
+                    continue
+                if wire is None:
+                    wire = text_frame(data)
+                if not client.outbox:
+                    dirty.append(client)
+                client.outbox.append(wire)
+                self.sent += 1
+                by_stream[frame.stream] = by_stream.get(frame.stream, 0) + 1
+                if self.drop_after is not None and self.drops == 0 and self.sent >= self.drop_after:
+                    for c in dirty:
+                        self._write(c)
+                    dirty.clear()
+                    self._drop_all()
+                    break
+            batched += 1
+            if batched >= _BATCH:
+                batched = 0
+                await self._flush(dirty)
+        await self._flush(dirty)
+
+    def _write(self, client: ReplayClient) -> None:
+        """Hand a client's queued frames to its transport in one write (one syscall, not one per frame)."""
+        outbox = client.outbox
+        if not outbox:
+            return
+        ws = client.ws
+        transport = ws.transport
+        if client.dropped or ws.state is not State.OPEN or transport is None or transport.is_closing():
+            outbox.clear()
+            return
+        # frames the websockets protocol queued itself (pongs, pings) go first, as it would send them
+        pending = ws.protocol.data_to_send()
+        if any(not chunk for chunk in pending):  # an EOF marker: the protocol is closing the connection
+            outbox.clear()
+            ws.send_data()
+            return
+        transport.write(b"".join([*pending, *outbox]) if pending else b"".join(outbox))
+        outbox.clear()
+
+    async def _flush(self, dirty: list[ReplayClient]) -> None:
+        """Write every queued frame, then wait for slow clients' buffers (back-pressure) and yield."""
+        if dirty:
+            clients = list(dirty)
+            dirty.clear()
+            for client in clients:
+                self._write(client)
+            for client in clients:
+                await _drain(client)
+        await asyncio.sleep(0)
+
+    def _drop_all(self) -> None:
+        """Abort every connection without a close frame, as a network failure would."""
+        self.drops += 1
+        for client in list(self._clients):
+            client.dropped = True
+            client.keys.clear()
+            self._clients.discard(client)
+            transport = client.ws.transport
+            if transport is not None:
+                transport.abort()
+        self._refresh_active()
+        log.info("replay: dropped every connection after %d frames", self.sent)
+
+    def _refresh_active(self) -> None:
+        if any(c.keys for c in self._clients):
+            self._active.set()
+        else:
+            self._active.clear()
+
+    # --- connections -------------------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        protocol = self.protocol
+        assert protocol is not None and ws.request is not None
+        path, query = _split(ws.request.path)
+        self._next_client += 1
+        client = ReplayClient(ws, self._next_client)
+        self._clients.add(client)
+        try:
+            replies = protocol.on_open(client, path, query)
+            self._refresh_active()
+            if replies:
+                await self._reply(client, replies)
+            async for message in ws:
+                if client.dropped:
+                    break
+                text = message if isinstance(message, str) else message.decode()
+                replies = protocol.on_message(client, text)
+                self._refresh_active()
+                if replies:
+                    await self._reply(client, replies)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._clients.discard(client)
+            self._refresh_active()
+
+    async def _reply(self, client: ReplayClient, replies: list[bytes]) -> None:
+        """Write replies (acks, a book snapshot) after the frames already queued for this client and before
+        any frame the cursor queues later: the write is synchronous, so nothing can come in between."""
+        client.outbox.extend(text_frame(reply) for reply in replies)
+        self._write(client)
+        await _drain(client)
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        protocol = self.protocol
+        assert protocol is not None
+        path, query = _split(request.path)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            if protocol.accepts(path):
+                return None
+            return _json_response(404, b'{"code":-1,"msg":"no such stream endpoint"}')
+        reply = protocol.http_get(path, query)
+        if reply is None:
+            return _json_response(404, b'{"code":-1,"msg":"Not found"}')
+        return _json_response(*reply)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A complete unmasked, uncompressed WebSocket text frame (server to client, RFC 6455 5.2).
+
+    Encoded once per recorded frame and shared by every client it goes to; compression is disabled on
+    this server, so no extension ever touches the payload.
+    """
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 1 << 16:
+        head = b"\x81\x7e" + n.to_bytes(2, "big")
+    else:
+        head = b"\x81\x7f" + n.to_bytes(8, "big")
+    return head + payload
+
+
+async def _drain(client: ReplayClient) -> None:
+    # the connection's flow control: returns at once unless the transport buffer is above write_limit
+    try:
+        await client.ws.drain()
+    except Exception:  # the connection is gone; its handler cleans up
+        return
+
+
+def _split(target: str) -> tuple[str, Query]:
+    parts = urlsplit(target)
+    return parts.path, parse_qs(parts.query)
+
+
+def _json_response(status: int, body: bytes) -> Response:
+    headers = Headers()
+    headers["Content-Type"] = "application/json;charset=UTF-8"
+    headers["Content-Length"] = str(len(body))
+    headers["Connection"] = "close"
+    return Response(status, http.HTTPStatus(status).phrase, headers, body)
+
+
+def _endpoint_paths(exchange: str) -> tuple[str, str]:
+    """The paths of the exchange module's ws_url/rest_url, so a collector pointed at the replay by swapping
+    scheme and host builds the same URLs it builds for the real exchange."""
+    ex = get_exchange(exchange)
+    ws_path = urlsplit(ex.ws_url).path.rstrip("/")
+    rest_path = urlsplit(ex.rest_url).path.rstrip("/") if ex.rest_url else ""
+    return ws_path, rest_path

@@ -1,0 +1,43 @@
+"""Integer-nanosecond time arithmetic shared by the transforms and the partition logic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+__all__ = [
+    "DAY_NS",
+    "HOUR_NS",
+    "MINUTE_NS",
+    "SECOND_NS",
+    "ceil_ns",
+    "floor_ns",
+    "from_ns",
+    "to_ns",
+]
+
+SECOND_NS = 10**9
+MINUTE_NS = 60 * SECOND_NS
+HOUR_NS = 60 * MINUTE_NS
+DAY_NS = 24 * HOUR_NS
+
+
+def floor_ns(ts: int, unit: int) -> int:
+    """Start of the ``unit``-long epoch-aligned interval holding ``ts``."""
+    return ts - ts % unit
+
+
+def ceil_ns(ts: int, unit: int) -> int:
+    return -floor_ns(-ts, unit)
+
+
+def to_ns(value: datetime) -> int:
+    """A datetime as UTC nanoseconds; naive datetimes are taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * SECOND_NS + delta.microseconds * 1000
+
+
+def from_ns(ts: int) -> datetime:
+    """UTC nanoseconds as an aware datetime (sub-microsecond digits are dropped)."""
+    return datetime.fromtimestamp(ts // SECOND_NS, UTC).replace(microsecond=(ts % SECOND_NS) // 1000)

@@ -1,0 +1,27 @@
+"""Where the derived tables live: hourly Parquet partitions in the lake and the DuckDB warehouse."""
+
+from ._duckdb import Warehouse, default_sql_dir, default_warehouse_path
+from ._lake import (
+    partition_path,
+    quarantine_path,
+    raw_data_end,
+    read_partition,
+    read_partition_metadata,
+    read_partitions,
+    remove_file,
+    write_partition,
+)
+
+__all__ = [
+    "Warehouse",
+    "default_sql_dir",
+    "default_warehouse_path",
+    "partition_path",
+    "quarantine_path",
+    "raw_data_end",
+    "read_partition",
+    "read_partition_metadata",
+    "read_partitions",
+    "remove_file",
+    "write_partition",
+]

@@ -1,0 +1,166 @@
+"""The DuckDB warehouse: one file, short-lived connections, window replacement in one transaction."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import polars as pl
+
+from mdplatform.transforms import from_ns
+
+__all__ = ["Warehouse", "default_sql_dir", "default_warehouse_path"]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def default_sql_dir() -> Path:
+    """``$MDP_SQL_DIR``, else ``sql/duckdb`` of the source checkout this package lives in."""
+    env = os.environ.get("MDP_SQL_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "sql" / "duckdb"
+
+
+def default_warehouse_path(lake: str | None = None) -> str:
+    """``$MDP_WAREHOUSE``, else ``warehouse.duckdb`` in the lake root; for a remote lake (s3://...), in the
+    working directory, as DuckDB needs a local file to write."""
+    env = os.environ.get("MDP_WAREHOUSE")
+    if env:
+        return env
+    root = (lake or os.environ.get("MDP_LAKE") or "lake").rstrip("/")
+    if "://" in root and not root.startswith("file://"):
+        return "warehouse.duckdb"
+    return str(Path(root.removeprefix("file://")) / "warehouse.duckdb")
+
+
+def _ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return name
+
+
+class Warehouse:
+    """A DuckDB file. Every call opens and closes its own connection, so between calls anyone (a notebook, the
+    duckdb CLI) can open the file; a call finding it locked by another process retries for ``lock_timeout_s``.
+    """
+
+    def __init__(self, path: str | None = None, *, sql_dir: Path | None = None, lock_timeout_s: float = 60.0):
+        self.path = path or default_warehouse_path()
+        self.sql_dir = sql_dir or default_sql_dir()
+        self.lock_timeout_s = lock_timeout_s
+        self._schema_ready = False
+
+    def __repr__(self) -> str:
+        return f"Warehouse({self.path!r})"
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not read_only:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(self.path, read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                # another process holds the file's write lock: wait for it to let go
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    def ensure_schema(self) -> None:
+        """Run the DDL files (``NNN_name.sql``, in order); they are idempotent."""
+        files = sorted(self.sql_dir.glob("*.sql"))
+        if not files:
+            raise FileNotFoundError(f"no DDL in {self.sql_dir} (set MDP_SQL_DIR)")
+        with self.connect() as con:
+            for file in files:
+                con.execute(file.read_text())
+        self._schema_ready = True
+
+    def _ready(self) -> None:
+        if not self._schema_ready:
+            self.ensure_schema()
+
+    def replace_window(
+        self,
+        table: str,
+        df: pl.DataFrame,
+        column: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        closed: Literal["left", "right"] = "left",
+    ) -> tuple[int, int]:
+        """Delete the rows of ``table`` whose ``column`` is in the window, insert ``df``; one transaction.
+
+        The window is [start, end) for ``closed="left"``, (start, end] for ``"right"``. Returns (deleted,
+        inserted). ``df`` columns are matched by name.
+        """
+        self._ready()
+        table, column = _ident(table), _ident(column)
+        lo, hi = (">=", "<") if closed == "left" else (">", "<=")
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                deleted = con.execute(
+                    f"DELETE FROM {table} WHERE {column} {lo} ? AND {column} {hi} ?",
+                    [from_ns(start_ns), from_ns(end_ns)],
+                ).fetchall()[0][0]
+                if df.height:
+                    con.register("_mdp_new_rows", df.to_arrow())
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _mdp_new_rows")
+                    con.unregister("_mdp_new_rows")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return int(deleted), df.height
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        self._ready()
+        with self.connect() as con:
+            table = con.sql(sql, params=params).to_arrow_table()
+        out = pl.from_arrow(table) if table is not None else pl.DataFrame()
+        assert isinstance(out, pl.DataFrame)
+        return out
+
+    def has_relation(self, name: str) -> bool:
+        """Whether a table or view of that name exists."""
+        self._ready()
+        with self.connect() as con:
+            found = con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
+                "UNION ALL SELECT count(*) FROM duckdb_views() WHERE view_name = ?",
+                [name, name],
+            ).fetchall()
+        return any(n for (n,) in found)
+
+    def create_raw_view(self, lake: str) -> bool:
+        """(Re)create the view ``raw`` over the raw Parquet lake (Hive partitions exchange/date/hour/minute);
+        only for a local lake that has raw files. Returns whether the view exists now."""
+        if "://" in lake and not lake.startswith("file://"):
+            return False
+        base = Path(lake.removeprefix("file://")).resolve() / "raw"
+        if not any(base.glob("exchange=*/date=*/hour=*/minute=*/*.parquet")):
+            return False
+        pattern = str(base / "*" / "*" / "*" / "*" / "*.parquet").replace("'", "''")
+        self._ready()
+        with self.connect() as con:
+            con.execute(
+                "CREATE OR REPLACE VIEW raw AS SELECT * FROM read_parquet("
+                f"'{pattern}', hive_partitioning = true, union_by_name = true)"
+            )
+        return True

@@ -1,0 +1,122 @@
+"""The curated part of the lake: hourly Parquet partitions of the derived tables.
+
+``{root}/{table}/date=YYYY-MM-DD/hour=HH/data.parquet`` for ``trades`` and ``candles`` (hour of exchange time;
+for candles the hour whose end the candles' close_time falls in), and
+``{root}/quarantine/{table}/date=/hour=/data.parquet`` for raw rows that could not be parsed (hour of receive
+time). A materialized hour always has its data file, empty when the hour had no rows; a quarantine file only
+exists when something was quarantined.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from mdplatform.lake import filesystem, is_local, join, lake_root, read_raw, write_table_atomic
+from mdplatform.transforms import HOUR_NS, floor_ns
+
+__all__ = [
+    "partition_path",
+    "quarantine_path",
+    "raw_data_end",
+    "read_partition",
+    "read_partition_metadata",
+    "read_partitions",
+    "remove_file",
+    "write_partition",
+]
+
+
+def _hour_parts(hour_ns: int) -> tuple[str, str]:
+    t = time.gmtime(hour_ns // 10**9)
+    return f"date={t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}", f"hour={t.tm_hour:02d}"
+
+
+def partition_path(root: str | None, table: str, hour_ns: int) -> str:
+    if hour_ns % HOUR_NS:
+        raise ValueError("hour_ns must be an hour boundary")
+    return join(lake_root(root), table, *_hour_parts(hour_ns), "data.parquet")
+
+
+def quarantine_path(root: str | None, table: str, hour_ns: int) -> str:
+    return partition_path(join(lake_root(root), "quarantine"), table, hour_ns)
+
+
+def write_partition(path: str, df: pl.DataFrame, metadata: Mapping[str, str] | None = None) -> None:
+    """Replace the file at ``path`` atomically (readers see the old or the new file, never a torn one).
+
+    ``metadata`` goes into the Parquet footer (key-value metadata), so facts about how the partition was
+    made travel with it and change with it atomically.
+    """
+    table = df.to_arrow()
+    if metadata:
+        merged = dict(table.schema.metadata or {})
+        merged.update({k.encode(): v.encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(merged)
+    write_table_atomic(table, path)
+
+
+def read_partition_metadata(path: str) -> dict[str, str] | None:
+    """The key-value metadata ``write_partition`` stored in the file at ``path``; None without a file."""
+    fs, target = filesystem(path)
+    if not fs.exists(target):
+        return None
+    with fs.open(target, "rb") as fh:
+        raw = pq.read_schema(fh).metadata or {}
+    return {bytes(k).decode(): bytes(v).decode() for k, v in raw.items()}
+
+
+def remove_file(path: str) -> bool:
+    fs, target = filesystem(path)
+    if not fs.exists(target):
+        return False
+    fs.rm(target)
+    return True
+
+
+def read_partition(
+    path: str, schema: dict[str, pl.DataType], columns: Sequence[str] | None = None
+) -> pl.DataFrame | None:
+    """The partition file at ``path`` cast to ``schema`` (projected to ``columns``); None if it is missing."""
+    fs, target = filesystem(path)
+    if not fs.exists(target):
+        return None
+    cols = list(columns) if columns is not None else list(schema)
+    if is_local(fs):
+        df = pl.read_parquet(target, columns=cols)
+    else:
+        with fs.open(target, "rb") as fh:
+            df = pl.read_parquet(fh, columns=cols)
+    return df.select([pl.col(c).cast(schema[c]) for c in cols])
+
+
+def read_partitions(
+    root: str | None,
+    table: str,
+    start_ns: int,
+    end_ns: int,
+    schema: dict[str, pl.DataType],
+    columns: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """The hourly partitions of ``table`` for hours in [start, end), concatenated; missing hours skipped."""
+    cols = list(columns) if columns is not None else list(schema)
+    parts: list[pl.DataFrame] = []
+    hour = floor_ns(start_ns, HOUR_NS)
+    while hour < end_ns:
+        got = read_partition(partition_path(root, table, hour), schema, cols)
+        if got is not None and got.height:
+            parts.append(got)
+        hour += HOUR_NS
+    return pl.concat(parts) if parts else pl.DataFrame(schema={c: schema[c] for c in cols})
+
+
+def raw_data_end(root: str | None, start_ns: int, end_ns: int) -> dict[str, int]:
+    """exchange -> the latest receive time (ns) among its raw rows in receive minutes [start, end)."""
+    got = read_raw(root, start_ns, end_ns, columns=["exchange", "recv_ts"])
+    if not got.height:
+        return {}
+    ends = got.group_by("exchange").agg(pl.col("recv_ts").max().cast(pl.Int64))
+    return {str(ex): int(ts) for ex, ts in ends.iter_rows()}

@@ -1,0 +1,156 @@
+"""The trades window: which raw rows a partition keeps, what counts as late/early/duplicate/reject.
+
+Built from the real recording with its frames moved, repeated or damaged the way a network or a second
+collector would."""
+
+from __future__ import annotations
+
+import polars as pl
+from candle_reference import H00, H23, HOUR, MIN, Recording, raw_frame
+
+from mdplatform.schemas import TRADES
+from mdplatform.transforms import (
+    REJECTS,
+    registry_normalizer,
+    reject,
+    trades_for_window,
+    validate_candles,
+    validate_trades,
+)
+
+SKEW, LATENESS = 2 * MIN, 15 * MIN
+TS = pl.col("recv_ts").cast(pl.Int64)
+
+
+def _window(raw: pl.DataFrame, hour: int):  # type: ignore[no-untyped-def]
+    return trades_for_window(raw, hour, hour + HOUR, LATENESS, normalize=registry_normalizer, skew_ns=SKEW)
+
+
+def _trade_time() -> pl.Expr:
+    return pl.col("payload").str.json_path_match("$.data.T").cast(pl.Int64) * 1_000_000
+
+
+def test_clean_recording(spot: Recording) -> None:
+    raw = raw_frame(spot)
+    for hour, n in ((H23, 9738), (H00, 10166)):
+        w = _window(raw, hour)
+        assert w.trades.height == n
+        assert (w.late.height, w.early.height, w.duplicates, w.rejects.height) == (0, 0, 0, 0)
+        assert w.trades.schema == pl.Schema(TRADES)
+        assert validate_trades(w.trades, hour, hour + HOUR) == []
+    # both windows read the raw minutes around midnight; each trade is kept by exactly one
+    assert _window(raw, H23).raw_rows == raw.filter(TS - TS % MIN < H00 + LATENESS).height
+
+
+def test_late_trades_are_counted_once_and_not_written(spot: Recording) -> None:
+    raw = raw_frame(spot)
+    moving = (pl.col("channel") == "trade") & (_trade_time() >= H00 - 30 * 10**9) & (_trade_time() < H00)
+    n_moved = raw.filter(moving).height
+    assert n_moved > 100
+    # delivered 20 minutes late: after hour 23's window stopped reading (00:15)
+    late_raw = raw.with_columns(
+        recv_ts=pl.when(moving)
+        .then(pl.col("recv_ts") + pl.duration(minutes=20, time_unit="ns"))
+        .otherwise(pl.col("recv_ts"))
+    )
+    w23, w00 = _window(late_raw, H23), _window(late_raw, H00)
+    assert w23.trades.height == 9738 - n_moved and w23.late.height == 0
+    assert w00.trades.height == 10166 and w00.late.height == n_moved
+    assert (w00.late.get_column("ts").cast(pl.Int64) < H00).all()
+    # within the lateness (10 minutes late) they are simply kept by their own hour
+    ok_raw = raw.with_columns(
+        recv_ts=pl.when(moving)
+        .then(pl.col("recv_ts") + pl.duration(minutes=10, time_unit="ns"))
+        .otherwise(pl.col("recv_ts"))
+    )
+    assert _window(ok_raw, H23).trades.height == 9738
+    assert _window(ok_raw, H00).late.height == 0
+
+
+def test_early_trades(spot: Recording) -> None:
+    raw = raw_frame(spot)
+    # one trade of 00:00:30 (exchange time) stamped by a receive clock 10 minutes behind: before hour 00 reads
+    target = raw.filter((pl.col("channel") == "trade") & (_trade_time() >= H00 + 30 * 10**9)).row(
+        0, named=True
+    )
+    moved = raw.with_columns(
+        recv_ts=pl.when(pl.col("seq") == target["seq"])
+        .then(pl.col("recv_ts") - pl.duration(minutes=10, time_unit="ns"))
+        .otherwise(pl.col("recv_ts"))
+    )
+    w23, w00 = _window(moved, H23), _window(moved, H00)
+    assert w23.early.height == 1 and w23.trades.height == 9738
+    assert w00.trades.height == 10166 - 1 and w00.early.height == 0
+
+
+def test_duplicates_from_a_second_connection(spot: Recording) -> None:
+    raw = raw_frame(spot)
+    again = raw.filter(pl.col("channel") == "trade").head(1000)
+    # a second collector receives the same frames a millisecond later
+    twice = pl.concat(
+        [
+            raw,
+            again.with_columns(
+                conn_id=pl.lit("second"),
+                recv_ts=pl.col("recv_ts") + pl.duration(milliseconds=1, time_unit="ns"),
+            ),
+        ]
+    )
+    w = _window(twice, H23)
+    assert w.trades.height == 9738 and w.duplicates == 1000
+    assert set(w.trades.get_column("recv_ts").to_list()) <= set(raw.get_column("recv_ts").to_list())
+    assert w.trades.select("exchange", "symbol", "trade_id").is_unique().all()
+
+
+def test_rejects_are_quarantined_with_a_reason(spot: Recording) -> None:
+    raw = raw_frame(spot)
+    trades = raw.filter(pl.col("channel") == "trade")
+    bad_seqs = trades.get_column("seq").gather([10, 20, 30]).to_list()
+    damaged = raw.with_columns(
+        payload=pl.when(pl.col("seq") == bad_seqs[0])
+        .then(pl.col("payload").str.slice(0, 60))  # torn frame
+        .when(pl.col("seq") == bad_seqs[1])
+        .then(pl.col("payload").str.replace(r'"p":"[0-9.]+"', '"p":"-1"'))  # negative price
+        .when(pl.col("seq") == bad_seqs[2])
+        .then(pl.col("payload").str.replace(r'"e":"trade"', '"e":"aggTrade"'))
+        .otherwise(pl.col("payload"))
+    )
+    w = _window(damaged, H23)
+    assert w.trades.height == 9738 - 3
+    assert w.rejects.height == 3
+    assert w.rejects.schema == pl.Schema(REJECTS)
+    assert w.rejects.get_column("seq").to_list() == bad_seqs
+    assert w.rejects.get_column("reason").null_count() == 0
+    assert (
+        w.rejects.get_column("payload").to_list()
+        == damaged.filter(pl.col("seq").is_in(bad_seqs)).get_column("payload").to_list()
+    )
+    # a reject belongs to the window of its receive hour only
+    assert _window(damaged, H00).rejects.height == 0
+
+
+def test_unknown_exchange_is_quarantined(spot: Recording) -> None:
+    raw = raw_frame(spot).head(500).with_columns(exchange=pl.lit("nowhere"))
+    w = trades_for_window(raw, H23, H00, LATENESS, normalize=registry_normalizer, skew_ns=SKEW)
+    assert w.trades.height == 0
+    assert w.rejects.height == raw.filter(pl.col("channel") != "control").height
+    assert set(w.rejects.get_column("reason")) == {"unknown exchange 'nowhere'"}
+
+
+def test_reject_helper_keeps_raw_columns(spot: Recording) -> None:
+    raw = raw_frame(spot).head(3)
+    assert reject(raw, "x").columns == list(REJECTS)
+
+
+def test_validators_catch_damage(spot: Recording) -> None:
+    trades = _window(raw_frame(spot), H23).trades
+    broken = pl.concat([trades, trades.head(2)]).with_columns(
+        price=pl.when(pl.col("trade_id") == trades.get_column("trade_id")[5])
+        .then(-1.0)
+        .otherwise(pl.col("price"))
+    )
+    problems = validate_trades(broken, H23, H00)
+    assert any("duplicate" in p for p in problems) and any("price" in p for p in problems)
+    assert validate_trades(trades.drop("side"))[0].startswith("columns")
+    assert any("outside" in p for p in validate_trades(trades, H00, H00 + HOUR))
+    assert validate_candles(pl.DataFrame(schema=TRADES))[0].startswith("columns")
