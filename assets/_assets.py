@@ -62,7 +62,7 @@ def trades(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResul
             "duplicates": w.duplicates,
             "rejects": w.rejects.height,
             "rejects_by_reason": MetadataValue.json(done.rejects_by_reason),
-            "data_end": MetadataValue.json({ex: _iso(ts) for ex, ts in sorted(done.data_end.items())}),
+            "trade_end": MetadataValue.json({ex: _iso(ts) for ex, ts in sorted(done.window.trade_end.items())}),
             "path": MetadataValue.path(done.path),
             "quarantine": MetadataValue.path(done.quarantine) if done.quarantine else MetadataValue.text(""),
             "warehouse_rows_replaced": done.warehouse_deleted,
@@ -84,7 +84,7 @@ def trades(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResul
     ],
     description=(
         "OHLCV candles (1m 5m 15m 1h 4h 1d) whose close_time is in (H, H + 1h] and that are closed "
-        "(close_time <= min(H + 1h, data end - grace)); flat minutes at the previous close. "
+        "(close_time <= min(H + 1h, newest trade seen - grace)); flat minutes at the previous close. "
         "Lake: candles/date=/hour=/data.parquet; DuckDB: candles."
     ),
 )

@@ -23,7 +23,6 @@ from mdplatform.warehouse import (
     Warehouse,
     partition_path,
     quarantine_path,
-    raw_data_end,
     read_partition_metadata,
     read_partitions,
     remove_file,
@@ -33,7 +32,7 @@ from mdplatform.warehouse import (
 from ._settings import Settings
 
 __all__ = [
-    "DATA_END_KEY",
+    "TRADE_END_KEY",
     "CandlesHour",
     "MissingUpstreamError",
     "TradesHour",
@@ -44,7 +43,7 @@ __all__ = [
 ]
 
 #: Parquet footer key of a trades partition: exchange -> latest receive time (ns) in the raw it was built from
-DATA_END_KEY = "mdp:data_end"
+TRADE_END_KEY = "mdp:trade_end"
 READ_RANGE_KEY = "mdp:raw_read_range"
 
 
@@ -76,7 +75,6 @@ def by_symbol(df: pl.DataFrame) -> dict[str, int]:
 class TradesHour:
     hour: int
     window: TradesWindow
-    data_end: dict[str, int]
     path: str
     quarantine: str | None
     warehouse_deleted: int
@@ -97,8 +95,6 @@ def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse 
     root = settings.root
     end = hour + HOUR_NS
     read_start, read_end = hour - settings.skew_ns, end + settings.lateness_ns
-    # data end first: minutes landing between the two reads may add trades, never claim data that was not read
-    data_end = raw_data_end(root, read_start, read_end)
     raw = read_raw(root, read_start, read_end, channels=trade_channels(list_exchanges(root)))
     window = trades_for_window(
         raw, hour, end, settings.lateness_ns, normalize=registry_normalizer, skew_ns=settings.skew_ns
@@ -108,7 +104,7 @@ def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse 
         path,
         window.trades,
         {
-            DATA_END_KEY: json.dumps(data_end, sort_keys=True),
+            TRADE_END_KEY: json.dumps(window.trade_end, sort_keys=True),
             READ_RANGE_KEY: json.dumps([read_start, read_end]),
         },
     )
@@ -124,7 +120,7 @@ def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse 
     if not wh.has_relation("raw"):
         # the view globs the lake when queried, so creating it once is enough
         wh.create_raw_view(root)
-    return TradesHour(hour, window, data_end, path, qpath, deleted)
+    return TradesHour(hour, window, path, qpath, deleted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,14 +139,15 @@ class CandlesHour:
 
 
 def candle_watermarks(settings: Settings, hour: int) -> dict[str, int]:
-    """exchange -> the time up to which this hour's candles are known closed: min(hour end, data end - grace),
-    with data end taken from the trades partition (what its raw read saw)."""
+    """exchange -> the time up to which this hour's candles are known closed: min(hour end, trade end - grace),
+    trade end being the newest trade the trades partition's raw read saw (any hour). Exchange time, not receive
+    time: the candles are then a function of the data alone, whether it arrived live or by import."""
     meta = read_partition_metadata(partition_path(settings.root, "trades", hour))
     if meta is None:
         raise MissingUpstreamError(f"trades partition for hour {hour} is not materialized")
-    data_end: dict[str, int] = json.loads(meta.get(DATA_END_KEY, "{}"))
+    trade_end: dict[str, int] = json.loads(meta.get(TRADE_END_KEY, "{}"))
     end = hour + HOUR_NS
-    return {ex: min(end, int(ts) - settings.grace_ns) for ex, ts in data_end.items()}
+    return {ex: min(end, int(ts) - settings.grace_ns) for ex, ts in trade_end.items()}
 
 
 def materialize_candles_hour(

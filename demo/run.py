@@ -195,8 +195,8 @@ def check(sent: int, shift_ns: int, captures: list[Path]) -> list[str]:
     raw = duckdb.sql(
         f"select count(*) from read_parquet('{LAKE}/raw/**/*.parquet', hive_partitioning = true) "
         "where channel not in ('depthSnapshot', 'control')"
-    ).fetchone()
-    raw_frames = raw[0] if raw else 0
+    ).fetchall()
+    raw_frames = raw[0][0]
     print(f"  raw frames in the lake: {raw_frames:,} (replay sent {sent:,})")
     if raw_frames != sent:
         failures.append(f"raw frames {raw_frames} != sent {sent}")
@@ -249,7 +249,8 @@ def summarize() -> None:
     con.sql(
         "select exchange, symbol, timeframe, count(*) as candles, min(open_time) as first_open, "
         "max(close_time) as last_close, sum(trade_count) as trades from candles "
-        "group by all order by exchange, symbol, list_position(['1m','5m','15m','1h','4h','1d'], timeframe)"
+        "group by exchange, symbol, timeframe "
+        "order by exchange, symbol, list_position(['1m','5m','15m','1h','4h','1d'], timeframe)"
     ).show(max_rows=50)
 
 

@@ -38,6 +38,8 @@ class TradesWindow:
     (receive minute >= their window end + lateness); they are not in any window's ``trades``.
     ``early``: trades received in [start, end) more than ``skew`` before their own window opened
     (an exchange clock far ahead of ours); likewise unwritten.
+    ``trade_end``: exchange -> the newest trade time in everything read (any hour): trades arrive in exchange
+    order, so every trade before it has been seen; candles use it to know which minutes are closed.
     """
 
     trades: pl.DataFrame
@@ -46,6 +48,7 @@ class TradesWindow:
     early: pl.DataFrame
     raw_rows: int
     duplicates: int
+    trade_end: dict[str, int]
 
 
 def empty_trades() -> pl.DataFrame:
@@ -157,6 +160,8 @@ def trades_for_window(
     duplicates = trades.filter(~pl.col("_first") & in_window).height
     trades = trades.filter(pl.col("_first")).drop("_first")
 
+    ends = trades.group_by("exchange").agg(pl.col("ts").max().cast(pl.Int64))
+    trade_end = {str(ex): int(ts) for ex, ts in ends.iter_rows()}
     late = trades.filter(owned & (recv_minute >= own_start + length + lateness_ns))
     early = trades.filter(owned & (recv_minute < own_start - skew_ns))
     kept = trades.filter(in_window)
@@ -168,4 +173,5 @@ def trades_for_window(
         early=sort_trades(early),
         raw_rows=raw.height,
         duplicates=duplicates,
+        trade_end=trade_end,
     )

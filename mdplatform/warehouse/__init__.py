@@ -4,7 +4,6 @@ from ._duckdb import Warehouse, default_sql_dir, default_warehouse_path
 from ._lake import (
     partition_path,
     quarantine_path,
-    raw_data_end,
     read_partition,
     read_partition_metadata,
     read_partitions,
@@ -18,7 +17,6 @@ __all__ = [
     "default_warehouse_path",
     "partition_path",
     "quarantine_path",
-    "raw_data_end",
     "read_partition",
     "read_partition_metadata",
     "read_partitions",

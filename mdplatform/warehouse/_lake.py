@@ -15,13 +15,12 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 import pyarrow.parquet as pq
 
-from mdplatform.lake import filesystem, is_local, join, lake_root, read_raw, write_table_atomic
+from mdplatform.lake import filesystem, is_local, join, lake_root, write_table_atomic
 from mdplatform.transforms import HOUR_NS, floor_ns
 
 __all__ = [
     "partition_path",
     "quarantine_path",
-    "raw_data_end",
     "read_partition",
     "read_partition_metadata",
     "read_partitions",
@@ -111,12 +110,3 @@ def read_partitions(
             parts.append(got)
         hour += HOUR_NS
     return pl.concat(parts) if parts else pl.DataFrame(schema={c: schema[c] for c in cols})
-
-
-def raw_data_end(root: str | None, start_ns: int, end_ns: int) -> dict[str, int]:
-    """exchange -> the latest receive time (ns) among its raw rows in receive minutes [start, end)."""
-    got = read_raw(root, start_ns, end_ns, columns=["exchange", "recv_ts"])
-    if not got.height:
-        return {}
-    ends = got.group_by("exchange").agg(pl.col("recv_ts").max().cast(pl.Int64))
-    return {str(ex): int(ts) for ex, ts in ends.iter_rows()}

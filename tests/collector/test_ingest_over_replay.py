@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -178,7 +179,7 @@ def test_reconnect_backs_off_exponentially_one_attempt_at_a_time(lake: str) -> N
         return status
 
     status = asyncio.run(scenario())
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     # delay = initial * 2**n * jitter(0.5..1), capped: later waits are longer than the first and never exceed the cap
     assert gaps[0] < 0.2
     assert max(gaps[3:]) >= 0.35
