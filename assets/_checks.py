@@ -54,9 +54,7 @@ def _result(path: str, df: pl.DataFrame | None, problems: list[str]) -> AssetChe
     )
 
 
-@asset_check(
-    asset=trades, partitions_def=HOURLY, description="schema, no nulls, price/size > 0, unique trade ids"
-)
+@asset_check(asset=trades, partitions_def=HOURLY, description="schema, no nulls, price/size > 0, unique trade ids")
 def trades_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
     hour = hour_ns(context.partition_key)
     path = partition_path(mdp.settings().root, "trades", hour)

@@ -150,9 +150,7 @@ def candle_watermarks(settings: Settings, hour: int) -> dict[str, int]:
     return {ex: min(end, int(ts) - settings.grace_ns) for ex, ts in trade_end.items()}
 
 
-def materialize_candles_hour(
-    settings: Settings, hour: int, warehouse: Warehouse | None = None
-) -> CandlesHour:
+def materialize_candles_hour(settings: Settings, hour: int, warehouse: Warehouse | None = None) -> CandlesHour:
     """Candles with close_time in (hour, hour + 1h] that are closed, from the trades partitions of the lake,
     written to the lake partition and DuckDB ``candles`` (window replaced)."""
     root = settings.root

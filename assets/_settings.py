@@ -50,11 +50,7 @@ class Settings:
 
     @property
     def lateness_ns(self) -> int:
-        s = (
-            self.lateness_s
-            if self.lateness_s is not None
-            else _env_float("MDP_LATENESS_S", DEFAULT_LATENESS_S)
-        )
+        s = self.lateness_s if self.lateness_s is not None else _env_float("MDP_LATENESS_S", DEFAULT_LATENESS_S)
         return ceil_ns(round(s * SECOND_NS), MINUTE_NS)
 
     @property
@@ -64,9 +60,5 @@ class Settings:
 
     @property
     def lookback_ns(self) -> int:
-        h = (
-            self.lookback_h
-            if self.lookback_h is not None
-            else _env_float("MDP_LOOKBACK_H", DEFAULT_LOOKBACK_H)
-        )
+        h = self.lookback_h if self.lookback_h is not None else _env_float("MDP_LOOKBACK_H", DEFAULT_LOOKBACK_H)
         return ceil_ns(round(h * HOUR_NS), HOUR_NS)

@@ -73,8 +73,7 @@ def _summary(warehouse: str, lo: int, hi: int) -> str:
 
     wh = Warehouse(warehouse)
     t = wh.query(
-        "SELECT exchange, symbol, count(*) AS trades FROM trades WHERE ts >= ? AND ts < ? "
-        "GROUP BY ALL ORDER BY ALL",
+        "SELECT exchange, symbol, count(*) AS trades FROM trades WHERE ts >= ? AND ts < ? GROUP BY ALL ORDER BY ALL",
         [from_ns(lo), from_ns(hi)],
     )
     c = wh.query(
@@ -98,20 +97,12 @@ def _summary(warehouse: str, lo: int, hi: int) -> str:
 
 
 @click.command("materialize")
-@click.option(
-    "--from", "start", metavar="TIME", help="first hour (ISO date or time, UTC); default: raw lake start"
-)
-@click.option(
-    "--to", "end", metavar="TIME", help="end (exclusive; a bare date includes that day); default: lake end"
-)
+@click.option("--from", "start", metavar="TIME", help="first hour (ISO date or time, UTC); default: raw lake start")
+@click.option("--to", "end", metavar="TIME", help="end (exclusive; a bare date includes that day); default: lake end")
 @click.option("--lake", metavar="PATH", help="lake root (default $MDP_LAKE or ./lake)")
-@click.option(
-    "--warehouse", metavar="PATH", help="DuckDB file (default $MDP_WAREHOUSE or <lake>/warehouse.duckdb)"
-)
+@click.option("--warehouse", metavar="PATH", help="DuckDB file (default $MDP_WAREHOUSE or <lake>/warehouse.duckdb)")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
-def materialize(
-    start: str | None, end: str | None, lake: str | None, warehouse: str | None, progress: bool
-) -> None:
+def materialize(start: str | None, end: str | None, lake: str | None, warehouse: str | None, progress: bool) -> None:
     """Materialize the hourly `trades` and `candles` partitions (and their checks) for a time range.
 
     Runs in this process, one Dagster run per hour, recorded in DAGSTER_HOME (default ./.dagster), then

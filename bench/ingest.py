@@ -108,9 +108,7 @@ def bare_client(port: int, expected: int, out: mp.Queue) -> None:  # type: ignor
     from websockets.asyncio.client import connect
 
     async def run() -> float:
-        async with connect(
-            f"ws://127.0.0.1:{port}/stream", compression=None, max_size=2**24, max_queue=4096
-        ) as ws:
+        async with connect(f"ws://127.0.0.1:{port}/stream", compression=None, max_size=2**24, max_queue=4096) as ws:
             n = 0
             t0 = 0.0
             async for _ in ws:

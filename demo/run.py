@@ -28,7 +28,7 @@ from verify import MINUTE_NS, compare_candles, recorded_trades, reference_candle
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "demo/data/binance-spot"
-WORK = REPO / ".demo"
+WORK = Path(os.environ.get("MDP_DEMO_DIR") or REPO / ".demo")  # wiped on every run
 LAKE = WORK / "lake"
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 MDP = [sys.executable, "-m", "mdplatform"]

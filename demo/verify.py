@@ -14,9 +14,7 @@ from pathlib import Path
 MINUTE_NS = 60 * 10**9
 
 
-def recorded_trades(
-    paths: Iterable[Path], shift_ns: int = 0
-) -> dict[str, list[tuple[int, int, float, float, bool]]]:
+def recorded_trades(paths: Iterable[Path], shift_ns: int = 0) -> dict[str, list[tuple[int, int, float, float, bool]]]:
     """symbol -> [(trade ts ns shifted, trade id, price, qty, taker is buyer)] from Binance `@trade` frames."""
     out: dict[str, list[tuple[int, int, float, float, bool]]] = {}
     for path in paths:

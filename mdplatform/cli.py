@@ -18,9 +18,7 @@ class _PluginGroup(click.Group):
     (``materialize`` pulls in Dagster, which takes seconds to import)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(
-            {*super().list_commands(ctx), *(ep.name for ep in entry_points(group="mdplatform.cli"))}
-        )
+        return sorted({*super().list_commands(ctx), *(ep.name for ep in entry_points(group="mdplatform.cli"))})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
@@ -46,9 +44,7 @@ def cli(verbose: int) -> None:
 @click.option("--lake", default=None, help="Lake root (default: config 'lake', $MDP_LAKE, ./lake).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--status-file", default=None, help="Write status/health JSON here (atomically) as it runs.")
-@click.option(
-    "--status-interval", type=float, default=10.0, show_default=True, help="Seconds between status reports."
-)
+@click.option("--status-interval", type=float, default=10.0, show_default=True, help="Seconds between status reports.")
 def ingest(
     config_path: str,
     lake: str | None,
@@ -80,14 +76,10 @@ def ingest(
 
 
 @cli.command()
-@click.option(
-    "--capture", "captures", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False)
-)
+@click.option("--capture", "captures", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.argument("more", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option("--exchange", default=None, help="Exchange id (default: detected from the capture).")
-@click.option(
-    "--speed", type=float, default=1.0, show_default=True, help="Times real speed; 0 = as fast as possible."
-)
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Times real speed; 0 = as fast as possible.")
 @click.option("--port", type=int, default=0, help="Port to listen on (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--rebase", is_flag=True, help="Shift timestamps by whole minutes so the recording looks live.")

@@ -33,17 +33,13 @@ class Ingestor:
     Closed minutes are written about once a second; on the way out every buffered row is written.
     """
 
-    def __init__(
-        self, config: IngestConfig, *, lake: str | None = None, status_every_s: float = 10.0
-    ) -> None:
+    def __init__(self, config: IngestConfig, *, lake: str | None = None, status_every_s: float = 10.0) -> None:
         self.config = config
         self.writer = RawWriter(lake or config.lake)
         self.manager = CollectorManager(config.collectors, self.writer)
         self.status_every_s = status_every_s
 
-    async def run(
-        self, *, stop: asyncio.Event | None = None, duration_s: float | None = None
-    ) -> IngestResult:
+    async def run(self, *, stop: asyncio.Event | None = None, duration_s: float | None = None) -> IngestResult:
         """Until ``stop`` is set, SIGINT/SIGTERM (in the main thread), or ``duration_s`` has passed."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -102,6 +98,4 @@ async def ingest(
     stop: asyncio.Event | None = None,
     status_every_s: float = 10.0,
 ) -> IngestResult:
-    return await Ingestor(config, lake=lake, status_every_s=status_every_s).run(
-        stop=stop, duration_s=duration_s
-    )
+    return await Ingestor(config, lake=lake, status_every_s=status_every_s).run(stop=stop, duration_s=duration_s)

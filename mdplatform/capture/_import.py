@@ -47,9 +47,7 @@ class ImportStats:
         )
         if self.read.bad:
             first = self.read.bad[0]
-            text += (
-                f"; {len(self.read.bad)} unreadable line(s), first {first.path}:{first.line} ({first.reason})"
-            )
+            text += f"; {len(self.read.bad)} unreadable line(s), first {first.path}:{first.line} ({first.reason})"
         return text
 
 
@@ -62,9 +60,7 @@ def capture_id(path: str | Path) -> str:
     return _UNSAFE.sub("_", name) or "capture"
 
 
-def import_capture(
-    paths: Iterable[str | Path], exchange_id: str | None = None, root: str | None = None
-) -> ImportStats:
+def import_capture(paths: Iterable[str | Path], exchange_id: str | None = None, root: str | None = None) -> ImportStats:
     """Write recordings into the raw layer under ``root`` (default: the configured lake).
 
     Every received frame becomes one raw row: ``recv_ts`` from the recording, channel/symbol from the

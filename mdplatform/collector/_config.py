@@ -31,6 +31,8 @@ class ExchangeCollectorConfig:
     reconnect_reset_after_s: float = 30.0
     #: overrides the exchange's no-data watchdog
     idle_timeout_s: float | None = None
+    #: overrides how long a connection may be silent before a text ping (exchanges that want them, e.g. OKX)
+    ping_interval_s: float | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ExchangeCollectorConfig:
@@ -60,8 +62,7 @@ class ExchangeCollectorConfig:
         bad = sorted(set(self.channels) - exchange.capabilities.channels)
         if bad:
             raise ConfigError(
-                f"{self.exchange}: unsupported channel(s) {bad}; "
-                f"supported: {sorted(exchange.capabilities.channels)}"
+                f"{self.exchange}: unsupported channel(s) {bad}; supported: {sorted(exchange.capabilities.channels)}"
             )
         if self.max_streams_per_connection < 1:
             raise ConfigError("max_streams_per_connection must be >= 1")
@@ -80,11 +81,7 @@ def load_config(path: str | Path) -> IngestConfig:
         data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
-    if (
-        not isinstance(data, Mapping)
-        or not isinstance(data.get("collectors"), list)
-        or not data["collectors"]
-    ):
+    if not isinstance(data, Mapping) or not isinstance(data.get("collectors"), list) or not data["collectors"]:
         raise ConfigError(f"{path}: expected a mapping with a non-empty 'collectors' list")
     unknown = sorted(set(data) - {"collectors", "lake", "status_file"})
     if unknown:

@@ -113,9 +113,7 @@ class Connection:
             ping_timeout=None if client_ping else 20,
         ) as ws:
             self._ws = ws
-            self.session = self.exchange.new_session(
-                self.subs, self.config.rest_url or self.exchange.rest_url
-            )
+            self.session = self.exchange.new_session(self.subs, self.config.rest_url or self.exchange.rest_url)
             for message in self.exchange.subscribe_messages(self.subs):
                 await ws.send(message)
             now = time.time_ns()
@@ -197,7 +195,7 @@ class Connection:
     async def _watchdog(self, ws: ClientConnection) -> None:
         """Close a silent connection (no data for ``idle_timeout``); send text pings where the exchange wants them."""
         ping = self._keepalive.client_ping
-        interval = self._keepalive.interval_s
+        interval = self.config.ping_interval_s or self._keepalive.interval_s
         last_ping = time.monotonic()
         while True:
             await asyncio.sleep(min(1.0, interval / 2))

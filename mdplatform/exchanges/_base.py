@@ -127,10 +127,15 @@ class Exchange(Protocol):
     def new_session(self, subs: Sequence[Subscription], rest_url: str | None) -> StreamSession: ...
 
     def normalize_trades(self, raw: pl.DataFrame) -> pl.DataFrame:
-        """Raw rows of this exchange (lake schema, any channels) -> trades in ``mdplatform.schemas.TRADES``.
+        """``normalize_trades_with_rejects(raw)[0]``."""
+        ...
 
-        Vectorized; ``symbol`` becomes BASE-QUOTE; ``side`` is the taker side. Rows that cannot be parsed are
-        returned by ``mdplatform.transforms`` as rejects, never dropped silently.
+    def normalize_trades_with_rejects(self, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Raw rows of this exchange (lake schema, any channels) -> (trades, rejects).
+
+        trades: ``mdplatform.schemas.TRADES``, vectorized; ``symbol`` becomes BASE-QUOTE; ``side`` is the taker
+        side. rejects: the raw rows of trade channels that could not be parsed plus a ``reason`` column, so
+        nothing is dropped silently (the assets quarantine them).
         """
         ...
 

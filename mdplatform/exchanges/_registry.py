@@ -8,15 +8,13 @@ from types import MappingProxyType
 import polars as pl
 
 from ._base import Exchange
-from ._normalize import empty_rejects
 from .binance import BinanceExchange
 from .okx import OkxExchange
 
 __all__ = ["EXCHANGES", "capabilities", "get_exchange", "normalize_trades_with_rejects"]
 
 _ALL: dict[str, Exchange] = {
-    x.id: x
-    for x in (BinanceExchange("spot"), BinanceExchange("usdm"), BinanceExchange("coinm"), OkxExchange())
+    x.id: x for x in (BinanceExchange("spot"), BinanceExchange("usdm"), BinanceExchange("coinm"), OkxExchange())
 }
 
 #: registry id -> exchange ("binance", "binance-usdm", "binance-coinm", "okx")
@@ -32,13 +30,7 @@ def get_exchange(exchange_id: str) -> Exchange:
 
 def normalize_trades_with_rejects(exchange_id: str, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(trades, rejects) for one exchange's raw rows; rejects = raw rows that did not parse + ``reason``."""
-    exchange = get_exchange(exchange_id)
-    split = getattr(exchange, "normalize_trades_with_rejects", None)
-    if split is None:
-        # an exchange without the split reports no rejects of its own
-        return exchange.normalize_trades(raw), empty_rejects()
-    result: tuple[pl.DataFrame, pl.DataFrame] = split(raw)
-    return result
+    return get_exchange(exchange_id).normalize_trades_with_rejects(raw)
 
 
 def capabilities() -> pl.DataFrame:

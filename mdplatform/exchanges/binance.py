@@ -192,9 +192,7 @@ class BinanceExchange:
         """``btcusdt@depth@100ms`` for Subscription("depth", "BTCUSDT")."""
         suffix = _STREAM_SUFFIX.get(sub.channel)
         if suffix is None:
-            raise ValueError(
-                f"{self.id}: unsupported channel {sub.channel!r}; supported: {sorted(_CHANNELS)}"
-            )
+            raise ValueError(f"{self.id}: unsupported channel {sub.channel!r}; supported: {sorted(_CHANNELS)}")
         if not sub.symbol:
             raise ValueError(f"{self.id}: subscription to {sub.channel!r} needs a symbol")
         return f"{sub.symbol.lower()}@{suffix}"
@@ -210,9 +208,7 @@ class BinanceExchange:
         # the streams are in the connect URL already
         return []
 
-    def subscribe_request(
-        self, subs: Sequence[Subscription], request_id: int = 1, *, unsubscribe: bool = False
-    ) -> str:
+    def subscribe_request(self, subs: Sequence[Subscription], request_id: int = 1, *, unsubscribe: bool = False) -> str:
         """The documented live (un)subscribe frame ``{"method":"SUBSCRIBE","params":[...],"id":N}``."""
         params = list(dict.fromkeys(self.stream_name(s) for s in subs))
         method = "UNSUBSCRIBE" if unsubscribe else "SUBSCRIBE"
@@ -446,9 +442,7 @@ class BinanceSession:
         if m is None:
             # no immediate retry (an error body would loop); the sync asks again after more diffs
             self.errors += 1
-            return SessionAction(
-                error=f"{self._exchange.id} {symbol}: snapshot without lastUpdateId: {body[:200]}"
-            )
+            return SessionAction(error=f"{self._exchange.id} {symbol}: snapshot without lastUpdateId: {body[:200]}")
         verdict, _ = self._sync(symbol).on_snapshot(int(m.group(1)))
         if verdict == SnapshotVerdict.SYNCED or verdict == SnapshotVerdict.IGNORED:
             return None

@@ -78,9 +78,7 @@ class RawWriter:
         max_pending: int = 2,
     ) -> None:
         self.root = lake_root(root)
-        self.writer_id = (
-            writer_id or f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
-        )
+        self.writer_id = writer_id or f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         self.max_rows = max_rows
         self.max_pending = max_pending
         self.stats = WriterStats()

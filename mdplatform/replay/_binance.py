@@ -88,9 +88,7 @@ class _ServerBook:
         if builder.state == "synced":
             last = builder.book.update_id
             default = (body.get("E"), body.get("T"))
-            self.event_ms, self.trans_ms = (
-                self.early_times.get(last, default) if last is not None else default
-            )
+            self.event_ms, self.trans_ms = self.early_times.get(last, default) if last is not None else default
         self.early_times.clear()
 
     def book(self) -> L2Book | None:

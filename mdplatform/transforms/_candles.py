@@ -65,9 +65,7 @@ def _finish(frame: pl.DataFrame, timeframe: str) -> pl.DataFrame:
         trade_count=pl.col("trade_count").cast(pl.Int64),
         taker_buy_volume=pl.col("taker_buy_volume"),
         taker_buy_quote_volume=pl.col("taker_buy_quote_volume"),
-        vwap=pl.when(pl.col("volume") > 0)
-        .then(pl.col("quote_volume") / pl.col("volume"))
-        .otherwise(pl.col("close")),
+        vwap=pl.when(pl.col("volume") > 0).then(pl.col("quote_volume") / pl.col("volume")).otherwise(pl.col("close")),
     ).cast(CANDLES)  # type: ignore[arg-type]
 
 
@@ -205,7 +203,5 @@ def build_candles(
     capped = {ex: min(limit, publish_end_ns) for ex, limit in limits.items()}
     c1m = candles_1m(trades, start_ns=start, limits=capped, prev_close=prev_close)
     close_i = pl.col("close_time").cast(pl.Int64)
-    parts = [
-        resample(c1m, tf).filter((close_i > publish_start_ns) & (close_i <= publish_end_ns)) for tf in tfs
-    ]
+    parts = [resample(c1m, tf).filter((close_i > publish_start_ns) & (close_i <= publish_end_ns)) for tf in tfs]
     return sort_candles(pl.concat(parts)) if parts else empty_candles()

@@ -60,17 +60,13 @@ def validate_candles(df: pl.DataFrame, start_ns: int | None = None, end_ns: int 
     problems += _count(df, ~(pl.col("quote_volume") >= 0), "quote_volume < 0")
     problems += _count(df, ~(pl.col("trade_count") >= 0), "trade_count < 0")
     problems += _count(df, ~(pl.col("taker_buy_volume") >= 0), "taker_buy_volume < 0")
-    problems += _count(
-        df, pl.col("taker_buy_volume") > pl.col("volume") * (1 + _REL), "taker_buy_volume > volume"
-    )
+    problems += _count(df, pl.col("taker_buy_volume") > pl.col("volume") * (1 + _REL), "taker_buy_volume > volume")
     problems += _count(
         df,
         pl.col("taker_buy_quote_volume") > pl.col("quote_volume") * (1 + _REL),
         "taker_buy_quote_volume > quote_volume",
     )
-    problems += _count(
-        df, (pl.col("trade_count") == 0) != (pl.col("volume") == 0), "volume/trade_count mismatch"
-    )
+    problems += _count(df, (pl.col("trade_count") == 0) != (pl.col("volume") == 0), "volume/trade_count mismatch")
     problems += _count(
         df, (pl.col("trade_count") == 0) & ~((o == c) & (h == c) & (lo == c)), "flat candle that is not flat"
     )
@@ -82,9 +78,7 @@ def validate_candles(df: pl.DataFrame, start_ns: int | None = None, end_ns: int 
     length = pl.col("timeframe").replace_strict(TIMEFRAMES, default=None, return_dtype=pl.Int64)
     open_i, close_i = pl.col("open_time").cast(pl.Int64), pl.col("close_time").cast(pl.Int64)
     problems += _count(df, length.is_null(), "unknown timeframe")
-    problems += _count(
-        df, (close_i - open_i != length) | (open_i % length != 0), "misaligned open/close time"
-    )
+    problems += _count(df, (close_i - open_i != length) | (open_i % length != 0), "misaligned open/close time")
     dups = df.height - df.select("exchange", "symbol", "timeframe", "open_time").unique().height
     if dups:
         problems.append(f"{dups} duplicate (exchange, symbol, timeframe, open_time)")

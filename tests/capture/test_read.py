@@ -21,9 +21,7 @@ def test_hftbacktest_spot_frames_and_inline_snapshot(shared_data: Path) -> None:
     assert kinds == {"ws": 41_248, "rest": 1}
     first = frames[0]
     assert first.recv_ns == 1723161253937085768
-    assert first.frame.startswith(
-        '{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723161255208,'
-    )
+    assert first.frame.startswith('{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723161255208,')
     assert first.line == 1
     (snapshot,) = [f for f in frames if f.kind == "rest"]
     assert snapshot.line == 8

@@ -80,8 +80,9 @@ def test_binance_every_frame_lands_once_across_a_dropped_connection(lake: str, s
     assert status["reconnects"] == 1
     assert status["messages_received"] == ws_rows.height == sent
     # one connection id per connection, each with an unbroken sequence from 1
-    per_conn = ws_rows.group_by("conn_id").agg(pl.col("seq").min().alias("lo"), pl.col("seq").max().alias("hi"),
-                                               pl.len().alias("n"))
+    per_conn = ws_rows.group_by("conn_id").agg(
+        pl.col("seq").min().alias("lo"), pl.col("seq").max().alias("hi"), pl.len().alias("n")
+    )
     assert per_conn.height == 2
     assert (per_conn["lo"] == 1).all() and (per_conn["hi"] == per_conn["n"]).all()
     # exactly the recorded frames, byte for byte, in order
@@ -135,8 +136,12 @@ def test_watchdog_reconnects_a_silent_connection(lake: str, shared_data: Path) -
         async with ReplayServer([capture], speed=0) as server:
             writer = RawWriter(lake)
             config = ExchangeCollectorConfig(
-                exchange="okx", symbols=("BTC-USDT",), channels=("trades",), ws_url=server.ws_url,
-                idle_timeout_s=0.6, reconnect_initial_s=0.05,
+                exchange="okx",
+                symbols=("BTC-USDT",),
+                channels=("trades",),
+                ws_url=server.ws_url,
+                idle_timeout_s=0.6,
+                reconnect_initial_s=0.05,
             )
             manager = CollectorManager([config], writer)
             await manager.start()
@@ -162,12 +167,17 @@ def test_reconnect_backs_off_exponentially_one_attempt_at_a_time(lake: str) -> N
     attempts: list[float] = []
 
     async def scenario() -> dict[str, object]:
-        server = await asyncio.start_server(lambda r, w: (attempts.append(time.monotonic()), w.close()),
-                                            "127.0.0.1", port)
+        server = await asyncio.start_server(
+            lambda r, w: (attempts.append(time.monotonic()), w.close()), "127.0.0.1", port
+        )
         writer = RawWriter(lake)
         config = ExchangeCollectorConfig(
-            exchange="binance", symbols=("BTCUSDT",), channels=("trade",), ws_url=f"ws://127.0.0.1:{port}",
-            reconnect_initial_s=0.1, reconnect_max_s=0.8,
+            exchange="binance",
+            symbols=("BTCUSDT",),
+            channels=("trade",),
+            ws_url=f"ws://127.0.0.1:{port}",
+            reconnect_initial_s=0.1,
+            reconnect_max_s=0.8,
         )
         manager = CollectorManager([config], writer)
         await manager.start()
@@ -201,3 +211,53 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
     config = load_config(good)
     assert config.collectors[0].symbols == ("BTC-USDT",)
     assert config.collectors[0].channels == ("trades", "books")
+
+
+def test_keepalive_binance_answers_server_pings_okx_sends_text_pings(lake: str, shared_data: Path) -> None:
+    """A silent but healthy connection stays up: Binance's server pings get pongs (or the server drops us),
+    OKX gets a text "ping" before its idle limit and the "pong" counts as data for the watchdog."""
+
+    async def scenario() -> dict[str, object]:
+        binance = ReplayServer(
+            [shared_data / "binance-hftbacktest/spot/btcusdt_20240808.gz"], speed=0, ping_interval=0.2
+        )
+        okx = ReplayServer([shared_data / "cryptofeed-samples/OKX.ws.1.0.gz"], speed=0)
+        async with binance, okx:
+            writer = RawWriter(lake)
+            configs = [
+                ExchangeCollectorConfig(
+                    exchange="binance",
+                    symbols=("BTCUSDT",),
+                    channels=("trade",),
+                    ws_url=binance.ws_url,
+                    rest_url=binance.rest_url,
+                    idle_timeout_s=30,
+                ),
+                ExchangeCollectorConfig(
+                    exchange="okx",
+                    symbols=("BTC-USDT",),
+                    channels=("trades",),
+                    ws_url=okx.ws_url,
+                    idle_timeout_s=1.5,
+                    ping_interval_s=0.3,
+                ),
+            ]
+            manager = CollectorManager(configs, writer)
+            await manager.start()
+            await binance.wait_finished(timeout=30)
+            await okx.wait_finished(timeout=30)
+            await asyncio.sleep(3.0)  # silent for twice the idle limit
+            status = manager.get_status()
+            await manager.stop()
+            writer.close()
+            return status
+
+    status = asyncio.run(scenario())
+    binance, okx = status["collectors"]  # type: ignore[misc]
+    # the Binance replay pings every 0.2 s and drops a client that has not ponged within 0.2 s: 3 s of silence
+    # without a drop means every ping was answered
+    assert binance["reconnects"] == 0 and binance["errors"] == 0
+    assert binance["connections"][0]["state"] == "connected"
+    assert okx["reconnects"] == 0 and okx["errors"] == 0
+    pongs = read_raw(lake, *ALL_TIME, exchanges=["okx"], channels=["control"]).filter(pl.col("payload") == "pong")
+    assert pongs.height >= 5

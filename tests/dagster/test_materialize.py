@@ -55,9 +55,7 @@ def _candle_rows(wh: Warehouse, hour: int) -> list[dict[str, object]]:
 
 
 @pytest.fixture(scope="module")
-def spot_run(
-    tmp_path_factory: pytest.TempPathFactory, shared_data: Path, dagster_home: str
-) -> tuple[str, str]:
+def spot_run(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, dagster_home: str) -> tuple[str, str]:
     """The spot recording imported and materialized by `mdp materialize` (default range: the lake's hours)."""
     root = str(tmp_path_factory.mktemp("spot") / "lake")
     import_capture(spot_files(shared_data), "binance", root)
@@ -116,9 +114,7 @@ def test_rerun_replaces_and_checks_pass(spot_lake: str, dagster_home: str) -> No
         "GROUP BY exchange, symbol, timeframe, open_time HAVING count(*) > 1)"
     )
     assert dup.item() == 0
-    meta = {
-        e.asset_key.path[0]: e.materialization.metadata for e in result.get_asset_materialization_events()
-    }
+    meta = {e.asset_key.path[0]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert meta["trades"]["dagster/row_count"].value == 10166
     assert meta["trades"]["warehouse_rows_replaced"].value == 10166
     assert meta["trades"]["rows_by_symbol"].value == {"binance/BTC-USDT": 10166}
@@ -144,9 +140,7 @@ def test_corrupted_partitions_fail_the_checks(spot_lake: str) -> None:
     good = read_partition(cpath, CANDLES)
     assert good is not None
     assert _run_check(spot_lake, H23, candles_valid) == (True, "[]")
-    bad = good.with_columns(
-        high=pl.when(pl.int_range(pl.len()) == 0).then(pl.col("low") - 1).otherwise(pl.col("high"))
-    )
+    bad = good.with_columns(high=pl.when(pl.int_range(pl.len()) == 0).then(pl.col("low") - 1).otherwise(pl.col("high")))
     write_partition(cpath, bad)
     passed, problems = _run_check(spot_lake, H23, candles_valid)
     assert not passed and "OHLC out of order" in problems
@@ -161,9 +155,7 @@ def test_corrupted_partitions_fail_the_checks(spot_lake: str) -> None:
     write_partition(cpath, good)
 
 
-def test_sparse_trades_flat_minutes_and_quarantine(
-    tmp_path: Path, shared_data: Path, dagster_home: str
-) -> None:
+def test_sparse_trades_flat_minutes_and_quarantine(tmp_path: Path, shared_data: Path, dagster_home: str) -> None:
     """Only the >= 0.8 BTC trades: flat minutes, one of them at 00:00 continuing hour 23's last close, read
     back from the trades lake; two torn frames from a second writer land in the quarantine."""
     rec = read_recording(spot_files(shared_data), min_size=0.8)

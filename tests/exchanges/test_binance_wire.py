@@ -89,9 +89,7 @@ def test_route_speed(hft: Lines) -> None:
 
 def test_spot_btc_trades(hft: Lines) -> None:
     x = _binance("binance")
-    trades = [
-        e for _, f in hft("spot/btcusdt") if "@trade" in f[:40] for e in x.parse(f) if isinstance(e, Trade)
-    ]
+    trades = [e for _, f in hft("spot/btcusdt") if "@trade" in f[:40] for e in x.parse(f) if isinstance(e, Trade)]
     assert len(trades) == 19_904
     assert all(isinstance(t, Trade) and t.channel == "trade" and t.symbol == "BTCUSDT" for t in trades)
     ids = [int(t.trade_id) for t in trades]
@@ -232,9 +230,7 @@ def test_unparseable_rows_become_rejects(hft: Lines, to_raw: Callable[..., pl.Da
     assert t2.equals(trades) and r2.equals(rejects)
 
 
-def test_normalize_ignores_other_exchanges_and_empty_input(
-    hft: Lines, to_raw: Callable[..., pl.DataFrame]
-) -> None:
+def test_normalize_ignores_other_exchanges_and_empty_input(hft: Lines, to_raw: Callable[..., pl.DataFrame]) -> None:
     spot, usdm = _binance("binance"), _binance("binance-usdm")
     lines = [(ts, f) for ts, f in hft("spot/btcusdt") if "@trade" in f[:40]][:10]
     raw = to_raw(spot, lines)

@@ -29,9 +29,7 @@ def test_registry_ids_and_classes() -> None:
 
 
 def test_unknown_exchange_lists_known_ids() -> None:
-    with pytest.raises(
-        KeyError, match="unknown exchange 'kraken'; known: binance, binance-coinm, binance-usdm, okx"
-    ):
+    with pytest.raises(KeyError, match="unknown exchange 'kraken'; known: binance, binance-coinm, binance-usdm, okx"):
         get_exchange("kraken")
 
 
@@ -83,12 +81,9 @@ def test_binance_urls_are_built_from_the_given_base() -> None:
     ]
     url = x.connect_url(subs, "ws://127.0.0.1:8765")
     assert url == (
-        "ws://127.0.0.1:8765/stream?streams="
-        "btcusdt@trade/btcusdt@aggTrade/btcusdt@depth@100ms/ethusdt@bookTicker"
+        "ws://127.0.0.1:8765/stream?streams=btcusdt@trade/btcusdt@aggTrade/btcusdt@depth@100ms/ethusdt@bookTicker"
     )
-    assert (
-        x.connect_url(subs[:1], "ws://127.0.0.1:8765/") == "ws://127.0.0.1:8765/stream?streams=btcusdt@trade"
-    )
+    assert x.connect_url(subs[:1], "ws://127.0.0.1:8765/") == "ws://127.0.0.1:8765/stream?streams=btcusdt@trade"
     assert x.subscribe_messages(subs) == []
     with pytest.raises(ValueError, match="unsupported channel 'kline_1m'"):
         x.connect_url([Subscription("kline_1m", "BTCUSDT")], x.ws_url)

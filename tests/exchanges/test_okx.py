@@ -102,14 +102,10 @@ def test_checksum_of_snapshots_directly(okx: OkxExchange, received: list[tuple[i
 
 
 def _first_update(received: list[tuple[int, str]], inst: str) -> int:
-    return next(
-        i for i, (_, f) in enumerate(received) if '"action":"update"' in f and f'"instId":"{inst}"' in f[:60]
-    )
+    return next(i for i, (_, f) in enumerate(received) if '"action":"update"' in f and f'"instId":"{inst}"' in f[:60])
 
 
-def test_corrupted_message_fails_resubscribes_and_recovers(
-    okx: OkxExchange, received: list[tuple[int, str]]
-) -> None:
+def test_corrupted_message_fails_resubscribes_and_recovers(okx: OkxExchange, received: list[tuple[int, str]]) -> None:
     session = okx.new_session(SUBS, None)
     bad_at = _first_update(received, "BTC-USDT")
     msg = orjson.loads(received[bad_at][1])
@@ -147,9 +143,7 @@ def test_corrupted_message_fails_resubscribes_and_recovers(
         if inst == "BTC-USDT":
             assert session.on_frame(channel, inst, frame) is None
     assert session.sync_state()["BTC-USDT"] == "synced"
-    assert session.checksums_verified - verified == sum(
-        1 for _, f in received if okx.route(f) == ("books", "BTC-USDT")
-    )
+    assert session.checksums_verified - verified == sum(1 for _, f in received if okx.route(f) == ("books", "BTC-USDT"))
 
 
 def _with_seq_ids(received: list[tuple[int, str]], inst: str) -> list[str]:

@@ -74,9 +74,7 @@ def test_same_writer_id_rewrites_instead_of_duplicating(lake: str) -> None:
     assert read_raw(lake, T0 - MINUTE_NS, T0 + MINUTE_NS).height == 100
 
 
-def test_a_failed_write_leaves_neither_a_torn_file_nor_a_temp_file(
-    lake: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_write_leaves_neither_a_torn_file_nor_a_temp_file(lake: str, monkeypatch: pytest.MonkeyPatch) -> None:
     real = _atomic.pq.write_table
 
     def crash_midway(table, where, **kw):  # type: ignore[no-untyped-def]

@@ -142,9 +142,7 @@ def test_run_replay_prints_machine_readable_lines(shared_data: Path) -> None:
         "import sys; from mdplatform.replay import run_replay; "
         f"run_replay([{str(shared_data / OKX)!r}], speed=0, rebase=True)"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         lines: dict[str, str] = {}

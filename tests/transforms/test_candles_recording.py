@@ -98,9 +98,7 @@ def test_flat_minutes_equal_reference(spot_sparse: Recording, hour: int) -> None
     flats = one.filter(pl.col("trade_count") == 0)
     flat_minutes = [t.strftime("%H:%M") for t in flats.get_column("open_time").to_list()]
     assert flat_minutes == (["23:59"] if hour == H23 else ["00:00", "00:02", "00:03"])
-    assert (flats.get_column("volume") == 0).all() and (
-        flats.get_column("vwap") == flats.get_column("close")
-    ).all()
+    assert (flats.get_column("volume") == 0).all() and (flats.get_column("vwap") == flats.get_column("close")).all()
     if hour == H00:
         # 00:00 has no trade >= 0.8: flat at the last such trade before the hour (23:58), found in hour 23
         last_before = [t for t in spot_sparse.trades if t.ts < H00][-1]
@@ -111,9 +109,7 @@ def test_flat_minutes_equal_reference(spot_sparse: Recording, hour: int) -> None
 def test_higher_timeframes_with_a_previous_close(spot: Recording) -> None:
     """With a close known from before the day (lookback), the whole day is one grid: 1h, 4h and 1d candles."""
     first = spot.trades[0]
-    seed_trade = Trade(
-        H23 - 23 * HOUR - 1, 0, first.price, first.size, first.buy, first.recv
-    )  # day start - 1 ns
+    seed_trade = Trade(H23 - 23 * HOUR - 1, 0, first.price, first.size, first.buy, first.recv)  # day start - 1 ns
     seed = pl.DataFrame({"exchange": ["binance"], "symbol": ["BTC-USDT"], "close": [first.price]})
     got = _candles(spot, H23, seed=seed)
     expected = reference_candles([seed_trade, *spot.trades], H23, _watermark(spot, H23))
@@ -129,9 +125,7 @@ def test_higher_timeframes_aggregate_the_1m_grid(spot_sparse: Recording) -> None
     trades = pl.concat([windows[H23], windows[H00]])
     c1m = candles_1m(trades, start_ns=H23, limits={"binance": H00 + 5 * MIN})
     five = resample(c1m, "5m")
-    assert five.get_column("open_time").dt.strftime("%H:%M").to_list() == [
-        "00:00"
-    ]  # 23:55 lacks 23:55, 23:56
+    assert five.get_column("open_time").dt.strftime("%H:%M").to_list() == ["00:00"]  # 23:55 lacks 23:55, 23:56
     row = five.row(0, named=True)
     minutes = c1m.filter(pl.col("open_time").cast(pl.Int64) >= H00)
     assert row["open"] == minutes.get_column("open")[0] and row["close"] == minutes.get_column("close")[-1]

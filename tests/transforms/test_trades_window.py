@@ -70,9 +70,7 @@ def test_late_trades_are_counted_once_and_not_written(spot: Recording) -> None:
 def test_early_trades(spot: Recording) -> None:
     raw = raw_frame(spot)
     # one trade of 00:00:30 (exchange time) stamped by a receive clock 10 minutes behind: before hour 00 reads
-    target = raw.filter((pl.col("channel") == "trade") & (_trade_time() >= H00 + 30 * 10**9)).row(
-        0, named=True
-    )
+    target = raw.filter((pl.col("channel") == "trade") & (_trade_time() >= H00 + 30 * 10**9)).row(0, named=True)
     moved = raw.with_columns(
         recv_ts=pl.when(pl.col("seq") == target["seq"])
         .then(pl.col("recv_ts") - pl.duration(minutes=10, time_unit="ns"))
@@ -145,9 +143,7 @@ def test_reject_helper_keeps_raw_columns(spot: Recording) -> None:
 def test_validators_catch_damage(spot: Recording) -> None:
     trades = _window(raw_frame(spot), H23).trades
     broken = pl.concat([trades, trades.head(2)]).with_columns(
-        price=pl.when(pl.col("trade_id") == trades.get_column("trade_id")[5])
-        .then(-1.0)
-        .otherwise(pl.col("price"))
+        price=pl.when(pl.col("trade_id") == trades.get_column("trade_id")[5]).then(-1.0).otherwise(pl.col("price"))
     )
     problems = validate_trades(broken, H23, H00)
     assert any("duplicate" in p for p in problems) and any("price" in p for p in problems)
