@@ -33,6 +33,7 @@ def hours_in_range(start: str | None, end: str | None, lake: str) -> list[int]:
     lateness (an earlier hour may hold trades received then) to its last minute plus the skew."""
     from ._rawscan import minute_bounds
     from ._settings import Settings
+    from .partitions import mdp_start
 
     lo = hi = None
     if start is not None:
@@ -49,6 +50,9 @@ def hours_in_range(start: str | None, end: str | None, lake: str) -> list[int]:
             lo = floor_ns(bounds[0] - settings.lateness_ns, HOUR_NS)
         if hi is None:
             hi = floor_ns(bounds[1] + settings.skew_ns, HOUR_NS) + HOUR_NS
+    # partitions run from MDP_START through the open hour: nothing later exists yet
+    lo = max(lo, to_ns(mdp_start()))
+    hi = min(hi, floor_ns(time.time_ns(), HOUR_NS) + HOUR_NS)
     return list(range(lo, hi, HOUR_NS))
 
 

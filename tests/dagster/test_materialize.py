@@ -36,11 +36,12 @@ from mdplatform.schemas import CANDLES, TRADES
 from mdplatform.warehouse import Warehouse, partition_path, quarantine_path, read_partition, write_partition
 
 ALL = [trades, candles, trades_valid, candles_valid]
-GRACE = 5 * 10**9
+GRACE = 1 * 10**9
 
 
-def _watermark(recv_end: int, hour: int) -> int:
-    return min(hour + HOUR, recv_end - GRACE)
+def _watermark(trade_end: int, hour: int) -> int:
+    """Candles are closed up to the newest trade seen (exchange time) less the grace."""
+    return min(hour + HOUR, trade_end - GRACE)
 
 
 def _candle_rows(wh: Warehouse, hour: int) -> list[dict[str, object]]:
@@ -73,7 +74,7 @@ def test_cli_materializes_the_recording(spot_run: tuple[str, str], dagster_home:
     out = spot_run[1]
     assert "materialized 2 hour(s) 2024-08-08 23:00 .. 2024-08-09 01:00" in out
     line = next(x for x in out.splitlines() if x.startswith("binance/BTC-USDT"))
-    assert line.split() == ["binance/BTC-USDT", "19904", "10", "1", "0", "0", "0", "0"]
+    assert line.split() == ["binance/BTC-USDT", "19904", "11", "2", "0", "0", "0", "0"]
     assert "check failed" not in out
     runs = DagsterInstance.get().get_runs()
     assert sorted(r.tags["dagster/partition"] for r in runs) == ["2024-08-08-23:00", "2024-08-09-00:00"]
@@ -88,7 +89,7 @@ def test_warehouse_holds_the_recording(spot_lake: str, shared_data: Path) -> Non
     )
     assert counts.rows() == [("binance", "BTC-USDT", 19_904, 19_904)]
     for hour in (H23, H00):
-        expected = reference_candles(rec.trades, hour, _watermark(rec.recv_end, hour))
+        expected = reference_candles(rec.trades, hour, _watermark(rec.trade_end, hour))
         assert_candles_match(_candle_rows(wh, hour), expected)
         lake = read_partition(partition_path(spot_lake, "candles", hour), CANDLES)
         assert lake is not None and lake.height == len(expected)
@@ -118,7 +119,8 @@ def test_rerun_replaces_and_checks_pass(spot_lake: str, dagster_home: str) -> No
     assert meta["trades"]["dagster/row_count"].value == 10166
     assert meta["trades"]["warehouse_rows_replaced"].value == 10166
     assert meta["trades"]["rows_by_symbol"].value == {"binance/BTC-USDT": 10166}
-    assert meta["candles"]["rows_by_timeframe"].value["1m"] == 4
+    # 00:00 .. 00:04: the last trade is at 00:05:04, so 00:04 is known closed, 00:05 is not
+    assert meta["candles"]["rows_by_timeframe"].value["1m"] == 5
 
 
 def _run_check(lake: str, hour: int, check: AssetChecksDefinition) -> tuple[bool, str]:
@@ -187,7 +189,7 @@ def test_sparse_trades_flat_minutes_and_quarantine(tmp_path: Path, shared_data: 
     wh = Warehouse(str(Path(root) / "warehouse.duckdb"))
     assert wh.query("SELECT count(*) FROM trades").item() == len(rec.trades)
     for hour in (H23, H00):
-        expected = reference_candles(rec.trades, hour, _watermark(rec.recv_end, hour))
+        expected = reference_candles(rec.trades, hour, _watermark(rec.trade_end, hour))
         assert_candles_match(_candle_rows(wh, hour), expected)
     flat = wh.query(
         "SELECT open, close, volume, trade_count FROM candles WHERE timeframe = '1m' AND open_time = ?",

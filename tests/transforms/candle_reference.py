@@ -34,8 +34,8 @@ class Recording:
     trades: list[Trade]
 
     @property
-    def recv_end(self) -> int:
-        return max(r for r, _ in self.lines)
+    def trade_end(self) -> int:
+        return max(t.ts for t in self.trades)
 
 
 def spot_files(shared_data: Path) -> list[Path]:

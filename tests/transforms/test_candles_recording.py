@@ -27,7 +27,7 @@ from mdplatform.transforms import (
     trades_for_window,
 )
 
-SKEW, LATENESS, GRACE = 2 * MIN, 15 * MIN, 5 * 10**9
+SKEW, LATENESS, GRACE = 2 * MIN, 15 * MIN, 1 * 10**9
 
 
 def _window_trades(rec: Recording) -> dict[int, pl.DataFrame]:
@@ -39,7 +39,8 @@ def _window_trades(rec: Recording) -> dict[int, pl.DataFrame]:
 
 
 def _watermark(rec: Recording, hour: int) -> int:
-    seen = [r for r, _ in rec.lines if hour - SKEW <= r - r % MIN < hour + HOUR + LATENESS]
+    """As the assets do: the newest trade (exchange time) among those the hour's raw window read, less the grace."""
+    seen = [t.ts for t in rec.trades if hour - SKEW <= t.recv - t.recv % MIN < hour + HOUR + LATENESS]
     return min(hour + HOUR, max(seen) - GRACE)
 
 
