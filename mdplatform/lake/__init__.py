@@ -3,7 +3,7 @@
 from ._atomic import write_parquet_atomic, write_table_atomic
 from ._fs import filesystem, is_local, join, lake_root
 from ._paths import MINUTE_NS, minute_dir, parse_minute_dir, raw_exchange_dir
-from ._reader import list_exchanges, list_raw_minutes, read_raw
+from ._reader import list_exchanges, list_raw_minutes, raw_minute_bounds, read_raw
 from ._writer import RawWriter, WriterStats
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "minute_dir",
     "parse_minute_dir",
     "raw_exchange_dir",
+    "raw_minute_bounds",
     "read_raw",
     "write_parquet_atomic",
     "write_table_atomic",

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
+from fsspec import AbstractFileSystem
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
 from ..schemas import RAW, RAW_ARROW
 from ._fs import filesystem, is_local, join, lake_root
 from ._paths import minute_dir, parse_minute_dir, raw_exchange_dir
 
-__all__ = ["list_exchanges", "list_raw_minutes", "read_raw"]
+__all__ = ["list_exchanges", "list_raw_minutes", "raw_minute_bounds", "read_raw"]
 
 _HOUR_NS = 3600 * 10**9
 _DAY_NS = 24 * _HOUR_NS
@@ -62,6 +63,42 @@ def list_raw_minutes(
                     if parsed and start_ns <= parsed[1] < end_ns:
                         found.setdefault(parsed, []).append(path)
     return found
+
+
+def raw_minute_bounds(root: str | None = None) -> tuple[int, int] | None:
+    """(first, last) raw minute start (ns) over all exchanges, None for an empty lake; walks only the first and
+    last date/hour folders holding a part file, so it stays cheap on a long history."""
+    root = lake_root(root)
+    fs, base = filesystem(root)
+    found: list[int] = []
+    for exchange in list_exchanges(root):
+        dates = _names(fs, raw_exchange_dir(base, exchange))
+        for ordered, last in ((dates, False), (dates[::-1], True)):
+            edge = _edge_minute(fs, ordered, last=last)
+            if edge is not None:
+                found.append(edge)
+    return (min(found), max(found)) if found else None
+
+
+def _names(fs: AbstractFileSystem, path: str) -> list[str]:
+    """Child folders of ``path`` (full paths), sorted; none if it does not exist."""
+    try:
+        return sorted(str(p).rstrip("/") for p in fs.ls(path, detail=False))
+    except FileNotFoundError:
+        return []
+
+
+def _edge_minute(fs: AbstractFileSystem, date_dirs: list[str], *, last: bool) -> int | None:
+    for date_dir in date_dirs:
+        hours = _names(fs, date_dir)
+        for hour_dir in hours[::-1] if last else hours:
+            minutes = _names(fs, hour_dir)
+            for folder in minutes[::-1] if last else minutes:
+                parsed = parse_minute_dir(folder)
+                # a writer's temp file (".part-*.tmp") does not count: the minute is there once a part is
+                if parsed is not None and any(n.endswith(".parquet") for n in _names(fs, folder)):
+                    return parsed[1]
+    return None
 
 
 def _day_start_ns(date_dir: str) -> int | None:
