@@ -57,6 +57,16 @@ def pump(proc: subprocess.Popen[str], lines: queue.Queue[str], prefix: str) -> N
         print(f"  [{prefix}] {line.rstrip()}", flush=True)
 
 
+def spawn(name: str, args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+    """Start an `mdp` command whose output is echoed with a prefix and queued for the demo to read."""
+    proc = subprocess.Popen(
+        [*MDP, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=pump, args=(proc, lines, name), daemon=True).start()
+    return proc, lines
+
+
 def step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
@@ -74,25 +84,12 @@ def main() -> int:
 
     step(f"replaying {len(captures)} recorded files as a local Binance (rebased to look live)")
     port = free_port()
-    replay = subprocess.Popen(
-        [
-            *MDP,
-            "replay",
-            *(a for c in captures for a in ("--capture", str(c))),
-            "--rebase",
-            "--speed",
-            "0",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    replay_lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=pump, args=(replay, replay_lines, "replay"), daemon=True).start()
+    replay, replay_lines = spawn(
+        "replay",
+        ["replay", *(a for c in captures for a in ("--capture", str(c))), "--rebase", "--speed", "0",
+         "--port", str(port)],
+        env,
+    )  # fmt: skip
     wait_port(port, 60)
 
     step("collecting over the WebSocket into the raw lake (mdp ingest)")
@@ -106,28 +103,12 @@ def main() -> int:
         f"    rest_url: http://127.0.0.1:{port}/api/v3/depth\n"
     )
     status_file = WORK / "status.json"
-    ingest = subprocess.Popen(
-        [
-            *MDP,
-            "-v",
-            "ingest",
-            "--config",
-            str(config),
-            "--lake",
-            str(LAKE),
-            "--status-file",
-            str(status_file),
-            "--status-interval",
-            "1",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    ingest_lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=pump, args=(ingest, ingest_lines, "ingest"), daemon=True).start()
+    ingest, _ = spawn(
+        "ingest",
+        ["-v", "ingest", "--config", str(config), "--lake", str(LAKE), "--status-file", str(status_file),
+         "--status-interval", "1"],
+        env,
+    )  # fmt: skip
 
     sent = shift_ns = None
     deadline = time.monotonic() + 300

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from _exchange_util import binance, is_snapshot
 
 from mdplatform.exchanges import (
     BinanceBookBuilder,
@@ -19,7 +20,6 @@ from mdplatform.exchanges import (
     SessionAction,
     SnapshotVerdict,
     Subscription,
-    get_exchange,
 )
 
 Lines = Callable[[str], tuple[tuple[int, str], ...]]
@@ -35,24 +35,14 @@ CASES = {
 }
 
 
-def _binance(xid: str) -> BinanceExchange:
-    x = get_exchange(xid)
-    assert isinstance(x, BinanceExchange)
-    return x
-
-
-def _is_snapshot(frame: str) -> bool:
-    return frame.startswith('{"lastUpdateId"')
-
-
 def _depth_frames(x: BinanceExchange, lines: tuple[tuple[int, str], ...]) -> list[str]:
-    return [f for _, f in lines if not _is_snapshot(f) and x.route(f)[0] == "depth"]
+    return [f for _, f in lines if not is_snapshot(f) and x.route(f)[0] == "depth"]
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_rebuilt_book_equals_every_book_ticker(hft: Lines, name: str) -> None:
     xid, symbol, expected_points = CASES[name]
-    x = _binance(xid)
+    x = binance(xid)
     builder = x.book_builder(symbol)
     tops: dict[int, tuple[float, float, float, float]] = {}
     tickers: dict[int, tuple[float, float, float, float]] = {}
@@ -64,7 +54,7 @@ def test_rebuilt_book_equals_every_book_ticker(hft: Lines, name: str) -> None:
 
     fetches = 0
     for _, frame in hft(name):
-        if _is_snapshot(frame):
+        if is_snapshot(frame):
             assert builder.on_snapshot(frame) == SnapshotVerdict.SYNCED
             record_top()
             continue
@@ -91,7 +81,7 @@ def test_rebuilt_book_equals_every_book_ticker(hft: Lines, name: str) -> None:
 @pytest.mark.parametrize("name", list(CASES))
 def test_session_reaches_synced_without_errors(hft: Lines, name: str) -> None:
     xid, symbol, _ = CASES[name]
-    x = _binance(xid)
+    x = binance(xid)
     subs = [Subscription(c, symbol) for c in ("trade", "depth", "bookTicker")]
     session = x.new_session(subs, REST)
     assert isinstance(session, BinanceSession)
@@ -99,7 +89,7 @@ def test_session_reaches_synced_without_errors(hft: Lines, name: str) -> None:
     builder = x.book_builder(symbol)
     actions: list[SessionAction] = []
     for _, frame in hft(name):
-        if _is_snapshot(frame):
+        if is_snapshot(frame):
             action = session.on_snapshot(symbol, frame)
             builder.on_snapshot(frame)
         else:
@@ -119,9 +109,9 @@ def test_session_reaches_synced_without_errors(hft: Lines, name: str) -> None:
 @pytest.mark.parametrize("name", ["spot/btcusdt", "usdm/btcusdt", "cm/btcusd_perp"])
 def test_removed_diff_is_a_gap_and_asks_for_a_snapshot(hft: Lines, name: str) -> None:
     xid, symbol, _ = CASES[name]
-    x = _binance(xid)
+    x = binance(xid)
     lines = hft(name)
-    snap_at = next(i for i, (_, f) in enumerate(lines) if _is_snapshot(f))
+    snap_at = next(i for i, (_, f) in enumerate(lines) if is_snapshot(f))
     depth_after = [i for i in range(snap_at + 1, len(lines)) if x.route(lines[i][1])[0] == "depth"]
     removed = depth_after[500]
     session = x.new_session([Subscription("depth", symbol)], REST)
@@ -132,7 +122,7 @@ def test_removed_diff_is_a_gap_and_asks_for_a_snapshot(hft: Lines, name: str) ->
     for i, (_, frame) in enumerate(lines[: next_depth + 1]):
         if i == removed:
             continue
-        if _is_snapshot(frame):
+        if is_snapshot(frame):
             session.on_snapshot(symbol, frame)
             builder.on_snapshot(frame)
             continue
@@ -155,9 +145,9 @@ def test_removed_diff_is_a_gap_and_asks_for_a_snapshot(hft: Lines, name: str) ->
 
 
 def test_snapshot_older_than_the_buffer_is_fetched_again(hft: Lines) -> None:
-    x = _binance("binance")
+    x = binance("binance")
     lines = hft("spot/btcusdt")
-    snapshot = next(f for _, f in lines if _is_snapshot(f))
+    snapshot = next(f for _, f in lines if is_snapshot(f))
     last_update_id = orjson.loads(snapshot)["lastUpdateId"]
     # the stream opened later: its first diff starts after the snapshot
     later = [f for f in _depth_frames(x, lines) if orjson.loads(f)["data"]["U"] > last_update_id + 1][:5]
@@ -171,9 +161,9 @@ def test_snapshot_older_than_the_buffer_is_fetched_again(hft: Lines) -> None:
 
 
 def test_hole_in_the_buffer_is_a_gap(hft: Lines) -> None:
-    x = _binance("binance")
+    x = binance("binance")
     lines = hft("spot/btcusdt")
-    snap_at = next(i for i, (_, f) in enumerate(lines) if _is_snapshot(f))
+    snap_at = next(i for i, (_, f) in enumerate(lines) if is_snapshot(f))
     snapshot = lines[snap_at][1]
     last_update_id = orjson.loads(snapshot)["lastUpdateId"]
     depth = _depth_frames(x, lines)
@@ -207,7 +197,7 @@ def test_hole_in_the_buffer_is_a_gap(hft: Lines) -> None:
 
 
 def test_unusable_snapshot_body_is_an_error_not_a_loop() -> None:
-    x = _binance("binance")
+    x = binance("binance")
     session = x.new_session([Subscription("depth", "BTCUSDT")], REST)
     action = session.on_snapshot("BTCUSDT", '{"code":-1121,"msg":"Invalid symbol."}')
     assert action is not None and action.fetch_snapshot is None
@@ -241,7 +231,7 @@ def test_session_on_cryptofeed_multi_symbol_streams(
     http: str,
     xid: str,
 ) -> None:
-    x = _binance(xid)
+    x = binance(xid)
     frames = [(ts, "", text) for kind, ts, text in cryptofeed(ws) if kind == "recv"]
     snapshots = _cryptofeed_rest(shared_data, http)
     session = x.new_session([], REST)
@@ -268,9 +258,9 @@ def test_session_on_cryptofeed_multi_symbol_streams(
 @pytest.mark.parametrize("name", ["spot/btcusdt", "usdm/btcusdt"])
 def test_snapshot_newer_than_the_buffer_waits_for_the_first_live_diff(hft: Lines, name: str) -> None:
     xid, symbol, _ = CASES[name]
-    x = _binance(xid)
+    x = binance(xid)
     lines = hft(name)
-    snapshot = next(f for _, f in lines if _is_snapshot(f))
+    snapshot = next(f for _, f in lines if is_snapshot(f))
     last_update_id = orjson.loads(snapshot)["lastUpdateId"]
     depth = _depth_frames(x, lines)
     finals = [orjson.loads(f)["data"]["u"] for f in depth]

@@ -8,15 +8,14 @@ from collections.abc import Callable
 import orjson
 import polars as pl
 import pytest
+from _exchange_util import binance, is_snapshot
 
 from mdplatform.exchanges import (
     TRADE_REJECTS,
-    BinanceExchange,
     BookDelta,
     BookSnapshot,
     Ticker,
     Trade,
-    get_exchange,
     normalize_trades_with_rejects,
 )
 from mdplatform.schemas import TRADES
@@ -32,23 +31,13 @@ RECORDINGS = {
 }
 
 
-def _binance(xid: str) -> BinanceExchange:
-    x = get_exchange(xid)
-    assert isinstance(x, BinanceExchange)
-    return x
-
-
-def _is_snapshot(frame: str) -> bool:
-    return frame.startswith('{"lastUpdateId"')
-
-
 @pytest.mark.parametrize("name", list(RECORDINGS))
 def test_route_every_frame(hft: Lines, name: str) -> None:
-    x = _binance(RECORDINGS[name])
+    x = binance(RECORDINGS[name])
     counts: dict[str, int] = {}
     for _, frame in hft(name):
         route = x.route(frame)
-        if _is_snapshot(frame):
+        if is_snapshot(frame):
             assert route == ("control", "")
             continue
         stream = orjson.loads(frame)["stream"]
@@ -61,7 +50,7 @@ def test_route_every_frame(hft: Lines, name: str) -> None:
 def test_route_control_and_cryptofeed_streams(
     cryptofeed: Callable[[str], tuple[tuple[str, int, str], ...]],
 ) -> None:
-    x = _binance("binance")
+    x = binance("binance")
     assert x.route('{"result":null,"id":1}') == ("control", "")
     assert x.route('{"id":1,"result":null}') == ("control", "")
     frames = [text for kind, _, text in cryptofeed("BINANCE.ws.1.0.gz") if kind == "recv"]
@@ -78,7 +67,7 @@ def test_route_control_and_cryptofeed_streams(
 
 
 def test_route_speed(hft: Lines) -> None:
-    x = _binance("binance")
+    x = binance("binance")
     frames = [f for _, f in hft("spot/btcusdt")]
     route = x.route
     seconds = min(timeit.repeat(lambda: [route(f) for f in frames], number=1, repeat=3))
@@ -88,7 +77,7 @@ def test_route_speed(hft: Lines) -> None:
 
 
 def test_spot_btc_trades(hft: Lines) -> None:
-    x = _binance("binance")
+    x = binance("binance")
     trades = [e for _, f in hft("spot/btcusdt") if "@trade" in f[:40] for e in x.parse(f) if isinstance(e, Trade)]
     assert len(trades) == 19_904
     assert all(isinstance(t, Trade) and t.channel == "trade" and t.symbol == "BTCUSDT" for t in trades)
@@ -112,7 +101,7 @@ def test_spot_btc_trades(hft: Lines) -> None:
 
 
 def test_parse_book_events(hft: Lines) -> None:
-    x = _binance("binance-usdm")
+    x = binance("binance-usdm")
     lines = hft("usdm/btcusdt")
     delta = x.parse(lines[0][1])[0]
     assert isinstance(delta, BookDelta)
@@ -135,19 +124,19 @@ def test_parse_book_events(hft: Lines) -> None:
         ask_size=2.51,
         update_id=5123107839020,
     )
-    snap_line = next(f for _, f in lines if _is_snapshot(f))
+    snap_line = next(f for _, f in lines if is_snapshot(f))
     (snap,) = x.parse(snap_line)
     assert isinstance(snap, BookSnapshot)
     assert snap.update_id == orjson.loads(snap_line)["lastUpdateId"]
     assert len(snap.bids) == len(snap.asks) == 1000
     # spot bookTicker carries no time
-    spot_ticker = _binance("binance").parse(hft("spot/btcusdt")[2][1])[0]
+    spot_ticker = binance("binance").parse(hft("spot/btcusdt")[2][1])[0]
     assert isinstance(spot_ticker, Ticker) and spot_ticker.ts is None and spot_ticker.update_id == 50093239212
     assert x.parse('{"result":null,"id":1}') == []
 
 
 def test_parse_agg_trades(cryptofeed: Callable[[str], tuple[tuple[str, int, str], ...]]) -> None:
-    x = _binance("binance")
+    x = binance("binance")
     frames = [t for kind, _, t in cryptofeed("BINANCE.ws.1.0.gz") if kind == "recv" and "@aggTrade" in t[:40]]
     events = [e for f in frames for e in x.parse(f) if isinstance(e, Trade)]
     assert len(events) == len(frames) > 0
@@ -174,8 +163,8 @@ def test_normalize_trades_equals_per_message_parse(
     expected_symbol: str,
     expected_count: int | None,
 ) -> None:
-    x = _binance(RECORDINGS[name])
-    lines = [(ts, f) for ts, f in hft(name) if not _is_snapshot(f)]
+    x = binance(RECORDINGS[name])
+    lines = [(ts, f) for ts, f in hft(name) if not is_snapshot(f)]
     raw = to_raw(x, lines)  # every channel: normalize must pick the trade rows itself
     trades, rejects = x.normalize_trades_with_rejects(raw)
     assert rejects.height == 0
@@ -196,7 +185,7 @@ def test_normalize_trades_equals_per_message_parse(
 
 
 def test_unparseable_rows_become_rejects(hft: Lines, to_raw: Callable[..., pl.DataFrame]) -> None:
-    x = _binance("binance")
+    x = binance("binance")
     lines = [(ts, f) for ts, f in hft("spot/btcusdt") if "@trade" in f[:40]][:50]
     good = lines[0][1]
     broken = [
@@ -231,7 +220,7 @@ def test_unparseable_rows_become_rejects(hft: Lines, to_raw: Callable[..., pl.Da
 
 
 def test_normalize_ignores_other_exchanges_and_empty_input(hft: Lines, to_raw: Callable[..., pl.DataFrame]) -> None:
-    spot, usdm = _binance("binance"), _binance("binance-usdm")
+    spot, usdm = binance("binance"), binance("binance-usdm")
     lines = [(ts, f) for ts, f in hft("spot/btcusdt") if "@trade" in f[:40]][:10]
     raw = to_raw(spot, lines)
     assert usdm.normalize_trades(raw).height == 0
