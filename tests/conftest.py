@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,27 @@ def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     root = tmp_path / "lake"
     monkeypatch.setenv("MDP_LAKE", str(root))
     return str(root)
+
+
+@pytest.fixture
+def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A local moto S3 server; yields the environment (also set here) that points boto3/s3fs at it."""
+    from moto.server import ThreadedMotoServer
+    from s3fs import S3FileSystem
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MDP_S3_ENDPOINT": f"http://{host}:{port}",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    S3FileSystem.clear_instance_cache()
+    try:
+        yield env
+    finally:
+        server.stop()

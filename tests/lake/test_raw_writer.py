@@ -119,37 +119,20 @@ def test_readers_never_see_a_partial_file(lake: str) -> None:
     assert not [p for p in Path(lake).rglob("*.tmp")]
 
 
-def test_s3_lake_through_a_local_moto_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    moto_server = pytest.importorskip("moto.server")
+def test_s3_lake_through_a_local_moto_server(moto_s3: dict[str, str]) -> None:
     import boto3
 
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "MDP_S3_ENDPOINT": endpoint,
-        }.items():
-            monkeypatch.setenv(key, value)
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="lake")
-        import s3fs
-
-        s3fs.S3FileSystem.clear_instance_cache()
-        with RawWriter("s3://lake/mdp") as writer:
-            for i in range(3_000):
-                writer.append(T0 + i * 50_000_000, "binance", "trade", "BTCUSDT", "c", i, f"f{i}")
-        df = read_raw("s3://lake/mdp", T0 - MINUTE_NS, T0 + 10 * MINUTE_NS)
-        assert df.height == 3_000
-        assert df.sort("seq")["payload"].to_list() == [f"f{i}" for i in range(3_000)]
-        keys = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket="lake")["Contents"]
-        assert all(k["Key"].startswith("mdp/raw/exchange=binance/date=2024-08-") for k in keys)
-        assert all(os.path.basename(k["Key"]).startswith("part-") for k in keys)
-    finally:
-        server.stop()
+    s3 = boto3.client("s3", endpoint_url=moto_s3["MDP_S3_ENDPOINT"])
+    s3.create_bucket(Bucket="lake")
+    with RawWriter("s3://lake/mdp") as writer:
+        for i in range(3_000):
+            writer.append(T0 + i * 50_000_000, "binance", "trade", "BTCUSDT", "c", i, f"f{i}")
+    df = read_raw("s3://lake/mdp", T0 - MINUTE_NS, T0 + 10 * MINUTE_NS)
+    assert df.height == 3_000
+    assert df.sort("seq")["payload"].to_list() == [f"f{i}" for i in range(3_000)]
+    keys = [k["Key"] for k in s3.list_objects_v2(Bucket="lake")["Contents"]]
+    assert all(k.startswith("mdp/raw/exchange=binance/date=2024-08-") for k in keys)
+    assert all(os.path.basename(k).startswith("part-") for k in keys)
 
 
 def test_reading_an_empty_window_gives_the_raw_schema(lake: str) -> None:
