@@ -82,7 +82,12 @@ def ingest(
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Times real speed; 0 = as fast as possible.")
 @click.option("--port", type=int, default=0, help="Port to listen on (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--rebase", is_flag=True, help="Shift timestamps by whole minutes so the recording looks live.")
+@click.option(
+    "--rebase",
+    is_flag=True,
+    help="Shift exchange timestamps by whole minutes so the recording looks live: at --speed 1 it starts now, "
+    "otherwise it ends just before the current minute.",
+)
 @click.option("--drop-after", type=int, default=None, help="Drop client connections once after N frames.")
 def replay(
     captures: tuple[str, ...],

@@ -4,7 +4,7 @@ from ._binance import BinanceReplay, stream_key
 from ._okx import OkxReplay
 from ._protocol import HttpReply, Prepared, Query, ReplayClient, ReplayProtocol
 from ._run import run_replay
-from ._server import PROTOCOLS, ReplayServer, minute_shift_ns, text_frame
+from ._server import PROTOCOLS, ReplayServer, live_shift_ns, minute_shift_ns, text_frame
 
 __all__ = [
     "PROTOCOLS",
@@ -16,6 +16,7 @@ __all__ = [
     "ReplayClient",
     "ReplayProtocol",
     "ReplayServer",
+    "live_shift_ns",
     "minute_shift_ns",
     "run_replay",
     "stream_key",

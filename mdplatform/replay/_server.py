@@ -29,7 +29,7 @@ from ._binance import BinanceReplay
 from ._okx import OkxReplay
 from ._protocol import Prepared, Query, ReplayClient, ReplayProtocol
 
-__all__ = ["PROTOCOLS", "ReplayServer", "minute_shift_ns", "text_frame"]
+__all__ = ["PROTOCOLS", "ReplayServer", "live_shift_ns", "minute_shift_ns", "text_frame"]
 
 log = logging.getLogger("mdplatform.replay")
 
@@ -52,6 +52,12 @@ def minute_shift_ns(last_exchange_ns: int, now_ns: int) -> int:
     minute: floor_minute(now) - end of the minute holding the last exchange time."""
     end_minute = (last_exchange_ns // MINUTE_NS + 1) * MINUTE_NS
     return (now_ns // MINUTE_NS) * MINUTE_NS - end_minute
+
+
+def live_shift_ns(first_exchange_ns: int, now_ns: int) -> int:
+    """Whole minutes that move a recording's first exchange time to at most a minute before ``now``: replayed at
+    real speed from now on, every frame then looks live (a little behind, never from the future)."""
+    return (now_ns - first_exchange_ns) // MINUTE_NS * MINUTE_NS
 
 
 class ReplayServer:
@@ -119,11 +125,17 @@ class ReplayServer:
         self.exchange = exchange
         protocol = self.protocol = PROTOCOLS[exchange](exchange)
         self._ws_path, self._rest_path = _endpoint_paths(exchange)
-        last_ms = await asyncio.to_thread(self._prepass, protocol)
+        span = await asyncio.to_thread(self._prepass, protocol)
         if self.rebase:
-            if last_ms is None:
+            if span is None:
                 raise ValueError("rebase: the capture has no exchange timestamps")
-            self.shift_ns = minute_shift_ns(last_ms * 1_000_000, time.time_ns())
+            first_ns, last_ns = span[0] * 1_000_000, span[1] * 1_000_000
+            # at real speed the replay runs alongside the clock, so its start is aligned with now; at any other
+            # speed the whole recording is moved into the recent past
+            if self.speed == 1:
+                self.shift_ns = live_shift_ns(first_ns, time.time_ns())
+            else:
+                self.shift_ns = minute_shift_ns(last_ns, time.time_ns())
             protocol.shift_ms = self.shift_ns // 1_000_000
         self._server = await serve(
             self._handle,
@@ -145,9 +157,10 @@ class ReplayServer:
             print(f"replay rebase: exchange times shifted by {self.shift_ns} ns ({minutes} min)", flush=True)
         self._cursor = asyncio.create_task(self._run(), name="replay-cursor")
 
-    def _prepass(self, protocol: ReplayProtocol) -> int | None:
+    def _prepass(self, protocol: ReplayProtocol) -> tuple[int, int] | None:
         # what must be known before the first frame: recorded REST snapshots (served before the cursor
         # reaches them) and, for rebase, the last exchange time
+        earliest: int | None = None
         latest: int | None = None
         if self._detect:
             # one server is one exchange: its paths and stream names would be ambiguous otherwise
@@ -157,9 +170,10 @@ class ReplayServer:
                     raise ValueError(f"{path} is a {detected} capture, not {self.exchange}")
         for frame in merge_captures(self.paths):
             t = protocol.scan(frame, times=self.rebase)
-            if t is not None and (latest is None or t > latest):
-                latest = t
-        return latest
+            if t is not None:
+                earliest = t if earliest is None else min(earliest, t)
+                latest = t if latest is None else max(latest, t)
+        return None if earliest is None or latest is None else (earliest, latest)
 
     async def close(self) -> None:
         if self._cursor is not None:

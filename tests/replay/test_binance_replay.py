@@ -17,7 +17,7 @@ from websockets.frames import Frame, Opcode
 
 from mdplatform.capture import read_capture
 from mdplatform.exchanges import get_exchange
-from mdplatform.replay import ReplayServer, minute_shift_ns, stream_key, text_frame
+from mdplatform.replay import ReplayServer, live_shift_ns, minute_shift_ns, stream_key, text_frame
 
 SPOT = "binance-hftbacktest/spot/btcusdt_20240808.gz"
 USDM = "binance-hftbacktest/usdm/btcusdt_20240808.gz"
@@ -49,6 +49,14 @@ def test_minute_shift() -> None:
     assert shift % MINUTE_NS == 0
     # the last minute of the recording becomes the one that just closed
     assert (last + shift) // MINUTE_NS == now // MINUTE_NS - 1
+
+
+def test_live_shift_starts_the_recording_now_never_in_the_future() -> None:
+    first = 1723161255208 * 10**6  # 2024-08-08 23:54:15.208, the first depth event of the spot capture
+    for now in (1763700000 * 10**9 + 12_345, 1763700000 * 10**9 + 59 * 10**9, 1763700014 * 10**9):
+        shift = live_shift_ns(first, now)
+        assert shift % MINUTE_NS == 0
+        assert now - MINUTE_NS < first + shift <= now
 
 
 def test_combined_stream_url_gets_its_streams_in_order(shared_data: Path) -> None:
