@@ -22,6 +22,7 @@ from ._base import Capabilities, KeepAlive, Route, SessionAction, Subscription
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_rejects, empty_trades, ms_to_ts, raw_rows, split_trades
+from ._urls import with_default_path
 
 __all__ = [
     "QUOTE_ASSETS",
@@ -202,7 +203,10 @@ class BinanceExchange:
         if not subs:
             raise ValueError(f"{self.id}: no subscriptions")
         streams = "/".join(dict.fromkeys(self.stream_name(s) for s in subs))
-        return f"{ws_url.rstrip('/')}/stream?streams={streams}"
+        base = ws_url.rstrip("/")
+        for suffix in ("/stream", "/ws"):  # a base given with one of Binance's endpoint paths
+            base = base.removesuffix(suffix)
+        return f"{base}/stream?streams={streams}"
 
     def subscribe_messages(self, subs: Sequence[Subscription]) -> list[str]:
         # the streams are in the connect URL already
@@ -215,7 +219,8 @@ class BinanceExchange:
         return orjson.dumps({"method": method, "params": params, "id": request_id}).decode()
 
     def snapshot_url(self, symbol: str, rest_url: str | None = None, limit: int = 1000) -> str:
-        return f"{rest_url or self.rest_url}?symbol={symbol.upper()}&limit={limit}"
+        base = with_default_path(rest_url, self.rest_url) if rest_url else self.rest_url
+        return f"{base}?symbol={symbol.upper()}&limit={limit}"
 
     # -- hot path ------------------------------------------------------------------------------------------
     def route(self, frame: str) -> Route:

@@ -21,6 +21,7 @@ from ._base import Capabilities, KeepAlive, Route, SessionAction, Subscription
 from ._binance_sync import SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_rejects, empty_trades, ms_to_ts, raw_rows, split_trades
+from ._urls import with_default_path
 
 __all__ = ["CHECKSUM_DEPTH", "OkxExchange", "OkxSession", "okx_checksum"]
 
@@ -119,7 +120,7 @@ class OkxExchange:
 
     # -- connecting ----------------------------------------------------------------------------------------
     def connect_url(self, subs: Sequence[Subscription], ws_url: str) -> str:
-        return ws_url
+        return with_default_path(ws_url, self.ws_url)
 
     def subscribe_messages(self, subs: Sequence[Subscription]) -> list[str]:
         return self._op_messages("subscribe", subs)

@@ -137,3 +137,24 @@ def test_okx_connects_to_the_given_base_and_batches_args() -> None:
 )
 def test_normalize_symbol(xid: str, symbol: str, expected: str) -> None:
     assert get_exchange(xid).normalize_symbol(symbol) == expected
+
+
+def test_endpoint_overrides_given_as_bare_host_get_the_exchange_paths() -> None:
+    from mdplatform.exchanges import Subscription, get_exchange
+
+    spot, usdm, okx = get_exchange("binance"), get_exchange("binance-usdm"), get_exchange("okx")
+    subs = [Subscription("trade", "BTCUSDT"), Subscription("depth", "BTCUSDT")]
+    want = "ws://127.0.0.1:9001/stream?streams=btcusdt@trade/btcusdt@depth@100ms"
+    for base in ("ws://127.0.0.1:9001", "ws://127.0.0.1:9001/", "ws://127.0.0.1:9001/stream"):
+        assert spot.connect_url(subs, base) == want
+    session = spot.new_session(subs, "http://127.0.0.1:9001")
+    action = session.on_frame("depth", "BTCUSDT", '{"stream":"btcusdt@depth@100ms","data":{"U":1,"u":2,"b":[],"a":[]}}')
+    assert action is not None and action.fetch_snapshot == (
+        "BTCUSDT",
+        "http://127.0.0.1:9001/api/v3/depth?symbol=BTCUSDT&limit=1000",
+    )
+    assert usdm.new_session(subs, "http://h:1").on_frame(  # type: ignore[union-attr]
+        "depth", "BTCUSDT", '{"stream":"btcusdt@depth@100ms","data":{"U":1,"u":2,"pu":0,"b":[],"a":[]}}'
+    ).fetch_snapshot == ("BTCUSDT", "http://h:1/fapi/v1/depth?symbol=BTCUSDT&limit=1000")
+    assert okx.connect_url([], "ws://127.0.0.1:9001") == "ws://127.0.0.1:9001/ws/v5/public"
+    assert okx.connect_url([], "ws://127.0.0.1:9001/ws/v5/business") == "ws://127.0.0.1:9001/ws/v5/business"
