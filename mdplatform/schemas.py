@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-__all__ = ["CANDLES", "RAW", "RAW_ARROW", "TIMEFRAMES", "TRADES", "TS"]
+__all__ = ["CANDLES", "RAW", "RAW_ARROW", "REJECTS", "TIMEFRAMES", "TRADES", "TS"]
 
 #: every timestamp in the platform: nanoseconds, UTC, tz-aware
 TS = pl.Datetime("ns", "UTC")
@@ -32,6 +32,9 @@ RAW_ARROW = pa.schema(
         pa.field("payload", pa.string(), nullable=False),
     ]
 )
+
+#: quarantined raw rows: the raw row as received plus why it could not be used
+REJECTS: dict[str, pl.DataType] = {**RAW, "reason": pl.String()}
 
 TRADES: dict[str, pl.DataType] = {
     "exchange": pl.String(),

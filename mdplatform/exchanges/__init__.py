@@ -7,14 +7,13 @@
 from ._base import Capabilities, Exchange, KeepAlive, Route, SessionAction, StreamSession, Subscription
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
-from ._normalize import TRADE_REJECTS
+from ._normalize import empty_rejects, empty_trades
 from ._registry import EXCHANGES, capabilities, get_exchange, normalize_trades_with_rejects
 from .binance import BinanceBookBuilder, BinanceExchange, BinanceSession
 from .okx import OkxExchange, OkxSession, okx_checksum
 
 __all__ = [
     "EXCHANGES",
-    "TRADE_REJECTS",
     "BinanceBookBuilder",
     "BinanceExchange",
     "BinanceSession",
@@ -38,6 +37,8 @@ __all__ = [
     "Ticker",
     "Trade",
     "capabilities",
+    "empty_rejects",
+    "empty_trades",
     "get_exchange",
     "normalize_trades_with_rejects",
     "okx_checksum",

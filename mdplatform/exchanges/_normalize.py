@@ -11,11 +11,10 @@ from collections.abc import Callable, Sequence
 
 import polars as pl
 
-from ..schemas import RAW, TRADES
+from ..schemas import RAW, REJECTS, TRADES
 
 __all__ = [
     "PARSED_TRADE_COLUMNS",
-    "TRADE_REJECTS",
     "decode_json",
     "empty_rejects",
     "empty_trades",
@@ -23,9 +22,6 @@ __all__ = [
     "raw_rows",
     "split_trades",
 ]
-
-#: rejected raw rows: the raw lake columns plus why the row was rejected
-TRADE_REJECTS: dict[str, pl.DataType] = {**RAW, "reason": pl.String()}
 
 #: the columns an exchange module adds to raw rows before calling ``split_trades``
 PARSED_TRADE_COLUMNS = ("_symbol", "_ts", "_trade_id", "_price", "_size", "_side")
@@ -36,7 +32,7 @@ def empty_trades() -> pl.DataFrame:
 
 
 def empty_rejects() -> pl.DataFrame:
-    return pl.DataFrame(schema=TRADE_REJECTS)
+    return pl.DataFrame(schema=REJECTS)
 
 
 def raw_rows(raw: pl.DataFrame, exchange: str, channels: Sequence[str]) -> pl.DataFrame:
@@ -81,7 +77,7 @@ def split_trades(
     normalize_symbol: Callable[[str], str],
     reason: pl.Expr | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(trades in ``mdplatform.schemas.TRADES``, rejects in ``TRADE_REJECTS``).
+    """(trades in ``mdplatform.schemas.TRADES``, rejects in ``mdplatform.schemas.REJECTS``).
 
     ``rows``: RAW columns plus ``PARSED_TRADE_COLUMNS``: ``_symbol`` (exchange's id), ``_ts`` (Datetime ns
     UTC), ``_trade_id`` (String), ``_price``/``_size`` (Float64), ``_side`` ("buy"/"sell"); null where a
@@ -123,7 +119,7 @@ def split_trades(
         pl.col("_size").alias("size"),
         pl.col("_side").alias("side"),
     ).cast(dict(TRADES))  # type: ignore[arg-type]
-    return trades, rejects.cast(dict(TRADE_REJECTS))  # type: ignore[arg-type]
+    return trades, rejects.cast(dict(REJECTS))  # type: ignore[arg-type]
 
 
 def ms_to_ts(expr: pl.Expr) -> pl.Expr:

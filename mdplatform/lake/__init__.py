@@ -2,7 +2,7 @@
 
 from ._atomic import write_parquet_atomic, write_table_atomic
 from ._fs import filesystem, is_local, join, lake_root
-from ._paths import MINUTE_NS, minute_dir, parse_minute_dir, raw_exchange_dir
+from ._paths import MINUTE_NS, hour_parts, minute_dir, parse_minute_dir, raw_exchange_dir
 from ._reader import list_exchanges, list_raw_minutes, raw_minute_bounds, read_raw
 from ._writer import RawWriter, WriterStats
 
@@ -11,6 +11,7 @@ __all__ = [
     "RawWriter",
     "WriterStats",
     "filesystem",
+    "hour_parts",
     "is_local",
     "join",
     "lake_root",

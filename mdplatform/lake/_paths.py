@@ -5,26 +5,26 @@ from __future__ import annotations
 import calendar
 import time
 
+from .._time import MINUTE_NS
 from ._fs import join
 
-__all__ = ["MINUTE_NS", "minute_dir", "parse_minute_dir", "raw_exchange_dir"]
-
-MINUTE_NS = 60 * 10**9
+__all__ = ["MINUTE_NS", "hour_parts", "minute_dir", "parse_minute_dir", "raw_exchange_dir"]
 
 
 def raw_exchange_dir(root: str, exchange: str) -> str:
     return join(root, "raw", f"exchange={exchange}")
 
 
+def hour_parts(ts_ns: int) -> tuple[str, str]:
+    """The Hive folders ``("date=YYYY-MM-DD", "hour=HH")`` of the UTC hour holding ``ts_ns``."""
+    t = time.gmtime(ts_ns // 10**9)
+    return f"date={t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}", f"hour={t.tm_hour:02d}"
+
+
 def minute_dir(root: str, exchange: str, minute_ns: int) -> str:
     """``{root}/raw/exchange=X/date=YYYY-MM-DD/hour=HH/minute=MM`` for the minute holding ``minute_ns``."""
-    t = time.gmtime(minute_ns // 10**9)
-    return join(
-        raw_exchange_dir(root, exchange),
-        f"date={t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}",
-        f"hour={t.tm_hour:02d}",
-        f"minute={t.tm_min:02d}",
-    )
+    minute = time.gmtime(minute_ns // 10**9).tm_min
+    return join(raw_exchange_dir(root, exchange), *hour_parts(minute_ns), f"minute={minute:02d}")
 
 
 def parse_minute_dir(path: str) -> tuple[str, int] | None:

@@ -11,14 +11,12 @@ import pyarrow.dataset as ds
 from fsspec import AbstractFileSystem
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
+from .._time import DAY_NS, HOUR_NS
 from ..schemas import RAW, RAW_ARROW
 from ._fs import filesystem, is_local, join, lake_root
 from ._paths import minute_dir, parse_minute_dir, raw_exchange_dir
 
 __all__ = ["list_exchanges", "list_raw_minutes", "raw_minute_bounds", "read_raw"]
-
-_HOUR_NS = 3600 * 10**9
-_DAY_NS = 24 * _HOUR_NS
 
 
 def list_exchanges(root: str | None = None) -> list[str]:
@@ -46,16 +44,16 @@ def list_raw_minutes(
             continue
         for date_dir in sorted(fs.ls(exchange_dir, detail=False)):
             day = _day_start_ns(date_dir)
-            if day is None or day + _DAY_NS <= start_ns or day >= end_ns:
+            if day is None or day + DAY_NS <= start_ns or day >= end_ns:
                 continue
-            lo, hi = max(start_ns, day), min(end_ns, day + _DAY_NS)
-            if hi - lo > 6 * _HOUR_NS:
+            lo, hi = max(start_ns, day), min(end_ns, day + DAY_NS)
+            if hi - lo > 6 * HOUR_NS:
                 patterns = [f"{date_dir}/hour=*/minute=*/*.parquet"]
             else:
-                first = lo - lo % _HOUR_NS
+                first = lo - lo % HOUR_NS
                 patterns = [
                     f"{minute_dir(base, exchange, h).rsplit('/', 1)[0]}/minute=*/*.parquet"
-                    for h in range(first, hi, _HOUR_NS)
+                    for h in range(first, hi, HOUR_NS)
                 ]
             for pattern in patterns:
                 for path in sorted(fs.glob(pattern)):

@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from .._time import MINUTE_NS
 from ..capture import ReadStats, detect_exchange, merge_captures
 from ..exchanges import get_exchange
 from ._binance import BinanceReplay
@@ -33,7 +34,6 @@ __all__ = ["PROTOCOLS", "ReplayServer", "live_shift_ns", "minute_shift_ns", "tex
 
 log = logging.getLogger("mdplatform.replay")
 
-MINUTE_NS = 60 * 10**9
 
 #: registry id -> server-side protocol adapter
 PROTOCOLS: dict[str, Callable[[str], ReplayProtocol]] = {

@@ -1,5 +1,6 @@
 """Pure transforms (polars in, polars out; no I/O): raw -> trades -> candles, and their quality rules."""
 
+from .._time import DAY_NS, HOUR_NS, MINUTE_NS, SECOND_NS, ceil_ns, floor_ns, from_ns, to_ns
 from ._candles import (
     PREV_CLOSE,
     build_candles,
@@ -12,13 +13,9 @@ from ._candles import (
 )
 from ._checks import validate_candles, validate_trades
 from ._normalize import registry_normalizer
-from ._time import DAY_NS, HOUR_NS, MINUTE_NS, SECOND_NS, ceil_ns, floor_ns, from_ns, to_ns
 from ._trades import (
-    REJECTS,
     Normalizer,
     TradesWindow,
-    empty_rejects,
-    empty_trades,
     reject,
     sort_trades,
     trades_for_window,
@@ -29,7 +26,6 @@ __all__ = [
     "HOUR_NS",
     "MINUTE_NS",
     "PREV_CLOSE",
-    "REJECTS",
     "SECOND_NS",
     "Normalizer",
     "TradesWindow",
@@ -38,8 +34,6 @@ __all__ = [
     "candles_1m",
     "ceil_ns",
     "empty_candles",
-    "empty_rejects",
-    "empty_trades",
     "floor_ns",
     "from_ns",
     "last_close",

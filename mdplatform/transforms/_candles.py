@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 
 import polars as pl
 
+from mdplatform._time import MINUTE_NS, floor_ns
 from mdplatform.schemas import CANDLES, TIMEFRAMES, TS
-from mdplatform.transforms._time import MINUTE_NS, floor_ns
 
 __all__ = [
     "PREV_CLOSE",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from mdplatform.transforms._trades import empty_trades, reject
+from mdplatform.exchanges import empty_trades
+from mdplatform.transforms._trades import reject
 
 __all__ = ["registry_normalizer"]
 

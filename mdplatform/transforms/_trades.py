@@ -7,22 +7,17 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from mdplatform.schemas import RAW, TRADES
-from mdplatform.transforms._time import MINUTE_NS
+from mdplatform._time import MINUTE_NS
+from mdplatform.exchanges import empty_rejects, empty_trades
+from mdplatform.schemas import RAW, REJECTS, TRADES
 
 __all__ = [
-    "REJECTS",
     "Normalizer",
     "TradesWindow",
-    "empty_rejects",
-    "empty_trades",
     "reject",
     "sort_trades",
     "trades_for_window",
 ]
-
-#: quarantined raw rows: the raw row as received plus why it could not be used
-REJECTS: dict[str, pl.DataType] = {**RAW, "reason": pl.String()}
 
 #: (exchange id, raw rows of that exchange on its trade channels) -> (TRADES rows, REJECTS rows)
 Normalizer = Callable[[str, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
@@ -49,14 +44,6 @@ class TradesWindow:
     raw_rows: int
     duplicates: int
     trade_end: dict[str, int]
-
-
-def empty_trades() -> pl.DataFrame:
-    return pl.DataFrame(schema=TRADES)
-
-
-def empty_rejects() -> pl.DataFrame:
-    return pl.DataFrame(schema=REJECTS)
 
 
 def reject(raw: pl.DataFrame, reason: str | pl.Expr) -> pl.DataFrame:

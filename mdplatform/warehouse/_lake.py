@@ -9,13 +9,12 @@ exists when something was quarantined.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 
 import polars as pl
 import pyarrow.parquet as pq
 
-from mdplatform.lake import filesystem, is_local, join, lake_root, write_table_atomic
+from mdplatform.lake import filesystem, hour_parts, is_local, join, lake_root, write_table_atomic
 from mdplatform.transforms import HOUR_NS, floor_ns
 
 __all__ = [
@@ -29,15 +28,10 @@ __all__ = [
 ]
 
 
-def _hour_parts(hour_ns: int) -> tuple[str, str]:
-    t = time.gmtime(hour_ns // 10**9)
-    return f"date={t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}", f"hour={t.tm_hour:02d}"
-
-
 def partition_path(root: str | None, table: str, hour_ns: int) -> str:
     if hour_ns % HOUR_NS:
         raise ValueError("hour_ns must be an hour boundary")
-    return join(lake_root(root), table, *_hour_parts(hour_ns), "data.parquet")
+    return join(lake_root(root), table, *hour_parts(hour_ns), "data.parquet")
 
 
 def quarantine_path(root: str | None, table: str, hour_ns: int) -> str:

@@ -11,14 +11,13 @@ import pytest
 from _exchange_util import binance, is_snapshot
 
 from mdplatform.exchanges import (
-    TRADE_REJECTS,
     BookDelta,
     BookSnapshot,
     Ticker,
     Trade,
     normalize_trades_with_rejects,
 )
-from mdplatform.schemas import TRADES
+from mdplatform.schemas import REJECTS, TRADES
 
 Lines = Callable[[str], tuple[tuple[int, str], ...]]
 
@@ -202,7 +201,7 @@ def test_unparseable_rows_become_rejects(hft: Lines, to_raw: Callable[..., pl.Da
     raw = raw.with_columns(channel=pl.lit("trade"), symbol=pl.lit("BTCUSDT"))
     trades, rejects = x.normalize_trades_with_rejects(raw)
     assert trades.height == 50
-    assert rejects.schema == pl.Schema(TRADE_REJECTS)
+    assert rejects.schema == pl.Schema(REJECTS)
     assert rejects.get_column("reason").to_list() == [
         "payload is not a trade event in the documented layout",
         "payload is not a trade event in the documented layout",

@@ -10,7 +10,6 @@ import polars as pl
 import pytest
 
 from mdplatform.exchanges import (
-    TRADE_REJECTS,
     BookDelta,
     BookSnapshot,
     OkxExchange,
@@ -22,7 +21,7 @@ from mdplatform.exchanges import (
     get_exchange,
     okx_checksum,
 )
-from mdplatform.schemas import TRADES
+from mdplatform.schemas import REJECTS, TRADES
 
 CfLines = Callable[[str], tuple[tuple[str, int, str], ...]]
 INSTS = ("BTC-USD-220527", "UNI-USD-SWAP", "BTC-USDT")
@@ -271,7 +270,7 @@ def test_trade_lists_explode_and_bad_rows_are_rejected(
     trades, rejects = okx.normalize_trades_with_rejects(raw)
     assert trades.get_column("trade_id").to_list() == [a["data"][0]["tradeId"], b["data"][0]["tradeId"]]
     assert trades.get_column("recv_ts").dt.epoch("ns").to_list() == [1, 1]
-    assert rejects.schema == pl.Schema(TRADE_REJECTS)
+    assert rejects.schema == pl.Schema(REJECTS)
     assert rejects.get_column("reason").to_list() == [
         "payload is not a trades push in the documented layout",
         "payload is not a trades push in the documented layout",

@@ -8,9 +8,8 @@ from __future__ import annotations
 import polars as pl
 from candle_reference import H00, H23, HOUR, MIN, Recording, raw_frame
 
-from mdplatform.schemas import TRADES
+from mdplatform.schemas import REJECTS, TRADES
 from mdplatform.transforms import (
-    REJECTS,
     registry_normalizer,
     reject,
     trades_for_window,

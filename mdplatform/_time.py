@@ -1,4 +1,4 @@
-"""Integer-nanosecond time arithmetic shared by the transforms and the partition logic."""
+"""Integer-nanosecond time arithmetic shared by the lake, the replay, the transforms and the partitions."""
 
 from __future__ import annotations
 
