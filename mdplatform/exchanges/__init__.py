@@ -4,7 +4,28 @@
 ``EXCHANGES`` maps every id to its exchange; ``capabilities()`` tabulates them.
 """
 
-from ._base import Capabilities, Exchange, KeepAlive, Route, SessionAction, StreamSession, Subscription
+from ._base import (
+    ALIVE,
+    CHECKSUM,
+    CLOSE,
+    EVENT_KINDS,
+    GAP,
+    OPEN,
+    START,
+    SUB_ERROR,
+    SUBSCRIBED,
+    SYNCED,
+    UNSUBSCRIBED,
+    Capabilities,
+    EventKind,
+    Exchange,
+    KeepAlive,
+    Route,
+    SessionAction,
+    StreamEvent,
+    StreamSession,
+    Subscription,
+)
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import empty_rejects, empty_trades
@@ -13,7 +34,18 @@ from .binance import BinanceBookBuilder, BinanceExchange, BinanceSession
 from .okx import OkxExchange, OkxSession, okx_checksum
 
 __all__ = [
+    "ALIVE",
+    "CHECKSUM",
+    "CLOSE",
+    "EVENT_KINDS",
     "EXCHANGES",
+    "GAP",
+    "OPEN",
+    "START",
+    "SUBSCRIBED",
+    "SUB_ERROR",
+    "SYNCED",
+    "UNSUBSCRIBED",
     "BinanceBookBuilder",
     "BinanceExchange",
     "BinanceSession",
@@ -23,6 +55,7 @@ __all__ = [
     "DepthSync",
     "DiffVerdict",
     "Event",
+    "EventKind",
     "Exchange",
     "KeepAlive",
     "Level",
@@ -31,6 +64,7 @@ __all__ = [
     "Route",
     "SessionAction",
     "SnapshotVerdict",
+    "StreamEvent",
     "StreamSession",
     "Subscription",
     "SyncState",

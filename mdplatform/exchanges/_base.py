@@ -16,11 +16,24 @@ if TYPE_CHECKING:
     import polars as pl
 
 __all__ = [
+    "ALIVE",
+    "CHECKSUM",
+    "CLOSE",
+    "EVENT_KINDS",
+    "GAP",
+    "OPEN",
+    "START",
+    "SUBSCRIBED",
+    "SUB_ERROR",
+    "SYNCED",
+    "UNSUBSCRIBED",
     "Capabilities",
+    "EventKind",
     "Exchange",
     "KeepAlive",
     "Route",
     "SessionAction",
+    "StreamEvent",
     "StreamSession",
     "Subscription",
 ]
@@ -29,6 +42,46 @@ __all__ = [
 #: symbol is the exchange's own instrument id ("BTCUSDT", "BTC-USDT"), "" for frames not about one instrument
 #: (subscribe acks, pongs: channel "control").
 Route = tuple[str, str]
+
+
+#: What the collector records about a connection beside its frames (the lake's ``events/`` rows, schema
+#: ``mdplatform.schemas.EVENTS``). Coverage is computed from these, so the same names serve the live collector,
+#: ``import-capture`` and the transforms:
+#: open        the connection is up (detail: URL)
+#: subscribed  the stream (channel, symbol) is being received on it; restated every minute while it is
+#: start       the first frame carrying an exchange time arrived: what was received starts here
+#: alive       a pong came back for a ping sent at recv_ts: every frame sent before it has arrived
+#: close       the connection ended (detail: why)
+#: sub_error   the exchange refused a subscription (detail: its message)
+#: unsubscribed the stream stopped being received on this connection
+#: gap         a book stream lost messages (sequence ids jumped); checksum: its book no longer verifies;
+#: synced      the book stream is whole again after a snapshot
+EventKind = Literal[
+    "open", "subscribed", "start", "alive", "close", "sub_error", "unsubscribed", "gap", "checksum", "synced"
+]
+OPEN: EventKind = "open"
+SUBSCRIBED: EventKind = "subscribed"
+START: EventKind = "start"
+ALIVE: EventKind = "alive"
+CLOSE: EventKind = "close"
+SUB_ERROR: EventKind = "sub_error"
+UNSUBSCRIBED: EventKind = "unsubscribed"
+GAP: EventKind = "gap"
+CHECKSUM: EventKind = "checksum"
+SYNCED: EventKind = "synced"
+EVENT_KINDS: frozenset[str] = frozenset(
+    (OPEN, SUBSCRIBED, START, ALIVE, CLOSE, SUB_ERROR, UNSUBSCRIBED, GAP, CHECKSUM, SYNCED)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """An event an exchange module reports about a stream (``channel``/``symbol`` "" when connection-wide)."""
+
+    kind: EventKind
+    channel: str = ""
+    symbol: str = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +119,12 @@ class Capabilities:
     sequence_check: bool
     checksum: bool
     markets: frozenset[str] = field(default_factory=frozenset)
+    #: trade channels whose ids are contiguous per symbol (Binance trade and aggTrade): a missing id is a lost
+    #: trade, and two consecutive ids prove no trade happened between them
+    contiguous_ids: frozenset[str] = field(default_factory=frozenset)
+    #: True when the exchange confirms each subscription with a frame (OKX); False when the streams named at
+    #: connect time are live as soon as the connection is (Binance combined-stream URLs)
+    subscribe_ack: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +139,8 @@ class SessionAction:
     fetch_snapshot: tuple[str, str] | None = None  # (symbol, url)
     send: tuple[str, ...] = ()
     error: str | None = None
+    #: what to record in the lake's events (gap, checksum, synced)
+    events: tuple[StreamEvent, ...] = ()
 
 
 class StreamSession(Protocol):
@@ -122,6 +183,16 @@ class Exchange(Protocol):
 
     def route(self, frame: str) -> Route:
         """(channel, symbol) of a frame, with string operations only: this runs on every message."""
+        ...
+
+    def exchange_time(self, frame: str) -> int | None:
+        """The exchange's own time in a frame (UTC ns; Binance ``E``, OKX ``ts``), None when it has none. String
+        operations only; the collector calls it on a connection's first frames and once per liveness check."""
+        ...
+
+    def control_events(self, frame: str) -> list[StreamEvent]:
+        """What a ``control`` frame says about subscriptions: acks (``subscribed``/``unsubscribed``) and
+        refusals (``sub_error``); [] for anything else (pongs)."""
         ...
 
     def new_session(self, subs: Sequence[Subscription], rest_url: str | None) -> StreamSession: ...

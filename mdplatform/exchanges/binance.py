@@ -18,7 +18,7 @@ import orjson
 import polars as pl
 
 from ..book import L2Book
-from ._base import Capabilities, KeepAlive, Route, SessionAction, Subscription
+from ._base import SUB_ERROR, Capabilities, KeepAlive, Route, SessionAction, StreamEvent, Subscription
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_rejects, empty_trades, ms_to_ts, raw_rows, split_trades
@@ -147,13 +147,15 @@ class BinanceExchange:
         self._spec = spec
         self._capabilities = Capabilities(
             channels=_CHANNELS,
-            trade_channels=frozenset({"trade"}),
+            trade_channels=frozenset({"trade", "aggTrade"}),
             book_channels=frozenset({"depth"}),
             ticker_channels=frozenset({"bookTicker"}),
             book_sync="rest-snapshot",
             sequence_check=True,
             checksum=False,
             markets=spec.markets,
+            contiguous_ids=frozenset({"trade", "aggTrade"}),
+            subscribe_ack=False,
         )
         # the server pings (every 20 s spot / 3 min futures); interval_s paces the collector's own watchdog
         self._keepalive = KeepAlive(client_ping=None, interval_s=20.0, idle_timeout_s=60.0)
@@ -236,6 +238,33 @@ class BinanceExchange:
         if route is None:
             route = self._learn(name)
         return route
+
+    def exchange_time(self, frame: str) -> int | None:
+        """Event time ``E`` (ms) of a stream frame or futures REST snapshot, in ns; None without one (spot
+        bookTicker, spot snapshots, acks)."""
+        i = frame.find('"E":')
+        if i < 0:
+            return None
+        start = end = i + 4
+        while end < len(frame) and frame[end].isdigit():
+            end += 1
+        return int(frame[start:end]) * 1_000_000 if end > start else None
+
+    def control_events(self, frame: str) -> list[StreamEvent]:
+        """``{"result":null,"id":N}`` acknowledges a live (un)subscribe and says nothing new; an ``error``
+        object (or a bare ``{"code":..,"msg":..}``) is a refused request."""
+        if '"error"' not in frame and '"code"' not in frame:
+            return []
+        try:
+            obj = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return []
+        if not isinstance(obj, dict):
+            return []
+        err = obj.get("error", obj)
+        if not isinstance(err, dict) or "code" not in err:
+            return []
+        return [StreamEvent(SUB_ERROR, detail=f"{err.get('code')}: {err.get('msg', '')}")]
 
     def _learn(self, name: str) -> Route:
         symbol, sep, rest = name.partition("@")

@@ -17,7 +17,17 @@ import orjson
 import polars as pl
 
 from ..book import L2Book, RawLevel
-from ._base import Capabilities, KeepAlive, Route, SessionAction, Subscription
+from ._base import (
+    SUB_ERROR,
+    SUBSCRIBED,
+    UNSUBSCRIBED,
+    Capabilities,
+    KeepAlive,
+    Route,
+    SessionAction,
+    StreamEvent,
+    Subscription,
+)
 from ._binance_sync import SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_rejects, empty_trades, ms_to_ts, raw_rows, split_trades
@@ -91,6 +101,7 @@ class OkxExchange:
             sequence_check=True,
             checksum=True,
             markets=frozenset({"spot", "swap", "futures", "option"}),
+            subscribe_ack=True,
         )
         # OKX closes a connection silent for 30 s: ping after 20 s of silence, give up after 35 s
         self._keepalive = KeepAlive(client_ping="ping", interval_s=20.0, idle_timeout_s=35.0)
@@ -149,6 +160,39 @@ class OkxExchange:
         elif frame == "pong" or frame.startswith('{"event"'):
             return CONTROL
         return self._route_slow(frame)
+
+    def exchange_time(self, frame: str) -> int | None:
+        """``ts`` (ms) of the first item of a push, in ns; None for acks and pongs."""
+        i = frame.find('"ts":"')
+        if i < 0:
+            return None
+        start = end = i + 6
+        while end < len(frame) and frame[end].isdigit():
+            end += 1
+        return int(frame[start:end]) * 1_000_000 if end > start else None
+
+    def control_events(self, frame: str) -> list[StreamEvent]:
+        """``{"event":"subscribe","arg":{...}}`` acks one stream; ``{"event":"error","code":..,"msg":..}`` is a
+        refused request (OKX names the request only in ``msg``)."""
+        if not frame.startswith("{") or '"event"' not in frame:
+            return []
+        try:
+            obj = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return []
+        if not isinstance(obj, dict):
+            return []
+        event = obj.get("event")
+        raw_arg = obj.get("arg")
+        arg: dict[str, Any] = raw_arg if isinstance(raw_arg, dict) else {}
+        channel, inst = str(arg.get("channel", "")), str(arg.get("instId", ""))
+        if event == "subscribe":
+            return [StreamEvent(SUBSCRIBED, channel, inst)]
+        if event == "unsubscribe":
+            return [StreamEvent(UNSUBSCRIBED, channel, inst)]
+        if event == "error":
+            return [StreamEvent(SUB_ERROR, channel, inst, f"{obj.get('code', '')}: {obj.get('msg', '')}")]
+        return []
 
     def _route_slow(self, frame: str) -> Route:
         """Frames whose "arg" is not laid out as usual (other key order, instType/instFamily args)."""
