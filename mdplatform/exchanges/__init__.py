@@ -28,7 +28,7 @@ from ._base import (
 )
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
-from ._normalize import empty_rejects, empty_trades
+from ._normalize import NORMALIZED_TRADES, empty_normalized_trades, empty_rejects, empty_trades
 from ._registry import EXCHANGES, capabilities, get_exchange, normalize_trades_with_rejects
 from .binance import BinanceBookBuilder, BinanceExchange, BinanceSession
 from .okx import OkxExchange, OkxSession, okx_checksum
@@ -40,6 +40,7 @@ __all__ = [
     "EVENT_KINDS",
     "EXCHANGES",
     "GAP",
+    "NORMALIZED_TRADES",
     "OPEN",
     "START",
     "SUBSCRIBED",
@@ -71,6 +72,7 @@ __all__ = [
     "Ticker",
     "Trade",
     "capabilities",
+    "empty_normalized_trades",
     "empty_rejects",
     "empty_trades",
     "get_exchange",

@@ -3,11 +3,15 @@
 Times are UTC nanoseconds (int); ``None`` where the exchange does not send one (Binance spot bookTicker and
 REST snapshots carry no timestamp). ``symbol`` is the exchange's own instrument id, ``channel`` the exchange's
 channel name the event came from ("trade", "aggTrade", "depth", "books", ...).
+
+Trade prices and sizes are ``decimal.Decimal`` made from the exchange's strings, so they compare exactly with
+normalized trades (``Decimal(38, 12)``); book and ticker levels are still floats.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 __all__ = ["BookDelta", "BookSnapshot", "Event", "Level", "Ticker", "Trade"]
 
@@ -21,11 +25,14 @@ class Trade:
     channel: str
     symbol: str
     ts: int
+    #: the exchange's trade id; Binance aggTrade: "f" for one fill, "f-l" for several (as normalized)
     trade_id: str
-    price: float
-    size: float
+    price: Decimal
+    size: Decimal
     #: taker side: "buy" | "sell"
     side: str
+    #: matches this event aggregates (Binance aggTrade l - f + 1, OKX "count"); 1 for a single fill
+    fills: int = 1
 
 
 @dataclass(frozen=True, slots=True)

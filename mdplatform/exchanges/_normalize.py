@@ -3,6 +3,10 @@
 Each exchange module only turns its payloads into a few parsed columns (nulls where a field is missing or
 unparseable); ``split_trades`` then decides, per row, whether it is a trade or a reject. Rejects keep the raw
 row (``mdplatform.schemas.RAW`` columns) plus a ``reason``, so nothing that arrived is silently dropped.
+
+Prices and sizes stay the exchange's strings until ``split_trades`` has proven each one fits
+``mdplatform.schemas.PRICE`` exactly (``decimal_reason``): polars' string -> Decimal cast silently rounds a
+value with more decimal places than the scale, and a Float64 detour is inexact, so neither is ever relied on.
 """
 
 from __future__ import annotations
@@ -11,24 +15,70 @@ from collections.abc import Callable, Sequence
 
 import polars as pl
 
-from ..schemas import RAW, REJECTS, TRADES
+from ..schemas import PRICE, PRICE_SCALE, RAW, REJECTS, TRADE_LINEAGE, TRADES
 
 __all__ = [
+    "NORMALIZED_TRADES",
     "PARSED_TRADE_COLUMNS",
+    "decimal_reason",
     "decode_json",
+    "empty_normalized_trades",
     "empty_rejects",
     "empty_trades",
     "ms_to_ts",
     "raw_rows",
     "split_trades",
+    "to_price",
 ]
 
+#: what ``normalize_trades_with_rejects`` returns: the stored trade columns, then the lineage the transforms use
+NORMALIZED_TRADES: dict[str, pl.DataType] = {**TRADES, **TRADE_LINEAGE}
+
 #: the columns an exchange module adds to raw rows before calling ``split_trades``
-PARSED_TRADE_COLUMNS = ("_symbol", "_ts", "_trade_id", "_price", "_size", "_side")
+PARSED_TRADE_COLUMNS = (
+    "_symbol",
+    "_ts",
+    "_trade_id",
+    "_price",
+    "_size",
+    "_side",
+    "_fills",
+    "_seq_id",
+    "_fill_first",
+    "_fill_last",
+)
+
+#: where each TRADE_LINEAGE column comes from: the raw row itself or a parsed column
+_LINEAGE_SOURCES = {
+    "channel": "channel",
+    "conn_id": "conn_id",
+    "seq_id": "_seq_id",
+    "fill_first": "_fill_first",
+    "fill_last": "_fill_last",
+}
+
+# PRICE holds 26 integer digits and 12 decimals
+_PRECISION = PRICE.precision or 38
+_INT_DIGITS = _PRECISION - PRICE_SCALE
+_PLAIN = r"^[0-9]+(?:\.[0-9]+)?$"
+_NEGATIVE = r"^-[0-9]+(?:\.[0-9]+)?$"
+#: a non-zero digit after the PRICE_SCALE-th decimal (trailing zeros are harmless)
+_TOO_PRECISE = rf"\.[0-9]{{{PRICE_SCALE}}}[0-9]*[1-9]"
+#: more integer digits than PRICE holds, leading zeros aside
+_TOO_LARGE = rf"^0*[1-9][0-9]{{{_INT_DIGITS}}}"
+_ZERO = r"^0+(?:\.0+)?$"
+#: how much of an offending value a reason quotes (the raw payload is kept whole anyway)
+_QUOTE_CHARS = 64
 
 
 def empty_trades() -> pl.DataFrame:
+    """No trades, in the stored layout (``mdplatform.schemas.TRADES``)."""
     return pl.DataFrame(schema=TRADES)
+
+
+def empty_normalized_trades() -> pl.DataFrame:
+    """No trades, in the layout ``normalize_trades_with_rejects`` returns (``NORMALIZED_TRADES``)."""
+    return pl.DataFrame(schema=NORMALIZED_TRADES)
 
 
 def empty_rejects() -> pl.DataFrame:
@@ -65,9 +115,35 @@ def decode_json(strings: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, pl.S
     return left.append(right), left_ok.append(right_ok)
 
 
-def _bad_number(name: str) -> pl.Expr:
-    col = pl.col(name)
-    return col.is_null() | col.is_nan() | col.is_infinite() | (col <= 0)
+def decimal_reason(value: pl.Expr, label: str) -> pl.Expr:
+    """Why a decimal string cannot be held exactly as a positive ``PRICE``; null when it can.
+
+    Accepted: ASCII digits with an optional fraction (``"61837.63000000"``, ``"0.10000000000000000000"``: trailing
+    zeros do not count as decimal places), more than zero, at most 12 significant decimals and 26 integer digits.
+    Everything else is named: missing, negative, not a plain decimal number (exponents, signs, "NaN", spaces,
+    "1.", ".5"), too many decimal places (the cast would round them away), too large, zero.
+    """
+    quoted = value.str.slice(0, _QUOTE_CHARS)
+    return (
+        pl.when(value.is_null())
+        .then(pl.lit(f"missing {label}"))
+        .when(value.str.contains(_NEGATIVE))
+        .then(pl.format(f"{label} is not positive: {{}}", quoted))
+        .when(value.str.contains(_PLAIN).not_())
+        .then(pl.format(f"{label} is not a plain decimal number: {{}}", quoted))
+        .when(value.str.contains(_TOO_PRECISE))
+        .then(pl.format(f"{label} has more than {PRICE_SCALE} decimal places: {{}}", quoted))
+        .when(value.str.contains(_TOO_LARGE))
+        .then(pl.format(f"{label} is too large for Decimal({_PRECISION}, {PRICE_SCALE}): {{}}", quoted))
+        .when(value.str.contains(_ZERO))
+        .then(pl.format(f"{label} is not positive: {{}}", quoted))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+
+
+def to_price(value: pl.Expr) -> pl.Expr:
+    """A decimal string -> ``PRICE``, exact for every value ``decimal_reason`` accepts (null for others)."""
+    return value.cast(PRICE, strict=False)
 
 
 def split_trades(
@@ -77,14 +153,30 @@ def split_trades(
     normalize_symbol: Callable[[str], str],
     reason: pl.Expr | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(trades in ``mdplatform.schemas.TRADES``, rejects in ``mdplatform.schemas.REJECTS``).
+    """(trades in ``NORMALIZED_TRADES``, rejects in ``mdplatform.schemas.REJECTS``).
 
     ``rows``: RAW columns plus ``PARSED_TRADE_COLUMNS``: ``_symbol`` (exchange's id), ``_ts`` (Datetime ns
-    UTC), ``_trade_id`` (String), ``_price``/``_size`` (Float64), ``_side`` ("buy"/"sell"); null where a
-    field could not be parsed.
+    UTC), ``_trade_id`` (String), ``_price``/``_size`` (String: the exchange's decimal text, validated here with
+    ``decimal_reason``), ``_side`` ("buy"/"sell"), ``_fills`` (Int64, >= 1), ``_seq_id``/``_fill_first``/
+    ``_fill_last`` (Int64, null when the exchange has none; a fill range must hold exactly ``_fills`` ids);
+    null where a field could not be parsed.
     ``reason``: an optional String expression, non-null for rows the exchange already knows are bad (for
     example a payload that is not JSON); it wins over the generic field checks.
     """
+    missing = [c for c in PARSED_TRADE_COLUMNS if c not in rows.columns]
+    if missing:
+        raise ValueError(f"split_trades: rows lack parsed columns {missing}")
+    unknown = [c for c in TRADE_LINEAGE if c not in _LINEAGE_SOURCES]
+    if unknown:
+        raise NotImplementedError(f"split_trades: no source for TRADE_LINEAGE columns {unknown}")
+    for name in ("_price", "_size"):
+        if rows.schema[name] != pl.String:
+            raise TypeError(f"split_trades: {name} must be the exchange's decimal string, got {rows.schema[name]}")
+    rows = rows.with_columns(
+        _price_reason=decimal_reason(pl.col("_price"), "price"),
+        _size_reason=decimal_reason(pl.col("_size"), "size"),
+    )
+    first, last, fills = pl.col("_fill_first"), pl.col("_fill_last"), pl.col("_fills")
     checks: list[tuple[pl.Expr, pl.Expr]] = []
     if reason is not None:
         checks.append((reason.is_not_null(), reason))
@@ -92,9 +184,14 @@ def split_trades(
         (pl.col("_symbol").is_null() | pl.col("_symbol").eq(""), pl.lit("missing symbol")),
         (pl.col("_ts").is_null(), pl.lit("missing or invalid trade time")),
         (pl.col("_trade_id").is_null() | pl.col("_trade_id").eq(""), pl.lit("missing trade id")),
-        (_bad_number("_price"), pl.lit("missing or invalid price")),
-        (_bad_number("_size"), pl.lit("missing or invalid size")),
+        (pl.col("_price_reason").is_not_null(), pl.col("_price_reason")),
+        (pl.col("_size_reason").is_not_null(), pl.col("_size_reason")),
         (pl.col("_side").is_null() | pl.col("_side").is_in(["buy", "sell"]).not_(), pl.lit("invalid side")),
+        (fills.is_null() | (fills < 1), pl.lit("missing or invalid fills count")),
+        (
+            first.is_null().xor(last.is_null()) | (last - first + 1 != fills).fill_null(False),
+            pl.format("fill id range {}..{} does not hold {} fills", first, last, fills),
+        ),
     ]
     # first failing check wins: build when/then from the last check backwards
     reason_expr: pl.Expr = pl.lit(None, dtype=pl.String)
@@ -115,10 +212,12 @@ def split_trades(
         pl.col("_ts").alias("ts"),
         pl.col("recv_ts"),
         pl.col("_trade_id").alias("trade_id"),
-        pl.col("_price").alias("price"),
-        pl.col("_size").alias("size"),
+        to_price(pl.col("_price")).alias("price"),
+        to_price(pl.col("_size")).alias("size"),
         pl.col("_side").alias("side"),
-    ).cast(dict(TRADES))  # type: ignore[arg-type]
+        pl.col("_fills").alias("fills"),
+        *(pl.col(_LINEAGE_SOURCES[name]).alias(name) for name in TRADE_LINEAGE),
+    ).cast(dict(NORMALIZED_TRADES))  # type: ignore[arg-type]
     return trades, rejects.cast(dict(REJECTS))  # type: ignore[arg-type]
 
 

@@ -5,6 +5,11 @@ every frame is ``{"stream":"<symbol>@<channel>[@<speed>]","data":{...}}``; subsc
 ``{"result":null,"id":N}``. The server pings, the client answers with protocol pongs (the websockets library
 does this). Order books: ``<symbol>@depth@100ms`` diffs over WS plus a REST snapshot, synchronized with the
 update-id rules in ``_binance_sync``.
+
+Trades come on two channels: ``trade`` (one fill per event, id ``t``) and ``aggTrade`` (one event per taker
+order and price level, id ``a``, holding the fills ``f``..``l``). Both id sequences are contiguous per symbol.
+A fill's identity across the two is its trade id: an aggTrade row's ``trade_id`` is "f" for a single fill (the
+same id the trade channel gives it) and "f-l" for several.
 """
 
 from __future__ import annotations
@@ -12,16 +17,27 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
 import polars as pl
 
 from ..book import L2Book
-from ._base import SUB_ERROR, Capabilities, KeepAlive, Route, SessionAction, StreamEvent, Subscription
+from ._base import (
+    GAP,
+    SUB_ERROR,
+    SYNCED,
+    Capabilities,
+    KeepAlive,
+    Route,
+    SessionAction,
+    StreamEvent,
+    Subscription,
+)
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
-from ._normalize import decode_json, empty_rejects, empty_trades, ms_to_ts, raw_rows, split_trades
+from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
 from ._urls import with_default_path
 
 __all__ = [
@@ -30,6 +46,7 @@ __all__ = [
     "BinanceExchange",
     "BinanceSession",
     "Market",
+    "agg_trade_id",
     "split_quote",
 ]
 
@@ -63,7 +80,8 @@ _PU = re.compile(r'"pu":(-?\d+)')
 _LAST_UPDATE_ID = re.compile(r'"lastUpdateId":(\d+)')
 
 
-#: the fields of a trade event that normalization reads (the typed decode fails on rows that do not fit)
+#: the fields of a trade or aggTrade event that normalization reads (the typed decode fails on rows that do not
+#: fit; fields not listed, like spot's "M" or futures' "nq", are ignored). p and q stay strings: exact decimals.
 _TRADE_PAYLOAD = pl.Struct(
     {
         "stream": pl.String(),
@@ -71,7 +89,10 @@ _TRADE_PAYLOAD = pl.Struct(
             {
                 "e": pl.String(),
                 "s": pl.String(),
-                "t": pl.Int64(),
+                "t": pl.Int64(),  # trade: the trade id
+                "a": pl.Int64(),  # aggTrade: its own id
+                "f": pl.Int64(),  # aggTrade: first and last trade id it holds
+                "l": pl.Int64(),
                 "T": pl.Int64(),
                 "p": pl.String(),
                 "q": pl.String(),
@@ -80,6 +101,9 @@ _TRADE_PAYLOAD = pl.Struct(
         ),
     }
 )
+_TRADE_CHANNELS = ("trade", "aggTrade")
+#: p or q sent as a JSON number: polars would decode it through a float, so it is refused, never rounded
+_NUMERIC_DECIMAL = r'"[pq]":\s*[-0-9]'
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +150,12 @@ def split_quote(symbol: str, quotes: Sequence[str] = QUOTE_ASSETS) -> tuple[str,
         if len(symbol) > len(quote) and symbol.endswith(quote):
             return symbol[: -len(quote)], quote
     return None
+
+
+def agg_trade_id(first: int, last: int) -> str:
+    """The ``trade_id`` of an aggTrade holding trades ``first``..``last``: "first" for one (the id the trade
+    channel gives the same fill), "first-last" for several."""
+    return str(first) if first == last else f"{first}-{last}"
 
 
 def _ms(value: object) -> int | None:
@@ -295,30 +325,46 @@ class BinanceExchange:
         return f"{base_quote}-{expiry or 'PERP'}"
 
     def normalize_trades(self, raw: pl.DataFrame) -> pl.DataFrame:
-        """Raw rows -> ``TRADES`` (channel "trade" only; see ``normalize_trades_with_rejects``)."""
+        """Raw rows -> trades (channels "trade" and "aggTrade"; see ``normalize_trades_with_rejects``)."""
         return self.normalize_trades_with_rejects(raw)[0]
 
     def normalize_trades_with_rejects(self, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(trades, rejects): rejects are the raw rows that did not parse, plus a ``reason`` column.
+        """(trades, rejects) from the rows of channels "trade" and "aggTrade".
 
-        Only channel "trade": aggTrade repeats the same fills under other ids and would double count.
+        trades: ``mdplatform.schemas.TRADES`` then ``TRADE_LINEAGE`` (``_normalize.NORMALIZED_TRADES``), price and
+        size exact from the wire strings. trade rows: ``trade_id`` t, ``fills`` 1, ``seq_id`` = ``fill_first`` =
+        ``fill_last`` = t. aggTrade rows: ``trade_id`` "f" or "f-l" (``agg_trade_id``), ``fills`` l - f + 1,
+        ``seq_id`` a, ``fill_first`` f, ``fill_last`` l. Both channels report the same fills: the rows stay apart
+        by ``channel`` and match by fill id; choosing between them is the transforms' job.
+        rejects: the raw rows that did not parse, plus a ``reason`` column.
         """
-        rows = raw_rows(raw, self.id, ["trade"])
+        rows = raw_rows(raw, self.id, _TRADE_CHANNELS)
         if rows.height == 0:
-            return empty_trades(), empty_rejects()
+            return empty_normalized_trades(), empty_rejects()
         # one typed decode of the whole column (several times faster than one json_path_match per field)
         decoded, ok = decode_json(rows.get_column("payload"), _TRADE_PAYLOAD)
         rows = rows.with_columns(_decoded=ok, _data=decoded.struct.field("data"))
         d = pl.col("_data").struct
         m = d.field("m")
+        agg = pl.col("channel") == "aggTrade"
+        # Binance names: t trade id; a aggTrade id holding trade ids f..l
+        t, a, first, last = d.field("t"), d.field("a"), d.field("f"), d.field("l")
         rows = rows.with_columns(
             _event=d.field("e"),
             _symbol=pl.coalesce(d.field("s"), pl.when(pl.col("symbol") != "").then(pl.col("symbol"))),
             _ts=ms_to_ts(d.field("T")),
-            _trade_id=d.field("t").cast(pl.String),
-            _price=d.field("p").cast(pl.Float64, strict=False),
-            _size=d.field("q").cast(pl.Float64, strict=False),
+            _trade_id=pl.when(agg.not_())
+            .then(t.cast(pl.String))
+            .when(first == last)
+            .then(first.cast(pl.String))
+            .otherwise(pl.format("{}-{}", first, last)),
+            _price=d.field("p"),
+            _size=d.field("q"),
             _side=pl.when(m).then(pl.lit("sell")).when(m.not_()).then(pl.lit("buy")),
+            _fills=pl.when(agg).then(last - first + 1).otherwise(pl.lit(1, dtype=pl.Int64)),
+            _seq_id=pl.when(agg).then(a).otherwise(t),
+            _fill_first=pl.when(agg).then(first).otherwise(t),
+            _fill_last=pl.when(agg).then(last).otherwise(t),
         )
         event = pl.col("_event")
         reason = (
@@ -326,8 +372,14 @@ class BinanceExchange:
             .then(pl.lit("payload is not a trade event in the documented layout"))
             .when(pl.col("_data").is_null())
             .then(pl.lit("payload is not a combined-stream event"))
-            .when(event.is_null() | (event != "trade"))
-            .then(pl.lit("event type is not trade"))
+            .when(pl.col("payload").str.contains(_NUMERIC_DECIMAL))
+            .then(pl.lit("price or size is a JSON number, not a decimal string"))
+            .when(event.is_null() | (event != pl.col("channel")))
+            .then(pl.format("event type is not {}", pl.col("channel")))
+            .when(agg & (a.is_null() | first.is_null() | last.is_null()))
+            .then(pl.lit("aggTrade lacks its id a or its trade ids f/l"))
+            .when(agg & (last < first))
+            .then(pl.format("aggTrade last trade id l={} is before its first f={}", last, first))
         )
         return split_trades(rows, exchange=self.id, normalize_symbol=self.normalize_symbol, reason=reason)
 
@@ -365,15 +417,18 @@ class BinanceExchange:
     def _event(self, channel: str, d: Mapping[str, Any]) -> Event | None:
         xid = self.id
         if channel == "trade" or channel == "aggTrade":
+            agg = channel == "aggTrade"
+            first, last = (int(d["f"]), int(d["l"])) if agg else (int(d["t"]), int(d["t"]))
             return Trade(
                 exchange=xid,
                 channel=channel,
                 symbol=d["s"],
                 ts=int(d["T"]) * 1_000_000,
-                trade_id=str(d["t"] if channel == "trade" else d["a"]),
-                price=float(d["p"]),
-                size=float(d["q"]),
+                trade_id=agg_trade_id(first, last) if agg else str(first),
+                price=Decimal(d["p"]),
+                size=Decimal(d["q"]),
                 side="sell" if d["m"] else "buy",
+                fills=last - first + 1,
             )
         if channel == "depth":
             pu = d.get("pu")
@@ -463,11 +518,7 @@ class BinanceSession:
         if verdict == DiffVerdict.FETCH:
             return SessionAction(fetch_snapshot=self._fetch(symbol))
         if verdict == DiffVerdict.GAP:
-            self.errors += 1
-            return SessionAction(
-                error=f"gap {self._exchange.id} {symbol}: {sync.gap_detail}; resyncing",
-                fetch_snapshot=self._fetch(symbol),
-            )
+            return self._gap(symbol, sync.gap_detail)
         return None
 
     def on_snapshot(self, symbol: str, body: str) -> SessionAction | None:
@@ -477,15 +528,23 @@ class BinanceSession:
             # no immediate retry (an error body would loop); the sync asks again after more diffs
             self.errors += 1
             return SessionAction(error=f"{self._exchange.id} {symbol}: snapshot without lastUpdateId: {body[:200]}")
-        verdict, _ = self._sync(symbol).on_snapshot(int(m.group(1)))
-        if verdict == SnapshotVerdict.SYNCED or verdict == SnapshotVerdict.IGNORED:
+        sync = self._sync(symbol)
+        verdict, _ = sync.on_snapshot(int(m.group(1)))
+        if verdict == SnapshotVerdict.SYNCED:
+            return SessionAction(events=(StreamEvent(SYNCED, "depth", symbol),))
+        if verdict == SnapshotVerdict.IGNORED:
             return None
         if verdict == SnapshotVerdict.REFETCH:
             return SessionAction(fetch_snapshot=self._fetch(symbol))
+        return self._gap(symbol, sync.gap_detail)
+
+    def _gap(self, symbol: str, detail: str) -> SessionAction:
+        """The book chain broke (live, or inside the buffer a snapshot was to bridge): count, record, refetch."""
         self.errors += 1
         return SessionAction(
-            error=f"gap {self._exchange.id} {symbol}: {self._syncs[symbol].gap_detail}; resyncing",
+            error=f"gap {self._exchange.id} {symbol}: {detail}; resyncing",
             fetch_snapshot=self._fetch(symbol),
+            events=(StreamEvent(GAP, "depth", symbol, detail),),
         )
 
     def sync_state(self) -> dict[str, str]:

@@ -5,12 +5,15 @@ Wire format: subscribe with ``{"op":"subscribe","args":[{"channel":..,"instId":.
 ``{"event":...}`` frames; the client sends the text "ping" when idle and the server answers "pong".
 Order books (``books``): the snapshot arrives on the WebSocket, then incremental updates carrying a signed
 CRC32 ``checksum`` of the top 25 levels and, since 2023, ``seqId``/``prevSeqId``.
+Trades (``trades``): one item per push element; newer pushes add ``count``, the number of fills the item
+aggregates (its ``tradeId`` is then the last of them). OKX does not promise contiguous trade ids.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -18,10 +21,14 @@ import polars as pl
 
 from ..book import L2Book, RawLevel
 from ._base import (
+    CHECKSUM,
+    GAP,
     SUB_ERROR,
     SUBSCRIBED,
+    SYNCED,
     UNSUBSCRIBED,
     Capabilities,
+    EventKind,
     KeepAlive,
     Route,
     SessionAction,
@@ -30,7 +37,7 @@ from ._base import (
 )
 from ._binance_sync import SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
-from ._normalize import decode_json, empty_rejects, empty_trades, ms_to_ts, raw_rows, split_trades
+from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
 from ._urls import with_default_path
 
 __all__ = ["CHECKSUM_DEPTH", "OkxExchange", "OkxSession", "okx_checksum"]
@@ -47,13 +54,17 @@ _CHANNELS = frozenset({"trades", "books", "books5", "tickers"})
 #: OKX accepts many args per request; batches keep each frame far below its 64 KB request limit
 _ARGS_PER_MESSAGE = 100
 
-#: the fields of a trades push that normalization reads (all strings on the wire)
+#: the fields of a trades push that normalization reads (all strings on the wire; others, like "source" and
+#: "seqId", are ignored). px and sz stay strings: exact decimals.
 _TRADES_PUSH = pl.Struct(
     {
         "arg": pl.Struct({"channel": pl.String(), "instId": pl.String()}),
-        "data": pl.List(pl.Struct({k: pl.String() for k in ("instId", "tradeId", "px", "sz", "side", "ts")})),
+        "data": pl.List(pl.Struct({k: pl.String() for k in ("instId", "tradeId", "px", "sz", "side", "ts", "count")})),
     }
 )
+_COUNT = r"^[0-9]+$"
+#: px or sz sent as a JSON number: polars would decode it through a float, so the push is refused, never rounded
+_NUMERIC_DECIMAL = r'"(?:px|sz)":\s*[-0-9]'
 
 _ARG_PREFIX = '{"arg":{"channel":"'
 _ARG_LEN = len(_ARG_PREFIX)
@@ -211,14 +222,20 @@ class OkxExchange:
         return symbol[:-5] + "-PERP" if symbol.endswith("-SWAP") else symbol
 
     def normalize_trades(self, raw: pl.DataFrame) -> pl.DataFrame:
-        """Raw rows -> ``TRADES`` (channel "trades"; see ``normalize_trades_with_rejects``)."""
+        """Raw rows -> trades (channel "trades"; see ``normalize_trades_with_rejects``)."""
         return self.normalize_trades_with_rejects(raw)[0]
 
     def normalize_trades_with_rejects(self, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(trades, rejects): one trade per element of ``data``; rejects keep the raw row plus ``reason``."""
+        """(trades, rejects): one trade per element of ``data``; rejects keep the raw row plus ``reason``.
+
+        trades: ``mdplatform.schemas.TRADES`` then ``TRADE_LINEAGE`` (``_normalize.NORMALIZED_TRADES``), px and sz
+        exact from the wire strings; ``fills`` = ``count`` (1 when absent, as before OKX added it); ``seq_id``,
+        ``fill_first`` and ``fill_last`` are null: OKX trade ids are not promised contiguous, and an aggregated
+        item names only its last fill.
+        """
         rows = raw_rows(raw, self.id, ["trades"])
         if rows.height == 0:
-            return empty_trades(), empty_rejects()
+            return empty_normalized_trades(), empty_rejects()
         decoded, ok = decode_json(rows.get_column("payload"), _TRADES_PUSH)
         items = decoded.struct.field("data")
         rows = rows.with_columns(
@@ -228,23 +245,40 @@ class OkxExchange:
             _n=items.list.len(),
         ).explode("_items", empty_as_null=True, keep_nulls=True)
         it = pl.col("_items").struct
+        count = it.field("count")
+        no_id = pl.lit(None, dtype=pl.Int64)
         rows = rows.with_columns(
             _symbol=pl.coalesce(it.field("instId"), pl.when(pl.col("symbol") != "").then(pl.col("symbol"))),
             _ts=ms_to_ts(it.field("ts")),
             _trade_id=it.field("tradeId"),
-            _price=it.field("px").cast(pl.Float64, strict=False),
-            _size=it.field("sz").cast(pl.Float64, strict=False),
+            _price=it.field("px"),
+            _size=it.field("sz"),
             _side=it.field("side"),
+            _count=count,
+            _fills=pl.when(count.is_null())
+            .then(pl.lit(1, dtype=pl.Int64))
+            .otherwise(count.cast(pl.Int64, strict=False)),
+            _seq_id=no_id,
+            _fill_first=no_id,
+            _fill_last=no_id,
         )
+        count_col = pl.col("_count")
+        bad_count = count_col.is_not_null() & (
+            count_col.str.contains(_COUNT).not_() | (pl.col("_fills") < 1)
+        ).fill_null(True)
         reason = (
             pl.when(pl.col("_decoded").not_())
             .then(pl.lit("payload is not a trades push in the documented layout"))
             .when(pl.col("_data_missing"))
             .then(pl.lit("payload has no data list"))
+            .when(pl.col("payload").str.contains(_NUMERIC_DECIMAL))
+            .then(pl.lit("px or sz is a JSON number, not a decimal string"))
             .when(pl.col("_n").fill_null(0) == 0)
             .then(pl.lit("no trades in data"))
             .when(pl.col("_items").is_null())
             .then(pl.lit("null trade in data"))
+            .when(bad_count)
+            .then(pl.format("count is not a positive integer: {}", count_col.str.slice(0, 64)))
         )
         return split_trades(rows, exchange=self.id, normalize_symbol=self.normalize_symbol, reason=reason)
 
@@ -267,15 +301,17 @@ class OkxExchange:
 
     def _event(self, channel: str, inst: str, action: object, d: Mapping[str, Any]) -> Event | None:
         if channel == "trades":
+            count = d.get("count")
             return Trade(
                 exchange="okx",
                 channel=channel,
                 symbol=d.get("instId", inst),
                 ts=int(d["ts"]) * 1_000_000,
                 trade_id=str(d["tradeId"]),
-                price=float(d["px"]),
-                size=float(d["sz"]),
+                price=Decimal(d["px"]),
+                size=Decimal(d["sz"]),
                 side=d["side"],
+                fills=1 if count is None else int(count),
             )
         if channel in _FULL_BOOK_CHANNELS or channel in _TOP_BOOK_CHANNELS:
             seq = d.get("seqId")
@@ -324,7 +360,8 @@ class OkxSession:
     """Per-connection book validation for ``books``: full book per instId, checksum and seqId checks.
 
     On a mismatch the book is dropped and the session asks to unsubscribe + subscribe that instId, which
-    makes OKX send a fresh snapshot; updates arriving in between are ignored.
+    makes OKX send a fresh snapshot; updates arriving in between are ignored. Reported stream events: ``gap``
+    (seqId chain broke), ``checksum`` (the book no longer verifies), ``synced`` (a snapshot loaded a book).
     """
 
     def __init__(self, exchange: OkxExchange, subs: Sequence[Subscription]) -> None:
@@ -347,11 +384,14 @@ class OkxSession:
             return None
         msg = orjson.loads(frame)
         action = msg.get("action")
+        events: list[StreamEvent] = []
         for d in msg.get("data") or ():
             problem = self._apply(symbol, action, d)
             if problem is not None:
-                return self._fail(channel, symbol, problem)
-        return None
+                return self._fail(channel, symbol, *problem)
+            if action == "snapshot":
+                events.append(StreamEvent(SYNCED, channel, symbol))
+        return SessionAction(events=tuple(events)) if events else None
 
     def on_snapshot(self, symbol: str, body: str) -> SessionAction | None:
         return None  # OKX snapshots arrive on the WebSocket
@@ -359,7 +399,8 @@ class OkxSession:
     def sync_state(self) -> dict[str, str]:
         return dict(self._state)
 
-    def _apply(self, inst: str, action: object, d: Mapping[str, Any]) -> str | None:
+    def _apply(self, inst: str, action: object, d: Mapping[str, Any]) -> tuple[EventKind, str] | None:
+        """Apply one book item; (event kind, what went wrong) when the book can no longer be trusted."""
         seq = d.get("seqId")
         if action == "snapshot":
             book = L2Book(inst, keep_raw=True)
@@ -374,7 +415,7 @@ class OkxSession:
             prev = d.get("prevSeqId")
             last = self._seq.get(inst)
             if prev is not None and last is not None and int(prev) != last:
-                return f"sequence gap: prevSeqId={prev} != previous seqId={last}"
+                return GAP, f"sequence gap: prevSeqId={prev} != previous seqId={last}"
             book.apply(d.get("bids", ()), d.get("asks", ()))
         if seq is not None:
             self._seq[inst] = book.update_id = int(seq)
@@ -382,15 +423,19 @@ class OkxSession:
         if checksum is not None:
             computed = okx_checksum(book.raw_bids(CHECKSUM_DEPTH), book.raw_asks(CHECKSUM_DEPTH))
             if computed != int(checksum):
-                return f"checksum mismatch: received {checksum}, computed {computed}"
+                return CHECKSUM, f"checksum mismatch: received {checksum}, computed {computed}"
             self.checksums_verified += 1
         return None
 
-    def _fail(self, channel: str, inst: str, problem: str) -> SessionAction:
+    def _fail(self, channel: str, inst: str, kind: EventKind, problem: str) -> SessionAction:
         self.errors += 1
         self._books.pop(inst, None)
         self._seq.pop(inst, None)
         self._state[inst] = "resyncing"
         sub = [Subscription(channel, inst)]
         send = (*self._exchange.unsubscribe_messages(sub), *self._exchange.subscribe_messages(sub))
-        return SessionAction(error=f"okx {channel} {inst}: {problem}; resubscribing", send=send)
+        return SessionAction(
+            error=f"okx {channel} {inst}: {problem}; resubscribing",
+            send=send,
+            events=(StreamEvent(kind, channel, inst, problem),),
+        )

@@ -13,12 +13,15 @@ import pytest
 from _exchange_util import binance, is_snapshot
 
 from mdplatform.exchanges import (
+    GAP,
+    SYNCED,
     BinanceBookBuilder,
     BinanceExchange,
     BinanceSession,
     DiffVerdict,
     SessionAction,
     SnapshotVerdict,
+    StreamEvent,
     Subscription,
 )
 
@@ -99,7 +102,10 @@ def test_session_reaches_synced_without_errors(hft: Lines, name: str) -> None:
                 builder.on_depth(frame)
         if action is not None:
             actions.append(action)
-    assert actions == [SessionAction(fetch_snapshot=(symbol, f"{REST}?symbol={symbol}&limit=1000"))]
+    assert actions == [
+        SessionAction(fetch_snapshot=(symbol, f"{REST}?symbol={symbol}&limit=1000")),
+        SessionAction(events=(StreamEvent(SYNCED, "depth", symbol),)),  # the snapshot synced the book
+    ]
     assert session.errors == 0
     assert session.sync_state() == {symbol: "synced"}
     # the id-only session and the full builder agree on where the book is
@@ -138,6 +144,9 @@ def test_removed_diff_is_a_gap_and_asks_for_a_snapshot(hft: Lines, name: str) ->
     assert gap_action.error.startswith(f"gap {xid} {symbol}: ")
     assert ("pu=" in gap_action.error) == x.futures
     assert gap_action.fetch_snapshot == (symbol, f"{REST}?symbol={symbol}&limit=1000")
+    (event,) = gap_action.events
+    assert (event.kind, event.channel, event.symbol) == (GAP, "depth", symbol)
+    assert event.detail and gap_action.error == f"gap {xid} {symbol}: {event.detail}; resyncing"
     assert session.sync_state() == {symbol: "resyncing"}
     assert session.errors == 1
     assert builder.state == "resyncing" and builder.needs_snapshot and builder.gaps == 1
@@ -239,7 +248,7 @@ def test_session_on_cryptofeed_multi_symbol_streams(
     fetched = []
     for _, symbol, body in sorted(frames + snapshots, key=lambda e: e[0]):
         if symbol:
-            assert session.on_snapshot(symbol, body) is None
+            assert session.on_snapshot(symbol, body) == SessionAction(events=(StreamEvent(SYNCED, "depth", symbol),))
             builders[symbol].on_snapshot(body)
             continue
         channel, sym = x.route(body)
@@ -275,3 +284,63 @@ def test_snapshot_newer_than_the_buffer_waits_for_the_first_live_diff(hft: Lines
     verdicts = [builder.on_depth(f) for f in depth[covered:]]
     assert set(verdicts) == {DiffVerdict.APPLY}
     assert builder.book.update_id == finals[-1] and builder.gaps == 0
+
+
+def _snapshot_body(builder: BinanceBookBuilder) -> str:
+    """A REST depth reply for the builder's book as it stands (what Binance would have answered then)."""
+    book = builder.book
+    return orjson.dumps({"lastUpdateId": book.update_id, "bids": book.raw_bids(), "asks": book.raw_asks()}).decode()
+
+
+def test_forced_gap_reports_gap_then_synced_after_a_later_snapshot(hft: Lines) -> None:
+    """Spot BTCUSDT with one depth frame removed: the session reports GAP (and refetches); the snapshot that
+    answers it (built from an intact replay of the same recording at that moment) reports SYNCED, and the
+    resynced book equals the intact one to the end of the recording."""
+    x = binance("binance")
+    symbol = "BTCUSDT"
+    lines = hft("spot/btcusdt")
+    snap_at = next(i for i, (_, f) in enumerate(lines) if is_snapshot(f))
+    depth_after = [i for i in range(snap_at + 1, len(lines)) if x.route(lines[i][1])[0] == "depth"]
+    removed = depth_after[300]
+    answered_at = depth_after[320]  # the refetched snapshot arrives 20 diffs after the gap
+
+    session = x.new_session([Subscription("depth", symbol)], REST)
+    intact = x.book_builder(symbol, keep_raw=True)  # the exchange's own book
+    gapped = x.book_builder(symbol)
+    events: list[StreamEvent] = []
+    fetches = []
+    for i, (_, frame) in enumerate(lines):
+        if is_snapshot(frame):
+            assert intact.on_snapshot(frame) == gapped.on_snapshot(frame) == SnapshotVerdict.SYNCED
+            action = session.on_snapshot(symbol, frame)
+        elif x.route(frame)[0] != "depth":
+            continue
+        else:
+            intact.on_depth(frame)
+            if i == removed:
+                continue
+            gapped.on_depth(frame)
+            action = session.on_frame("depth", symbol, frame)
+        if action is not None:
+            events += action.events
+            if action.fetch_snapshot is not None:
+                fetches.append(i)
+        if i == answered_at:
+            body = _snapshot_body(intact)
+            assert gapped.on_snapshot(body) == SnapshotVerdict.SYNCED
+            action = session.on_snapshot(symbol, body)
+            assert action == SessionAction(events=(StreamEvent(SYNCED, "depth", symbol),))
+            events += action.events
+    assert [e.kind for e in events] == [SYNCED, GAP, SYNCED]
+    assert events[1].channel == "depth" and events[1].symbol == symbol
+    # the gap names the diff after the removed one against the last one applied
+    after = orjson.loads(lines[depth_after[301]][1])["data"]
+    before = orjson.loads(lines[depth_after[299]][1])["data"]
+    assert events[1].detail == f"U={after['U']} > previous u+1={before['u'] + 1} (u={after['u']})"
+    # one fetch when the stream opened, one for the gap
+    first_depth = next(i for i, (_, f) in enumerate(lines) if not is_snapshot(f) and x.route(f)[0] == "depth")
+    assert fetches == [first_depth, depth_after[301]]
+    assert session.errors == 1 and session.sync_state() == {symbol: "synced"}
+    assert gapped.state == "synced" and gapped.gaps == 1
+    assert session.last_update_id(symbol) == intact.book.update_id == gapped.book.update_id
+    assert gapped.book.bids() == intact.book.bids() and gapped.book.asks() == intact.book.asks()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import timeit
 from collections.abc import Callable
+from decimal import Decimal
 
 import orjson
 import polars as pl
@@ -11,13 +12,14 @@ import pytest
 from _exchange_util import binance, is_snapshot
 
 from mdplatform.exchanges import (
+    NORMALIZED_TRADES,
     BookDelta,
     BookSnapshot,
     Ticker,
     Trade,
     normalize_trades_with_rejects,
 )
-from mdplatform.schemas import REJECTS, TRADES
+from mdplatform.schemas import REJECTS
 
 Lines = Callable[[str], tuple[tuple[int, str], ...]]
 
@@ -89,10 +91,12 @@ def test_spot_btc_trades(hft: Lines) -> None:
         symbol="BTCUSDT",
         ts=1_723_161_255_342_000_000,
         trade_id="3735683259",
-        price=61837.63,
-        size=0.02,
+        price=Decimal("61837.63"),  # exact, from "61837.63000000"
+        size=Decimal("0.02"),
         side="sell",  # "m": true: the buyer was the maker, the taker sold
+        fills=1,
     )
+    assert str(first.price) == "61837.63000000" and str(first.size) == "0.02000000"
     raw_maker = sum('"m":true' in f for _, f in hft("spot/btcusdt") if "@trade" in f[:40])
     assert sum(t.side == "sell" for t in trades) == raw_maker
     assert sum(t.side == "buy" for t in trades) == 19_904 - raw_maker
@@ -134,17 +138,27 @@ def test_parse_book_events(hft: Lines) -> None:
     assert x.parse('{"result":null,"id":1}') == []
 
 
-def test_parse_agg_trades(cryptofeed: Callable[[str], tuple[tuple[str, int, str], ...]]) -> None:
-    x = binance("binance")
-    frames = [t for kind, _, t in cryptofeed("BINANCE.ws.1.0.gz") if kind == "recv" and "@aggTrade" in t[:40]]
+@pytest.mark.parametrize(
+    ("sample", "xid", "expected", "multi"),
+    [("BINANCE.ws.1.0.gz", "binance", 2, 0), ("BINANCE_FUTURES.ws.1.0.gz", "binance-usdm", 91, 27)],
+)
+def test_parse_agg_trades(
+    cryptofeed: Callable[[str], tuple[tuple[str, int, str], ...]], sample: str, xid: str, expected: int, multi: int
+) -> None:
+    x = binance(xid)
+    frames = [t for kind, _, t in cryptofeed(sample) if kind == "recv" and "@aggTrade" in t[:40]]
     events = [e for f in frames for e in x.parse(f) if isinstance(e, Trade)]
-    assert len(events) == len(frames) > 0
+    assert len(events) == len(frames) == expected
     for f, e in zip(frames, events, strict=True):
         d = orjson.loads(f)["data"]
         assert isinstance(e, Trade) and e.channel == "aggTrade"
-        assert e.trade_id == str(d["a"])
+        # the ids of the trades it holds: one id when it is one fill, "first-last" otherwise
+        assert e.trade_id == (str(d["f"]) if d["f"] == d["l"] else f"{d['f']}-{d['l']}")
+        assert e.fills == d["l"] - d["f"] + 1
+        assert (e.price, e.size) == (Decimal(d["p"]), Decimal(d["q"]))
         assert e.side == ("sell" if d["m"] else "buy")
         assert e.ts == d["T"] * 1_000_000
+    assert sum(e.fills > 1 for e in events) == multi
 
 
 @pytest.mark.parametrize(
@@ -167,7 +181,7 @@ def test_normalize_trades_equals_per_message_parse(
     raw = to_raw(x, lines)  # every channel: normalize must pick the trade rows itself
     trades, rejects = x.normalize_trades_with_rejects(raw)
     assert rejects.height == 0
-    assert trades.schema == pl.Schema(TRADES)
+    assert trades.schema == pl.Schema(NORMALIZED_TRADES)
     expected = [(ts, e) for ts, f in lines if "@trade" in f[:50] for e in x.parse(f) if isinstance(e, Trade)]
     if expected_count is not None:
         assert len(expected) == expected_count
@@ -175,11 +189,20 @@ def test_normalize_trades_equals_per_message_parse(
     assert trades.get_column("exchange").unique().to_list() == [x.id]
     assert trades.get_column("symbol").unique().to_list() == [expected_symbol]
     assert trades.get_column("trade_id").to_list() == [e.trade_id for _, e in expected]
+    # Decimal == Decimal: exact, whatever the scale
     assert trades.get_column("price").to_list() == [e.price for _, e in expected]
     assert trades.get_column("size").to_list() == [e.size for _, e in expected]
     assert trades.get_column("side").to_list() == [e.side for _, e in expected]
     assert trades.get_column("ts").dt.epoch("ns").to_list() == [e.ts for _, e in expected]
     assert trades.get_column("recv_ts").dt.epoch("ns").to_list() == [ts for ts, _ in expected]
+    assert trades.get_column("fills").unique().to_list() == [1]
+    # lineage: the trade channel's own id is the fill id, and it is the stream's contiguous sequence
+    ids = [int(e.trade_id) for _, e in expected]
+    assert trades.get_column("seq_id").to_list() == ids
+    assert trades.get_column("fill_first").to_list() == ids == trades.get_column("fill_last").to_list()
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
+    assert trades.get_column("channel").unique().to_list() == ["trade"]
+    assert trades.get_column("conn_id").unique().to_list() == ["rec-0"]
     assert x.normalize_trades(raw).equals(trades)
 
 
@@ -205,7 +228,7 @@ def test_unparseable_rows_become_rejects(hft: Lines, to_raw: Callable[..., pl.Da
     assert rejects.get_column("reason").to_list() == [
         "payload is not a trade event in the documented layout",
         "payload is not a trade event in the documented layout",
-        "missing or invalid price",
+        "price is not a plain decimal number: n/a",
         "event type is not trade",
         "payload is not a trade event in the documented layout",
         "payload is not a combined-stream event",
@@ -223,4 +246,4 @@ def test_normalize_ignores_other_exchanges_and_empty_input(hft: Lines, to_raw: C
     lines = [(ts, f) for ts, f in hft("spot/btcusdt") if "@trade" in f[:40]][:10]
     raw = to_raw(spot, lines)
     assert usdm.normalize_trades(raw).height == 0
-    assert spot.normalize_trades(raw.head(0)).schema == pl.Schema(TRADES)
+    assert spot.normalize_trades(raw.head(0)).schema == pl.Schema(NORMALIZED_TRADES)

@@ -63,7 +63,8 @@ def test_capabilities_table() -> None:
     assert table.get_column("id").to_list() == list(EXCHANGES)
     rows = {r["id"]: r for r in table.to_dicts()}
     assert rows["binance"]["channels"] == ["aggTrade", "bookTicker", "depth", "trade"]
-    assert rows["binance"]["trade_channels"] == ["trade"]
+    assert rows["binance"]["trade_channels"] == ["aggTrade", "trade"]
+    assert rows["okx"]["trade_channels"] == ["trades"]
     assert rows["binance-usdm"]["book_sync"] == "rest-snapshot"
     assert rows["okx"]["channels"] == ["books", "books5", "tickers", "trades"]
     assert rows["okx"]["book_sync"] == "ws-snapshot"
