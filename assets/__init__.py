@@ -1,9 +1,10 @@
-"""Dagster definitions of the materialization layer: hourly trades and candles, their checks, the resource."""
+"""Dagster definitions of the materialization layer: hourly trades, coverage and candles, their checks, the
+resource."""
 
 from dagster import Definitions
 
-from ._assets import candles, trades
-from ._checks import candles_valid, trades_valid
+from ._assets import candles, trades_and_coverage
+from ._checks import candles_valid, coverage_valid, trades_valid
 from ._jobs import hourly_job
 from ._rawscan import list_minutes, minute_bounds
 from ._resources import MdpResource
@@ -16,19 +17,20 @@ __all__ = [
     "Settings",
     "candles",
     "candles_valid",
+    "coverage_valid",
     "defs",
     "hour_key",
     "hour_ns",
     "hourly_job",
     "list_minutes",
     "minute_bounds",
-    "trades",
+    "trades_and_coverage",
     "trades_valid",
 ]
 
 defs = Definitions(
-    assets=[trades, candles],
-    asset_checks=[trades_valid, candles_valid],
+    assets=[trades_and_coverage, candles],
+    asset_checks=[trades_valid, coverage_valid, candles_valid],
     jobs=[hourly_job],
     resources={"mdp": MdpResource()},
 )

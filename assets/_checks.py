@@ -1,5 +1,6 @@
 """Asset checks: they read back the partition file the asset wrote and apply the rules of
-``mdplatform.transforms.validate_*`` (schema, nulls, positive prices/sizes, OHLC invariants, unique keys)."""
+``mdplatform.transforms.validate_*`` (schema, nulls, positive prices/sizes, OHLC invariants, unique keys,
+completeness flags, coverage rows tiling each stream)."""
 
 # no `from __future__ import annotations`: Dagster inspects the real annotation of `context`
 import warnings
@@ -13,14 +14,14 @@ from dagster import (
     asset_check,
 )
 
-from mdplatform.transforms import HOUR_NS, validate_candles, validate_trades
+from mdplatform.transforms import HOUR_NS, validate_candles, validate_coverage, validate_trades
 from mdplatform.warehouse import partition_path
 
-from ._assets import candles, trades
+from ._assets import CANDLES_KEY, COVERAGE_KEY, TRADES_KEY
 from ._resources import MdpResource
 from .partitions import HOURLY, hour_ns
 
-__all__ = ["candles_valid", "trades_valid"]
+__all__ = ["candles_valid", "coverage_valid", "trades_valid"]
 
 # partitioned asset checks are a Dagster preview feature; they give one result per hour partition
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
@@ -54,7 +55,11 @@ def _result(path: str, df: pl.DataFrame | None, problems: list[str]) -> AssetChe
     )
 
 
-@asset_check(asset=trades, partitions_def=HOURLY, description="schema, no nulls, price/size > 0, unique trade ids")
+@asset_check(
+    asset=TRADES_KEY,
+    partitions_def=HOURLY,
+    description="schema, no nulls, price/size > 0, fills >= 1, unique trade ids",
+)
 def trades_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
     hour = hour_ns(context.partition_key)
     path = partition_path(mdp.settings().root, "trades", hour)
@@ -63,9 +68,24 @@ def trades_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> Asset
 
 
 @asset_check(
-    asset=candles,
+    asset=COVERAGE_KEY,
     partitions_def=HOURLY,
-    description="schema, no nulls, low <= open/close <= high, volumes >= 0, taker buy <= volume, unique keys",
+    description="schema, rows tile each stream from the hour start without overlap, gaps have a reason",
+)
+def coverage_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
+    hour = hour_ns(context.partition_key)
+    path = partition_path(mdp.settings().root, "coverage", hour)
+    df = _read(path)
+    return _result(path, df, validate_coverage(df, hour, hour + HOUR_NS) if df is not None else [])
+
+
+@asset_check(
+    asset=CANDLES_KEY,
+    partitions_def=HOURLY,
+    description=(
+        "schema, no nulls, low <= open/close <= high, volumes >= 0, taker buy <= volume, complete only when wholly "
+        "covered, flat 1m candles only where observed, unique keys"
+    ),
 )
 def candles_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
     hour = hour_ns(context.partition_key)

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from mdplatform.lake import list_exchanges, read_raw
-from mdplatform.schemas import CANDLES, TIMEFRAMES, TRADES
+from mdplatform.lake import list_exchanges, read_events, read_raw
+from mdplatform.schemas import CANDLES, COVERAGE, TIMEFRAMES, TRADES
 from mdplatform.transforms import (
+    GAP_STATUS,
     HOUR_NS,
     TradesWindow,
     build_candles,
     candle_range_start,
-    last_close,
+    compute_coverage,
+    from_ns,
     registry_normalizer,
+    registry_stream_kinds,
+    registry_trade_channels,
+    symbol_coverage,
     trades_for_window,
 )
 from mdplatform.warehouse import (
     Warehouse,
     partition_path,
     quarantine_path,
-    read_partition_metadata,
+    read_partition,
     read_partitions,
     remove_file,
     write_partition,
@@ -32,34 +36,33 @@ from mdplatform.warehouse import (
 from ._settings import Settings
 
 __all__ = [
-    "TRADE_END_KEY",
     "CandlesHour",
     "MissingUpstreamError",
     "TradesHour",
     "by_symbol",
+    "hour_text",
     "materialize_candles_hour",
     "materialize_trades_hour",
     "trade_channels",
 ]
-
-#: Parquet footer key of a trades partition: exchange -> latest receive time (ns) in the raw it was built from
-TRADE_END_KEY = "mdp:trade_end"
-READ_RANGE_KEY = "mdp:raw_read_range"
 
 
 class MissingUpstreamError(RuntimeError):
     pass
 
 
+def hour_text(hour: int) -> str:
+    return f"{from_ns(hour):%Y-%m-%d %H:00} UTC"
+
+
 def trade_channels(exchanges: list[str]) -> list[str] | None:
     """Channels carrying trades for these exchanges (None: read everything, some exchange is unknown)."""
-    from mdplatform.exchanges import EXCHANGES
-
+    known = registry_trade_channels()
     channels: set[str] = set()
     for exchange_id in exchanges:
-        if exchange_id not in EXCHANGES:
+        if exchange_id not in known:
             return None
-        channels |= EXCHANGES[exchange_id].capabilities.trade_channels
+        channels |= known[exchange_id]
     return sorted(channels)
 
 
@@ -75,7 +78,9 @@ def by_symbol(df: pl.DataFrame) -> dict[str, int]:
 class TradesHour:
     hour: int
     window: TradesWindow
+    coverage: pl.DataFrame
     path: str
+    coverage_path: str
     quarantine: str | None
     warehouse_deleted: int
 
@@ -87,27 +92,35 @@ class TradesHour:
     def rejects_by_reason(self) -> dict[str, int]:
         return dict(Counter(self.window.rejects.get_column("reason").to_list()))
 
+    @property
+    def gaps_by_reason(self) -> dict[str, float]:
+        """reason -> seconds of stream time not observed in the hour (summed over streams)."""
+        gaps = self.coverage.filter(pl.col("status") == GAP_STATUS)
+        seconds = gaps.group_by("reason").agg(
+            ((pl.col("end_time") - pl.col("start_time")).dt.total_nanoseconds().sum() / 1e9).round(3)
+        )
+        return {str(r): float(s) for r, s in seconds.sort("reason").iter_rows()}
+
 
 def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse | None = None) -> TradesHour:
-    """Trades with exchange ts in [hour, hour + 1h), from raw receive minutes
-    [hour - skew, hour + 1h + lateness), written to the lake partition (replacing it), the quarantine and
-    DuckDB ``trades`` (window replaced)."""
+    """Trades with exchange ts in [hour, hour + 1h) and the coverage of every stream over the hour, from raw
+    frames and collector events received in [hour - lateness, hour + 1h + lateness); written to the lake
+    partitions (replacing them), the quarantine and DuckDB ``trades``/``coverage`` (window replaced)."""
     root = settings.root
     end = hour + HOUR_NS
-    read_start, read_end = hour - settings.skew_ns, end + settings.lateness_ns
+    read_start, read_end = hour - settings.lateness_ns, end + settings.lateness_ns
     raw = read_raw(root, read_start, read_end, channels=trade_channels(list_exchanges(root)))
+    events = read_events(root, read_start, read_end)
     window = trades_for_window(
         raw, hour, end, settings.lateness_ns, normalize=registry_normalizer, skew_ns=settings.skew_ns
     )
-    path = partition_path(root, "trades", hour)
-    write_partition(
-        path,
-        window.trades,
-        {
-            TRADE_END_KEY: json.dumps(window.trade_end, sort_keys=True),
-            READ_RANGE_KEY: json.dumps([read_start, read_end]),
-        },
+    coverage = compute_coverage(
+        events, window.observed, hour, end, kinds=registry_stream_kinds(), rules=settings.coverage_rules
     )
+    path = partition_path(root, "trades", hour)
+    write_partition(path, window.trades)
+    coverage_path = partition_path(root, "coverage", hour)
+    write_partition(coverage_path, coverage)
     qpath: str | None = quarantine_path(root, "trades", hour)
     assert qpath is not None
     if window.rejects.height:
@@ -117,17 +130,17 @@ def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse 
         qpath = None
     wh = warehouse or Warehouse(settings.warehouse_path)
     deleted, _ = wh.replace_window("trades", window.trades, "ts", hour, end)
+    wh.replace_window("coverage", coverage, "start_time", hour, end)
     if not wh.has_relation("raw"):
         # the view globs the lake when queried, so creating it once is enough
         wh.create_raw_view(root)
-    return TradesHour(hour, window, path, qpath, deleted)
+    return TradesHour(hour, window, coverage, path, coverage_path, qpath, deleted)
 
 
 @dataclass(frozen=True, slots=True)
 class CandlesHour:
     hour: int
     candles: pl.DataFrame
-    watermarks: dict[str, int]
     path: str
     trades_read: int
     warehouse_deleted: int
@@ -137,41 +150,37 @@ class CandlesHour:
     def rows_by_symbol(self) -> dict[str, int]:
         return by_symbol(self.candles)
 
+    @property
+    def incomplete_by_timeframe(self) -> dict[str, int]:
+        counts = self.candles.filter(~pl.col("complete")).group_by("timeframe").len()
+        return {str(tf): int(n) for tf, n in counts.iter_rows()}
 
-def candle_watermarks(settings: Settings, hour: int) -> dict[str, int]:
-    """exchange -> the time up to which this hour's candles are known closed: min(hour end, trade end - grace),
-    trade end being the newest trade the trades partition's raw read saw (any hour). Exchange time, not receive
-    time: the candles are then a function of the data alone, whether it arrived live or by import."""
-    meta = read_partition_metadata(partition_path(settings.root, "trades", hour))
-    if meta is None:
-        raise MissingUpstreamError(f"trades partition for hour {hour} is not materialized")
-    trade_end: dict[str, int] = json.loads(meta.get(TRADE_END_KEY, "{}"))
-    end = hour + HOUR_NS
-    return {ex: min(end, int(ts) - settings.grace_ns) for ex, ts in trade_end.items()}
+
+def _upstream(settings: Settings, table: str, hour: int, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    df = read_partition(partition_path(settings.root, table, hour), schema)
+    if df is None:
+        raise MissingUpstreamError(f"the {table} partition for {hour_text(hour)} is not materialized")
+    return df
 
 
 def materialize_candles_hour(settings: Settings, hour: int, warehouse: Warehouse | None = None) -> CandlesHour:
-    """Candles with close_time in (hour, hour + 1h] that are closed, from the trades partitions of the lake,
-    written to the lake partition and DuckDB ``candles`` (window replaced)."""
+    """Candles with close_time in (hour, hour + 1h] that are known closed, from the hour's trades and coverage
+    partitions and the stored 1m candles of the hours before (longer timeframes, the price carried into flat
+    minutes); written to the lake partition and DuckDB ``candles`` (window replaced)."""
     root = settings.root
     end = hour + HOUR_NS
-    watermarks = candle_watermarks(settings, hour)
-    start = candle_range_start(hour, end, TIMEFRAMES)
-    trades = read_partitions(root, "trades", start, end, TRADES)
+    trades = _upstream(settings, "trades", hour, TRADES)
+    covered, horizon = symbol_coverage(_upstream(settings, "coverage", hour, COVERAGE), registry_trade_channels())
     earlier = read_partitions(
-        root,
-        "trades",
-        start - settings.lookback_ns,
-        start,
-        TRADES,
-        columns=["exchange", "symbol", "ts", "price"],
+        root, "candles", min(candle_range_start(hour, end, TIMEFRAMES), hour - HOUR_NS), hour, CANDLES
     )
     candles = build_candles(
         trades,
+        covered,
+        horizon,
         publish_start_ns=hour,
         publish_end_ns=end,
-        limits=watermarks,
-        prev_close=last_close(earlier, start),
+        earlier_1m=earlier.filter(pl.col("timeframe") == "1m"),
     )
     path = partition_path(root, "candles", hour)
     write_partition(path, candles.select(list(CANDLES)))
@@ -179,6 +188,4 @@ def materialize_candles_hour(settings: Settings, hour: int, warehouse: Warehouse
     deleted, _ = wh.replace_window("candles", candles, "close_time", hour, end, closed="right")
     counts = candles.group_by("timeframe").len()
     by_tf = {str(tf): int(n) for tf, n in counts.iter_rows()}
-    return CandlesHour(
-        hour, candles, watermarks, path, trades.height, deleted, {tf: by_tf.get(tf, 0) for tf in TIMEFRAMES}
-    )
+    return CandlesHour(hour, candles, path, trades.height, deleted, {tf: by_tf.get(tf, 0) for tf in TIMEFRAMES})

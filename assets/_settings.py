@@ -6,15 +6,15 @@ import os
 from dataclasses import dataclass
 
 from mdplatform.lake import lake_root
-from mdplatform.transforms import HOUR_NS, MINUTE_NS, SECOND_NS, ceil_ns
+from mdplatform.transforms import MINUTE_NS, SECOND_NS, CoverageRules, ceil_ns
 from mdplatform.warehouse import default_warehouse_path
 
 __all__ = ["Settings"]
 
-DEFAULT_SKEW_S = 120.0
+DEFAULT_SKEW_S = 10.0
 DEFAULT_LATENESS_S = 900.0
 DEFAULT_GRACE_S = 1.0
-DEFAULT_LOOKBACK_H = 24.0
+DEFAULT_MAX_SILENCE_S = 15.0
 
 
 def _env_float(name: str, default: float) -> float:
@@ -25,14 +25,14 @@ def _env_float(name: str, default: float) -> float:
 @dataclass(frozen=True, slots=True)
 class Settings:
     """``None`` fields resolve from ``MDP_LAKE``, ``MDP_WAREHOUSE``, ``MDP_SKEW_S``, ``MDP_LATENESS_S``,
-    ``MDP_GRACE_S``, ``MDP_LOOKBACK_H`` at use time (a long-lived process sees the environment it runs in)."""
+    ``MDP_GRACE_S``, ``MDP_MAX_SILENCE_S`` at use time (a long-lived process sees the environment it runs in)."""
 
     lake: str | None = None
     warehouse: str | None = None
     skew_s: float | None = None
     lateness_s: float | None = None
     grace_s: float | None = None
-    lookback_h: float | None = None
+    max_silence_s: float | None = None
 
     @property
     def root(self) -> str:
@@ -42,14 +42,16 @@ class Settings:
     def warehouse_path(self) -> str:
         return self.warehouse or default_warehouse_path(self.root)
 
-    # raw files are per receive minute, so skew and lateness are whole minutes (rounded up)
     @property
     def skew_ns(self) -> int:
+        """How far an exchange time may run ahead of its receive time (clocks disagree); beyond it a trade is
+        quarantined and a liveness point ignored."""
         s = self.skew_s if self.skew_s is not None else _env_float("MDP_SKEW_S", DEFAULT_SKEW_S)
-        return ceil_ns(round(s * SECOND_NS), MINUTE_NS)
+        return round(s * SECOND_NS)
 
     @property
     def lateness_ns(self) -> int:
+        """Raw minutes read on each side of an hour (whole minutes, rounded up): later arrivals are counted as late."""
         s = self.lateness_s if self.lateness_s is not None else _env_float("MDP_LATENESS_S", DEFAULT_LATENESS_S)
         return ceil_ns(round(s * SECOND_NS), MINUTE_NS)
 
@@ -59,6 +61,14 @@ class Settings:
         return round(s * SECOND_NS)
 
     @property
-    def lookback_ns(self) -> int:
-        h = self.lookback_h if self.lookback_h is not None else _env_float("MDP_LOOKBACK_H", DEFAULT_LOOKBACK_H)
-        return ceil_ns(round(h * HOUR_NS), HOUR_NS)
+    def max_silence_ns(self) -> int:
+        s = (
+            self.max_silence_s
+            if self.max_silence_s is not None
+            else _env_float("MDP_MAX_SILENCE_S", DEFAULT_MAX_SILENCE_S)
+        )
+        return round(s * SECOND_NS)
+
+    @property
+    def coverage_rules(self) -> CoverageRules:
+        return CoverageRules(grace_ns=self.grace_ns, max_silence_ns=self.max_silence_ns, skew_ns=self.skew_ns)

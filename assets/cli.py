@@ -30,7 +30,8 @@ def parse_time(text: str) -> tuple[int, bool]:
 def hours_in_range(start: str | None, end: str | None, lake: str) -> list[int]:
     """Hour starts to materialize. ``--from``: the hour holding it. ``--to``: exclusive; a bare date means
     through the end of that day. Missing bounds come from the raw lake: its first receive minute minus the
-    lateness (an earlier hour may hold trades received then) to its last minute plus the skew."""
+    lateness (an earlier hour may hold trades received then) to its last minute plus the clock-skew bound (a
+    frame received then may belong to the next hour)."""
     from ._rawscan import minute_bounds
     from ._settings import Settings
     from .partitions import mdp_start
@@ -73,28 +74,37 @@ def _ensure_dagster_home() -> str:
 
 
 def _summary(warehouse: str, lo: int, hi: int) -> str:
+    from mdplatform.schemas import TIMEFRAMES
     from mdplatform.warehouse import Warehouse
 
     wh = Warehouse(warehouse)
     t = wh.query(
-        "SELECT exchange, symbol, count(*) AS trades FROM trades WHERE ts >= ? AND ts < ? GROUP BY ALL ORDER BY ALL",
+        "SELECT exchange, symbol, count(*) AS trades, sum(fills) AS fills FROM trades WHERE ts >= ? AND ts < ? "
+        "GROUP BY ALL ORDER BY ALL",
         [from_ns(lo), from_ns(hi)],
     )
     c = wh.query(
-        "SELECT exchange, symbol, timeframe, count(*) AS n FROM candles "
-        "WHERE close_time > ? AND close_time <= ? "
-        "GROUP BY ALL",
+        "SELECT exchange, symbol, timeframe, count(*) AS n, count(*) FILTER (WHERE complete) AS whole FROM candles "
+        "WHERE close_time > ? AND close_time <= ? GROUP BY ALL",
         [from_ns(lo), from_ns(hi)],
     )
-    from mdplatform.schemas import TIMEFRAMES
-
-    lines = [f"{'exchange/symbol':<32} {'trades':>10}  candles ({' '.join(TIMEFRAMES)})"]
-    keys = sorted({(r[0], r[1]) for r in t.iter_rows()} | {(r[0], r[1]) for r in c.iter_rows()})
-    trades = {(r[0], r[1]): r[2] for r in t.iter_rows()}
-    candles = {(r[0], r[1], r[2]): r[3] for r in c.iter_rows()}
+    g = wh.query(
+        "SELECT exchange, symbol, count(*) AS gaps, sum(epoch(end_time) - epoch(start_time)) AS seconds FROM coverage "
+        "WHERE status = 'gap' AND start_time >= ? AND start_time < ? GROUP BY ALL",
+        [from_ns(lo), from_ns(hi)],
+    )
+    lines = [
+        f"{'exchange/symbol':<32} {'trades':>8} {'fills':>8}  candles complete/published "
+        f"({' '.join(TIMEFRAMES)})  coverage gaps"
+    ]
+    keys = sorted({(r[0], r[1]) for df in (t, c, g) for r in df.iter_rows()})
+    trades = {(r[0], r[1]): (r[2], r[3]) for r in t.iter_rows()}
+    candles = {(r[0], r[1], r[2]): f"{r[4]}/{r[3]}" for r in c.iter_rows()}
+    gaps = {(r[0], r[1]): f"{r[2]} ({float(r[3]):.0f} s)" for r in g.iter_rows()}
     for ex, sym in keys:
-        per_tf = " ".join(str(candles.get((ex, sym, tf), 0)) for tf in TIMEFRAMES)
-        lines.append(f"{ex + '/' + sym:<32} {trades.get((ex, sym), 0):>10}  {per_tf}")
+        n, fills = trades.get((ex, sym), (0, 0))
+        per_tf = " ".join(candles.get((ex, sym, tf), "0/0") for tf in TIMEFRAMES)
+        lines.append(f"{ex + '/' + sym:<32} {n:>8} {fills or 0:>8}  {per_tf}  {gaps.get((ex, sym), '0')}")
     if not keys:
         lines.append("(no trades or candles in range)")
     return "\n".join(lines)
@@ -107,10 +117,10 @@ def _summary(warehouse: str, lo: int, hi: int) -> str:
 @click.option("--warehouse", metavar="PATH", help="DuckDB file (default $MDP_WAREHOUSE or <lake>/warehouse.duckdb)")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
 def materialize(start: str | None, end: str | None, lake: str | None, warehouse: str | None, progress: bool) -> None:
-    """Materialize the hourly `trades` and `candles` partitions (and their checks) for a time range.
+    """Materialize the hourly `trades`, `coverage` and `candles` partitions (and their checks) for a time range.
 
     Runs in this process, one Dagster run per hour, recorded in DAGSTER_HOME (default ./.dagster), then
-    prints trades and candles per exchange/symbol for the range.
+    prints trades, candles (complete/published per timeframe) and coverage gaps per exchange/symbol.
     """
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     _ensure_dagster_home()
@@ -167,13 +177,13 @@ def materialize(start: str | None, end: str | None, lake: str | None, warehouse:
 def _job(resource: object):  # type: ignore[no-untyped-def]
     from dagster import Definitions
 
-    from ._assets import candles, trades
-    from ._checks import candles_valid, trades_valid
+    from ._assets import candles, trades_and_coverage
+    from ._checks import candles_valid, coverage_valid, trades_valid
     from ._jobs import hourly_job
 
     defs = Definitions(
-        assets=[trades, candles],
-        asset_checks=[trades_valid, candles_valid],
+        assets=[trades_and_coverage, candles],
+        asset_checks=[trades_valid, coverage_valid, candles_valid],
         jobs=[hourly_job],
         resources={"mdp": resource},
     )

@@ -46,13 +46,13 @@ class HourRequest:
 
 
 def plan_hours(
-    minutes: Iterable[int], cursor: SensorCursor, now_ns: int, *, skew_ns: int, lateness_ns: int
+    minutes: Iterable[int], cursor: SensorCursor, now_ns: int, *, head_ns: int, lateness_ns: int
 ) -> tuple[list[HourRequest], SensorCursor]:
     """Hours to run for newly closed raw minutes (minute starts, ns) and the next cursor.
 
-    Hour H reads receive minutes [H - skew, H + 1h + lateness). A minute inside its own hour triggers that
+    Hour H reads receive minutes [H - head, H + 1h + lateness). A minute inside its own hour triggers that
     hour at once (the open hour fills minute by minute). A minute in the lateness tail of the previous hour or
-    the skew head of the next one only marks that hour pending; a pending hour runs when its window is
+    the head of the next one only marks that hour pending; a pending hour runs when its window is
     complete (now >= H + 1h + lateness), or earlier with its own next minute. An already complete hour runs
     once for all its new minutes (an imported recording).
     """
@@ -67,7 +67,7 @@ def plan_hours(
         own[hour] = max(own.get(hour, m), m)
         if m < hour + lateness_ns:
             other[hour - HOUR_NS] = max(other.get(hour - HOUR_NS, m), m)
-        if m + MINUTE_NS > hour + HOUR_NS - skew_ns:
+        if m + MINUTE_NS > hour + HOUR_NS - head_ns:
             other[hour + HOUR_NS] = max(other.get(hour + HOUR_NS, m), m)
 
     pending = dict(cursor.pending)

@@ -43,7 +43,10 @@ def raw_minutes_sensor(context: SensorEvaluationContext, mdp: MdpResource) -> Se
     minutes = list_minutes(settings.root, after, now - SETTLE_NS)
     if cursor.minute is None and not minutes:
         return SkipReason(f"no closed raw minutes under {settings.root} since {from_ns(after):%Y-%m-%d %H:%M}")
-    requests, nxt = plan_hours(sorted(minutes), cursor, now, skew_ns=settings.skew_ns, lateness_ns=settings.lateness_ns)
+    # an hour reads the raw and events minutes of [H - lateness, H + 1h + lateness)
+    requests, nxt = plan_hours(
+        sorted(minutes), cursor, now, head_ns=settings.lateness_ns, lateness_ns=settings.lateness_ns
+    )
     runs = [
         RunRequest(
             run_key=r.run_key,

@@ -204,9 +204,10 @@ class Exchange(Protocol):
     def normalize_trades_with_rejects(self, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Raw rows of this exchange (lake schema, any channels) -> (trades, rejects).
 
-        trades: ``mdplatform.schemas.TRADES``, vectorized; ``symbol`` becomes BASE-QUOTE; ``side`` is the taker
-        side. rejects: the raw rows of trade channels that could not be parsed plus a ``reason`` column, so
-        nothing is dropped silently (the assets quarantine them).
+        trades: ``mdplatform.schemas.TRADES`` then ``TRADE_LINEAGE`` columns, vectorized; prices and sizes exact
+        (never through a float); ``symbol`` becomes BASE-QUOTE; ``side`` is the taker side; ``fills`` counts the
+        matches an aggregated row holds. rejects: the raw rows of trade channels that could not be parsed plus a
+        ``reason`` column, so nothing is dropped silently (the assets quarantine them).
         """
         ...
 

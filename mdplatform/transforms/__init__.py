@@ -1,18 +1,25 @@
-"""Pure transforms (polars in, polars out; no I/O): raw -> trades -> candles, and their quality rules."""
+"""Pure transforms (polars in, polars out; no I/O): raw -> trades and coverage -> candles, and their quality rules."""
 
 from .._time import DAY_NS, HOUR_NS, MINUTE_NS, SECOND_NS, ceil_ns, floor_ns, from_ns, to_ns
 from ._candles import (
-    PREV_CLOSE,
     build_candles,
     candle_range_start,
     candles_1m,
     empty_candles,
-    last_close,
     resample,
     sort_candles,
 )
-from ._checks import validate_candles, validate_trades
-from ._normalize import registry_normalizer
+from ._checks import validate_candles, validate_coverage, validate_trades
+from ._coverage import (
+    COVERED,
+    GAP_STATUS,
+    CoverageRules,
+    StreamKinds,
+    compute_coverage,
+    empty_coverage,
+    symbol_coverage,
+)
+from ._normalize import registry_normalizer, registry_stream_kinds, registry_trade_channels
 from ._trades import (
     Normalizer,
     TradesWindow,
@@ -22,28 +29,36 @@ from ._trades import (
 )
 
 __all__ = [
+    "COVERED",
     "DAY_NS",
+    "GAP_STATUS",
     "HOUR_NS",
     "MINUTE_NS",
-    "PREV_CLOSE",
     "SECOND_NS",
+    "CoverageRules",
     "Normalizer",
+    "StreamKinds",
     "TradesWindow",
     "build_candles",
     "candle_range_start",
     "candles_1m",
     "ceil_ns",
+    "compute_coverage",
     "empty_candles",
+    "empty_coverage",
     "floor_ns",
     "from_ns",
-    "last_close",
     "registry_normalizer",
+    "registry_stream_kinds",
+    "registry_trade_channels",
     "reject",
     "resample",
     "sort_candles",
     "sort_trades",
+    "symbol_coverage",
     "to_ns",
     "trades_for_window",
     "validate_candles",
+    "validate_coverage",
     "validate_trades",
 ]

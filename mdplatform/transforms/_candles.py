@@ -1,34 +1,39 @@
-"""Trades -> OHLCV candles (Binance kline semantics), 1m first, every other timeframe from the 1m grid.
+"""Trades -> OHLCV candles (Binance kline semantics) that say whether they are complete.
 
-A candle covers open_time <= ts < close_time, aligned to epoch multiples of its timeframe. A minute without
-trades after a symbol's first trade is a flat candle at the previous close with zero volume and zero
-trade count (vwap = that close), like Binance. Only candles that are closed (close_time <= the exchange's
-watermark) are produced, and a higher-timeframe candle only when every one of its minutes is in the 1m
-grid, so a candle is never built from part of its span (the start of a recording, a missing lookback).
+A candle covers open_time <= ts < close_time, aligned to epoch multiples of its timeframe. It is published once its
+symbol's trade streams are known to have passed its close (``horizon`` from coverage), and it is ``complete`` only
+when its whole span was observed:
+
+- a 1m candle with trades is published, ``complete`` when coverage covers the whole minute;
+- a 1m minute without trades is published as a flat candle (previous close, zero volume) only when it was wholly
+  observed *and* the price carried into it is known: every minute back to the last complete minute with trades
+  (or the last complete candle of the previous hour) was complete. A minute the platform did not see gets no
+  candle; a flat candle is never made up over an outage;
+- a 5m..1d candle aggregates the stored 1m candles of its span; ``complete`` when every one of its minutes has a
+  complete 1m candle. ``coverage`` is the observed share of the span.
+
+Numbers are exact decimals (``mdplatform.schemas.PRICE``/``QUOTE``); ``trade_count`` counts fills.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import polars as pl
 
 from mdplatform._time import MINUTE_NS, floor_ns
-from mdplatform.schemas import CANDLES, TIMEFRAMES, TS
+from mdplatform.schemas import CANDLES, PRICE, QUOTE, TIMEFRAMES, TS
+
+from ._intervals import minute_overlap
 
 __all__ = [
-    "PREV_CLOSE",
     "build_candles",
     "candle_range_start",
     "candles_1m",
     "empty_candles",
-    "last_close",
     "resample",
     "sort_candles",
 ]
-
-#: the last traded price of a symbol before some time: seeds flat candles across partition boundaries
-PREV_CLOSE: dict[str, pl.DataType] = {"exchange": pl.String(), "symbol": pl.String(), "close": pl.Float64()}
 
 _KEYS = ["exchange", "symbol"]
 _SUMS = ["volume", "quote_volume", "trade_count", "taker_buy_volume", "taker_buy_quote_volume"]
@@ -48,8 +53,9 @@ def _as_ts(ns: pl.Expr) -> pl.Expr:
 
 
 def _finish(frame: pl.DataFrame, timeframe: str) -> pl.DataFrame:
-    """Internal grid (``_t`` = open time ns) -> CANDLES."""
+    """Internal grid (``_t`` = open time ns, ``complete``, ``coverage``) -> CANDLES."""
     length = TIMEFRAMES[timeframe]
+    volume = pl.col("volume").cast(PRICE)
     return frame.select(
         exchange=pl.col("exchange"),
         symbol=pl.col("symbol"),
@@ -60,47 +66,40 @@ def _finish(frame: pl.DataFrame, timeframe: str) -> pl.DataFrame:
         high=pl.col("high"),
         low=pl.col("low"),
         close=pl.col("close"),
-        volume=pl.col("volume"),
+        volume=volume,
         quote_volume=pl.col("quote_volume"),
         trade_count=pl.col("trade_count").cast(pl.Int64),
         taker_buy_volume=pl.col("taker_buy_volume"),
         taker_buy_quote_volume=pl.col("taker_buy_quote_volume"),
-        vwap=pl.when(pl.col("volume") > 0).then(pl.col("quote_volume") / pl.col("volume")).otherwise(pl.col("close")),
+        # a quotient: rounded half up to the price scale (exact prices lie on that grid, so it stays in [low, high])
+        vwap=pl.when(volume > 0).then((pl.col("quote_volume") / volume).cast(PRICE)).otherwise(pl.col("close")),
+        complete=pl.col("complete"),
+        coverage=pl.col("coverage"),
     ).cast(CANDLES)  # type: ignore[arg-type]
-
-
-def last_close(trades: pl.DataFrame, before_ns: int) -> pl.DataFrame:
-    """Per (exchange, symbol), the price of the last trade with ts < before_ns (``trades`` sorted as by
-    ``sort_trades``)."""
-    return (
-        trades.filter(pl.col("ts").cast(pl.Int64) < before_ns)
-        .group_by(_KEYS, maintain_order=True)
-        .agg(close=pl.col("price").last())
-        .select([pl.col(c).cast(t) for c, t in PREV_CLOSE.items()])
-    )
 
 
 def candles_1m(
     trades: pl.DataFrame,
+    covered: pl.DataFrame,
+    horizon: pl.DataFrame,
     *,
     start_ns: int,
-    limits: Mapping[str, int],
-    prev_close: pl.DataFrame | None = None,
+    end_ns: int,
+    prev: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """1m candles from ``start_ns`` (a minute boundary) up to each exchange's limit (close_time <= limit).
+    """1m candles for the minutes in [start_ns, end_ns) that are closed (minute end <= the symbol's horizon).
 
-    ``trades``: TRADES rows sorted by ``sort_trades`` (rows before ``start_ns`` are ignored).
-    ``limits``: exchange -> watermark in ns; exchanges without one get no candles (nothing is known closed).
-    ``prev_close``: PREV_CLOSE rows, the last price before ``start_ns``; those symbols are flat from
-    ``start_ns``, the others from their first trade's minute.
+    ``trades``: TRADES rows (those outside [start, end) are ignored). ``covered``/``horizon``: from
+    ``symbol_coverage``. ``prev``: CANDLES 1m rows of the minute before ``start_ns`` (seed of flat minutes).
     """
-    if start_ns % MINUTE_NS:
-        raise ValueError("start_ns must be a minute boundary")
+    if start_ns % MINUTE_NS or end_ns % MINUTE_NS:
+        raise ValueError("start_ns and end_ns must be minute boundaries")
     ts_i = pl.col("ts").cast(pl.Int64)
-    quote = pl.col("price") * pl.col("size")
+    quote = pl.col("price").cast(QUOTE) * pl.col("size")
     buy = pl.col("side") == "buy"
     agg = (
-        trades.filter(ts_i >= start_ns)
+        trades.filter((ts_i >= start_ns) & (ts_i < end_ns))
+        .sort(*_KEYS, "ts", maintain_order=True)
         .with_columns(_t=ts_i - ts_i % MINUTE_NS)
         .group_by([*_KEYS, "_t"], maintain_order=True)
         .agg(
@@ -110,55 +109,84 @@ def candles_1m(
             close=pl.col("price").last(),
             volume=pl.col("size").sum(),
             quote_volume=quote.sum(),
-            trade_count=pl.len().cast(pl.Int64),
+            trade_count=pl.col("fills").sum().cast(pl.Int64),
             taker_buy_volume=pl.col("size").filter(buy).sum(),
             taker_buy_quote_volume=quote.filter(buy).sum(),
         )
     )
-    seeds = (prev_close if prev_close is not None else pl.DataFrame(schema=PREV_CLOSE)).select(
-        *_KEYS, _seed=pl.col("close").cast(pl.Float64)
-    )
-    limit_frame = pl.DataFrame(
-        {"exchange": list(limits), "_stop": [floor_ns(v, MINUTE_NS) for v in limits.values()]},
-        schema={"exchange": pl.String(), "_stop": pl.Int64()},
-    )
-    first_trade = agg.group_by(_KEYS).agg(_first=pl.col("_t").min())
-    keys = (
-        first_trade.join(seeds, on=_KEYS, how="full", coalesce=True)
-        .join(limit_frame, on="exchange", how="inner")
-        .with_columns(_from=pl.when(pl.col("_seed").is_not_null()).then(start_ns).otherwise(pl.col("_first")))
+    stops = horizon.select(
+        *_KEYS, _stop=pl.min_horizontal(pl.lit(end_ns), pl.col("horizon").floordiv(MINUTE_NS) * MINUTE_NS)
     )
     grid = (
-        keys.with_columns(_t=pl.int_ranges("_from", "_stop", MINUTE_NS, dtype=pl.Int64))
+        stops.with_columns(_t=pl.int_ranges(pl.lit(start_ns), "_stop", MINUTE_NS, dtype=pl.Int64))
         .explode("_t")
         .filter(pl.col("_t").is_not_null())
-        .select(*_KEYS, "_t", "_seed")
+        .select(*_KEYS, "_t")
     )
-    filled = (
-        grid.join(agg, on=[*_KEYS, "_t"], how="left")
-        .sort([*_KEYS, "_t"])
+    cover = minute_overlap(covered, _KEYS).rename({"minute": "_t"})
+    rows = (
+        grid.join(cover, on=[*_KEYS, "_t"], how="left")
+        .join(agg, on=[*_KEYS, "_t"], how="left")
         .with_columns(
-            _prev=pl.col("close").forward_fill().over(_KEYS).fill_null(pl.col("_seed")),
+            covered_ns=pl.col("covered_ns").fill_null(0),
+            _traded=pl.col("open").is_not_null(),
         )
+        .with_columns(complete=pl.col("covered_ns") >= MINUTE_NS)
     )
-    flat = pl.col("open").is_null()
-    filled = filled.with_columns(
-        [pl.when(flat).then(pl.col("_prev")).otherwise(pl.col(c)).alias(c) for c in ("open", "high", "low")]
-        + [pl.col("_prev").alias("close")]
-        + [pl.col(c).fill_null(0) for c in _SUMS]
+    # the price carried into a minute without trades is only known along an unbroken run of complete minutes
+    # from the last complete minute that had trades (or the previous hour's last complete candle)
+    seed = (
+        (prev if prev is not None else empty_candles())
+        .filter((pl.col("timeframe") == "1m") & (pl.col("open_time").cast(pl.Int64) == start_ns - MINUTE_NS))
+        .select(*_KEYS, _t=pl.lit(start_ns - MINUTE_NS, pl.Int64), close=pl.col("close"), complete=pl.col("complete"))
+        .with_columns(_traded=pl.lit(True), _seed=pl.lit(True))
     )
-    return _finish(filled, "1m")
+    chain = pl.concat([rows.with_columns(_seed=pl.lit(False)), seed], how="diagonal_relaxed").sort(*_KEYS, "_t")
+    # _mark: True at a complete minute with trades (its close is the price from then on), False at any minute not
+    # wholly observed (the price after it is unknown); forward-filled, it says whether a price is carried
+    anchor = pl.when(pl.col("_traded") & pl.col("complete")).then(pl.col("close"))
+    chain = chain.with_columns(
+        _mark=pl.when(~pl.col("complete")).then(pl.lit(False)).when(anchor.is_not_null()).then(pl.lit(True)),
+        _price=anchor,
+    ).with_columns(
+        _mark=pl.col("_mark").forward_fill().over(_KEYS),
+        _price=pl.col("_price").forward_fill().over(_KEYS),
+    )
+    flat = ~pl.col("_traded") & pl.col("complete") & pl.col("_mark").fill_null(False)
+    zero_p, zero_q = pl.lit(0).cast(PRICE), pl.lit(0).cast(QUOTE)
+    out = (
+        chain.filter(~pl.col("_seed") & (pl.col("_traded") | flat))
+        .with_columns(
+            *[
+                pl.when(flat).then(pl.col("_price")).otherwise(pl.col(c)).alias(c)
+                for c in ("open", "high", "low", "close")
+            ],
+            pl.col("volume").fill_null(zero_p),
+            pl.col("quote_volume").fill_null(zero_q),
+            pl.col("trade_count").fill_null(0),
+            pl.col("taker_buy_volume").fill_null(zero_p),
+            pl.col("taker_buy_quote_volume").fill_null(zero_q),
+            coverage=(pl.col("covered_ns") / MINUTE_NS).clip(0.0, 1.0),
+        )
+        .sort(*_KEYS, "_t")
+    )
+    return _finish(out, "1m")
 
 
-def resample(c1m: pl.DataFrame, timeframe: str) -> pl.DataFrame:
-    """1m candles (incl. flats, as from ``candles_1m``) -> ``timeframe`` candles with every minute present."""
-    if timeframe == "1m":
-        return c1m
+def resample(
+    c1m: pl.DataFrame, timeframe: str, *, publish_start_ns: int, publish_end_ns: int, horizon: pl.DataFrame
+) -> pl.DataFrame:
+    """``timeframe`` candles closing in (publish_start, publish_end] and by the symbol's horizon, from 1m candles
+    (every minute of their spans that has a candle must be in ``c1m``)."""
     length = TIMEFRAMES[timeframe]
+    minutes = length // MINUTE_NS
     t = pl.col("open_time").cast(pl.Int64)
+    close = pl.col("_t") + length
     return _finish(
-        c1m.sort([*_KEYS, "open_time"])
+        c1m.filter(pl.col("timeframe") == "1m")
+        .sort([*_KEYS, "open_time"])
         .with_columns(_t=t - t % length)
+        .filter((close > publish_start_ns) & (close <= publish_end_ns))
         .group_by([*_KEYS, "_t"], maintain_order=True)
         .agg(
             pl.col("open").first(),
@@ -166,15 +194,18 @@ def resample(c1m: pl.DataFrame, timeframe: str) -> pl.DataFrame:
             pl.col("low").min(),
             pl.col("close").last(),
             *[pl.col(c).sum() for c in _SUMS],
-            pl.len().alias("_n"),
+            _complete=pl.col("complete").sum(),
+            _covered=pl.col("coverage").sum(),
         )
-        .filter(pl.col("_n") == length // MINUTE_NS),
+        .join(horizon, on=_KEYS)
+        .filter(close <= pl.col("horizon"))
+        .with_columns(complete=pl.col("_complete") == minutes, coverage=(pl.col("_covered") / minutes).clip(0.0, 1.0)),
         timeframe,
     )
 
 
 def candle_range_start(publish_start_ns: int, publish_end_ns: int, timeframes: Iterable[str]) -> int:
-    """Earliest open_time of the candles closing in (publish_start, publish_end]: where trades are needed."""
+    """Earliest open_time of the candles closing in (publish_start, publish_end]: where 1m candles are needed."""
     start = floor_ns(publish_start_ns, MINUTE_NS)
     for tf in timeframes:
         length = TIMEFRAMES[tf]
@@ -186,22 +217,29 @@ def candle_range_start(publish_start_ns: int, publish_end_ns: int, timeframes: I
 
 def build_candles(
     trades: pl.DataFrame,
+    covered: pl.DataFrame,
+    horizon: pl.DataFrame,
     *,
     publish_start_ns: int,
     publish_end_ns: int,
-    limits: Mapping[str, int],
-    prev_close: pl.DataFrame | None = None,
+    earlier_1m: pl.DataFrame | None = None,
     timeframes: Iterable[str] = tuple(TIMEFRAMES),
 ) -> pl.DataFrame:
-    """Each candle of ``timeframes`` with close_time in (publish_start, publish_end], <= its exchange limit.
+    """Every candle of ``timeframes`` closing in (publish_start, publish_end] that is known closed.
 
-    ``trades`` must hold the trades from ``candle_range_start(...)`` on (earlier ones are ignored);
-    ``prev_close`` the last price per symbol before that start (``last_close`` over earlier trades).
+    The 1m candles of [publish_start, publish_end) come from ``trades``; longer ones aggregate them with
+    ``earlier_1m``, the stored 1m candles from ``candle_range_start(...)`` up to publish_start (the last of them
+    also seeds flat minutes). ``covered``/``horizon``: ``symbol_coverage`` of the publish window.
     """
     tfs = list(timeframes)
-    start = candle_range_start(publish_start_ns, publish_end_ns, tfs)
-    capped = {ex: min(limit, publish_end_ns) for ex, limit in limits.items()}
-    c1m = candles_1m(trades, start_ns=start, limits=capped, prev_close=prev_close)
-    close_i = pl.col("close_time").cast(pl.Int64)
-    parts = [resample(c1m, tf).filter((close_i > publish_start_ns) & (close_i <= publish_end_ns)) for tf in tfs]
+    earlier = earlier_1m if earlier_1m is not None else empty_candles()
+    earlier = earlier.filter(pl.col("timeframe") == "1m").select(list(CANDLES)).cast(CANDLES)  # type: ignore[arg-type]
+    c1m = candles_1m(trades, covered, horizon, start_ns=publish_start_ns, end_ns=publish_end_ns, prev=earlier)
+    span = pl.concat([earlier.filter(pl.col("open_time").cast(pl.Int64) < publish_start_ns), c1m])
+    parts = [
+        c1m
+        if tf == "1m"
+        else resample(span, tf, publish_start_ns=publish_start_ns, publish_end_ns=publish_end_ns, horizon=horizon)
+        for tf in tfs
+    ]
     return sort_candles(pl.concat(parts)) if parts else empty_candles()

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from mdplatform._time import MINUTE_NS
-from mdplatform.exchanges import empty_rejects, empty_trades
+from mdplatform._time import MINUTE_NS, SECOND_NS
+from mdplatform.exchanges import NORMALIZED_TRADES, empty_normalized_trades, empty_rejects
 from mdplatform.schemas import RAW, REJECTS, TRADES
 
 __all__ = [
@@ -19,7 +19,7 @@ __all__ = [
     "trades_for_window",
 ]
 
-#: (exchange id, raw rows of that exchange on its trade channels) -> (TRADES rows, REJECTS rows)
+#: (exchange id, raw rows of that exchange) -> (TRADES + TRADE_LINEAGE rows, REJECTS rows)
 Normalizer = Callable[[str, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
 
 
@@ -27,23 +27,24 @@ Normalizer = Callable[[str, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
 class TradesWindow:
     """What one window of raw data yields.
 
-    ``trades``: exchange time in [start, end), deduplicated by (exchange, symbol, trade_id), sorted.
-    ``rejects``: raw rows received in [start, end) that could not be parsed, with a reason.
-    ``late``: trades received in [start, end) whose own window had already stopped reading
-    (receive minute >= their window end + lateness); they are not in any window's ``trades``.
-    ``early``: trades received in [start, end) more than ``skew`` before their own window opened
-    (an exchange clock far ahead of ours); likewise unwritten.
-    ``trade_end``: exchange -> the newest trade time in everything read (any hour): trades arrive in exchange
-    order, so every trade before it has been seen; candles use it to know which minutes are closed.
+    ``trades``: TRADES with exchange time in [start, end), each fill once, sorted.
+    ``observed``: every trade read (any time), TRADES + TRADE_LINEAGE, each message once per channel: the evidence
+    coverage is computed from (ids per channel, receive times per connection).
+    ``rejects``: raw rows received in [start, end) that could not be used, with a reason (unparseable, or dated
+    further ahead of their receive time than the clock-skew bound).
+    ``late``: trades received in [start, end) whose own window had already stopped reading (receive minute >=
+    their window end + lateness); they are not in any window's ``trades``.
+    ``duplicates``: trades of the window received again on the same channel (reconnect overlap, two collectors);
+    ``overlaps``: aggregated trades of the window dropped because their fills were also received one by one.
     """
 
     trades: pl.DataFrame
+    observed: pl.DataFrame
     rejects: pl.DataFrame
     late: pl.DataFrame
-    early: pl.DataFrame
     raw_rows: int
     duplicates: int
-    trade_end: dict[str, int]
+    overlaps: int
 
 
 def reject(raw: pl.DataFrame, reason: str | pl.Expr) -> pl.DataFrame:
@@ -53,45 +54,86 @@ def reject(raw: pl.DataFrame, reason: str | pl.Expr) -> pl.DataFrame:
 
 
 def sort_trades(trades: pl.DataFrame) -> pl.DataFrame:
-    """Exchange order: by time, then by trade id (numerically when numbers; several trades share a ms)."""
+    """Exchange order: by time, then by trade id (numerically when it starts with a number; an aggregated row's
+    id "first-last" sorts by its first fill)."""
     return (
-        trades.with_columns(_tid=pl.col("trade_id").cast(pl.Int64, strict=False))
+        trades.with_columns(_tid=pl.col("trade_id").str.extract(r"^(\d+)").cast(pl.Int64, strict=False))
         .sort(["exchange", "symbol", "ts", "_tid", "trade_id", "recv_ts"], nulls_last=True)
         .drop("_tid")
     )
 
 
 def _conform(trades: pl.DataFrame) -> pl.DataFrame:
-    return trades.select([pl.col(c).cast(t) for c, t in TRADES.items()])
+    return trades.select([pl.col(c).cast(t) for c, t in NORMALIZED_TRADES.items()])
 
 
-def _invalid_reason() -> pl.Expr:
+def _invalid_reason(skew_ns: int) -> pl.Expr:
     null_any = pl.any_horizontal([pl.col(c).is_null() for c in TRADES])
+    ahead = pl.col("ts").cast(pl.Int64) - pl.col("recv_ts").cast(pl.Int64)
     return (
         pl.when(null_any)
         .then(pl.lit("null field in normalized trade"))
-        .when(~pl.col("price").is_finite() | (pl.col("price") <= 0))
+        .when(pl.col("price") <= 0)
         .then(pl.lit("price not > 0"))
-        .when(~pl.col("size").is_finite() | (pl.col("size") <= 0))
+        .when(pl.col("size") <= 0)
         .then(pl.lit("size not > 0"))
         .when(~pl.col("side").is_in(["buy", "sell"]))
         .then(pl.lit("side not buy/sell"))
+        .when(pl.col("fills") < 1)
+        .then(pl.lit("fills not >= 1"))
+        # a trade cannot be received before it happened by more than the clocks can disagree: a broken clock or
+        # frame, which must neither enter a candle nor make later minutes look closed
+        .when(ahead > skew_ns)
+        .then(
+            pl.format(
+                "trade time is {} s ahead of its receive time (clock-skew bound {} s)",
+                (ahead / SECOND_NS).round(3),
+                pl.lit(skew_ns / SECOND_NS),
+            )
+        )
         .otherwise(pl.lit(None, pl.String()))
     )
 
 
 def _invalid_as_rejects(bad: pl.DataFrame) -> pl.DataFrame:
-    # the raw frame is not known here any more, so the normalized row itself is kept as the payload
+    # the raw frame is not at hand any more, so the normalized row itself is kept as the payload
     return bad.select(
         recv_ts=pl.col("recv_ts").fill_null(pl.lit(0).cast(RAW["recv_ts"])),
         exchange=pl.col("exchange").fill_null(""),
-        channel=pl.lit("", pl.String()),
+        channel=pl.col("channel").fill_null(""),
         symbol=pl.col("symbol").fill_null(""),
-        conn_id=pl.lit("", pl.String()),
+        conn_id=pl.col("conn_id").fill_null(""),
         seq=pl.lit(-1, pl.Int64()),
-        payload=pl.struct([c for c in TRADES]).struct.json_encode(),
+        payload=pl.struct([pl.col(c).cast(pl.String) for c in TRADES]).struct.json_encode(),
         reason=pl.col("_reason"),
     )
+
+
+def _first_receipts(trades: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """``trades`` (sorted by receive time) with ``_first``: the first receipt of each ``keys`` value."""
+    return trades.with_columns(_first=pl.struct(keys).is_first_distinct())
+
+
+def _covered_by_single_fills(trades: pl.DataFrame) -> pl.Series:
+    """True for rows aggregating several fills when one of those fills was also received on its own (Binance
+    ``trade`` beside ``aggTrade``): keeping both would count those fills twice."""
+    multi = (pl.col("fill_first") < pl.col("fill_last")).fill_null(False)
+    singles = (
+        trades.filter((pl.col("fill_first") == pl.col("fill_last")).fill_null(False))
+        .select("exchange", "symbol", _fill=pl.col("fill_first"))
+        .unique()
+        .sort("exchange", "symbol", "_fill")
+    )
+    rows = trades.with_row_index("_row").filter(multi).sort("exchange", "symbol", "fill_first")
+    if rows.height == 0 or singles.height == 0:
+        return pl.Series([False] * trades.height, dtype=pl.Boolean)
+    hit = rows.join_asof(
+        singles, left_on="fill_first", right_on="_fill", by=["exchange", "symbol"], strategy="forward"
+    ).filter(pl.col("_fill") <= pl.col("fill_last"))
+    flags = [False] * trades.height
+    for row in hit.get_column("_row").to_list():
+        flags[row] = True
+    return pl.Series(flags, dtype=pl.Boolean)
 
 
 def trades_for_window(
@@ -101,18 +143,19 @@ def trades_for_window(
     lateness_ns: int,
     *,
     normalize: Normalizer,
-    skew_ns: int = 0,
+    skew_ns: int,
 ) -> TradesWindow:
     """Trades of the exchange-time window [start_ns, end_ns) from raw rows (RAW schema, any exchange/channel).
 
-    ``raw`` is what the window read: receive minutes [start - skew, end + lateness). Windows are assumed
-    aligned to multiples of their length (hours), which is how a trade's own window is found. Rows
-    outside the read range are ignored, so passing more raw than that is harmless.
+    ``raw`` is what the window read: receive minutes [start - lateness, end + lateness) (the head as well as the
+    tail, so that id chains reach across the window's edges). Windows are aligned to multiples of their length
+    (hours), which is how a trade's own window is found. Rows outside the read range are ignored.
+    ``skew_ns``: a trade dated further ahead of its receive time than this is quarantined.
     """
     length = end_ns - start_ns
     if length <= 0:
         raise ValueError("empty window")
-    read_start, read_end = start_ns - skew_ns, end_ns + lateness_ns
+    read_start, read_end = start_ns - lateness_ns, end_ns + lateness_ns
 
     recv_i = pl.col("recv_ts").cast(pl.Int64)
     recv_minute = recv_i - recv_i % MINUTE_NS
@@ -126,39 +169,41 @@ def trades_for_window(
         got_trades, got_rejects = normalize(exchange_id, raw.filter(pl.col("exchange") == exchange_id))
         trade_parts.append(_conform(got_trades))
         reject_parts.append(got_rejects.select([pl.col(c).cast(t) for c, t in REJECTS.items()]))
-    trades = pl.concat(trade_parts) if trade_parts else empty_trades()
+    trades = pl.concat(trade_parts) if trade_parts else empty_normalized_trades()
     rejects = pl.concat(reject_parts) if reject_parts else empty_rejects()
 
-    checked = trades.with_columns(_reason=_invalid_reason())
+    checked = trades.with_columns(_reason=_invalid_reason(skew_ns))
     bad = checked.filter(pl.col("_reason").is_not_null())
     if bad.height:
         rejects = pl.concat([rejects, _invalid_as_rejects(bad)])
         trades = checked.filter(pl.col("_reason").is_null()).drop("_reason")
 
-    # the first receipt wins: a trade seen again (reconnect overlap, two collectors) is a duplicate
     ts_i = pl.col("ts").cast(pl.Int64)
     own_start = ts_i - ts_i % length
     owned = (recv_i >= start_ns) & (recv_i < end_ns)
     in_window = (ts_i >= start_ns) & (ts_i < end_ns)
 
-    trades = trades.sort("recv_ts", maintain_order=True).with_columns(
-        _first=pl.struct("exchange", "symbol", "trade_id").is_first_distinct()
-    )
+    # the first receipt wins: a message seen again on its channel (reconnect overlap, two collectors) is a duplicate
+    trades = _first_receipts(trades.sort("recv_ts", maintain_order=True), ["exchange", "symbol", "channel", "trade_id"])
     duplicates = trades.filter(~pl.col("_first") & in_window).height
-    trades = trades.filter(pl.col("_first")).drop("_first")
+    observed = trades.filter(pl.col("_first")).drop("_first")
 
-    ends = trades.group_by("exchange").agg(pl.col("ts").max().cast(pl.Int64))
-    trade_end = {str(ex): int(ts) for ex, ts in ends.iter_rows()}
+    # one fill once across channels: a single fill under the same id on two channels (trade and a one-fill
+    # aggTrade) is kept once; an aggregate whose fills also came one by one gives way to them
+    unique = _first_receipts(observed, ["exchange", "symbol", "trade_id"])
+    unique = unique.with_columns(_covered=_covered_by_single_fills(unique))
+    overlaps = unique.filter((~pl.col("_first") | pl.col("_covered")) & in_window).height
+    trades = unique.filter(pl.col("_first") & ~pl.col("_covered")).drop("_first", "_covered")
+
     late = trades.filter(owned & (recv_minute >= own_start + length + lateness_ns))
-    early = trades.filter(owned & (recv_minute < own_start - skew_ns))
     kept = trades.filter(in_window)
     rejects = rejects.filter(owned).sort(["recv_ts", "exchange", "conn_id", "seq"])
     return TradesWindow(
-        trades=sort_trades(kept),
+        trades=sort_trades(kept.select(list(TRADES))),
+        observed=observed,
         rejects=rejects,
-        late=sort_trades(late),
-        early=sort_trades(early),
+        late=sort_trades(late.select(list(TRADES))),
         raw_rows=raw.height,
         duplicates=duplicates,
-        trade_end=trade_end,
+        overlaps=overlaps,
     )

@@ -15,7 +15,34 @@ import polars as pl
 
 from mdplatform.transforms import from_ns
 
-__all__ = ["Warehouse", "default_sql_dir", "default_warehouse_path"]
+__all__ = ["Warehouse", "WarehouseSchemaError", "default_sql_dir", "default_warehouse_path"]
+
+
+class WarehouseSchemaError(RuntimeError):
+    """The warehouse file has a table whose columns differ from the DDL of this release."""
+
+
+def _table_columns(
+    con: duckdb.DuckDBPyConnection, ddl: Sequence[str], only: set[str] | None = None
+) -> dict[str, list[tuple[str, str]]]:
+    """table -> [(column, type)] after running ``ddl`` on ``con`` (tables of the main schema only)."""
+    try:
+        for text in ddl:
+            con.execute(text)
+        rows = con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_name IN (SELECT table_name FROM duckdb_tables()) "
+            "ORDER BY table_name, ordinal_position"
+        ).fetchall()
+    finally:
+        if ddl:
+            con.close()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for table, column, dtype in rows:
+        if only is None or table in only:
+            out.setdefault(table, []).append((column, dtype))
+    return out
+
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -81,13 +108,24 @@ class Warehouse:
             con.close()
 
     def ensure_schema(self) -> None:
-        """Run the DDL files (``NNN_name.sql``, in order); they are idempotent."""
+        """Run the DDL files (``NNN_name.sql``, in order); they are idempotent. A table an older release created
+        with other columns is not silently kept: ``WarehouseSchemaError`` says which and how to rebuild."""
         files = sorted(self.sql_dir.glob("*.sql"))
         if not files:
             raise FileNotFoundError(f"no DDL in {self.sql_dir} (set MDP_SQL_DIR)")
+        ddl = [file.read_text() for file in files]
+        expected = _table_columns(duckdb.connect(":memory:"), ddl)
         with self.connect() as con:
-            for file in files:
-                con.execute(file.read_text())
+            found = _table_columns(con, [], only=set(expected))
+            stale = {t: cols for t, cols in found.items() if cols and cols != expected[t]}
+            if stale:
+                detail = "; ".join(f"{t}: has {found[t]}, expected {expected[t]}" for t in sorted(stale))
+                raise WarehouseSchemaError(
+                    f"{self.path} holds tables from an older release ({detail}). They are derived from the lake: "
+                    "delete the file (or those tables) and run `mdp materialize` to rebuild them."
+                )
+            for text in ddl:
+                con.execute(text)
         self._schema_ready = True
 
     def _ready(self) -> None:

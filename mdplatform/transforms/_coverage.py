@@ -1,0 +1,450 @@
+"""Which stretches of exchange time each stream was observed in, and why the others were not.
+
+The evidence, from the collector's ``events`` (see ``mdplatform.exchanges.EventKind``) and the trades themselves:
+
+- **Liveness points** of a connection: ``start`` (its first exchange time), ``alive`` (a pong came back for a ping
+  sent at ``recv_ts``: everything sent before it had arrived, so the exchange clock had passed the newest frame's
+  time plus the local time elapsed since that frame), ``close`` (the newest exchange time it delivered), and for
+  trade streams every trade received (its own time). Points received no more than ``max_silence`` apart form a
+  *run*: the stream is covered from the run's first point to its last. Exchange times from liveness points stop
+  ``grace`` short, because streams of one connection are not exactly in order (trades arrive up to ~0.2 s after
+  depth frames with later times in the bundled recordings); a received trade's own time needs no grace.
+- **Ids**: where an exchange numbers a trade stream contiguously (``Capabilities.contiguous_ids``), two
+  consecutive ids prove no trade happened between them (covered, even across a reconnect) and a jump proves
+  trades were lost (a gap, whatever the connection said).
+- **Book sync**: a book stream is not covered from a ``gap``/``checksum`` event until its ``synced`` event.
+
+A stream's rows cover its hour up to its *horizon*: the end of its connection's last run while that connection is
+live (per connection, so a lagging connection holds back only its own streams), or, once the stream's connection
+has ended, as far as any connection of the exchange has shown the exchange clock to have passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import polars as pl
+
+from mdplatform._time import SECOND_NS
+from mdplatform.exchanges import ALIVE, CHECKSUM, CLOSE, GAP, START, SUB_ERROR, SUBSCRIBED, SYNCED
+from mdplatform.schemas import COVERAGE
+
+from ._intervals import Span, covering, merge_intervals, overlap_ns
+
+__all__ = [
+    "COVERED",
+    "GAP_STATUS",
+    "CoverageRules",
+    "StreamKinds",
+    "compute_coverage",
+    "empty_coverage",
+    "symbol_coverage",
+]
+
+COVERED = "covered"
+GAP_STATUS = "gap"
+
+#: gap reasons
+NOT_CONNECTED = "not connected"
+LOST_ON_CRASH = "lost on crash"
+SILENT = "silent"
+ID_GAP = "id gap"
+SEQUENCE_GAP = "sequence gap"
+CHECKSUM_MISMATCH = "checksum mismatch"
+REFUSED = "subscription refused"
+
+_STREAM = ["exchange", "channel", "symbol"]
+_INF = 2**62
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageRules:
+    """``grace``: how far streams of one connection may be out of order; ``max_silence``: local time between two
+    liveness points beyond which the stretch between them is not proven (the collector pings every 5 s);
+    ``skew``: an exchange time further ahead of its receive time than this is not believed."""
+
+    grace_ns: int = SECOND_NS
+    max_silence_ns: int = 15 * SECOND_NS
+    skew_ns: int = 10 * SECOND_NS
+
+
+@dataclass(frozen=True, slots=True)
+class StreamKinds:
+    """What coverage needs to know of one exchange (from its module's capabilities)."""
+
+    normalize_symbol: Callable[[str], str]
+    trade_channels: frozenset[str]
+    contiguous_ids: frozenset[str]
+    book_channels: frozenset[str]
+
+
+def empty_coverage() -> pl.DataFrame:
+    return pl.DataFrame(schema=COVERAGE)
+
+
+def _ns(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.Int64)
+
+
+def _normalized(df: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> pl.DataFrame:
+    """``symbol`` (the exchange's own id) replaced by the platform's BASE-QUOTE form."""
+    pairs = df.select("exchange", "symbol").unique().rows()
+    mapping = {f"{ex}\x00{sym}": (kinds[ex].normalize_symbol(sym) if ex in kinds and sym else sym) for ex, sym in pairs}
+    key = pl.concat_str(pl.col("exchange"), pl.lit("\x00"), pl.col("symbol"))
+    return df.with_columns(symbol=key.replace_strict(mapping, return_dtype=pl.String))
+
+
+def _conn_points(events: pl.DataFrame, rules: CoverageRules) -> pl.DataFrame:
+    """(exchange, conn_id, r, est): local time of a liveness point and the exchange time it proves passed."""
+    r, e, fr = _ns("recv_ts"), _ns("exchange_ts"), _ns("frame_recv_ts")
+    return (
+        events.filter(
+            pl.col("kind").is_in([START, ALIVE, CLOSE])
+            & pl.col("exchange_ts").is_not_null()
+            # an exchange time far ahead of when it arrived is a broken clock or a broken frame: not evidence
+            & pl.col("frame_recv_ts").is_not_null()
+            & (e - fr <= rules.skew_ns)
+        )
+        .select(
+            "exchange",
+            "conn_id",
+            r.alias("r"),
+            (e + pl.when(pl.col("kind") == ALIVE).then(r - fr).otherwise(0)).alias("est"),
+        )
+        .sort("exchange", "conn_id", "r")
+    )
+
+
+def _runs(events: pl.DataFrame, trades: pl.DataFrame, points: pl.DataFrame, rules: CoverageRules) -> pl.DataFrame:
+    """Per stream and connection, its runs: (start, end) exchange ns, the local span (r_first, r_last), when the
+    connection's next run began (``next_r``, null for its last) and how the connection closed (null: no close)."""
+    subs = (
+        events.filter(pl.col("kind") == SUBSCRIBED)
+        .group_by("exchange", "conn_id", "channel", "symbol")
+        .agg(sub_r=_ns("recv_ts").min())
+    )
+    refused = events.filter((pl.col("kind") == SUB_ERROR) & (pl.col("channel") != "")).select(
+        "exchange", "conn_id", "channel", "symbol"
+    )
+    subs = subs.join(refused.unique(), on=["exchange", "conn_id", "channel", "symbol"], how="anti")
+    conn = (
+        subs.join(points, on=["exchange", "conn_id"])
+        .filter(pl.col("r") >= pl.col("sub_r"))
+        .select("exchange", "channel", "symbol", "conn_id", "r", "est", own=pl.lit(False))
+    )
+    own = trades.select(
+        "exchange", "channel", "symbol", "conn_id", _ns("recv_ts").alias("r"), _ns("ts").alias("est"), own=pl.lit(True)
+    )
+    keys = [*_STREAM, "conn_id"]
+    pts = pl.concat([conn, own]).sort([*keys, "r"])
+    silence = pl.col("r") - pl.col("r").shift(1).over(keys)
+    pts = pts.with_columns(_new=(silence > rules.max_silence_ns).fill_null(True))
+    pts = pts.with_columns(_run=pl.col("_new").cum_sum().over(keys))
+    closes = (
+        events.filter(pl.col("kind") == CLOSE)
+        .sort("recv_ts")
+        .group_by("exchange", "conn_id")
+        .agg(close=pl.col("detail").last())
+    )
+    return (
+        pts.group_by([*keys, "_run"])
+        .agg(
+            start=pl.col("est").min(),
+            _own_end=pl.col("est").filter(pl.col("own")).max(),
+            _conn_end=pl.col("est").filter(~pl.col("own")).max() - rules.grace_ns,
+            r_first=pl.col("r").min(),
+            r_last=pl.col("r").max(),
+        )
+        .with_columns(end=pl.max_horizontal("_own_end", "_conn_end"))
+        .sort([*keys, "_run"])
+        .with_columns(next_r=pl.col("r_first").shift(-1).over(keys))
+        .join(closes, on=["exchange", "conn_id"], how="left")
+        .filter(pl.col("end") >= pl.col("start"))
+        .select(*keys, "start", "end", "r_first", "r_last", "next_r", "close")
+    )
+
+
+def _endings(runs: list[tuple[Any, ...]]) -> list[tuple[int, int, str, str]]:
+    """(start, end, how it ended, detail) of one stream's runs (rows of ``_runs``: start, end, conn_id, r_first,
+    r_last, next_r, close). "open": its connection may still be delivering, so nothing after it is known."""
+    out = []
+    for start, end, conn, _, r_last, next_r, close in runs:
+        if next_r is not None:
+            out.append((start, end, SILENT, f"nothing received for {(next_r - r_last) / SECOND_NS:.1f} s"))
+        elif close is not None:
+            out.append((start, end, NOT_CONNECTED, f"connection {conn} closed: {close}"))
+        elif any(c != conn and r_first > r_last for _, _, c, r_first, *_ in runs):
+            # a newer session of the stream began while this one never recorded its end: the collector died
+            out.append((start, end, LOST_ON_CRASH, f"connection {conn} stopped without closing (crash or kill)"))
+        else:
+            out.append((start, end, "open", ""))
+    return out
+
+
+def _id_chains(trades: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(proofs, gaps) of the contiguous-id trade streams: consecutive ids prove [t_a, t_b]; a jump loses it."""
+    contiguous = [(ex, ch) for ex, k in kinds.items() for ch in k.contiguous_ids]
+    if not contiguous or trades.height == 0:
+        return pl.DataFrame(schema={**{k: pl.String for k in _STREAM}, "start": pl.Int64, "end": pl.Int64}), (
+            pl.DataFrame(
+                schema={
+                    **{k: pl.String for k in _STREAM},
+                    "start": pl.Int64,
+                    "end": pl.Int64,
+                    "missing": pl.Int64,
+                    "detail": pl.String,
+                }
+            )
+        )
+    wanted = pl.DataFrame({"exchange": [e for e, _ in contiguous], "channel": [c for _, c in contiguous]})
+    chain = (
+        trades.filter(pl.col("seq_id").is_not_null())
+        .join(wanted, on=["exchange", "channel"])
+        .group_by([*_STREAM, "seq_id"])
+        .agg(t=_ns("ts").min())
+        .sort([*_STREAM, "seq_id"])
+        .with_columns(
+            _prev_id=pl.col("seq_id").shift(1).over(_STREAM),
+            _prev_t=pl.col("t").shift(1).over(_STREAM),
+        )
+        .filter(pl.col("_prev_id").is_not_null())
+        .with_columns(
+            start=pl.min_horizontal("_prev_t", "t"),
+            end=pl.max_horizontal("_prev_t", "t"),
+            _step=pl.col("seq_id") - pl.col("_prev_id"),
+        )
+    )
+    proofs = merge_intervals(chain.filter(pl.col("_step") == 1), _STREAM)
+    gaps = chain.filter(pl.col("_step") > 1).select(
+        *_STREAM,
+        "start",
+        "end",
+        missing=pl.col("_step") - 1,
+        detail=pl.format("ids {}..{} missing", pl.col("_prev_id") + 1, pl.col("seq_id") - 1),
+    )
+    return proofs, gaps
+
+
+def _book_holes(events: pl.DataFrame) -> pl.DataFrame:
+    """Book streams out of sync: from a gap/checksum event to the next synced event of that stream."""
+    keys = ["exchange", "conn_id", "channel", "symbol"]
+    rows = events.filter(pl.col("kind").is_in([GAP, CHECKSUM, SYNCED]) & pl.col("exchange_ts").is_not_null()).sort(
+        [*keys, "recv_ts"]
+    )
+    return (
+        rows.with_columns(
+            _next_synced=pl.when(pl.col("kind") == SYNCED).then(_ns("exchange_ts")).backward_fill().over(keys)
+        )
+        .filter(pl.col("kind") != SYNCED)
+        .select(
+            *_STREAM,
+            start=_ns("exchange_ts"),
+            end=pl.col("_next_synced").fill_null(_INF),
+            reason=pl.when(pl.col("kind") == GAP).then(pl.lit(SEQUENCE_GAP)).otherwise(pl.lit(CHECKSUM_MISMATCH)),
+            detail=pl.col("detail"),
+        )
+    )
+
+
+def _by_stream(df: pl.DataFrame, cols: list[str]) -> dict[tuple[str, str, str], list[tuple[Any, ...]]]:
+    out: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
+    for row in df.sort([*_STREAM, cols[0]]).select(*_STREAM, *cols).iter_rows():
+        out.setdefault((row[0], row[1], row[2]), []).append(row[3:])
+    return out
+
+
+def compute_coverage(
+    events: pl.DataFrame,
+    trades: pl.DataFrame,
+    start_ns: int,
+    end_ns: int,
+    *,
+    kinds: Mapping[str, StreamKinds],
+    rules: CoverageRules | None = None,
+) -> pl.DataFrame:
+    """COVERAGE rows partitioning [start_ns, min(end_ns, horizon)) of every stream seen, covered or gap.
+
+    ``events``: EVENTS rows received around the window (the assets read [start - lateness, end + lateness));
+    ``trades``: the trades received in that span, TRADES plus TRADE_LINEAGE, deduplicated per channel but not
+    across channels (each channel's ids are its own evidence). ``kinds``: per exchange id, what its channels are.
+    """
+    rules = rules or CoverageRules()
+    events = _normalized(events.filter(pl.col("exchange").is_in(list(kinds))), kinds)
+    trades = trades.filter(pl.col("exchange").is_in(list(kinds)))
+    points = _conn_points(events, rules)
+    runs = _runs(events, trades, points, rules)
+    proofs, id_gaps = _id_chains(trades, kinds)
+    holes = _book_holes(events)
+    refused = [tuple(r) for r in events.filter(pl.col("kind") == SUB_ERROR).select(_STREAM).unique().rows() if r[1]]
+
+    # how far each exchange's clock is known to have passed, for streams whose connection has ended
+    ex_horizon = dict(points.group_by("exchange").agg(pl.col("est").max() - rules.grace_ns).iter_rows())
+    run_rows = _by_stream(runs, ["start", "end", "conn_id", "r_first", "r_last", "next_r", "close"])
+    proof_rows = _by_stream(proofs, ["start", "end"])
+    gap_rows = _by_stream(id_gaps, ["start", "end", "missing", "detail"])
+    hole_rows = _by_stream(holes, ["start", "end", "reason", "detail"])
+
+    out: list[dict[str, Any]] = []
+    for stream in sorted(set(run_rows) | set(proof_rows) | set(gap_rows) | set(hole_rows) | set(refused)):
+        exchange = stream[0]
+        runs_s = _endings(run_rows.get(stream, []))
+        live = any(kind == "open" for *_, kind, _ in runs_s)
+        ends = [e for _, e, *_ in runs_s] + [e for _, e in proof_rows.get(stream, [])]
+        horizon = max(ends, default=start_ns)
+        if not live:
+            horizon = max(horizon, ex_horizon.get(exchange, start_ns))
+        hi = min(end_ns, horizon)
+        if hi <= start_ns:
+            continue
+        out += _segment(
+            stream,
+            start_ns,
+            hi,
+            runs_s,
+            proof_rows.get(stream, []),
+            gap_rows.get(stream, []),
+            hole_rows.get(stream, []),
+            stream in refused,
+        )
+    if not out:
+        return empty_coverage()
+    cov = pl.DataFrame(out, schema_overrides={"start_time": pl.Int64, "end_time": pl.Int64})
+    cov = _fill(cov, kinds)
+    return cov.with_columns(
+        pl.col("start_time", "end_time").cast(pl.Datetime("ns")).dt.replace_time_zone("UTC")
+    ).select([pl.col(c).cast(t) for c, t in COVERAGE.items()])
+
+
+def _merged(spans: list[Span]) -> list[Span]:
+    out: list[Span] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def _segment(
+    stream: tuple[str, str, str],
+    lo: int,
+    hi: int,
+    runs: list[tuple[Any, ...]],
+    proofs: list[tuple[Any, ...]],
+    id_gaps: list[tuple[Any, ...]],
+    holes: list[tuple[Any, ...]],
+    refused: bool,
+) -> list[dict[str, Any]]:
+    """[lo, hi) of one stream cut at every interval edge, each piece labelled, equal neighbours joined."""
+    run_spans = _merged([(s, e) for s, e, *_ in runs])
+    # what ended the run reaching furthest before a stretch says why the stretch was not observed
+    endings = sorted((e, kind, detail) for _, e, kind, detail in runs)
+    proof_spans = _merged([(s, e) for s, e in proofs])
+    gap_spans = sorted((s, e, n, d) for s, e, n, d in id_gaps)
+    hole_spans = sorted((s, e, r, d) for s, e, r, d in holes)
+    cuts = {lo, hi}
+    for s, e, *_ in [*runs, *proofs, *id_gaps, *holes]:
+        cuts.update(x for x in (s, e) if lo < x < hi)
+    edges = sorted(cuts)
+    pieces: list[dict[str, Any]] = []
+    counted: set[int] = set()
+    for a, b in pairwise(edges):
+        observed = covering(run_spans, a, b) is not None or covering(proof_spans, a, b) is not None
+        gap = next((i for i, (s, e, *_) in enumerate(gap_spans) if s <= a and e >= b), None)
+        hole = next((h for h in hole_spans if h[0] <= a and h[1] >= b), None)
+        missing = None
+        if gap is not None and gap not in counted:
+            counted.add(gap)
+            missing = gap_spans[gap][2]
+        piece: tuple[str, str | None, str | None, int | None]
+        if observed and gap is None and hole is None:
+            piece = (COVERED, None, None, None)
+        elif not observed:
+            before = [x for x in endings if x[0] <= a]
+            if refused and not runs:
+                reason, detail = REFUSED, "the exchange refused the subscription"
+            elif before and before[-1][1] != "open":
+                reason, detail = before[-1][1], before[-1][2]
+            else:
+                reason, detail = NOT_CONNECTED, "no connection received this stream"
+            if gap is not None:
+                detail = f"{detail}; {gap_spans[gap][3]}"
+            piece = (GAP_STATUS, reason, detail, missing)
+        elif gap is not None:
+            piece = (GAP_STATUS, ID_GAP, gap_spans[gap][3], missing)
+        else:
+            assert hole is not None
+            piece = (GAP_STATUS, hole[2], hole[3], None)
+        last = pieces[-1] if pieces else None
+        if last is not None and last["end_time"] == a and (last["status"], last["reason"], last["detail"]) == piece[:3]:
+            last["end_time"] = b
+            if piece[3] is not None:
+                last["missing"] = (last["missing"] or 0) + piece[3]
+            continue
+        pieces.append(
+            {
+                "exchange": stream[0],
+                "channel": stream[1],
+                "symbol": stream[2],
+                "start_time": a,
+                "end_time": b,
+                "status": piece[0],
+                "reason": piece[1],
+                "detail": piece[2],
+                "missing": piece[3],
+                "filled": 0.0,
+            }
+        )
+    return pieces
+
+
+def _fill(cov: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> pl.DataFrame:
+    """``filled`` of each trade-stream gap: the share of it another trade stream of the same symbol covered."""
+    pairs = [(ex, ch) for ex, k in kinds.items() for ch in k.trade_channels]
+    trade_pairs = pl.DataFrame(
+        {"exchange": [e for e, _ in pairs], "channel": [c for _, c in pairs]},
+        schema={"exchange": pl.String, "channel": pl.String},
+    )
+    trade_rows = cov.join(trade_pairs, on=["exchange", "channel"], how="semi")
+    covered: dict[tuple[str, str, str], list[Span]] = {}
+    for ex, sym, ch, s, e in (
+        trade_rows.filter(pl.col("status") == COVERED)
+        .select("exchange", "symbol", "channel", "start_time", "end_time")
+        .iter_rows()
+    ):
+        covered.setdefault((ex, sym, ch), []).append((s, e))
+    filled: list[float] = []
+    trade_keys = set(trade_rows.select("exchange", "channel").unique().rows())
+    for ex, sym, ch, status, s, e in cov.select(
+        "exchange", "symbol", "channel", "status", "start_time", "end_time"
+    ).iter_rows():
+        if status != GAP_STATUS or (ex, ch) not in trade_keys or e <= s:
+            filled.append(0.0)
+            continue
+        others = _merged(
+            [sp for (x, y, c), spans in covered.items() if (x, y) == (ex, sym) and c != ch for sp in spans]
+        )
+        filled.append(round(overlap_ns(others, s, e) / (e - s), 6))
+    return cov.with_columns(filled=pl.Series(filled, dtype=pl.Float64))
+
+
+def symbol_coverage(
+    coverage: pl.DataFrame, trade_channels: Mapping[str, frozenset[str]]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(covered, horizon) of each symbol's trades from COVERAGE rows: ``covered`` = disjoint (exchange, symbol,
+    start, end) ns spans observed on any of the exchange's trade channels; ``horizon`` = (exchange, symbol,
+    horizon) ns, how far its rows reach (candles closing later are not known closed)."""
+    pairs = [(ex, ch) for ex, chans in trade_channels.items() for ch in chans]
+    wanted = pl.DataFrame(
+        {"exchange": [e for e, _ in pairs], "channel": [c for _, c in pairs]},
+        schema={"exchange": pl.String, "channel": pl.String},
+    )
+    rows = coverage.join(wanted, on=["exchange", "channel"]).select(
+        "exchange", "symbol", "status", start=_ns("start_time"), end=_ns("end_time")
+    )
+    covered = merge_intervals(rows.filter(pl.col("status") == COVERED), ["exchange", "symbol"])
+    horizon = rows.group_by("exchange", "symbol").agg(horizon=pl.col("end").max())
+    return covered, horizon

@@ -1,0 +1,70 @@
+"""Interval arithmetic on integer nanoseconds, vectorized where the row counts can be large."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+
+import polars as pl
+
+from mdplatform._time import MINUTE_NS
+
+__all__ = ["Span", "covering", "merge_intervals", "minute_overlap", "overlap_ns"]
+
+#: [start, end) in ns
+Span = tuple[int, int]
+
+
+def merge_intervals(df: pl.DataFrame, keys: Sequence[str], start: str = "start", end: str = "end") -> pl.DataFrame:
+    """Per ``keys``, the union of the rows' [start, end] intervals as disjoint sorted rows (touching ones join)."""
+    if df.height == 0:
+        return df.select(*keys, start, end)
+    k = list(keys)
+    return (
+        df.select(*k, start, end)
+        .sort([*k, start])
+        .with_columns(_prev_end=pl.col(end).cum_max().shift(1).over(k))
+        .with_columns(_new=(pl.col(start) > pl.col("_prev_end")).fill_null(True))
+        .with_columns(_group=pl.col("_new").cum_sum().over(k))
+        .group_by([*k, "_group"], maintain_order=True)
+        .agg(pl.col(start).min(), pl.col(end).max())
+        .drop("_group")
+    )
+
+
+def covering(spans: Sequence[Span], lo: int, hi: int) -> int | None:
+    """Index of the span in sorted disjoint ``spans`` that contains [lo, hi), or None."""
+    i = bisect_right(spans, (lo, 2**63)) - 1
+    if i >= 0 and spans[i][0] <= lo and spans[i][1] >= hi:
+        return i
+    return None
+
+
+def overlap_ns(spans: Sequence[Span], lo: int, hi: int) -> int:
+    """Length of [lo, hi) covered by sorted disjoint ``spans``."""
+    total = 0
+    i = max(0, bisect_right(spans, (lo, 2**63)) - 1)
+    while i < len(spans) and spans[i][0] < hi:
+        s, e = spans[i]
+        total += max(0, min(e, hi) - max(s, lo))
+        i += 1
+    return total
+
+
+def minute_overlap(spans: pl.DataFrame, keys: Sequence[str], start: str = "start", end: str = "end") -> pl.DataFrame:
+    """Per ``keys`` and minute (``minute``: start ns), how many ns of it disjoint [start, end) rows cover."""
+    k = list(keys)
+    if spans.height == 0:
+        return pl.DataFrame(schema={**dict(spans.select(k).schema), "minute": pl.Int64, "covered_ns": pl.Int64})
+    s, e = pl.col(start), pl.col(end)
+    first = s - s % MINUTE_NS
+    return (
+        spans.filter(e > s)
+        .with_columns(minute=pl.int_ranges(first, e, MINUTE_NS, dtype=pl.Int64))
+        .explode("minute")
+        .with_columns(
+            covered_ns=pl.min_horizontal(e, pl.col("minute") + MINUTE_NS) - pl.max_horizontal(s, pl.col("minute"))
+        )
+        .group_by([*k, "minute"])
+        .agg(pl.col("covered_ns").sum())
+    )

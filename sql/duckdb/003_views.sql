@@ -1,9 +1,0 @@
--- Convenience views over the tables (the `raw` view over the raw Parquet lake is created by
--- mdplatform.warehouse.Warehouse.create_raw_view, since it needs the lake's location).
-CREATE OR REPLACE VIEW candles_1m AS
-SELECT * FROM candles WHERE timeframe = '1m';
-
-CREATE OR REPLACE VIEW trade_counts AS
-SELECT exchange, symbol, count(*) AS trades, min(ts) AS first_ts, max(ts) AS last_ts
-FROM trades
-GROUP BY exchange, symbol;

@@ -1,0 +1,17 @@
+-- Convenience views over the tables (the `raw` view over the raw Parquet lake is created by
+-- mdplatform.warehouse.Warehouse.create_raw_view, since it needs the lake's location).
+CREATE OR REPLACE VIEW candles_1m AS
+SELECT * FROM candles WHERE timeframe = '1m';
+
+CREATE OR REPLACE VIEW trade_counts AS
+SELECT exchange, symbol, count(*) AS trades, sum(fills) AS fills, min(ts) AS first_ts, max(ts) AS last_ts
+FROM trades
+GROUP BY exchange, symbol;
+
+-- every stretch a stream was not observed, longest first
+CREATE OR REPLACE VIEW coverage_gaps AS
+SELECT exchange, symbol, channel, start_time, end_time, end_time - start_time AS duration, reason, detail, missing,
+       filled
+FROM coverage
+WHERE status = 'gap'
+ORDER BY duration DESC;
