@@ -48,7 +48,7 @@ class Log:
                 exchange_ts=e,
                 frame_recv_ts=fr,
                 detail=detail,
-            )  # fmt: skip
+            )
         )
 
     def session(self, conn: str, r0: int, r1: int, *, close: str | None = "1000 bye", pongs: bool = True,
@@ -91,7 +91,7 @@ class Log:
                 seq_id=tid if seq else None,
                 fill_first=tid if seq else None,
                 fill_last=tid if seq else None,
-            )  # fmt: skip
+            )
         )
 
     def coverage(self, start: int = H, end: int = H + 3600 * S) -> pl.DataFrame:
@@ -254,10 +254,25 @@ def test_bogus_exchange_time_moves_nothing() -> None:
 def test_book_sequence_gap_until_synced() -> None:
     log = Log()
     log.session("A", H - 2 * M, H + 70 * M, channel="depth")
-    log.event(H + 5 * M, "A", "gap", channel="depth", symbol="BTCUSDT", e=H + 5 * M + OFFSET, fr=H + 5 * M,
-              detail="U=12 > previous u+1=10")  # fmt: skip
-    log.event(H + 5 * M + 2 * S, "A", "synced", channel="depth", symbol="BTCUSDT", e=H + 5 * M + 2 * S + OFFSET,
-              fr=H + 5 * M + 2 * S)  # fmt: skip
+    log.event(
+        H + 5 * M,
+        "A",
+        "gap",
+        channel="depth",
+        symbol="BTCUSDT",
+        e=H + 5 * M + OFFSET,
+        fr=H + 5 * M,
+        detail="U=12 > previous u+1=10",
+    )
+    log.event(
+        H + 5 * M + 2 * S,
+        "A",
+        "synced",
+        channel="depth",
+        symbol="BTCUSDT",
+        e=H + 5 * M + 2 * S + OFFSET,
+        fr=H + 5 * M + 2 * S,
+    )
     cov = log.coverage()
     assert _rows(cov) == [
         ("23:00:00.000", "23:05:01.300", "covered", None),
