@@ -109,13 +109,14 @@ TRADES: dict[str, pl.DataType] = {
     "fills": pl.Int64(),  # matches the row aggregates (Binance aggTrade, OKX trades "count"); 1 for a single fill
 }
 
-#: what normalization adds to TRADES for the transforms (not stored): the raw row's channel and connection, the
-#: stream's own id when the exchange numbers it contiguously (``seq_id``: a missing number is a lost message), and
-#: the range of fill ids the row holds (``fill_first``/``fill_last``: one fill id space across channels, for
-#: de-duplication)
+#: what normalization adds to TRADES for the transforms (not stored): the raw row it came from (channel,
+#: connection, frame counter ``seq``), the stream's own id when the exchange numbers it contiguously (``seq_id``:
+#: a missing number is a lost message), and the range of fill ids the row holds (``fill_first``/``fill_last``:
+#: one fill id space across channels, for de-duplication)
 TRADE_LINEAGE: dict[str, pl.DataType] = {
     "channel": pl.String(),
     "conn_id": pl.String(),
+    "seq": pl.Int64(),
     "seq_id": pl.Int64(),
     "fill_first": pl.Int64(),
     "fill_last": pl.Int64(),

@@ -52,6 +52,7 @@ PARSED_TRADE_COLUMNS = (
 _LINEAGE_SOURCES = {
     "channel": "channel",
     "conn_id": "conn_id",
+    "seq": "seq",
     "seq_id": "_seq_id",
     "fill_first": "_fill_first",
     "fill_last": "_fill_last",

@@ -95,18 +95,13 @@ def _invalid_reason(skew_ns: int) -> pl.Expr:
     )
 
 
-def _invalid_as_rejects(bad: pl.DataFrame) -> pl.DataFrame:
-    # the raw frame is not at hand any more, so the normalized row itself is kept as the payload
-    return bad.select(
-        recv_ts=pl.col("recv_ts").fill_null(pl.lit(0).cast(RAW["recv_ts"])),
-        exchange=pl.col("exchange").fill_null(""),
-        channel=pl.col("channel").fill_null(""),
-        symbol=pl.col("symbol").fill_null(""),
-        conn_id=pl.col("conn_id").fill_null(""),
-        seq=pl.lit(-1, pl.Int64()),
-        payload=pl.struct([pl.col(c).cast(pl.String) for c in TRADES]).struct.json_encode(),
-        reason=pl.col("_reason"),
+def _invalid_as_rejects(bad: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
+    """The raw frames the bad trades came from, with the reason (naming the trade: a frame may hold several)."""
+    keys = ["exchange", "conn_id", "seq"]
+    reasons = bad.group_by(keys, maintain_order=True).agg(
+        pl.format("trade {}: {}", pl.col("trade_id"), pl.col("_reason")).str.join("; ").alias("reason")
     )
+    return raw.join(reasons, on=keys).select(list(REJECTS))
 
 
 def _first_receipts(trades: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -175,7 +170,7 @@ def trades_for_window(
     checked = trades.with_columns(_reason=_invalid_reason(skew_ns))
     bad = checked.filter(pl.col("_reason").is_not_null())
     if bad.height:
-        rejects = pl.concat([rejects, _invalid_as_rejects(bad)])
+        rejects = pl.concat([rejects, _invalid_as_rejects(bad, raw)])
         trades = checked.filter(pl.col("_reason").is_null()).drop("_reason")
 
     ts_i = pl.col("ts").cast(pl.Int64)

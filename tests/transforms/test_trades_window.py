@@ -1,12 +1,16 @@
-"""The trades window: which raw rows a partition keeps, what counts as late/early/duplicate/reject.
+"""The trades window: which raw rows a partition keeps, what counts as late/duplicate/reject, exact numbers and
+aggregated trades.
 
 Built from the real recording with its frames moved, repeated or damaged the way a network or a second
 collector would."""
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
 import polars as pl
-from candle_reference import H00, H23, HOUR, MIN, Recording, raw_frame
+from candle_reference import H00, H23, HOUR, MIN, Recording, as_agg_trades, raw_frame
 
 from mdplatform.schemas import REJECTS, TRADES
 from mdplatform.transforms import (
@@ -17,7 +21,7 @@ from mdplatform.transforms import (
     validate_trades,
 )
 
-SKEW, LATENESS = 2 * MIN, 15 * MIN
+SKEW, LATENESS = 10 * 10**9, 15 * MIN
 TS = pl.col("recv_ts").cast(pl.Int64)
 
 
@@ -30,19 +34,25 @@ def _trade_time() -> pl.Expr:
 
 
 def test_clean_recording(spot: Recording) -> None:
-    raw = raw_frame(spot)
+    raw = raw_frame(spot.lines)
     for hour, n in ((H23, 9738), (H00, 10166)):
         w = _window(raw, hour)
         assert w.trades.height == n
-        assert (w.late.height, w.early.height, w.duplicates, w.rejects.height) == (0, 0, 0, 0)
+        assert (w.late.height, w.duplicates, w.overlaps, w.rejects.height) == (0, 0, 0, 0)
         assert w.trades.schema == pl.Schema(TRADES)
         assert validate_trades(w.trades, hour, hour + HOUR) == []
+        # exact: the sum of sizes is the sum of the frames' decimal strings, to the last digit
+        mine = [t for t in spot.trades if hour <= t.ts < hour + HOUR]
+        assert w.trades.get_column("size").sum() == sum((t.size for t in mine), Decimal(0))
+        assert w.trades.get_column("fills").sum() == n
     # both windows read the raw minutes around midnight; each trade is kept by exactly one
     assert _window(raw, H23).raw_rows == raw.filter(TS - TS % MIN < H00 + LATENESS).height
+    # the head of the window reaches back as far as its tail reaches forward (id chains across the hour's edges)
+    assert _window(raw, H00).raw_rows == raw.filter(TS - TS % MIN >= H00 - LATENESS).height
 
 
 def test_late_trades_are_counted_once_and_not_written(spot: Recording) -> None:
-    raw = raw_frame(spot)
+    raw = raw_frame(spot.lines)
     moving = (pl.col("channel") == "trade") & (_trade_time() >= H00 - 30 * 10**9) & (_trade_time() < H00)
     n_moved = raw.filter(moving).height
     assert n_moved > 100
@@ -66,22 +76,68 @@ def test_late_trades_are_counted_once_and_not_written(spot: Recording) -> None:
     assert _window(ok_raw, H00).late.height == 0
 
 
-def test_early_trades(spot: Recording) -> None:
-    raw = raw_frame(spot)
-    # one trade of 00:00:30 (exchange time) stamped by a receive clock 10 minutes behind: before hour 00 reads
-    target = raw.filter((pl.col("channel") == "trade") & (_trade_time() >= H00 + 30 * 10**9)).row(0, named=True)
+def test_trades_dated_ahead_of_their_receipt_are_quarantined(spot: Recording) -> None:
+    """A trade dated a year ahead (a broken frame) and one stamped by a receive clock 10 minutes behind are both
+    further ahead of their receipt than the clock-skew bound: quarantined with the reason, in no window's trades.
+    One 5 s ahead (within the bound) is kept by its own hour."""
+    raw = raw_frame(spot.lines)
+    trade_rows = raw.filter(pl.col("channel") == "trade")
+    year = trade_rows.row(100, named=True)
+    behind = trade_rows.filter(_trade_time() >= H00 + 30 * 10**9).row(0, named=True)
+    near = trade_rows.filter(_trade_time() >= H00 + 40 * 10**9).row(0, named=True)
+    t_year = int(json.loads(year["payload"])["data"]["T"])
     moved = raw.with_columns(
-        recv_ts=pl.when(pl.col("seq") == target["seq"])
+        payload=pl.when(pl.col("seq") == year["seq"])
+        .then(pl.col("payload").str.replace(f'"T":{t_year}', f'"T":{t_year + 365 * 24 * 3600 * 1000}'))
+        .otherwise(pl.col("payload")),
+        recv_ts=pl.when(pl.col("seq") == behind["seq"])
         .then(pl.col("recv_ts") - pl.duration(minutes=10, time_unit="ns"))
-        .otherwise(pl.col("recv_ts"))
+        .when(pl.col("seq") == near["seq"])
+        .then(_trade_time().cast(pl.Datetime("ns", "UTC")) - pl.duration(seconds=5, time_unit="ns"))
+        .otherwise(pl.col("recv_ts")),
     )
     w23, w00 = _window(moved, H23), _window(moved, H00)
-    assert w23.early.height == 1 and w23.trades.height == 9738
-    assert w00.trades.height == 10166 - 1 and w00.early.height == 0
+    assert w23.trades.height == 9738 - 1 and w00.trades.height == 10166 - 1
+    reasons = {r["seq"]: r["reason"] for r in pl.concat([w23.rejects, w00.rejects]).iter_rows(named=True)}
+    assert set(reasons) == {year["seq"], behind["seq"]}
+    assert reasons[year["seq"]].startswith(f"trade {json.loads(year['payload'])['data']['t']}: trade time is 31536001.")
+    assert reasons[year["seq"]].endswith("s ahead of its receive time (clock-skew bound 10.0 s)")
+    assert ": trade time is 601.27" in reasons[behind["seq"]]  # 10 minutes early plus the clocks' 1.27 s
+    # the quarantine keeps the frames exactly as received
+    quarantined = pl.concat([w23.rejects, w00.rejects]).sort("seq")
+    assert (
+        quarantined.get_column("payload").to_list()
+        == moved.filter(pl.col("seq").is_in([year["seq"], behind["seq"]])).sort("seq").get_column("payload").to_list()
+    )
+    assert near["seq"] not in reasons
+    # neither moves anything: the quarantined trades are not evidence either
+    assert (
+        pl.concat([w23.observed, w00.observed]).get_column("ts").max()
+        < pl.Series([H00 + HOUR]).cast(pl.Datetime("ns", "UTC")).item()
+    )
+
+
+def test_aggregated_trades_count_their_fills_and_are_not_counted_twice(spot: Recording) -> None:
+    """aggTrade alone gives the same fills as trade; both together give the trade stream's rows, each fill once."""
+    trade_only = {h: _window(raw_frame(spot.lines), h) for h in (H23, H00)}
+    agg_only = {h: _window(raw_frame(as_agg_trades(spot.lines)), h) for h in (H23, H00)}
+    both = {h: _window(raw_frame(as_agg_trades(spot.lines, keep_trades=True)), h) for h in (H23, H00)}
+    for h in (H23, H00):
+        t, a, b = trade_only[h].trades, agg_only[h].trades, both[h].trades
+        assert a.height < t.height  # aggregated rows
+        assert a.get_column("fills").sum() == t.height == t.get_column("fills").sum()
+        assert a.get_column("size").sum() == t.get_column("size").sum()
+        multi = a.filter(pl.col("fills") > 1)
+        first, last = multi.row(0, named=True)["trade_id"].split("-")
+        assert int(last) - int(first) + 1 == multi.row(0, named=True)["fills"]
+        # with both streams every fill is there once: the aggregates of several fills give way to the fills,
+        # the one-fill aggregates repeat a trade's id
+        assert b.select(list(TRADES)).equals(t.select(list(TRADES)))
+        assert both[h].overlaps == a.height
 
 
 def test_duplicates_from_a_second_connection(spot: Recording) -> None:
-    raw = raw_frame(spot)
+    raw = raw_frame(spot.lines)
     again = raw.filter(pl.col("channel") == "trade").head(1000)
     # a second collector receives the same frames a millisecond later
     twice = pl.concat(
@@ -100,7 +156,7 @@ def test_duplicates_from_a_second_connection(spot: Recording) -> None:
 
 
 def test_rejects_are_quarantined_with_a_reason(spot: Recording) -> None:
-    raw = raw_frame(spot)
+    raw = raw_frame(spot.lines)
     trades = raw.filter(pl.col("channel") == "trade")
     bad_seqs = trades.get_column("seq").gather([10, 20, 30]).to_list()
     damaged = raw.with_columns(
@@ -127,7 +183,7 @@ def test_rejects_are_quarantined_with_a_reason(spot: Recording) -> None:
 
 
 def test_unknown_exchange_is_quarantined(spot: Recording) -> None:
-    raw = raw_frame(spot).head(500).with_columns(exchange=pl.lit("nowhere"))
+    raw = raw_frame(spot.lines).head(500).with_columns(exchange=pl.lit("nowhere"))
     w = trades_for_window(raw, H23, H00, LATENESS, normalize=registry_normalizer, skew_ns=SKEW)
     assert w.trades.height == 0
     assert w.rejects.height == raw.filter(pl.col("channel") != "control").height
@@ -135,14 +191,16 @@ def test_unknown_exchange_is_quarantined(spot: Recording) -> None:
 
 
 def test_reject_helper_keeps_raw_columns(spot: Recording) -> None:
-    raw = raw_frame(spot).head(3)
+    raw = raw_frame(spot.lines).head(3)
     assert reject(raw, "x").columns == list(REJECTS)
 
 
 def test_validators_catch_damage(spot: Recording) -> None:
-    trades = _window(raw_frame(spot), H23).trades
+    trades = _window(raw_frame(spot.lines), H23).trades
     broken = pl.concat([trades, trades.head(2)]).with_columns(
-        price=pl.when(pl.col("trade_id") == trades.get_column("trade_id")[5]).then(-1.0).otherwise(pl.col("price"))
+        price=pl.when(pl.col("trade_id") == trades.get_column("trade_id")[5])
+        .then(pl.lit(-1).cast(trades.schema["price"]))
+        .otherwise(pl.col("price"))
     )
     problems = validate_trades(broken, H23, H00)
     assert any("duplicate" in p for p in problems) and any("price" in p for p in problems)
