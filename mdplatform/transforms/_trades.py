@@ -123,7 +123,12 @@ def _covered_by_single_fills(trades: pl.DataFrame) -> pl.Series:
     if rows.height == 0 or singles.height == 0:
         return pl.Series([False] * trades.height, dtype=pl.Boolean)
     hit = rows.join_asof(
-        singles, left_on="fill_first", right_on="_fill", by=["exchange", "symbol"], strategy="forward"
+        singles,
+        left_on="fill_first",
+        right_on="_fill",
+        by=["exchange", "symbol"],
+        strategy="forward",
+        check_sortedness=False,  # both sides are sorted by (exchange, symbol, fill) above
     ).filter(pl.col("_fill") <= pl.col("fill_last"))
     flags = [False] * trades.height
     for row in hit.get_column("_row").to_list():

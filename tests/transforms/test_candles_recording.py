@@ -1,7 +1,12 @@
-"""Candles from the real Binance spot recording (2024-08-08 23:54 .. 08-09 00:05) against an independent
-plain-Python computation (candle_reference), through both hour partitions and the hour boundary."""
+"""Candles from the real Binance recordings against the independent plain-Python reference (candle_reference),
+through both hour partitions and the hour boundary: the raw layer and the collector events come from
+`import-capture`, the rest are the pure transforms, hour by hour as the assets chain them."""
 
 from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -11,142 +16,128 @@ from candle_reference import (
     HOUR,
     MIN,
     Recording,
-    Trade,
     assert_candles_match,
-    raw_frame,
+    candle_rows,
+    read_recording,
     reference_candles,
+    spot_files,
+    write_lines,
 )
 
+from mdplatform.capture import import_capture
+from mdplatform.lake import read_events, read_raw
 from mdplatform.transforms import (
     build_candles,
-    candle_range_start,
-    candles_1m,
-    last_close,
+    compute_coverage,
     registry_normalizer,
-    resample,
+    registry_stream_kinds,
+    registry_trade_channels,
+    symbol_coverage,
     trades_for_window,
+    validate_candles,
+    validate_coverage,
 )
 
-SKEW, LATENESS, GRACE = 2 * MIN, 15 * MIN, 1 * 10**9
+LATENESS, SKEW = 15 * MIN, 10 * 10**9
 
 
-def _window_trades(rec: Recording) -> dict[int, pl.DataFrame]:
-    raw = raw_frame(rec)
-    return {
-        h: trades_for_window(raw, h, h + HOUR, LATENESS, normalize=registry_normalizer, skew_ns=SKEW).trades
-        for h in (H23, H00)
+def materialize(root: str, hours: list[int]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(candles, coverage) of consecutive hours, each built from its own raw window and the previous hour's 1m
+    candles, as the assets do."""
+    candles: list[pl.DataFrame] = []
+    coverage: list[pl.DataFrame] = []
+    earlier: pl.DataFrame | None = None
+    for hour in hours:
+        lo, hi = hour - LATENESS, hour + HOUR + LATENESS
+        window = trades_for_window(
+            read_raw(root, lo, hi), hour, hour + HOUR, LATENESS, normalize=registry_normalizer, skew_ns=SKEW
+        )
+        cov = compute_coverage(read_events(root, lo, hi), window.observed, hour, hour + HOUR, kinds=registry_stream_kinds())
+        assert validate_coverage(cov, hour, hour + HOUR) == []
+        covered, horizon = symbol_coverage(cov, registry_trade_channels())
+        got = build_candles(
+            window.trades, covered, horizon, publish_start_ns=hour, publish_end_ns=hour + HOUR, earlier_1m=earlier
+        )
+        assert validate_candles(got, hour, hour + HOUR) == []
+        candles.append(got)
+        coverage.append(cov)
+        earlier = pl.concat([earlier, got]) if earlier is not None else got
+    return pl.concat(candles), pl.concat(coverage)
+
+
+@pytest.fixture(scope="module")
+def full(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, pl.DataFrame]:
+    root = str(tmp_path_factory.mktemp("full") / "lake")
+    import_capture(spot_files(shared_data), "binance", root)
+    return materialize(root, [H23, H00])
+
+
+def test_candles_equal_reference(full: tuple[pl.DataFrame, pl.DataFrame], spot: Recording) -> None:
+    candles, coverage = full
+    start, end = spot.observed
+    expected = reference_candles(spot.trades, [(start, end)], end, start - start % MIN)
+    assert_candles_match(candle_rows(candles), expected)
+    by_tf = {
+        tf: (n, c)
+        for tf, n, c in candles.group_by("timeframe").agg(pl.len(), pl.col("complete").sum()).iter_rows()
     }
+    # 23:54 .. 00:04 (00:05 is not known closed: the recording ends at 00:05:04); the first minute is partial;
+    # 5m 23:55 and 00:00 are complete, 23:50 is not; 1h 23:00, 4h 20:00, 1d 08-08 close at midnight incomplete
+    assert by_tf == {"1m": (11, 10), "5m": (3, 2), "1h": (1, 0), "4h": (1, 0), "1d": (1, 0)}
+    first = candles.filter((pl.col("timeframe") == "1m")).sort("open_time").row(0, named=True)
+    assert f"{first['open_time']:%H:%M}" == "23:54" and first["complete"] is False
+    assert 0.7 < first["coverage"] < 0.8  # observed from 23:54:15.2
+    # one stretch covered, from the first exchange time to the end (the files are bridged by consecutive ids)
+    assert coverage.filter(pl.col("channel") == "trade").get_column("status").unique().to_list() == ["covered"]
 
 
-def _watermark(rec: Recording, hour: int) -> int:
-    """As the assets do: the newest trade (exchange time) among those the hour's raw window read, less the grace."""
-    seen = [t.ts for t in rec.trades if hour - SKEW <= t.recv - t.recv % MIN < hour + HOUR + LATENESS]
-    return min(hour + HOUR, max(seen) - GRACE)
+def test_exact_sums(full: tuple[pl.DataFrame, pl.DataFrame], spot: Recording) -> None:
+    """Every 1m volume and quote volume is the exact decimal sum of the frames' strings; summing the same
+    strings as floats (what the platform used to publish) is off in the last digits for some minutes."""
+    one = full[0].filter(pl.col("timeframe") == "1m")
+    float_off = 0
+    for row in one.iter_rows(named=True):
+        t0 = int(row["open_time"].timestamp()) * 10**9
+        mine = [t for t in spot.trades if t0 <= t.ts < t0 + MIN]
+        assert row["volume"] == sum((t.size for t in mine), Decimal(0))
+        assert row["quote_volume"] == sum((t.price * t.size for t in mine), Decimal(0))
+        float_off += sum(float(t.size) for t in mine) != float(row["volume"])
+    assert float_off > 0
 
 
-def _candles(rec: Recording, hour: int, seed: pl.DataFrame | None = None) -> pl.DataFrame:
-    """What the candles partition computes: trades of [range start, hour end) as the lake holds them."""
-    windows = _window_trades(rec)
-    lake = pl.concat([windows[H23], windows[H00]])
-    start = candle_range_start(hour, hour + HOUR, ["1m", "5m", "15m", "1h", "4h", "1d"])
-    ts = pl.col("ts").cast(pl.Int64)
-    prev = seed if seed is not None else last_close(lake.filter(ts < start), start)
-    return build_candles(
-        lake.filter((ts >= start) & (ts < hour + HOUR)),
-        publish_start_ns=hour,
-        publish_end_ns=hour + HOUR,
-        limits={"binance": _watermark(rec, hour)},
-        prev_close=prev,
-    )
+@pytest.fixture(scope="module")
+def quiet(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Recording, pl.DataFrame]:
+    """A quiet market made from the real recording: only the trades of >= 0.8 BTC, renumbered so their ids stay
+    contiguous (nothing was missed, the others simply did not happen); depth and bookTicker flow as recorded."""
+    sparse = read_recording(spot_files(shared_data), min_size=Decimal("0.8"))
+    tmp = tmp_path_factory.mktemp("quiet")
+    files = []
+    next_id = 1
+    for n, path in enumerate(spot_files(shared_data)):
+        lines = []
+        for recv, frame in (x for x in sparse.lines if (x[0] < H00) == (n == 0)):
+            if '@trade"' in frame[:40]:
+                obj = json.loads(frame)
+                obj["data"]["t"] = next_id
+                next_id += 1
+                frame = json.dumps(obj, separators=(",", ":"))
+            lines.append((recv, frame))
+        files.append(write_lines(lines, tmp / path.name))
+    root = str(tmp / "lake")
+    import_capture(files, "binance", root)
+    renumbered = read_recording(files)
+    return renumbered, materialize(root, [H23, H00])[0]
 
 
-def _rows(df: pl.DataFrame) -> list[dict[str, object]]:
-    return df.with_columns(pl.col("open_time", "close_time").cast(pl.Int64)).to_dicts()
-
-
-def test_window_trades_cover_the_recording(spot: Recording) -> None:
-    windows = _window_trades(spot)
-    assert windows[H23].height == 9738
-    assert windows[H00].height == 10166
-    both = pl.concat([windows[H23], windows[H00]])
-    assert both.height == len(spot.trades) == 19_904
-    ids = both.get_column("trade_id").cast(pl.Int64)
-    assert ids.to_list() == [t.trade_id for t in spot.trades]  # sorted, contiguous, nothing lost
-    assert set(both.get_column("symbol")) == {"BTC-USDT"}
-
-
-@pytest.mark.parametrize("hour", [H23, H00], ids=["23h", "00h"])
-def test_candles_equal_reference(spot: Recording, hour: int) -> None:
-    got = _candles(spot, hour)
-    expected = reference_candles(spot.trades, hour, _watermark(spot, hour))
-    assert_candles_match(_rows(got), expected)
-    assert set(got.get_column("exchange")) == {"binance"} and set(got.get_column("symbol")) == {"BTC-USDT"}
-    by_tf = dict(got.group_by("timeframe").len().iter_rows())
-    if hour == H23:
-        # 23:54 .. 23:59, and the one 5m candle that lies wholly in the data (23:55 - 00:00)
-        assert by_tf == {"1m": 6, "5m": 1}
-    else:
-        # the last trade is at 00:05:04.9 (exchange clock): closed up to 00:05:03.9, so 00:00 .. 00:04 and the
-        # 5m candle 00:00 - 00:05; 00:05 itself is not known closed
-        assert by_tf == {"1m": 5, "5m": 1}
-
-
-@pytest.mark.parametrize("hour", [H23, H00], ids=["23h", "00h"])
-def test_flat_minutes_equal_reference(spot_sparse: Recording, hour: int) -> None:
-    got = _candles(spot_sparse, hour)
-    expected = reference_candles(spot_sparse.trades, hour, _watermark(spot_sparse, hour))
-    assert_candles_match(_rows(got), expected)
-    one = got.filter(pl.col("timeframe") == "1m")
+def test_quiet_market_flat_candles_are_complete(quiet: tuple[Recording, pl.DataFrame]) -> None:
+    rec, candles = quiet
+    start, end = rec.observed
+    expected = reference_candles(rec.trades, [(start, end)], end, start - start % MIN)
+    assert_candles_match(candle_rows(candles), expected)
+    one = candles.filter(pl.col("timeframe") == "1m")
     flats = one.filter(pl.col("trade_count") == 0)
-    flat_minutes = [t.strftime("%H:%M") for t in flats.get_column("open_time").to_list()]
-    # the last trade >= 0.8 is at 00:01:41, so hour 00 is known closed only through 00:01:40: one flat minute
-    assert flat_minutes == (["23:59"] if hour == H23 else ["00:00"])
-    if hour == H00:
-        assert one.height == 1
-    assert (flats.get_column("volume") == 0).all() and (flats.get_column("vwap") == flats.get_column("close")).all()
-    if hour == H00:
-        # 00:00 has no trade >= 0.8: flat at the last such trade before the hour (23:58), found in hour 23
-        last_before = [t for t in spot_sparse.trades if t.ts < H00][-1]
-        first = one.row(0, named=True)
-        assert first["open"] == first["close"] == last_before.price
-
-
-def test_higher_timeframes_with_a_previous_close(spot: Recording) -> None:
-    """With a close known from before the day (lookback), the whole day is one grid: 1h, 4h and 1d candles."""
-    first = spot.trades[0]
-    seed_trade = Trade(H23 - 23 * HOUR - 1, 0, first.price, first.size, first.buy, first.recv)  # day start - 1 ns
-    seed = pl.DataFrame({"exchange": ["binance"], "symbol": ["BTC-USDT"], "close": [first.price]})
-    got = _candles(spot, H23, seed=seed)
-    expected = reference_candles([seed_trade, *spot.trades], H23, _watermark(spot, H23))
-    assert_candles_match(_rows(got), expected)
-    by_tf = dict(got.group_by("timeframe").len().iter_rows())
-    assert by_tf == {"1m": 60, "5m": 12, "15m": 4, "1h": 1, "4h": 1, "1d": 1}
-    day = got.filter(pl.col("timeframe") == "1d").row(0, named=True)
-    assert day["trade_count"] == 9738 and day["open"] == first.price
-
-
-def test_higher_timeframes_aggregate_the_1m_grid(spot_sparse: Recording) -> None:
-    windows = _window_trades(spot_sparse)
-    trades = pl.concat([windows[H23], windows[H00]])
-    c1m = candles_1m(trades, start_ns=H23, limits={"binance": H00 + 5 * MIN})
-    five = resample(c1m, "5m")
-    assert five.get_column("open_time").dt.strftime("%H:%M").to_list() == ["00:00"]  # 23:55 lacks 23:55, 23:56
-    row = five.row(0, named=True)
-    minutes = c1m.filter(pl.col("open_time").cast(pl.Int64) >= H00)
-    assert row["open"] == minutes.get_column("open")[0] and row["close"] == minutes.get_column("close")[-1]
-    assert row["trade_count"] == minutes.get_column("trade_count").sum()
-    assert row["volume"] == pytest.approx(minutes.get_column("volume").sum(), rel=1e-12)
-
-
-def test_range_start_reaches_back_to_the_longest_closing_candle() -> None:
-    day = H23 - 23 * HOUR
-    tfs = ["1m", "5m", "15m", "1h", "4h", "1d"]
-    assert candle_range_start(H23, H23 + HOUR, tfs) == day  # 1d closes at 00:00
-    assert candle_range_start(day + 3 * HOUR, day + 4 * HOUR, tfs) == day  # 4h closes at 04:00
-    assert candle_range_start(day + 5 * HOUR, day + 6 * HOUR, tfs) == day + 5 * HOUR
-
-
-def test_no_watermark_no_candles(spot: Recording) -> None:
-    windows = _window_trades(spot)
-    got = build_candles(windows[H23], publish_start_ns=H23, publish_end_ns=H00, limits={})
-    assert got.height == 0
+    assert flats.height >= 2 and flats.get_column("complete").all()
+    # the flat minute at 00:00 continues hour 23's last close, read from the stored 1m candles of hour 23
+    at_midnight = one.filter(pl.col("open_time").cast(pl.Int64) == H00).row(0, named=True)
+    last_before = [t for t in rec.trades if t.ts < H00][-1].price
+    assert at_midnight["trade_count"] == 0 and at_midnight["close"] == last_before
