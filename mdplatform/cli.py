@@ -89,6 +89,12 @@ def ingest(
     "otherwise it ends just before the current minute.",
 )
 @click.option("--drop-after", type=int, default=None, help="Drop client connections once after N frames.")
+@click.option(
+    "--no-pause",
+    is_flag=True,
+    help="Once the first client subscribed, never wait again: frames sent while nobody is connected are lost, "
+    "as on a real exchange (default: the recording pauses while no client is subscribed).",
+)
 def replay(
     captures: tuple[str, ...],
     more: tuple[str, ...],
@@ -98,6 +104,7 @@ def replay(
     host: str,
     rebase: bool,
     drop_after: int | None,
+    no_pause: bool,
 ) -> None:
     """Serve recorded captures as a local exchange (WebSocket + REST) until Ctrl-C."""
     from .replay import run_replay
@@ -110,6 +117,7 @@ def replay(
         port=port,
         rebase=rebase,
         drop_after=drop_after,
+        pause_when_idle=not no_pause,
     )
 
 
@@ -117,8 +125,16 @@ def replay(
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--exchange", required=True, help="Exchange id: binance, binance-usdm, binance-coinm, okx.")
 @click.option("--lake", default=None, help="Lake root (default: $MDP_LAKE or ./lake).")
-def import_capture(files: tuple[str, ...], exchange: str, lake: str | None) -> None:
-    """Write recorded captures straight into the raw layer (recv_ts from the recording)."""
+@click.option(
+    "--alive-every",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds of receive time between the 'alive' events recorded for each session of the capture.",
+)
+def import_capture(files: tuple[str, ...], exchange: str, lake: str | None, alive_every: float) -> None:
+    """Write recorded captures straight into the raw layer (recv_ts from the recording), with the events a live
+    collector would have recorded (open, subscribed, start, alive, close, ...) in the events table."""
     from .capture import import_capture as run
     from .exchanges import get_exchange
 
@@ -126,7 +142,9 @@ def import_capture(files: tuple[str, ...], exchange: str, lake: str | None) -> N
         get_exchange(exchange)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from exc
-    stats = run(list(files), exchange, lake)
+    if not alive_every > 0:
+        raise click.BadParameter("must be > 0", param_hint="--alive-every")
+    stats = run(list(files), exchange, lake, alive_every_s=alive_every)
     click.echo(str(stats))
 
 

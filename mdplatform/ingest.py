@@ -25,10 +25,13 @@ class IngestResult:
     status: dict[str, Any]
     rows_written: int
     files_written: int
+    #: rows of the lake's ``events/`` table (the collectors' open/subscribed/alive/close... bookkeeping)
+    events_written: int = 0
 
 
 class Ingestor:
-    """Every configured collector writing into one raw-lake writer.
+    """Every configured collector writing into one raw-lake writer (frames to ``raw/``, the collectors' events to
+    ``events/``).
 
     Closed minutes are written about once a second; on the way out every buffered row is written.
     """
@@ -70,7 +73,7 @@ class Ingestor:
                 loop.remove_signal_handler(sig)
         self.report()
         stats = self.writer.stats
-        return IngestResult(self.manager.get_status(), stats.rows_written, stats.files_written)
+        return IngestResult(self.manager.get_status(), stats.rows_written, stats.files_written, stats.events_written)
 
     def report(self) -> None:
         status = self.manager.get_status()

@@ -1,4 +1,15 @@
-"""Landing a recording in the raw layer, row for row as the live collector would have landed it."""
+"""Landing a recording in the raw layer, row for row as the live collector would have landed it, with the events
+the collector would have recorded beside it.
+
+A capture is a sequence of continuous sessions (connections): a hftbacktest file is one, a cryptofeed file starts
+a new one at every connect line. Each session gets what a live connection records (see
+``mdplatform.collector``): ``open`` at its first line, ``subscribed`` the first time a stream appears (and from
+subscribe acks where the exchange sends them), ``start`` at the first frame carrying an exchange time, ``alive``
+at the first frame at or after every ``alive_every_s`` of receive time since the previous one (a stretch without
+frames has none: a recording proves nothing about time it holds no frames for), ``subscribed`` restated with
+the first ``alive`` of every receive minute, what the exchange's book session reports over the recorded book
+frames and snapshots (``gap``, ``checksum``, ``synced``), and ``close`` at its last frame.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +17,36 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .._time import MINUTE_NS, SECOND_NS
+from ..exchanges import (
+    ALIVE,
+    CLOSE,
+    OPEN,
+    START,
+    SUBSCRIBED,
+    UNSUBSCRIBED,
+    Exchange,
+    SessionAction,
+    StreamSession,
+    get_exchange,
+)
 from ._detect import detect_exchange
 from ._read import BadLine, ReadStats, read_capture
+
+if TYPE_CHECKING:
+    from ..lake import RawWriter
 
 __all__ = ["ImportStats", "capture_id", "import_capture"]
 
 #: the collector's channel for REST depth snapshots (mdplatform.collector lands them under this name)
 SNAPSHOT_CHANNEL = "depthSnapshot"
+#: the exchange modules' channel for acks, errors and pongs
+CONTROL_CHANNEL = "control"
+#: detail of the ``close`` event of a session
+END_OF_CAPTURE = "end of capture"
+RECONNECT_IN_CAPTURE = "reconnect in capture"
 
 _SUFFIXES = (".gz", ".txt", ".jsonl", ".log", ".data")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -30,6 +63,11 @@ class ImportStats:
     files_written: int = 0
     first_recv_ns: int | None = None
     last_recv_ns: int | None = None
+    #: continuous sessions (connections) found: one per hftbacktest file, one per cryptofeed connect line
+    sessions: int = 0
+    #: event kind -> rows written to the lake's events/ table
+    events: dict[str, int] = field(default_factory=dict)
+    event_files_written: int = 0
 
     @property
     def bad_lines(self) -> list[BadLine]:
@@ -40,10 +78,11 @@ class ImportStats:
 
     def summary(self) -> str:
         channels = ", ".join(f"{ex}/{ch}={n}" for (ex, ch), n in sorted(self.rows_by_channel.items()))
+        events = ", ".join(f"{kind}={n}" for kind, n in sorted(self.events.items()))
         text = (
             f"imported {self.rows} rows from {self.files} file(s) into {self.files_written} part file(s): "
-            f"{channels or 'nothing'}; skipped {self.read.sent} client frame(s), "
-            f"{self.read.blank} blank line(s)"
+            f"{channels or 'nothing'}; {self.sessions} session(s), events {events or 'none'}; "
+            f"skipped {self.read.sent} client frame(s), {self.read.blank} blank line(s)"
         )
         if self.read.bad:
             first = self.read.bad[0]
@@ -60,52 +99,189 @@ def capture_id(path: str | Path) -> str:
     return _UNSAFE.sub("_", name) or "capture"
 
 
-def import_capture(paths: Iterable[str | Path], exchange_id: str | None = None, root: str | None = None) -> ImportStats:
-    """Write recordings into the raw layer under ``root`` (default: the configured lake).
+class _Session:
+    """One continuous connection of a capture: its frames and the events a live collector would have recorded."""
+
+    def __init__(
+        self, writer: RawWriter, exchange: Exchange, conn_id: str, alive_every_ns: int, events: dict[str, int]
+    ) -> None:
+        self.writer = writer
+        self.exchange = exchange
+        self.exchange_id = exchange.id
+        self.conn_id = conn_id
+        self.rest_conn_id = f"{conn_id}/rest"
+        self.alive_every_ns = alive_every_ns
+        self.events = events
+        caps = exchange.capabilities
+        self.book_channels = caps.book_channels
+        self.subscribe_ack = caps.subscribe_ack
+        self.opened = False
+        self.seq = 0
+        self.rest_seq = 0
+        self.last_recv = 0
+        self.started = False
+        self.exchange_ts: int | None = None
+        self.frame_recv_ts: int | None = None
+        self.next_alive = 0
+        self.alive_minute = 0
+        self.subscribed: dict[tuple[str, str], None] = {}
+        self.stated: dict[tuple[str, str], int] = {}
+        self.session: StreamSession | None = None
+
+    def event(
+        self,
+        recv_ts: int,
+        kind: str,
+        channel: str = "",
+        symbol: str = "",
+        detail: str = "",
+        *,
+        start: int | None = None,
+    ) -> None:
+        """One events row; ``start`` is the exchange time of the frame received at ``recv_ts`` (the ``start``
+        event), every other event carries the newest exchange time known."""
+        exchange_ts, frame_recv_ts = (start, recv_ts) if start is not None else (self.exchange_ts, self.frame_recv_ts)
+        self.writer.event(
+            recv_ts, self.exchange_id, self.conn_id, kind, channel, symbol, self.seq, exchange_ts, frame_recv_ts, detail
+        )
+        self.events[kind] = self.events.get(kind, 0) + 1
+
+    def open(self, recv_ns: int, detail: str) -> None:
+        self.opened = True
+        self.last_recv = recv_ns
+        self.next_alive = recv_ns + self.alive_every_ns
+        self.alive_minute = recv_ns - recv_ns % MINUTE_NS
+        # no subscriptions known in advance; the exchange's rest URL only names snapshot requests we never make
+        self.session = self.exchange.new_session((), None)
+        self.event(recv_ns, OPEN, detail=detail)
+
+    def subscribe(self, recv_ns: int, stream: tuple[str, str]) -> None:
+        self.subscribed[stream] = None
+        self.stated[stream] = recv_ns - recv_ns % MINUTE_NS
+        self.event(recv_ns, SUBSCRIBED, *stream)
+
+    def frame(self, recv_ns: int, channel: str, symbol: str, frame: str) -> None:
+        self.seq += 1
+        self.writer.append(recv_ns, self.exchange_id, channel, symbol, self.conn_id, self.seq, frame)
+        self.last_recv = recv_ns
+        t = self.exchange.exchange_time(frame)
+        if t is not None and (self.exchange_ts is None or t > self.exchange_ts):
+            self.exchange_ts, self.frame_recv_ts = t, recv_ns
+        if channel == CONTROL_CHANNEL:
+            if self.subscribe_ack:
+                for ev in self.exchange.control_events(frame):
+                    stream = (ev.channel, ev.symbol)
+                    if ev.kind == SUBSCRIBED:
+                        self.subscribe(recv_ns, stream)
+                        continue
+                    if ev.kind == UNSUBSCRIBED:
+                        self.subscribed.pop(stream, None)
+                        self.stated.pop(stream, None)
+                    self.event(recv_ns, ev.kind, ev.channel, ev.symbol, ev.detail)
+        elif channel and (channel, symbol) not in self.subscribed:
+            self.subscribe(recv_ns, (channel, symbol))
+        if t is not None and not self.started:
+            self.started = True
+            self.event(recv_ns, START, start=t)
+        if channel in self.book_channels and self.session is not None:
+            self.act(recv_ns, self.session.on_frame(channel, symbol, frame))
+        if recv_ns >= self.next_alive:
+            self.next_alive = recv_ns + self.alive_every_ns
+            minute = recv_ns - recv_ns % MINUTE_NS
+            if minute != self.alive_minute:
+                self.alive_minute = minute
+                for stream in self.subscribed:
+                    if self.stated.get(stream) != minute:
+                        self.stated[stream] = minute
+                        self.event(recv_ns, SUBSCRIBED, *stream)
+            self.event(recv_ns, ALIVE)
+
+    def rest(self, recv_ns: int, symbol: str, body: str) -> None:
+        self.rest_seq += 1
+        self.writer.append(recv_ns, self.exchange_id, SNAPSHOT_CHANNEL, symbol, self.rest_conn_id, self.rest_seq, body)
+        if self.opened and self.session is not None:  # a reply outside any connection syncs no book
+            self.act(recv_ns, self.session.on_snapshot(symbol, body))
+
+    def act(self, recv_ns: int, action: SessionAction | None) -> None:
+        """Record what the book session reports; its requests (fetch a snapshot, resubscribe) are not replayed:
+        the capture holds what was fetched."""
+        if action is not None:
+            for ev in action.events:
+                self.event(recv_ns, ev.kind, ev.channel, ev.symbol, ev.detail)
+
+    def close(self, detail: str) -> None:
+        if self.opened:
+            self.event(self.last_recv, CLOSE, detail=detail)
+            self.opened = False
+
+
+def import_capture(
+    paths: Iterable[str | Path],
+    exchange_id: str | None = None,
+    root: str | None = None,
+    *,
+    alive_every_s: float = 5.0,
+) -> ImportStats:
+    """Write recordings into the raw layer under ``root`` (default: the configured lake), and the events a live
+    collector would have recorded into the ``events/`` table beside it.
 
     Every received frame becomes one raw row: ``recv_ts`` from the recording, channel/symbol from the
-    exchange module's ``route``, ``conn_id`` "capture:<file id>" and ``seq`` counting frames from 1, as the
-    collector does per connection. REST snapshot replies land like the collector lands them: channel
+    exchange module's ``route``, ``seq`` counting frames from 1 per session, as the collector does per
+    connection. ``conn_id`` is "capture:<file id>" for a hftbacktest file (one session) and
+    "capture:<file id>:<n>" for the n-th connect line of a cryptofeed file (frames before the first connect line
+    use "capture:<file id>"). REST snapshot replies land like the collector lands them: channel
     "depthSnapshot", the instrument's symbol, ``conn_id`` "<conn_id>/rest" with its own counter.
-    ``exchange_id`` None detects it per file. Each file is written by a ``RawWriter`` whose id derives from
-    the file name, so importing the same file again replaces its part files instead of duplicating rows.
+    ``exchange_id`` None detects it per file. ``alive_every_s``: receive time between ``alive`` events. Each file
+    is written by a ``RawWriter`` whose id derives from the file name, so importing the same file again replaces
+    its part files (frames and events) instead of duplicating rows.
     """
-    from ..exchanges import get_exchange
     from ..lake import RawWriter
 
+    if not alive_every_s > 0:
+        raise ValueError("alive_every_s must be > 0")
+    alive_every_ns = round(alive_every_s * SECOND_NS)
     stats = ImportStats()
     for path in paths:
         exchange = get_exchange(exchange_id or detect_exchange(path))
-        ex_id = exchange.id
         route = exchange.route
         file_id = capture_id(path)
-        conn_id = f"capture:{file_id}"
-        rest_conn_id = f"{conn_id}/rest"
+        file_conn_id = f"capture:{file_id}"
         read = ReadStats()
         counts: dict[tuple[str, str], int] = {}
-        seq = rest_seq = 0
         first = last = None
+        connects = 0
         with RawWriter(root, writer_id=f"capture-{file_id}") as writer:
-            for cf in read_capture(path, stats=read):
+            session = _Session(writer, exchange, file_conn_id, alive_every_ns, stats.events)
+            for cf in read_capture(path, stats=read, connects=True):
+                if cf.kind == "connect":
+                    session.close(RECONNECT_IN_CAPTURE)
+                    connects += 1
+                    session = _Session(writer, exchange, f"{file_conn_id}:{connects}", alive_every_ns, stats.events)
+                    session.open(cf.recv_ns, cf.frame)
+                    stats.sessions += 1
+                    continue
                 if cf.kind == "rest":
-                    rest_seq += 1
-                    channel, symbol = SNAPSHOT_CHANNEL, cf.symbol
-                    writer.append(cf.recv_ns, ex_id, channel, symbol, rest_conn_id, rest_seq, cf.frame)
+                    channel = SNAPSHOT_CHANNEL
+                    session.rest(cf.recv_ns, cf.symbol, cf.frame)
                 else:
                     try:
                         channel, symbol = route(cf.frame)
                     except Exception as exc:
                         read.bad.append(BadLine(str(path), cf.line, f"route failed: {exc!r}", cf.frame[:120]))
                         continue
-                    seq += 1
-                    writer.append(cf.recv_ns, ex_id, channel, symbol, conn_id, seq, cf.frame)
-                key = (ex_id, channel)
+                    if not session.opened:  # a file without connect lines (or frames before the first): one session
+                        session.open(cf.recv_ns, f"capture {Path(path).name}")
+                        stats.sessions += 1
+                    session.frame(cf.recv_ns, channel, symbol, cf.frame)
+                key = (exchange.id, channel)
                 counts[key] = counts.get(key, 0) + 1
                 if first is None:
                     first = cf.recv_ns
                 last = cf.recv_ns
+            session.close(END_OF_CAPTURE)
         stats.files += 1
         stats.files_written += writer.stats.files_written
+        stats.event_files_written += writer.stats.event_files_written
         stats.read.merge(read)
         for key, n in counts.items():
             stats.rows_by_channel[key] = stats.rows_by_channel.get(key, 0) + n

@@ -42,7 +42,7 @@ __all__ = [
 log = logging.getLogger("mdplatform.capture")
 
 CaptureFormat = Literal["hftbacktest", "cryptofeed"]
-FrameKind = Literal["ws", "rest"]
+FrameKind = Literal["ws", "rest", "connect"]
 
 _HFT_LINE = re.compile(r"^\d{10,20} [\[{]")
 _CF_RECEIVED = re.compile(r"^(\d+(?:\.\d+)?): (.*)$", re.DOTALL)
@@ -59,7 +59,8 @@ class CapturedFrame:
     ``kind`` is "ws" for a WebSocket frame and "rest" for a REST reply (a depth snapshot). ``symbol`` is only
     set for REST replies: the instrument the reply is about (from the request URL, the body, or the stream
     recorded in the same file), because a Binance spot snapshot body does not name it. ``line`` is the
-    1-based line number in the source file.
+    1-based line number in the source file. With ``read_capture(..., connects=True)`` a cryptofeed connect line
+    is a "connect" marker too (``frame``: the URL; a new connection starts there).
     """
 
     recv_ns: int
@@ -125,18 +126,24 @@ def _line_format(line: str, path: str | Path) -> CaptureFormat:
     raise ValueError(f"{path}: unrecognized capture format (first line: {line[:_EXCERPT]!r})")
 
 
-def read_capture(path: str | Path, *, stats: ReadStats | None = None) -> Iterator[CapturedFrame]:
+def read_capture(
+    path: str | Path, *, stats: ReadStats | None = None, connects: bool = False
+) -> Iterator[CapturedFrame]:
     """The received frames of one capture file, in file order, lazily.
 
-    Client-sent frames and connect markers are skipped (counted in ``stats``). Lines that cannot be parsed
-    are collected in ``stats.bad`` with their line number; without ``stats`` they are logged as warnings.
+    Client-sent frames are skipped (counted in ``stats``); so are cryptofeed connect lines (counted), unless
+    ``connects`` asks for them as ``kind="connect"`` markers (``import_capture`` splits connections there).
+    Lines that cannot be parsed are collected in ``stats.bad`` with their line number; without ``stats`` they
+    are logged as warnings.
     """
     fmt = capture_format(path)
     own_stats = stats if stats is not None else ReadStats()
-    reader = _read_hftbacktest if fmt == "hftbacktest" else _read_cryptofeed
     reported = len(own_stats.bad)
     try:
-        yield from reader(str(path), own_stats)
+        if fmt == "hftbacktest":
+            yield from _read_hftbacktest(str(path), own_stats)
+        else:
+            yield from _read_cryptofeed(str(path), own_stats, connects)
     finally:
         if stats is None:
             for bad in own_stats.bad[reported:]:
@@ -144,7 +151,8 @@ def read_capture(path: str | Path, *, stats: ReadStats | None = None) -> Iterato
 
 
 def merge_captures(paths: Iterable[str | Path], *, stats: ReadStats | None = None) -> Iterator[CapturedFrame]:
-    """Frames of several captures merged by receive time (streaming; ties keep the order of ``paths``)."""
+    """Frames of several captures merged by receive time (streaming; ties keep the order of ``paths``); no
+    connect markers."""
     readers = [read_capture(p, stats=stats) for p in paths]
     return heapq.merge(*readers, key=_recv_key)
 
@@ -181,7 +189,7 @@ def _read_hftbacktest(path: str, stats: ReadStats) -> Iterator[CapturedFrame]:
                 yield CapturedFrame(int(ts), frame, "ws", "", lineno)
 
 
-def _read_cryptofeed(path: str, stats: ReadStats) -> Iterator[CapturedFrame]:
+def _read_cryptofeed(path: str, stats: ReadStats, connects: bool) -> Iterator[CapturedFrame]:
     with open_capture(path) as fh:
         for lineno, raw_line in enumerate(fh, 1):
             line = raw_line.rstrip("\r\n")
@@ -200,6 +208,8 @@ def _read_cryptofeed(path: str, stats: ReadStats) -> Iterator[CapturedFrame]:
             url, arrow, ts, body = u.groups()
             if arrow == "<->":
                 stats.connects += 1
+                if connects:
+                    yield CapturedFrame(_seconds_to_ns(ts), url, "connect", "", lineno)
             elif arrow == "<-":
                 stats.sent += 1
             elif body is None:

@@ -63,6 +63,7 @@ class ExchangeCollector:
             "errors": self._total("errors"),
             "reconnects": self._total("reconnects"),
             "sync_errors": self._total("sync_errors"),
+            "sub_errors": self._total("sub_errors"),
             "snapshots": self._total("snapshots"),
             "last_message_time": iso_ns(last),
             "uptime_s": round((time.time_ns() - self._started_ns) / 1e9, 3) if self._started_ns else 0.0,
@@ -71,7 +72,8 @@ class ExchangeCollector:
         }
 
     def get_health_status(self) -> dict[str, Any]:
-        """healthy: every connection up, data within the watchdog window, every book in sync."""
+        """healthy: every connection up, data within the watchdog window, no subscription refused on it, every
+        book in sync."""
         status = self.get_status()
         now = time.time_ns()
         idle = self.config.idle_timeout_s or self.exchange.keepalive.idle_timeout_s
@@ -82,6 +84,7 @@ class ExchangeCollector:
                 problems.append(f"{c.conn_id or 'connection'} is {c.state}")
             elif (now - c.last_message_ns) / 1e9 > idle:
                 problems.append(f"{c.conn_id} silent for {(now - c.last_message_ns) / 1e9:.0f}s")
+            problems += [f"{c.conn_id}: subscription refused: {detail}" for detail in c.refused]
         problems += [f"{sym} book {state}" for sym, state in status["book_sync"].items() if state != "synced"]
         health = {
             k: status[k]
@@ -91,6 +94,7 @@ class ExchangeCollector:
                 "messages_processed",
                 "errors",
                 "reconnects",
+                "sub_errors",
                 "last_message_time",
                 "uptime_s",
             )

@@ -33,6 +33,8 @@ class ExchangeCollectorConfig:
     idle_timeout_s: float | None = None
     #: overrides how long a connection may be silent before a text ping (exchanges that want them, e.g. OKX)
     ping_interval_s: float | None = None
+    #: seconds between the WebSocket pings whose pongs prove the connection alive (``alive`` events)
+    liveness_interval_s: float = 5.0
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ExchangeCollectorConfig:
@@ -66,6 +68,8 @@ class ExchangeCollectorConfig:
             )
         if self.max_streams_per_connection < 1:
             raise ConfigError("max_streams_per_connection must be >= 1")
+        if not self.liveness_interval_s > 0:
+            raise ConfigError("liveness_interval_s must be > 0")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,17 @@
 
 A single task owns the connection and is the only place that reconnects, so there is never more than one
 reconnect under way per connection: the watchdog and keep-alive only close the socket and let that task notice.
+
+Beside the frames, the connection records its own bookkeeping in the lake's ``events/`` table (``RawSink.event``):
+``open`` (detail: URL); ``subscribed`` per stream (at open when the URL carries the streams, else from the
+exchange's acks), restated with the first ``alive`` of every receive minute; ``start`` at the first frame carrying
+an exchange time; ``alive`` every ``liveness_interval_s`` when the pong of a WebSocket ping comes back (recv_ts:
+when the ping was sent, so every frame the server sent before it has arrived); ``sub_error``/``unsubscribed``
+from acks; what the book session reports (``gap``, ``checksum``, ``synced``); ``close`` (detail: why). Every
+event carries ``seq`` (frames landed on the connection so far) and the newest exchange time known with the
+receive time of the frame that carried it: the largest seen, looked up in the last frame landed whenever an event
+is recorded (a frame without a time, e.g. a spot bookTicker, keeps what was known), so the receive loop only
+keeps a reference to its last frame.
 """
 
 from __future__ import annotations
@@ -17,9 +28,22 @@ from typing import Any, Protocol
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from ..exchanges import Exchange, SessionAction, StreamSession, Subscription
+from .._time import MINUTE_NS
+from ..exchanges import (
+    ALIVE,
+    CLOSE,
+    OPEN,
+    START,
+    SUB_ERROR,
+    SUBSCRIBED,
+    UNSUBSCRIBED,
+    Exchange,
+    SessionAction,
+    StreamSession,
+    Subscription,
+)
 from ._config import ExchangeCollectorConfig
 from ._status import ConnectionCounters
 
@@ -28,12 +52,45 @@ __all__ = ["Connection", "RawSink"]
 log = logging.getLogger("mdplatform.collector")
 
 SNAPSHOT_CHANNEL = "depthSnapshot"
+#: the exchange modules' channel for acks, errors and pongs
+CONTROL_CHANNEL = "control"
+
+#: (channel, symbol) of a subscribed stream
+_Stream = tuple[str, str]
+#: (exchange_ts, frame_recv_ts) of the newest frame carrying an exchange time
+_Newest = tuple[int | None, int | None]
 
 
 class RawSink(Protocol):
     def append(
         self, recv_ts: int, exchange: str, channel: str, symbol: str, conn_id: str, seq: int, payload: str
     ) -> None: ...
+
+    def event(
+        self,
+        recv_ts: int,
+        exchange: str,
+        conn_id: str,
+        kind: str,
+        channel: str,
+        symbol: str,
+        seq: int,
+        exchange_ts: int | None,
+        frame_recv_ts: int | None,
+        detail: str,
+    ) -> None: ...
+
+
+class _Last:
+    """The last frame landed (its receive time is ``ConnectionCounters.last_message_ns``) and the newest exchange
+    time known: the receive loop only stores the frame; the time is looked up when an event needs it."""
+
+    __slots__ = ("exchange_ts", "frame", "frame_recv_ts")
+
+    def __init__(self) -> None:
+        self.frame: str | None = None
+        self.exchange_ts: int | None = None
+        self.frame_recv_ts: int | None = None
 
 
 class Connection:
@@ -54,12 +111,24 @@ class Connection:
         self.session: StreamSession | None = None
         self._ws: ClientConnection | None = None
         self._stopping = asyncio.Event()
-        self._session_channels = exchange.capabilities.book_channels
+        caps = exchange.capabilities
+        self._subscribe_ack = caps.subscribe_ack
+        #: channels the receive loop looks at beyond landing: book channels (the session) and, where the exchange
+        #: acknowledges subscriptions, control frames
+        self._watch = caps.book_channels | ({CONTROL_CHANNEL} if caps.subscribe_ack else frozenset())
         self._keepalive = exchange.keepalive
         self._idle_timeout = config.idle_timeout_s or exchange.keepalive.idle_timeout_s
         self._rest_seq = 0
-        self._closed_idle = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # per connection (reset on every connect)
+        self._conn_id = ""
+        self._seq_base = 0
+        self._last = _Last()
+        self._subscribed: dict[_Stream, None] = {}
+        self._stated: dict[_Stream, int] = {}  # stream -> receive minute it was last recorded as subscribed
+        self._alive_minute = -1
+        #: why the connection is being closed from our side (idle watchdog, missing pong)
+        self._close_reason: str | None = None
 
     async def run(self) -> None:
         """Connect and reconnect (exponential backoff with jitter) until ``stop``."""
@@ -101,7 +170,6 @@ class Connection:
         url = self.exchange.connect_url(self.subs, ws_url)
         c.state, c.url = "connecting", url
         conn_id = f"{self.exchange.id}-{uuid.uuid4().hex[:12]}"
-        client_ping = self._keepalive.client_ping
         async with connect(
             url,
             compression=None,  # permessage-deflate halves receive throughput
@@ -109,33 +177,79 @@ class Connection:
             max_queue=4096,
             open_timeout=10,
             close_timeout=2,
-            ping_interval=None if client_ping else 20,
-            ping_timeout=None if client_ping else 20,
+            # the liveness loop pings (and records each pong as an ``alive`` event) instead of the library
+            ping_interval=None,
+            ping_timeout=None,
         ) as ws:
             self._ws = ws
-            self.session = self.exchange.new_session(self.subs, self.config.rest_url or self.exchange.rest_url)
-            for message in self.exchange.subscribe_messages(self.subs):
-                await ws.send(message)
             now = time.time_ns()
-            c.conn_id, c.state, c.connected_since_ns, c.last_message_ns = conn_id, "connected", now, now
-            self._rest_seq = 0
-            self._closed_idle = False
-            self._spawn(self._watchdog(ws))
-            log.info("%s: connected %s (%s)", self.exchange.id, conn_id, url)
-            await self._receive(ws, conn_id)
-        if not self._stopping.is_set() and not self._closed_idle:
+            self._begin(conn_id, now)
+            c.conn_id, c.connected_since_ns, c.last_message_ns = conn_id, now, now
+            self._event(OPEN, detail=url, recv_ts=now)
+            failure: str | None = None
+            try:
+                self.session = self.exchange.new_session(self.subs, self.config.rest_url or self.exchange.rest_url)
+                if not self._subscribe_ack:  # the streams named in the URL are live with the connection
+                    for sub in dict.fromkeys(self.subs):
+                        self._subscribe((sub.channel, sub.symbol), now)
+                for message in self.exchange.subscribe_messages(self.subs):
+                    await ws.send(message)
+                c.state = "connected"
+                self._spawn(self._watchdog(ws))
+                self._spawn(self._liveness(ws))
+                log.info("%s: connected %s (%s)", self.exchange.id, conn_id, url)
+                await self._receive(ws, conn_id)
+            except asyncio.CancelledError:
+                failure = "cancelled"
+                raise
+            except BaseException as exc:
+                failure = f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                self._end(ws, failure)
+        if not self._stopping.is_set() and self._close_reason is None:
             self._error(f"connection {conn_id} closed: {ws.close_code} {ws.close_reason or ''}".rstrip())
 
+    def _begin(self, conn_id: str, now: int) -> None:
+        """Fresh per-connection state."""
+        self._conn_id = conn_id
+        self._seq_base = self.counters.messages_received
+        self._rest_seq = 0
+        self._last = _Last()
+        self._subscribed = {}
+        self._stated = {}
+        self._alive_minute = now - now % MINUTE_NS
+        self._close_reason = None
+        self.counters.refused = []
+        self.counters.subscribed = 0
+
+    def _end(self, ws: ClientConnection, failure: str | None) -> None:
+        """Record why the connection ended."""
+        if self._stopping.is_set():
+            reason = "stopped"
+        elif self._close_reason is not None:
+            reason = self._close_reason
+        elif failure is not None:
+            reason = failure
+        else:
+            reason = f"closed by the server: {ws.close_code} {ws.close_reason or ''}".rstrip()
+        self._event(CLOSE, detail=reason)
+        self._subscribed = {}
+        self.counters.subscribed = 0
+
     async def _receive(self, ws: ClientConnection, conn_id: str) -> None:
-        # the hot path: keep per-frame work to routing, one append and two counters
+        # the hot path: keep per-frame work to routing, one append, two counters, one reference to the frame
+        # (for the liveness check) and, once the first exchange time was seen, one boolean test
         c = self.counters
         exchange_id = self.exchange.id
         route = self.exchange.route
         append = self.sink.append
-        session_channels = self._session_channels
+        watch = self._watch
         session = self.session
         assert session is not None
+        last = self._last
         now = time.time_ns
+        started = False
         seq = 0
         async for frame in ws:
             recv = now()
@@ -144,15 +258,141 @@ class Connection:
             seq += 1
             c.messages_received += 1
             c.last_message_ns = recv
+            last.frame = frame
             channel, symbol = route(frame)
             append(recv, exchange_id, channel, symbol, conn_id, seq, frame)
-            if channel in session_channels:
-                action = session.on_frame(channel, symbol, frame)
-                if action is not None:
-                    await self._act(ws, conn_id, action)
+            if not started:
+                started = self._start(frame, recv)
+            if channel in watch:
+                if channel == CONTROL_CHANNEL:
+                    self._control(frame, recv)
+                else:
+                    action = session.on_frame(channel, symbol, frame)
+                    if action is not None:
+                        await self._act(ws, conn_id, action, recv)
             c.messages_processed += 1
 
-    async def _act(self, ws: ClientConnection, conn_id: str, action: SessionAction) -> None:
+    # --- events ------------------------------------------------------------------------------------
+
+    def _seq(self) -> int:
+        """Frames landed on the current connection so far."""
+        return self.counters.messages_received - self._seq_base
+
+    def _newest(self) -> _Newest:
+        """The newest exchange time known and when the frame carrying it arrived: looked up in the last frame
+        landed; a frame without one (an ack, a spot bookTicker) or with an older or equal one keeps what was known
+        (the earliest arrival of a time bounds the exchange clock tightest)."""
+        last = self._last
+        frame = last.frame
+        if frame is not None:
+            t = self.exchange.exchange_time(frame)
+            if t is not None and (last.exchange_ts is None or t > last.exchange_ts):
+                last.exchange_ts, last.frame_recv_ts = t, self.counters.last_message_ns
+        return last.exchange_ts, last.frame_recv_ts
+
+    def _event(
+        self,
+        kind: str,
+        channel: str = "",
+        symbol: str = "",
+        detail: str = "",
+        *,
+        recv_ts: int | None = None,
+        newest: _Newest | None = None,
+        seq: int | None = None,
+    ) -> None:
+        exchange_ts, frame_recv_ts = self._newest() if newest is None else newest
+        self.sink.event(
+            time.time_ns() if recv_ts is None else recv_ts,
+            self.exchange.id,
+            self._conn_id,
+            kind,
+            channel,
+            symbol,
+            self._seq() if seq is None else seq,
+            exchange_ts,
+            frame_recv_ts,
+            detail,
+        )
+
+    def _start(self, frame: str, recv: int) -> bool:
+        """``start`` at the first frame carrying an exchange time; True once it is recorded."""
+        t = self.exchange.exchange_time(frame)
+        if t is None:
+            return False
+        last = self._last
+        if last.exchange_ts is None or t > last.exchange_ts:
+            last.exchange_ts, last.frame_recv_ts = t, recv
+        self._event(START, recv_ts=recv, newest=(t, recv))
+        return True
+
+    def _subscribe(self, stream: _Stream, recv: int, newest: _Newest | None = None) -> None:
+        self._subscribed[stream] = None
+        self._stated[stream] = recv - recv % MINUTE_NS
+        self.counters.subscribed = len(self._subscribed)
+        self._event(SUBSCRIBED, *stream, recv_ts=recv, newest=newest)
+
+    def _control(self, frame: str, recv: int) -> None:
+        """Acks and refusals of subscriptions (exchanges that acknowledge them)."""
+        for ev in self.exchange.control_events(frame):
+            stream = (ev.channel, ev.symbol)
+            if ev.kind == SUBSCRIBED:
+                self._subscribe(stream, recv)
+                continue
+            if ev.kind == UNSUBSCRIBED:
+                self._subscribed.pop(stream, None)
+                self._stated.pop(stream, None)
+                self.counters.subscribed = len(self._subscribed)
+            elif ev.kind == SUB_ERROR:
+                c = self.counters
+                c.sub_errors += 1
+                c.refused.append(ev.detail or f"{ev.channel} {ev.symbol}".strip())
+                self._error(f"subscription refused on {self._conn_id}: {ev.detail}")
+            self._event(ev.kind, ev.channel, ev.symbol, ev.detail, recv_ts=recv)
+
+    def _alive(self, sent: int, newest: _Newest, seq: int) -> None:
+        """A pong came back for the ping sent at ``sent``; the first of a receive minute restates every stream
+        still subscribed, so each minute of the events table says what was being received."""
+        minute = sent - sent % MINUTE_NS
+        if minute != self._alive_minute:
+            self._alive_minute = minute
+            for stream in self._subscribed:
+                if self._stated.get(stream) != minute:
+                    self._stated[stream] = minute
+                    self._event(SUBSCRIBED, *stream, recv_ts=sent, newest=newest, seq=seq)
+        self._event(ALIVE, recv_ts=sent, newest=newest, seq=seq)
+        self.counters.last_alive_ns = sent
+
+    async def _liveness(self, ws: ClientConnection) -> None:
+        """Every ``liveness_interval_s``: a WebSocket ping; its pong proves that every frame the server sent
+        before answering has arrived (TCP keeps order), recorded as ``alive`` at the time the ping was sent. No
+        pong within the idle limit closes the connection (the keep-alive the library would otherwise do)."""
+        interval = self.config.liveness_interval_s
+        timeout = self._idle_timeout
+        due = time.monotonic() + interval
+        while True:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due = max(due + interval, time.monotonic())
+            sent = time.time_ns()
+            newest, seq = self._newest(), self._seq()
+            try:
+                pong = await ws.ping()
+            except ConnectionClosed:
+                return
+            try:
+                await asyncio.wait_for(pong, timeout)
+            except TimeoutError:
+                self._close_reason = f"no pong within {timeout:g}s"
+                self._error(f"{self._close_reason}: closing {self._conn_id}")
+                await ws.close(code=1011, reason="no pong")
+                return
+            except ConnectionClosed:
+                return
+            self._alive(sent, newest, seq)
+
+    async def _act(self, ws: ClientConnection, conn_id: str, action: SessionAction, recv: int) -> None:
+        for ev in action.events:
+            self._event(ev.kind, ev.channel, ev.symbol, ev.detail, recv_ts=recv)
         if action.error:
             self.counters.sync_errors += 1
             self._error(action.error)
@@ -177,20 +417,13 @@ class Connection:
         body = response.text
         self._rest_seq += 1
         self.counters.snapshots += 1
-        self.sink.append(
-            time.time_ns(),
-            self.exchange.id,
-            SNAPSHOT_CHANNEL,
-            symbol,
-            f"{conn_id}/rest",
-            self._rest_seq,
-            body,
-        )
+        recv = time.time_ns()
+        self.sink.append(recv, self.exchange.id, SNAPSHOT_CHANNEL, symbol, f"{conn_id}/rest", self._rest_seq, body)
         session = self.session
         if session is not None:
             action = session.on_snapshot(symbol, body)
             if action is not None:
-                await self._act(ws, conn_id, action)
+                await self._act(ws, conn_id, action, recv)
 
     async def _watchdog(self, ws: ClientConnection) -> None:
         """Close a silent connection (no data for ``idle_timeout``); send text pings where the exchange wants them."""
@@ -202,7 +435,7 @@ class Connection:
             silent_s = (time.time_ns() - self.counters.last_message_ns) / 1e9
             if silent_s > self._idle_timeout:
                 self._error(f"no data for {silent_s:.1f}s: closing {self.counters.conn_id}")
-                self._closed_idle = True
+                self._close_reason = f"idle: no data for {silent_s:.1f}s"
                 await ws.close(code=1001, reason="idle")
                 return
             if ping and silent_s >= interval and time.monotonic() - last_ping >= interval:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["ConnectionCounters", "iso_ns"]
@@ -28,8 +28,16 @@ class ConnectionCounters:
     #: sequence gaps and checksum mismatches reported by the exchange's session (each triggers a resync)
     sync_errors: int = 0
     snapshots: int = 0
+    #: subscriptions the exchange refused (``sub_error`` events), over every connection
+    sub_errors: int = 0
+    #: refusals on the current connection (health is degraded while there are any)
+    refused: list[str] = field(default_factory=list)
+    #: streams currently subscribed on the connection
+    subscribed: int = 0
     last_message_ns: int = 0
     connected_since_ns: int = 0
+    #: when the last ping was sent whose pong came back (the last ``alive`` event)
+    last_alive_ns: int = 0
     last_error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -43,7 +51,11 @@ class ConnectionCounters:
             "reconnects": self.reconnects,
             "sync_errors": self.sync_errors,
             "snapshots": self.snapshots,
+            "sub_errors": self.sub_errors,
+            "refused": list(self.refused),
+            "subscribed": self.subscribed,
             "last_message_time": iso_ns(self.last_message_ns),
             "connected_since": iso_ns(self.connected_since_ns),
+            "last_alive_time": iso_ns(self.last_alive_ns),
             "last_error": self.last_error,
         }

@@ -4,15 +4,38 @@ from __future__ import annotations
 
 import calendar
 import time
+from typing import Literal
 
 from .._time import MINUTE_NS
 from ._fs import join
 
-__all__ = ["MINUTE_NS", "hour_parts", "minute_dir", "parse_minute_dir", "raw_exchange_dir"]
+__all__ = [
+    "EVENTS_TABLE",
+    "MINUTE_NS",
+    "RAW_TABLE",
+    "MinuteTable",
+    "hour_parts",
+    "minute_dir",
+    "parse_minute_dir",
+    "part_path",
+    "raw_exchange_dir",
+    "table_exchange_dir",
+]
+
+#: the trees partitioned by exchange and minute of receive time: ``raw/`` (frames as received) and ``events/``
+#: (the collector's bookkeeping beside them)
+MinuteTable = Literal["raw", "events"]
+RAW_TABLE: MinuteTable = "raw"
+EVENTS_TABLE: MinuteTable = "events"
+
+
+def table_exchange_dir(root: str, exchange: str, table: MinuteTable = RAW_TABLE) -> str:
+    """``{root}/{table}/exchange=X``."""
+    return join(root, table, f"exchange={exchange}")
 
 
 def raw_exchange_dir(root: str, exchange: str) -> str:
-    return join(root, "raw", f"exchange={exchange}")
+    return table_exchange_dir(root, exchange, RAW_TABLE)
 
 
 def hour_parts(ts_ns: int) -> tuple[str, str]:
@@ -21,14 +44,20 @@ def hour_parts(ts_ns: int) -> tuple[str, str]:
     return f"date={t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}", f"hour={t.tm_hour:02d}"
 
 
-def minute_dir(root: str, exchange: str, minute_ns: int) -> str:
-    """``{root}/raw/exchange=X/date=YYYY-MM-DD/hour=HH/minute=MM`` for the minute holding ``minute_ns``."""
+def minute_dir(root: str, exchange: str, minute_ns: int, table: MinuteTable = RAW_TABLE) -> str:
+    """``{root}/{table}/exchange=X/date=YYYY-MM-DD/hour=HH/minute=MM`` for the minute holding ``minute_ns``."""
     minute = time.gmtime(minute_ns // 10**9).tm_min
-    return join(raw_exchange_dir(root, exchange), *hour_parts(minute_ns), f"minute={minute:02d}")
+    return join(table_exchange_dir(root, exchange, table), *hour_parts(minute_ns), f"minute={minute:02d}")
+
+
+def part_path(root: str, table: MinuteTable, exchange: str, minute_ns: int, writer_id: str, part: int) -> str:
+    """``{minute_dir}/part-<writer>-<n>.parquet``: a writer's n-th file of one minute of one table."""
+    return f"{minute_dir(root, exchange, minute_ns, table)}/part-{writer_id}-{part:05d}.parquet"
 
 
 def parse_minute_dir(path: str) -> tuple[str, int] | None:
-    """(exchange, minute start ns) of a raw minute directory or of a file inside one; None if not one."""
+    """(exchange, minute start ns) of a minute directory (of any minute table) or of a file inside one; None if
+    not one."""
     fields: dict[str, str] = {}
     for part in path.split("/"):
         key, sep, value = part.partition("=")

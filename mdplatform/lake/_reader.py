@@ -1,4 +1,4 @@
-"""Reading the raw layer back for a window of receive time."""
+"""Reading the raw layer and the events beside it back for a window of receive time."""
 
 from __future__ import annotations
 
@@ -12,34 +12,41 @@ from fsspec import AbstractFileSystem
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
 from .._time import DAY_NS, HOUR_NS
-from ..schemas import RAW, RAW_ARROW
+from ..schemas import EVENTS, EVENTS_ARROW, RAW, RAW_ARROW
 from ._fs import filesystem, is_local, join, lake_root
-from ._paths import minute_dir, parse_minute_dir, raw_exchange_dir
+from ._paths import EVENTS_TABLE, RAW_TABLE, MinuteTable, minute_dir, parse_minute_dir, table_exchange_dir
 
-__all__ = ["list_exchanges", "list_raw_minutes", "raw_minute_bounds", "read_raw"]
+__all__ = ["list_exchanges", "list_raw_minutes", "raw_minute_bounds", "read_events", "read_raw"]
 
 
-def list_exchanges(root: str | None = None) -> list[str]:
+def list_exchanges(root: str | None = None, *, table: MinuteTable = RAW_TABLE) -> list[str]:
+    """Exchanges with a folder in ``table`` ("raw" or "events")."""
     fs, base = filesystem(lake_root(root))
-    raw = join(base, "raw")
-    if not fs.exists(raw):
+    tree = join(base, table)
+    if not fs.exists(tree):
         return []
-    names = (p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(raw, detail=False))
+    names = (p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(tree, detail=False))
     return sorted(n.split("=", 1)[1] for n in names if n.startswith("exchange="))
 
 
 def list_raw_minutes(
-    root: str | None, start_ns: int, end_ns: int, *, exchanges: Sequence[str] | None = None
+    root: str | None,
+    start_ns: int,
+    end_ns: int,
+    *,
+    exchanges: Sequence[str] | None = None,
+    table: MinuteTable = RAW_TABLE,
 ) -> dict[tuple[str, int], list[str]]:
-    """(exchange, minute start ns) -> its part files (protocol-less paths), for minutes in [start, end).
+    """(exchange, minute start ns) -> its part files (protocol-less paths), for minutes in [start, end) of the
+    ``raw/`` tree, or of the ``events/`` tree with ``table="events"``.
 
     Lists only dates that exist; short windows glob hour by hour so an hourly asset never lists a whole day.
     """
     root = lake_root(root)
     fs, base = filesystem(root)
     found: dict[tuple[str, int], list[str]] = {}
-    for exchange in exchanges if exchanges is not None else list_exchanges(root):
-        exchange_dir = raw_exchange_dir(base, exchange)
+    for exchange in exchanges if exchanges is not None else list_exchanges(root, table=table):
+        exchange_dir = table_exchange_dir(base, exchange, table)
         if not fs.exists(exchange_dir):
             continue
         for date_dir in sorted(fs.ls(exchange_dir, detail=False)):
@@ -52,7 +59,7 @@ def list_raw_minutes(
             else:
                 first = lo - lo % HOUR_NS
                 patterns = [
-                    f"{minute_dir(base, exchange, h).rsplit('/', 1)[0]}/minute=*/*.parquet"
+                    f"{minute_dir(base, exchange, h, table).rsplit('/', 1)[0]}/minute=*/*.parquet"
                     for h in range(first, hi, HOUR_NS)
                 ]
             for pattern in patterns:
@@ -64,17 +71,19 @@ def list_raw_minutes(
 
 
 def raw_minute_bounds(root: str | None = None) -> tuple[int, int] | None:
-    """(first, last) raw minute start (ns) over all exchanges, None for an empty lake; walks only the first and
-    last date/hour folders holding a part file, so it stays cheap on a long history."""
+    """(first, last) minute start (ns) holding frames or events, over all exchanges (a quiet market may have
+    event minutes and no frame minutes), None for an empty lake; walks only the first and last date/hour folders
+    holding a part file, so it stays cheap on a long history."""
     root = lake_root(root)
     fs, base = filesystem(root)
     found: list[int] = []
-    for exchange in list_exchanges(root):
-        dates = _names(fs, raw_exchange_dir(base, exchange))
-        for ordered, last in ((dates, False), (dates[::-1], True)):
-            edge = _edge_minute(fs, ordered, last=last)
-            if edge is not None:
-                found.append(edge)
+    for table in (RAW_TABLE, EVENTS_TABLE):
+        for exchange in list_exchanges(root, table=table):
+            dates = _names(fs, table_exchange_dir(base, exchange, table))
+            for ordered, last in ((dates, False), (dates[::-1], True)):
+                edge = _edge_minute(fs, ordered, last=last)
+                if edge is not None:
+                    found.append(edge)
     return (min(found), max(found)) if found else None
 
 
@@ -120,17 +129,39 @@ def read_raw(
     columns: Sequence[str] | None = None,
 ) -> pl.DataFrame:
     """Raw rows whose receive minute lies in [start_ns, end_ns), in the RAW schema, in file order."""
+    flt = ds.field("channel").isin(list(channels)) if channels is not None else None
+    return _read_minutes(root, RAW_TABLE, start_ns, end_ns, exchanges, columns, flt)
+
+
+def read_events(
+    root: str | None, start_ns: int, end_ns: int, *, exchanges: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """The collector's events whose receive minute lies in [start_ns, end_ns), in the EVENTS schema, ordered by
+    ``recv_ts`` (stable: rows of one time keep the order they were recorded in)."""
+    df = _read_minutes(root, EVENTS_TABLE, start_ns, end_ns, exchanges, None, None)
+    return df.sort("recv_ts", maintain_order=True)
+
+
+def _read_minutes(
+    root: str | None,
+    table: MinuteTable,
+    start_ns: int,
+    end_ns: int,
+    exchanges: Sequence[str] | None,
+    columns: Sequence[str] | None,
+    flt: ds.Expression | None,
+) -> pl.DataFrame:
+    schema, arrow_schema = (RAW, RAW_ARROW) if table == RAW_TABLE else (EVENTS, EVENTS_ARROW)
     root = lake_root(root)
-    minutes = list_raw_minutes(root, start_ns, end_ns, exchanges=exchanges)
+    minutes = list_raw_minutes(root, start_ns, end_ns, exchanges=exchanges, table=table)
     files = [f for _, paths in sorted(minutes.items()) for f in paths]
-    cols = list(columns) if columns is not None else list(RAW)
+    cols = list(columns) if columns is not None else list(schema)
     if not files:
-        return pl.DataFrame(schema={c: RAW[c] for c in cols})
+        return pl.DataFrame(schema={c: schema[c] for c in cols})
     fs, _ = filesystem(root)
     filesystem_arg = None if is_local(fs) else PyFileSystem(FSSpecHandler(fs))
-    dataset = ds.dataset(files, schema=RAW_ARROW, format="parquet", filesystem=filesystem_arg)
-    flt = ds.field("channel").isin(list(channels)) if channels is not None else None
-    table: pa.Table = dataset.to_table(columns=cols, filter=flt)
-    out = pl.from_arrow(table)
+    dataset = ds.dataset(files, schema=arrow_schema, format="parquet", filesystem=filesystem_arg)
+    result: pa.Table = dataset.to_table(columns=cols, filter=flt)
+    out = pl.from_arrow(result)
     assert isinstance(out, pl.DataFrame)
     return out

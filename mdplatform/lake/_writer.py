@@ -4,6 +4,9 @@ A minute's rows are written when the minute closes (``flush_closed``, called abo
 ingestor) and on ``close``; a buffer that reaches ``max_rows`` is written early as another part of the same
 minute, so memory stays bounded whatever the message rate. Parquet encoding runs on one background thread so
 the receive loop never waits on disk or S3, with back-pressure once ``max_pending`` files are queued.
+
+The collector's events (``event``: open, subscribed, alive, close, ...) are buffered and written the same way,
+to the ``events/`` tree beside ``raw/``; an event for a minute already written becomes another part of it.
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ from types import TracebackType
 
 import pyarrow as pa
 
-from ..schemas import RAW_ARROW
+from ..schemas import EVENTS_ARROW, RAW_ARROW
 from ._atomic import write_table_atomic
 from ._fs import lake_root
-from ._paths import MINUTE_NS, minute_dir
+from ._paths import EVENTS_TABLE, MINUTE_NS, RAW_TABLE, MinuteTable, part_path
 
 __all__ = ["RawWriter", "WriterStats"]
 
 _WRITE_ATTEMPTS = 3
+_TS = RAW_ARROW.field("recv_ts").type
 
 
 @dataclass(slots=True)
@@ -42,7 +46,7 @@ class _Buffer:
         n = len(self.recv_ts)
         return pa.Table.from_arrays(
             [
-                pa.array(self.recv_ts, type=pa.int64()).cast(RAW_ARROW.field("recv_ts").type),
+                pa.array(self.recv_ts, type=pa.int64()).cast(_TS),
                 pa.array([self.exchange] * n, pa.string()),
                 pa.array(self.channel, pa.string()),
                 pa.array(self.symbol, pa.string()),
@@ -54,16 +58,52 @@ class _Buffer:
         )
 
 
+#: one event row: recv_ts, conn_id, kind, channel, symbol, seq, exchange_ts, frame_recv_ts, detail
+_EventRow = tuple[int, str, str, str, str, int, int | None, int | None, str]
+
+
+@dataclass(slots=True)
+class _EventBuffer:
+    exchange: str
+    minute_ns: int
+    rows: list[_EventRow] = field(default_factory=list)
+
+    def table(self) -> pa.Table:
+        cols = list(zip(*self.rows, strict=True))
+        n = len(self.rows)
+        return pa.Table.from_arrays(
+            [
+                pa.array(cols[0], type=pa.int64()).cast(_TS),
+                pa.array([self.exchange] * n, pa.string()),
+                pa.array(cols[1], pa.string()),
+                pa.array(cols[2], pa.string()),
+                pa.array(cols[3], pa.string()),
+                pa.array(cols[4], pa.string()),
+                pa.array(cols[5], pa.int64()),
+                pa.array(cols[6], type=pa.int64()).cast(_TS),
+                pa.array(cols[7], type=pa.int64()).cast(_TS),
+                pa.array(cols[8], pa.string()),
+            ],
+            schema=EVENTS_ARROW,
+        )
+
+
 @dataclass(slots=True)
 class WriterStats:
+    """Raw frames (``rows_*``, ``files_written``) and events (``events_*``, ``event_files_written``)."""
+
     rows_appended: int = 0
     rows_written: int = 0
     files_written: int = 0
     write_errors: int = 0
+    events_appended: int = 0
+    events_written: int = 0
+    event_files_written: int = 0
 
 
 class RawWriter:
-    """Buffers raw rows and writes them to ``{root}/raw/exchange=X/date=/hour=/minute=/part-*.parquet``.
+    """Buffers raw rows and writes them to ``{root}/raw/exchange=X/date=/hour=/minute=/part-*.parquet``, and the
+    collector's events to ``{root}/events/exchange=X/date=/hour=/minute=/part-*.parquet`` (same part names).
 
     ``writer_id`` names this writer's part files; a deterministic id (as ``import-capture`` uses) makes a
     repeated write of the same input replace the same files instead of adding duplicates.
@@ -84,6 +124,8 @@ class RawWriter:
         self.stats = WriterStats()
         self._buffers: dict[tuple[str, int], _Buffer] = {}
         self._parts: dict[tuple[str, int], int] = {}
+        self._event_buffers: dict[tuple[str, int], _EventBuffer] = {}
+        self._event_parts: dict[tuple[str, int], int] = {}
         self._pending: list[Future[int]] = []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-writer")
         self._error: BaseException | None = None
@@ -119,19 +161,49 @@ class RawWriter:
         self._cur, self._cur_exchange = buf, exchange
         self._cur_start, self._cur_end = minute, minute + MINUTE_NS
 
+    def event(
+        self,
+        recv_ts: int,
+        exchange: str,
+        conn_id: str,
+        kind: str,
+        channel: str,
+        symbol: str,
+        seq: int,
+        exchange_ts: int | None,
+        frame_recv_ts: int | None,
+        detail: str,
+    ) -> None:
+        """One row of the ``events/`` table (schema ``EVENTS``), buffered per (exchange, minute of ``recv_ts``)
+        and written at the same points as the frames; one for a minute already written becomes another part."""
+        key = (exchange, recv_ts - recv_ts % MINUTE_NS)
+        buf = self._event_buffers.get(key)
+        if buf is None:
+            buf = self._event_buffers[key] = _EventBuffer(*key)
+        buf.rows.append((recv_ts, conn_id, kind, channel, symbol, seq, exchange_ts, frame_recv_ts, detail))
+        self.stats.events_appended += 1
+        if len(buf.rows) >= self.max_rows:
+            self._flush_events(key)
+
     def flush_closed(self, now_ns: int | None = None) -> int:
-        """Write every buffered minute that ended at or before ``now_ns``; returns rows handed to the writer."""
+        """Write every buffered minute (frames and events) that ended at or before ``now_ns``; returns the frame
+        rows handed to the writer."""
         self._raise_pending_error()
         now = time.time_ns() if now_ns is None else now_ns
         rows = 0
         for key in [k for k in self._buffers if k[1] + MINUTE_NS <= now]:
             rows += self._flush(key)
+        for key in [k for k in self._event_buffers if k[1] + MINUTE_NS <= now]:
+            self._flush_events(key)
         return rows
 
     def flush_all(self) -> int:
+        """Write every buffered minute (frames and events); returns the frame rows handed to the writer."""
         rows = 0
         for key in list(self._buffers):
             rows += self._flush(key)
+        for key in list(self._event_buffers):
+            self._flush_events(key)
         return rows
 
     def _flush(self, key: tuple[str, int]) -> int:
@@ -141,15 +213,27 @@ class RawWriter:
         n = len(buf.recv_ts)
         if n == 0:
             return 0
-        part = self._parts.get(key, 0)
-        self._parts[key] = part + 1
-        path = f"{minute_dir(self.root, *key)}/part-{self.writer_id}-{part:05d}.parquet"
+        self._submit(buf, self._path(RAW_TABLE, key, self._parts))
+        return n
+
+    def _flush_events(self, key: tuple[str, int]) -> int:
+        buf = self._event_buffers.pop(key)
+        if not buf.rows:
+            return 0
+        self._submit(buf, self._path(EVENTS_TABLE, key, self._event_parts))
+        return len(buf.rows)
+
+    def _path(self, table: MinuteTable, key: tuple[str, int], parts: dict[tuple[str, int], int]) -> str:
+        part = parts.get(key, 0)
+        parts[key] = part + 1
+        return part_path(self.root, table, key[0], key[1], self.writer_id, part)
+
+    def _submit(self, buf: _Buffer | _EventBuffer, path: str) -> None:
         while len(self._pending) >= self.max_pending:
             self._settle(self._pending.pop(0))
         self._pending.append(self._pool.submit(self._write, buf, path))
-        return n
 
-    def _write(self, buf: _Buffer, path: str) -> int:
+    def _write(self, buf: _Buffer | _EventBuffer, path: str) -> int:
         table = buf.table()
         for attempt in range(_WRITE_ATTEMPTS):
             try:
@@ -162,8 +246,12 @@ class RawWriter:
                     raise
                 time.sleep(0.5 * 2**attempt)
         rows: int = table.num_rows
-        self.stats.rows_written += rows
-        self.stats.files_written += 1
+        if isinstance(buf, _EventBuffer):
+            self.stats.events_written += rows
+            self.stats.event_files_written += 1
+        else:
+            self.stats.rows_written += rows
+            self.stats.files_written += 1
         return rows
 
     def _raise_pending_error(self) -> None:
@@ -197,6 +285,10 @@ class RawWriter:
     @property
     def buffered_rows(self) -> int:
         return sum(len(b.recv_ts) for b in self._buffers.values())
+
+    @property
+    def buffered_events(self) -> int:
+        return sum(len(b.rows) for b in self._event_buffers.values())
 
     def __repr__(self) -> str:
         return f"RawWriter(root={self.root!r}, writer_id={self.writer_id!r}, pid={os.getpid()})"

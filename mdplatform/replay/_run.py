@@ -22,15 +22,24 @@ def run_replay(
     host: str = "127.0.0.1",
     port: int = 0,
     drop_after: int | None = None,
+    pause_when_idle: bool = True,
 ) -> int:
     """Run a replay server until Ctrl-C / SIGTERM; returns the number of frames sent.
 
     Prints ``REPLAY_PORT=``, ``REPLAY_WS_URL=``, ``REPLAY_REST_URL=``, ``REPLAY_EXCHANGE=`` and
     ``REPLAY_SHIFT_NS=`` once listening, ``REPLAY_FINISHED=1`` and ``REPLAY_SENT=`` when the recording is
-    exhausted (the server keeps serving), and a final ``REPLAY_SENT=`` on exit.
+    exhausted (the server keeps serving), and a final ``REPLAY_SENT=`` on exit. ``pause_when_idle`` False: once
+    the first client subscribed, the recording runs on whether anyone is connected or not (``ReplayServer``).
     """
     server = ReplayServer(
-        paths, exchange=exchange, speed=speed, rebase=rebase, host=host, port=port, drop_after=drop_after
+        paths,
+        exchange=exchange,
+        speed=speed,
+        rebase=rebase,
+        host=host,
+        port=port,
+        drop_after=drop_after,
+        pause_when_idle=pause_when_idle,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(server))
@@ -53,7 +62,7 @@ async def _serve(server: ReplayServer) -> None:
 
     async def report_finish() -> None:
         await server.finished.wait()
-        print(f"REPLAY_FINISHED=1\nREPLAY_SENT={server.sent}", flush=True)
+        print(f"REPLAY_FINISHED=1\nREPLAY_SENT={server.sent}\nREPLAY_MISSED={server.missed}", flush=True)
 
     reporter = asyncio.create_task(report_finish())
     try:

@@ -1,9 +1,11 @@
 """A local exchange: WebSocket + REST on one port, replaying recorded frames through the real protocol.
 
 One cursor per server walks the merged recording, like a live exchange's single timeline: every frame goes
-to every client subscribed to it, nobody gets a private rewind. The cursor waits while no client has a
-subscription (so a test that connects late still sees the first frame) and paces frames by their recorded
-receive-time gaps divided by ``speed`` (0: as fast as the sockets take them).
+to every client subscribed to it, nobody gets a private rewind. By default the cursor waits while no client has
+a subscription (so a test that connects late still sees the first frame); with ``pause_when_idle=False`` it
+waits only for the first subscriber and then never again, so frames passed while nobody is connected are lost,
+as on a real exchange (a collector outage). Frames are paced by their recorded receive-time gaps divided by
+``speed`` (0: as fast as the sockets take them).
 """
 
 from __future__ import annotations
@@ -66,9 +68,10 @@ class ReplayServer:
     ``exchange`` defaults to the one detected from the first file (all files must be of one exchange).
     ``rebase`` shifts every exchange timestamp by whole minutes so the recording ends just before the
     current minute (``shift_ns``). ``drop_after`` aborts every client connection once, after that many
-    frames were sent in total. ``sent`` counts recorded frames sent (one per client it went to),
-    ``sent_by_stream`` the same per stream; ``finished`` is set when the recording is exhausted, after which
-    connections stay open (as a live exchange's would).
+    frames were sent in total. ``pause_when_idle`` False: the cursor never waits again once the first client
+    subscribed (frames nobody is subscribed to are lost, counted in ``missed``). ``sent`` counts recorded frames
+    sent (one per client it went to), ``sent_by_stream`` the same per stream; ``finished`` is set when the
+    recording is exhausted, after which connections stay open (as a live exchange's would).
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class ReplayServer:
         drop_after: int | None = None,
         ping_interval: float | None = 20.0,
         verbose: bool = True,
+        pause_when_idle: bool = True,
     ) -> None:
         if not paths:
             raise ValueError("no capture files to replay")
@@ -97,8 +101,12 @@ class ReplayServer:
         self.drop_after = drop_after
         self.ping_interval = ping_interval
         self.verbose = verbose
+        self.pause_when_idle = pause_when_idle
         self.shift_ns = 0
         self.sent = 0
+        #: replayable frames the cursor passed that went to no client (only without ``pause_when_idle``, or
+        #: frames of streams nobody subscribed to)
+        self.missed = 0
         self.sent_by_stream: dict[str, int] = {}
         self.position = 0  # recorded frames the cursor has passed
         self.skipped = 0  # recorded frames not replayed (REST replies, recorded acks)
@@ -256,11 +264,13 @@ class ReplayServer:
         anchor_wall = anchor_rec = 0
         anchored = False
         batched = 0
+        may_pause = True  # without pause_when_idle: only until the first subscriber
         for frame in self._frames():
-            if not active.is_set():
+            if may_pause and not active.is_set():
                 await self._flush(dirty)
                 await active.wait()
                 anchored = False
+                may_pause = self.pause_when_idle
             if speed > 0:
                 now = time.monotonic_ns()
                 if not anchored:
@@ -279,6 +289,7 @@ class ReplayServer:
             # no await between advancing the book and queueing the frame: a client that subscribes
             # later gets a book snapshot that already includes this frame, and not the frame
             wire: bytes | None = None
+            sent = self.sent
             for client in clients:
                 if key not in client.keys or client.dropped or client.ws.state is not State.OPEN:
                     continue
@@ -295,6 +306,8 @@ class ReplayServer:
                     dirty.clear()
                     self._drop_all()
                     break
+            if self.sent == sent:
+                self.missed += 1
             batched += 1
             if batched >= _BATCH:
                 batched = 0

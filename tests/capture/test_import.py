@@ -31,8 +31,10 @@ def test_import_spot_rows_per_channel(shared_data: Path, lake: str) -> None:
     }
     assert stats.rows == 41_249 and stats.files == 1 and stats.bad_lines == []
     assert (stats.first_recv_ns, stats.last_recv_ns) == (1723161253937085768, 1723161599999231384)
-    # 23:54 .. 23:59: one part file per receive minute
+    # 23:54 .. 23:59: one part file per receive minute, and one of events for each
     assert stats.files_written == 6
+    assert stats.event_files_written == 6
+    assert stats.sessions == 1
 
     raw = _raw(lake, "binance")
     assert raw.height == 41_249
@@ -75,7 +77,9 @@ def test_import_okx_channels(shared_data: Path, lake: str) -> None:
         ("BTC-USDT", 98),
         ("UNI-USD-SWAP", 93),
     ]
-    assert set(raw["conn_id"].unique()) == {"capture:OKX.ws.1.0"}
+    # the file's one connect line starts its one session
+    assert set(raw["conn_id"].unique()) == {"capture:OKX.ws.1.0:1"}
+    assert stats.sessions == 1
 
 
 def test_cryptofeed_rest_file_lands_snapshots_per_symbol(shared_data: Path, lake: str) -> None:

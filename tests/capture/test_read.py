@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from mdplatform.capture import ReadStats, capture_format, detect_exchange, merge_captures, read_capture
+from mdplatform.capture import (
+    CapturedFrame,
+    ReadStats,
+    capture_format,
+    detect_exchange,
+    merge_captures,
+    read_capture,
+)
 
 
 def test_hftbacktest_spot_frames_and_inline_snapshot(shared_data: Path) -> None:
@@ -57,6 +64,10 @@ def test_cryptofeed_okx(shared_data: Path) -> None:
     books = [f for f in frames if f.frame.startswith('{"arg":{"channel":"books"')]
     assert len(books) == 290
     assert sum('"action":"snapshot"' in f.frame for f in books) == 3
+    # asked for, the connect line is a marker where the connection starts; never by default
+    marked = list(read_capture(shared_data / "cryptofeed-samples/OKX.ws.1.0.gz", connects=True))
+    assert marked[0] == CapturedFrame(1652459224_530060500, "wss://ws.okx.com:8443/ws/v5/public", "connect", "", 1)
+    assert marked[1:] == frames
 
 
 def test_cryptofeed_rest_replies(shared_data: Path) -> None:

@@ -14,7 +14,7 @@ from _replay_util import recv_n, recv_quiet, run
 from websockets.asyncio.client import connect
 
 from mdplatform.capture import read_capture
-from mdplatform.exchanges import OkxSession, Subscription, get_exchange
+from mdplatform.exchanges import OkxSession, SessionAction, Subscription, get_exchange
 from mdplatform.replay import ReplayServer
 
 OKX = "cryptofeed-samples/OKX.ws.1.0.gz"
@@ -64,11 +64,17 @@ def test_ping_acks_and_subscribed_frames_in_order(shared_data: Path) -> None:
             assert server.skipped == 18
 
             session = OkxSession(get_exchange("okx"), [Subscription("books", "BTC-USDT")])  # type: ignore[arg-type]
-            for frame in frames:
-                assert session.on_frame(*get_exchange("okx").route(frame), frame) is None
+            actions = [session.on_frame(*get_exchange("okx").route(frame), frame) for frame in frames]
+            assert [_reported(a) for a in actions if a is not None] == [["synced"]]  # the recorded snapshot
             assert session.checksums_verified == 98
 
     run(scenario)
+
+
+def _reported(action: SessionAction | None) -> list[str]:
+    """The event kinds of a session's answer that asks for nothing (no error, no resubscribe)."""
+    assert action is not None and action.error is None and not action.send and action.fetch_snapshot is None
+    return [ev.kind for ev in action.events]
 
 
 def test_books_subscribe_mid_stream_gets_a_valid_snapshot(shared_data: Path) -> None:
@@ -109,8 +115,10 @@ def test_books_subscribe_mid_stream_gets_a_valid_snapshot(shared_data: Path) -> 
             assert server.sent == len(first_frames) - 1 + len(late_frames)
 
             session = OkxSession(okx, [Subscription("books", "UNI-USD-SWAP")])  # type: ignore[arg-type]
-            for frame in [orjson.dumps(snapshot).decode(), *updates]:
-                assert session.on_frame("books", "UNI-USD-SWAP", frame) is None
+            frames = [orjson.dumps(snapshot).decode(), *updates]
+            actions = [session.on_frame("books", "UNI-USD-SWAP", frame) for frame in frames]
+            assert _reported(actions[0]) == ["synced"]  # the generated snapshot loads the book
+            assert actions[1:] == [None] * len(updates)
             # the generated snapshot's checksum and every later recorded one verify against it
             assert session.checksums_verified == 1 + len(updates)
 
