@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,9 @@ import pytest
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+# the independent candle computation lives with the transform tests; the repo root makes `assets`/`sensors`
+# the packages they are even where an editable install predates their __init__.py
+sys.path[:0] = [str(REPO / "tests" / "transforms"), str(REPO)]
 
 
 def _shared_data() -> Path:
@@ -62,3 +67,14 @@ def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         yield env
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway Dagster instance (telemetry off) for the module's runs."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(home))
+        mp.setenv("DAGSTER_DISABLE_TELEMETRY", "1")
+        yield str(home)

@@ -116,6 +116,7 @@ class _Session:
         self.book_channels = caps.book_channels
         self.subscribe_ack = caps.subscribe_ack
         self.opened = False
+        self.open_recv = 0
         self.seq = 0
         self.rest_seq = 0
         self.last_recv = 0
@@ -148,6 +149,7 @@ class _Session:
 
     def open(self, recv_ns: int, detail: str) -> None:
         self.opened = True
+        self.open_recv = recv_ns
         self.last_recv = recv_ns
         self.next_alive = recv_ns + self.alive_every_ns
         self.alive_minute = recv_ns - recv_ns % MINUTE_NS
@@ -179,7 +181,9 @@ class _Session:
                         self.stated.pop(stream, None)
                     self.event(recv_ns, ev.kind, ev.channel, ev.symbol, ev.detail)
         elif channel and (channel, symbol) not in self.subscribed:
-            self.subscribe(recv_ns, (channel, symbol))
+            # where streams are named at connect time (no acks), the capture's connection carried every stream it
+            # shows from its start: a quiet stream was subscribed before its first frame
+            self.subscribe(recv_ns if self.subscribe_ack else self.open_recv, (channel, symbol))
         if t is not None and not self.started:
             self.started = True
             self.event(recv_ns, START, start=t)

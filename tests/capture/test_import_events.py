@@ -54,15 +54,16 @@ def _check_session(lake: str, path: Path) -> pl.DataFrame:
     assert (opened["t"], opened["seq"], opened["ex"], opened["detail"]) == (first_recv, 0, None, f"capture {path.name}")
     assert ev.row(0, named=True)["kind"] == "open"
 
-    # subscribed: each stream the first time it appears, on the frame it appears with
+    # subscribed: each stream the capture shows, from the session's start (Binance names its streams at connect
+    # time, so the connection carried a stream before its first frame), recorded when it first appears
     streams = {"btcusdt@depth@100ms": "depth", "btcusdt@trade": "trade", "btcusdt@bookTicker": "bookTicker"}
-    first_seen: dict[str, tuple[int, int]] = {}
-    for seq, (recv, stream, _) in enumerate(frames, 1):
-        first_seen.setdefault(streams[stream], (recv, seq))
+    first_seen: dict[str, int] = {}
+    for seq, (_, stream, _) in enumerate(frames, 1):
+        first_seen.setdefault(streams[stream], seq)
     subscribed = ev.filter(pl.col("kind") == "subscribed")
     assert set(subscribed["symbol"]) == {"BTCUSDT"}
     firsts = subscribed.group_by("channel").agg(pl.col("t").min(), pl.col("seq").min())
-    assert {ch: (t, seq) for ch, t, seq in firsts.iter_rows()} == first_seen
+    assert {ch: (t, seq) for ch, t, seq in firsts.iter_rows()} == {ch: (first_recv, n) for ch, n in first_seen.items()}
 
     # start: the first frame carrying an exchange time
     (start,) = ev.filter(pl.col("kind") == "start").iter_rows(named=True)
@@ -89,7 +90,7 @@ def _check_session(lake: str, path: Path) -> pl.DataFrame:
 
     # subscribed is restated with the first alive of each new receive minute: exactly once per stream and minute
     minutes = alive.with_columns(m=pl.col("t") // MINUTE_NS).group_by("m").agg(pl.col("t").min()).sort("m")
-    restated = subscribed.filter(pl.col("t") > max(t for t, _ in first_seen.values()))
+    restated = subscribed.filter(pl.col("t") > first_recv)
     assert restated.height == 3 * (minutes.height - (first_recv // MINUTE_NS == minutes["m"][0]))
     per_minute = restated.group_by(pl.col("t") // MINUTE_NS, "channel").len()
     assert set(per_minute["len"]) == {1}

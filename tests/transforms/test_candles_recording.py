@@ -52,7 +52,9 @@ def materialize(root: str, hours: list[int]) -> tuple[pl.DataFrame, pl.DataFrame
         window = trades_for_window(
             read_raw(root, lo, hi), hour, hour + HOUR, LATENESS, normalize=registry_normalizer, skew_ns=SKEW
         )
-        cov = compute_coverage(read_events(root, lo, hi), window.observed, hour, hour + HOUR, kinds=registry_stream_kinds())
+        cov = compute_coverage(
+            read_events(root, lo, hi), window.observed, hour, hour + HOUR, kinds=registry_stream_kinds()
+        )
         assert validate_coverage(cov, hour, hour + HOUR) == []
         covered, horizon = symbol_coverage(cov, registry_trade_channels())
         got = build_candles(
@@ -78,17 +80,20 @@ def test_candles_equal_reference(full: tuple[pl.DataFrame, pl.DataFrame], spot: 
     expected = reference_candles(spot.trades, [(start, end)], end, start - start % MIN)
     assert_candles_match(candle_rows(candles), expected)
     by_tf = {
-        tf: (n, c)
-        for tf, n, c in candles.group_by("timeframe").agg(pl.len(), pl.col("complete").sum()).iter_rows()
+        tf: (n, c) for tf, n, c in candles.group_by("timeframe").agg(pl.len(), pl.col("complete").sum()).iter_rows()
     }
     # 23:54 .. 00:04 (00:05 is not known closed: the recording ends at 00:05:04); the first minute is partial;
-    # 5m 23:55 and 00:00 are complete, 23:50 is not; 1h 23:00, 4h 20:00, 1d 08-08 close at midnight incomplete
-    assert by_tf == {"1m": (11, 10), "5m": (3, 2), "1h": (1, 0), "4h": (1, 0), "1d": (1, 0)}
+    # 5m 23:55 and 00:00 are complete, 23:50 is not; 15m 23:45, 1h 23:00, 4h 20:00 and 1d 08-08 close at midnight
+    # over the few minutes observed: published, not complete
+    assert by_tf == {"1m": (11, 10), "5m": (3, 2), "15m": (1, 0), "1h": (1, 0), "4h": (1, 0), "1d": (1, 0)}
     first = candles.filter((pl.col("timeframe") == "1m")).sort("open_time").row(0, named=True)
     assert f"{first['open_time']:%H:%M}" == "23:54" and first["complete"] is False
     assert 0.7 < first["coverage"] < 0.8  # observed from 23:54:15.2
-    # one stretch covered, from the first exchange time to the end (the files are bridged by consecutive ids)
-    assert coverage.filter(pl.col("channel") == "trade").get_column("status").unique().to_list() == ["covered"]
+    # one stretch covered, from the first exchange time to the end (the files are bridged by consecutive ids);
+    # before the recording, the stream was not received
+    trade = coverage.filter(pl.col("channel") == "trade").sort("start_time")
+    assert trade.select("status", "reason").rows() == [("gap", "not connected"), ("covered", None), ("covered", None)]
+    assert trade.row(1, named=True)["start_time"].timestamp() * 10**9 == pytest.approx(start, abs=1000)
 
 
 def test_exact_sums(full: tuple[pl.DataFrame, pl.DataFrame], spot: Recording) -> None:
