@@ -356,7 +356,8 @@ def _segment(
         gap = next((i for i, (s, e, *_) in enumerate(gap_spans) if s <= a and e >= b), None)
         hole = next((h for h in hole_spans if h[0] <= a and h[1] >= b), None)
         missing = None
-        if gap is not None and gap not in counted:
+        # an id gap's missing ids are counted once: on its first piece, in the hour where it starts
+        if gap is not None and gap not in counted and gap_spans[gap][0] >= lo:
             counted.add(gap)
             missing = gap_spans[gap][2]
         piece: tuple[str, str | None, str | None, int | None]

@@ -105,55 +105,58 @@ def write_lines(lines: Iterable[tuple[int, str]], path: Path) -> Path:
     return path
 
 
-def as_agg_trades(lines: list[tuple[int, str]], *, keep_trades: bool = False) -> list[tuple[int, str]]:
-    """The recording with its ``@trade`` frames turned into ``@aggTrade`` frames, built from Binance's documented
-    aggTrade layout (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams, "Aggregate
-    Trade Streams": ``a`` aggregate id, ``p``/``q`` price and summed quantity, ``f``/``l`` first and last trade id,
-    ``T`` trade time, ``m`` buyer is maker). Consecutive trades with the same time, price and side (one taker
-    order filling at one price) become one aggregate, sent when its last trade was received. No aggTrade
-    recording of this market exists, hence the construction; the fills themselves are the real ones."""
-    out: list[tuple[int, str]] = []
-    group: list[tuple[int, dict[str, object], str]] = []
+def as_agg_trades(files: list[list[tuple[int, str]]], *, keep_trades: bool = False) -> list[list[tuple[int, str]]]:
+    """The recording (one list of lines per file) with its ``@trade`` frames turned into ``@aggTrade`` frames,
+    built from Binance's documented aggTrade layout (https://developers.binance.com/docs/binance-spot-api-docs/
+    web-socket-streams, "Aggregate Trade Streams": ``a`` aggregate id, ``p``/``q`` price and summed quantity,
+    ``f``/``l`` first and last trade id, ``T`` trade time, ``m`` buyer is maker). Consecutive trades with the same
+    time, price and side (one taker order filling at one price) become one aggregate, sent when its last trade was
+    received; aggregate ids run on across files. No aggTrade recording of this market exists, hence the
+    construction; the fills themselves are the real ones."""
     agg_id = 900_000_000
+    result: list[list[tuple[int, str]]] = []
+    for lines in files:
+        out: list[tuple[int, str]] = []
+        group: list[tuple[int, dict[str, object], str]] = []
 
-    def flush() -> None:
-        nonlocal agg_id
-        if not group:
-            return
-        recv, last, _ = group[-1]
-        first = group[0][1]
-        qty = sum((Decimal(str(d["q"])) for _, d, _ in group), Decimal(0))
-        agg = {
-            "e": "aggTrade",
-            "E": last["E"],
-            "s": last["s"],
-            "a": agg_id,
-            "p": last["p"],
-            "q": format(qty, "f"),
-            "f": first["t"],
-            "l": last["t"],
-            "T": last["T"],
-            "m": last["m"],
-            "M": True,
-        }
-        stream = str(group[-1][2]).replace("@trade", "@aggTrade")
-        out.append((recv, json.dumps({"stream": stream, "data": agg}, separators=(",", ":"))))
-        agg_id += 1
-        group.clear()
+        def flush() -> None:
+            nonlocal agg_id
+            if not group:
+                return
+            recv, last, stream = group[-1]
+            qty = sum((Decimal(str(d["q"])) for _, d, _ in group), Decimal(0))
+            agg = {
+                "e": "aggTrade",
+                "E": last["E"],
+                "s": last["s"],
+                "a": agg_id,
+                "p": last["p"],
+                "q": format(qty, "f"),
+                "f": group[0][1]["t"],
+                "l": last["t"],
+                "T": last["T"],
+                "m": last["m"],
+                "M": True,
+            }
+            data = json.dumps({"stream": stream.replace("@trade", "@aggTrade"), "data": agg}, separators=(",", ":"))
+            out.append((recv, data))
+            agg_id += 1
+            group.clear()
 
-    for recv, frame in lines:
-        if '@trade"' not in frame[:40]:
-            out.append((recv, frame))
-            continue
-        if keep_trades:
-            out.append((recv, frame))
-        obj = json.loads(frame)
-        d = obj["data"]
-        if group and (group[-1][1]["T"], group[-1][1]["p"], group[-1][1]["m"]) != (d["T"], d["p"], d["m"]):
-            flush()
-        group.append((recv, d, obj["stream"]))
-    flush()
-    return out
+        for recv, frame in lines:
+            if '@trade"' not in frame[:40]:
+                out.append((recv, frame))
+                continue
+            if keep_trades:
+                out.append((recv, frame))
+            obj = json.loads(frame)
+            d = obj["data"]
+            if group and (group[-1][1]["T"], group[-1][1]["p"], group[-1][1]["m"]) != (d["T"], d["p"], d["m"]):
+                flush()
+            group.append((recv, d, obj["stream"]))
+        flush()
+        result.append(out)
+    return result
 
 
 def _quantize(x: Decimal) -> Decimal:
@@ -242,8 +245,10 @@ def reference_candles(
 
 
 def candle_rows(df: pl.DataFrame) -> list[dict[str, object]]:
-    """CANDLES rows as dicts with ns int times, for comparison with ``reference_candles``."""
-    return df.with_columns(pl.col("open_time", "close_time").cast(pl.Int64)).to_dicts()
+    """CANDLES rows as dicts with ns int times (DuckDB's are microseconds), for comparison with
+    ``reference_candles``."""
+    times = pl.col("open_time", "close_time").cast(pl.Datetime("ns", "UTC")).cast(pl.Int64)
+    return df.with_columns(times).to_dicts()
 
 
 def assert_candles_match(rows: list[dict[str, object]], expected: list[dict[str, object]]) -> None:

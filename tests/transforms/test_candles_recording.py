@@ -86,7 +86,7 @@ def test_candles_equal_reference(full: tuple[pl.DataFrame, pl.DataFrame], spot: 
     # 5m 23:55 and 00:00 are complete, 23:50 is not; 15m 23:45, 1h 23:00, 4h 20:00 and 1d 08-08 close at midnight
     # over the few minutes observed: published, not complete
     assert by_tf == {"1m": (11, 10), "5m": (3, 2), "15m": (1, 0), "1h": (1, 0), "4h": (1, 0), "1d": (1, 0)}
-    first = candles.filter((pl.col("timeframe") == "1m")).sort("open_time").row(0, named=True)
+    first = candles.filter(pl.col("timeframe") == "1m").sort("open_time").row(0, named=True)
     assert f"{first['open_time']:%H:%M}" == "23:54" and first["complete"] is False
     assert 0.7 < first["coverage"] < 0.8  # observed from 23:54:15.2
     # one stretch covered, from the first exchange time to the end (the files are bridged by consecutive ids);

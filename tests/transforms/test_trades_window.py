@@ -120,8 +120,8 @@ def test_trades_dated_ahead_of_their_receipt_are_quarantined(spot: Recording) ->
 def test_aggregated_trades_count_their_fills_and_are_not_counted_twice(spot: Recording) -> None:
     """aggTrade alone gives the same fills as trade; both together give the trade stream's rows, each fill once."""
     trade_only = {h: _window(raw_frame(spot.lines), h) for h in (H23, H00)}
-    agg_only = {h: _window(raw_frame(as_agg_trades(spot.lines)), h) for h in (H23, H00)}
-    both = {h: _window(raw_frame(as_agg_trades(spot.lines, keep_trades=True)), h) for h in (H23, H00)}
+    agg_only = {h: _window(raw_frame(as_agg_trades([spot.lines])[0]), h) for h in (H23, H00)}
+    both = {h: _window(raw_frame(as_agg_trades([spot.lines], keep_trades=True)[0]), h) for h in (H23, H00)}
     for h in (H23, H00):
         t, a, b = trade_only[h].trades, agg_only[h].trades, both[h].trades
         assert a.height < t.height  # aggregated rows
