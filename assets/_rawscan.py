@@ -1,4 +1,4 @@
-"""Which raw minutes have closed (the sensor's and `mdp materialize`'s view of the raw lake)."""
+"""Which lake minutes have closed (the sensor's and `mdp materialize`'s view of the raw and events trees)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ minute_bounds = raw_minute_bounds
 
 
 def list_minutes(root: str, after_ns: int | None, closed_before_ns: int) -> dict[int, list[str]]:
-    """Raw minutes (start ns -> exchanges) with a Parquet file, starting after ``after_ns`` and ended by
-    ``closed_before_ns``."""
+    """Minutes (start ns -> exchanges) with a raw or events Parquet file, starting after ``after_ns`` and ended
+    by ``closed_before_ns``. Events count: in a silent market a minute may hold only the collector's liveness
+    rows, and they are what closes its candles."""
     start = 0 if after_ns is None else after_ns - after_ns % MINUTE_NS + MINUTE_NS
     end = closed_before_ns - MINUTE_NS + 1
-    found: dict[int, list[str]] = {}
-    for exchange, minute in sorted(list_raw_minutes(root, start, end)):
-        found.setdefault(minute, []).append(exchange)
-    return found
+    found: dict[int, set[str]] = {}
+    for table in ("raw", "events"):
+        for exchange, minute in list_raw_minutes(root, start, end, table=table):
+            found.setdefault(minute, set()).add(exchange)
+    return {minute: sorted(found[minute]) for minute in sorted(found)}

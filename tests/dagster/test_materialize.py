@@ -4,6 +4,7 @@ and in DuckDB, through `mdp materialize` (the CLI) and `dagster.materialize`, wi
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -12,11 +13,13 @@ from candle_reference import (
     H00,
     H23,
     HOUR,
+    MIN,
     assert_candles_match,
+    candle_rows,
+    quiet_files,
     read_recording,
     reference_candles,
     spot_files,
-    write_recording,
 )
 from click.testing import CliRunner
 from dagster import (
@@ -28,31 +31,38 @@ from dagster import (
     materialize,
 )
 
-from assets import HOURLY, MdpResource, candles, candles_valid, hour_key, trades, trades_valid
+from assets import (
+    HOURLY,
+    MdpResource,
+    candles,
+    candles_valid,
+    coverage_valid,
+    hour_key,
+    trades_and_coverage,
+    trades_valid,
+)
 from assets.cli import materialize as materialize_cli
 from mdplatform.capture import import_capture
 from mdplatform.lake import RawWriter
-from mdplatform.schemas import CANDLES, TRADES
+from mdplatform.schemas import CANDLES, COVERAGE, TRADES
 from mdplatform.warehouse import Warehouse, partition_path, quarantine_path, read_partition, write_partition
 
-ALL = [trades, candles, trades_valid, candles_valid]
-GRACE = 1 * 10**9
+ALL = [trades_and_coverage, candles, trades_valid, coverage_valid, candles_valid]
 
 
-def _watermark(trade_end: int, hour: int) -> int:
-    """Candles are closed up to the newest trade seen (exchange time) less the grace."""
-    return min(hour + HOUR, trade_end - GRACE)
+def _ts(ns: int) -> object:
+    return pl.Series([ns]).cast(pl.Datetime("ns", "UTC")).to_list()[0]
 
 
 def _candle_rows(wh: Warehouse, hour: int) -> list[dict[str, object]]:
-    df = wh.query(
-        "SELECT * EXCLUDE (exchange, symbol) FROM candles WHERE close_time > ? AND close_time <= ?",
-        [
-            pl.Series([hour]).cast(pl.Datetime("ns", "UTC")).to_list()[0],
-            pl.Series([hour + HOUR]).cast(pl.Datetime("ns", "UTC")).to_list()[0],
-        ],
-    )
-    return df.with_columns(pl.col("open_time", "close_time").dt.epoch("us") * 1000).to_dicts()
+    df = wh.query("SELECT * FROM candles WHERE close_time > ? AND close_time <= ?", [_ts(hour), _ts(hour + HOUR)])
+    return candle_rows(df)
+
+
+def _reference(rec_trades: list, observed: tuple[int, int], hour: int) -> list[dict[str, object]]:  # type: ignore[type-arg]
+    start, end = observed
+    every = reference_candles(rec_trades, [(start, end)], end, start - start % MIN)
+    return [c for c in every if hour < int(c["close_time"]) <= hour + HOUR]  # type: ignore[call-overload]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +84,11 @@ def test_cli_materializes_the_recording(spot_run: tuple[str, str], dagster_home:
     out = spot_run[1]
     assert "materialized 2 hour(s) 2024-08-08 23:00 .. 2024-08-09 01:00" in out
     line = next(x for x in out.splitlines() if x.startswith("binance/BTC-USDT"))
-    assert line.split() == ["binance/BTC-USDT", "19904", "11", "2", "0", "0", "0", "0"]
+    # trades, fills, complete/published per timeframe, coverage gaps: hour 23 before the recording began on the
+    # three streams (3 x 3,255 s), and 1 s of each book stream between the two files (no ids bridge them)
+    assert line.split() == [
+        "binance/BTC-USDT", "19904", "19904", "10/11", "2/3", "0/1", "0/1", "0/1", "0/1", "5", "(9768", "s)"
+    ]  # fmt: skip
     assert "check failed" not in out
     runs = DagsterInstance.get().get_runs()
     assert sorted(r.tags["dagster/partition"] for r in runs) == ["2024-08-08-23:00", "2024-08-09-00:00"]
@@ -89,11 +103,20 @@ def test_warehouse_holds_the_recording(spot_lake: str, shared_data: Path) -> Non
     )
     assert counts.rows() == [("binance", "BTC-USDT", 19_904, 19_904)]
     for hour in (H23, H00):
-        expected = reference_candles(rec.trades, hour, _watermark(rec.trade_end, hour))
+        expected = _reference(rec.trades, rec.observed, hour)
         assert_candles_match(_candle_rows(wh, hour), expected)
         lake = read_partition(partition_path(spot_lake, "candles", hour), CANDLES)
         assert lake is not None and lake.height == len(expected)
+        cov = read_partition(partition_path(spot_lake, "coverage", hour), COVERAGE)
+        assert cov is not None and set(cov.get_column("channel")) == {"trade", "depth", "bookTicker"}
     assert wh.query("SELECT count(*) FROM raw").item() == 99_574  # the raw lake view
+    gaps = wh.query("SELECT channel, reason, count(*) AS n FROM coverage_gaps GROUP BY ALL ORDER BY ALL")
+    # before the recording began in hour 23; the book streams between the two files (no ids bridge them)
+    assert gaps.rows() == [
+        ("bookTicker", "not connected", 2),
+        ("depth", "not connected", 2),
+        ("trade", "not connected", 1),
+    ]
 
 
 def test_rerun_replaces_and_checks_pass(spot_lake: str, dagster_home: str) -> None:
@@ -107,7 +130,7 @@ def test_rerun_replaces_and_checks_pass(spot_lake: str, dagster_home: str) -> No
     )
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"trades_valid": True, "candles_valid": True}
+    assert checks == {"trades_valid": True, "coverage_valid": True, "candles_valid": True}
     assert wh.query("SELECT count(*), count(DISTINCT trade_id) FROM trades").row(0) == (19_904, 19_904)
     assert wh.query("SELECT count(*) FROM candles").item() == before
     dup = wh.query(
@@ -121,13 +144,18 @@ def test_rerun_replaces_and_checks_pass(spot_lake: str, dagster_home: str) -> No
     assert meta["trades"]["rows_by_symbol"].value == {"binance/BTC-USDT": 10166}
     # 00:00 .. 00:04: the last trade is at 00:05:04, so 00:04 is known closed, 00:05 is not
     assert meta["candles"]["rows_by_timeframe"].value["1m"] == 5
+    assert meta["candles"]["incomplete_by_timeframe"].value == {}
+    assert meta["coverage"]["gap_seconds_by_reason"].value == {"not connected": 2.004}
 
 
 def _run_check(lake: str, hour: int, check: AssetChecksDefinition) -> tuple[bool, str]:
     """Only the check, for one partition (as "Execute check" in the UI does): a job selecting just it."""
     job = define_asset_job("check_only", selection=AssetSelection.checks(check), partitions_def=HOURLY)
     defs = Definitions(
-        assets=[trades, candles], asset_checks=[check], jobs=[job], resources={"mdp": MdpResource(lake=lake)}
+        assets=[trades_and_coverage, candles],
+        asset_checks=[check],
+        jobs=[job],
+        resources={"mdp": MdpResource(lake=lake)},
     )
     # partition_key= is refused for a selection without assets (Dagster 1.13), the partition tag is not
     result = defs.resolve_job_def("check_only").execute_in_process(
@@ -157,12 +185,14 @@ def test_corrupted_partitions_fail_the_checks(spot_lake: str) -> None:
     write_partition(cpath, good)
 
 
-def test_sparse_trades_flat_minutes_and_quarantine(tmp_path: Path, shared_data: Path, dagster_home: str) -> None:
-    """Only the >= 0.8 BTC trades: flat minutes, one of them at 00:00 continuing hour 23's last close, read
-    back from the trades lake; two torn frames from a second writer land in the quarantine."""
-    rec = read_recording(spot_files(shared_data), min_size=0.8)
+def test_quiet_market_flat_minutes_and_quarantine(tmp_path: Path, shared_data: Path, dagster_home: str) -> None:
+    """A quiet market from the real recording (only the trades of >= 0.8 BTC, renumbered so their ids stay
+    contiguous): flat minutes, one of them at 00:00 continuing hour 23's last close read from the stored 1m
+    candles; two torn frames from a second writer land in the quarantine."""
+    files = quiet_files(shared_data, tmp_path)
+    rec = read_recording(files)
     root = str(tmp_path / "lake")
-    import_capture([write_recording(rec, tmp_path / "btcusdt_sparse.gz")], "binance", root)
+    import_capture(files, "binance", root)
     torn = '{"stream":"btcusdt@trade","data":{"e":"trade","E":17231'
     with RawWriter(root, writer_id="torn") as writer:
         for i, recv in enumerate((H00 - 40 * 10**9, H00 - 20 * 10**9)):
@@ -189,11 +219,10 @@ def test_sparse_trades_flat_minutes_and_quarantine(tmp_path: Path, shared_data: 
     wh = Warehouse(str(Path(root) / "warehouse.duckdb"))
     assert wh.query("SELECT count(*) FROM trades").item() == len(rec.trades)
     for hour in (H23, H00):
-        expected = reference_candles(rec.trades, hour, _watermark(rec.trade_end, hour))
-        assert_candles_match(_candle_rows(wh, hour), expected)
+        assert_candles_match(_candle_rows(wh, hour), _reference(rec.trades, rec.observed, hour))
     flat = wh.query(
-        "SELECT open, close, volume, trade_count FROM candles WHERE timeframe = '1m' AND open_time = ?",
-        [pl.Series([H00]).cast(pl.Datetime("ns", "UTC")).to_list()[0]],
+        "SELECT open, close, volume, trade_count, complete FROM candles WHERE timeframe = '1m' AND open_time = ?",
+        [_ts(H00)],
     )
     last_before = [t for t in rec.trades if t.ts < H00][-1].price
-    assert flat.rows() == [(last_before, last_before, 0.0, 0)]
+    assert flat.rows() == [(last_before, last_before, Decimal(0), 0, True)]

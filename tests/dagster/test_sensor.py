@@ -13,13 +13,13 @@ from mdplatform.exchanges import get_exchange
 from mdplatform.lake import RawWriter
 from sensors import SensorCursor, plan_hours, raw_minutes_sensor
 
-SKEW, LATENESS = 2 * MIN, 15 * MIN
+HEAD, LATENESS = 2 * MIN, 15 * MIN
 H10 = H00 + 10 * HOUR
 S = 10**9
 
 
 def _plan(minutes: list[int], cursor: SensorCursor, now: int) -> tuple[list[tuple[int, int]], SensorCursor]:
-    requests, nxt = plan_hours(minutes, cursor, now, skew_ns=SKEW, lateness_ns=LATENESS)
+    requests, nxt = plan_hours(minutes, cursor, now, head_ns=HEAD, lateness_ns=LATENESS)
     return [(r.hour, r.newest_minute) for r in requests], nxt
 
 
@@ -45,7 +45,7 @@ def test_previous_hour_waits_for_its_lateness_then_runs_once() -> None:
     assert _plan([], cur, H10 + 2 * HOUR)[0] == []
 
 
-def test_skew_head_of_the_next_hour() -> None:
+def test_head_of_the_next_hour() -> None:
     got, cur = _plan([H10 + 59 * MIN], SensorCursor(H10 + 58 * MIN), H10 + HOUR + 10 * S)
     assert got == [(H10, H10 + 59 * MIN)] and cur.pending == {H10 + HOUR: H10 + 59 * MIN}
     got, _ = _plan([], cur, H10 + 2 * HOUR + LATENESS)  # nothing else came: the next hour still runs once

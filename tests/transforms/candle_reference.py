@@ -105,6 +105,26 @@ def write_lines(lines: Iterable[tuple[int, str]], path: Path) -> Path:
     return path
 
 
+def quiet_files(shared_data: Path, tmp: Path) -> list[Path]:
+    """A quiet market made from the real spot recording: only the trades of >= 0.8 BTC, renumbered so their ids
+    stay contiguous (nothing was missed, the others simply did not happen); depth and bookTicker flow as
+    recorded. Minutes without a trade follow, one of them at 00:00."""
+    sparse = read_recording(spot_files(shared_data), min_size=Decimal("0.8"))
+    files = []
+    next_id = 1
+    for n, path in enumerate(spot_files(shared_data)):
+        lines = []
+        for recv, frame in (x for x in sparse.lines if (x[0] < H00) == (n == 0)):
+            if '@trade"' in frame[:40]:
+                obj = json.loads(frame)
+                obj["data"]["t"] = next_id
+                next_id += 1
+                frame = json.dumps(obj, separators=(",", ":"))
+            lines.append((recv, frame))
+        files.append(write_lines(lines, tmp / path.name))
+    return files
+
+
 def as_agg_trades(files: list[list[tuple[int, str]]], *, keep_trades: bool = False) -> list[list[tuple[int, str]]]:
     """The recording (one list of lines per file) with its ``@trade`` frames turned into ``@aggTrade`` frames,
     built from Binance's documented aggTrade layout (https://developers.binance.com/docs/binance-spot-api-docs/
@@ -119,7 +139,7 @@ def as_agg_trades(files: list[list[tuple[int, str]]], *, keep_trades: bool = Fal
         out: list[tuple[int, str]] = []
         group: list[tuple[int, dict[str, object], str]] = []
 
-        def flush() -> None:
+        def flush(group: list[tuple[int, dict[str, object], str]], out: list[tuple[int, str]]) -> None:
             nonlocal agg_id
             if not group:
                 return
@@ -152,9 +172,9 @@ def as_agg_trades(files: list[list[tuple[int, str]]], *, keep_trades: bool = Fal
             obj = json.loads(frame)
             d = obj["data"]
             if group and (group[-1][1]["T"], group[-1][1]["p"], group[-1][1]["m"]) != (d["T"], d["p"], d["m"]):
-                flush()
+                flush(group, out)
             group.append((recv, d, obj["stream"]))
-        flush()
+        flush(group, out)
         result.append(out)
     return result
 

@@ -4,7 +4,6 @@ through both hour partitions and the hour boundary: the raw layer and the collec
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,10 +17,10 @@ from candle_reference import (
     Recording,
     assert_candles_match,
     candle_rows,
+    quiet_files,
     read_recording,
     reference_candles,
     spot_files,
-    write_lines,
 )
 
 from mdplatform.capture import import_capture
@@ -112,26 +111,11 @@ def test_exact_sums(full: tuple[pl.DataFrame, pl.DataFrame], spot: Recording) ->
 
 @pytest.fixture(scope="module")
 def quiet(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Recording, pl.DataFrame]:
-    """A quiet market made from the real recording: only the trades of >= 0.8 BTC, renumbered so their ids stay
-    contiguous (nothing was missed, the others simply did not happen); depth and bookTicker flow as recorded."""
-    sparse = read_recording(spot_files(shared_data), min_size=Decimal("0.8"))
     tmp = tmp_path_factory.mktemp("quiet")
-    files = []
-    next_id = 1
-    for n, path in enumerate(spot_files(shared_data)):
-        lines = []
-        for recv, frame in (x for x in sparse.lines if (x[0] < H00) == (n == 0)):
-            if '@trade"' in frame[:40]:
-                obj = json.loads(frame)
-                obj["data"]["t"] = next_id
-                next_id += 1
-                frame = json.dumps(obj, separators=(",", ":"))
-            lines.append((recv, frame))
-        files.append(write_lines(lines, tmp / path.name))
+    files = quiet_files(shared_data, tmp)
     root = str(tmp / "lake")
     import_capture(files, "binance", root)
-    renumbered = read_recording(files)
-    return renumbered, materialize(root, [H23, H00])[0]
+    return read_recording(files), materialize(root, [H23, H00])[0]
 
 
 def test_quiet_market_flat_candles_are_complete(quiet: tuple[Recording, pl.DataFrame]) -> None:
