@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from verify import MINUTE_NS, compare_candles, recorded_trades, reference_candles_1m
+from verify import MINUTE_NS, compare_candles, observed_span, recorded, reference_candles_1m
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "demo/data/binance-spot"
@@ -181,44 +181,43 @@ def check(sent: int, shift_ns: int, captures: list[Path]) -> list[str]:
     print(f"  raw frames in the lake: {raw_frames:,} (replay sent {sent:,})")
     if raw_frames != sent:
         failures.append(f"raw frames {raw_frames} != sent {sent}")
-    recorded = recorded_trades(captures, shift_ns)
-    for symbol, trades in recorded.items():
+    trades_by_symbol, first_e, last_e = recorded(captures, shift_ns)
+    fields = (
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "quote_volume",
+        "trade_count",
+        "taker_buy_volume",
+        "taker_buy_quote_volume",
+        "vwap",
+        "complete",
+    )
+    for symbol, trades in trades_by_symbol.items():
         norm = f"{symbol[:-4]}-{symbol[-4:]}"
         got = con.execute(
-            "select count(*), count(distinct trade_id) from trades where exchange = 'binance' and symbol = ?",
+            "select count(*), count(distinct trade_id), sum(size) from trades "
+            "where exchange = 'binance' and symbol = ?",
             [norm],
         ).fetchone()
+        volume = sum(t[3] for t in trades)
         print(f"  trades {norm}: {got[0] if got else 0:,} in DuckDB, {len(trades):,} in the recording")
-        if not got or got[0] != len(trades) or got[1] != len(trades):
-            failures.append(f"trades {norm}: {got} != {len(trades)}")
+        if not got or got[0] != len(trades) or got[1] != len(trades) or got[2] != volume:
+            failures.append(f"trades {norm}: {got} != {len(trades)} trades of {volume}")
         rows = con.execute(
-            "select epoch_ns(open_time), open, high, low, close, volume, quote_volume, trade_count, "
-            "taker_buy_volume, taker_buy_quote_volume, vwap from candles "
+            f"select epoch_ns(open_time), {', '.join(fields)} from candles "
             "where exchange = 'binance' and symbol = ? and timeframe = '1m' order by open_time",
             [norm],
         ).fetchall()
-        fields = (
-            "open",
-            "high",
-            "low",
-            "close",
-            "volume",
-            "quote_volume",
-            "trade_count",
-            "taker_buy_volume",
-            "taker_buy_quote_volume",
-            "vwap",
-        )
-        ours = {int(r[0]): dict(zip(fields, map(float, r[1:]), strict=True)) for r in rows}
-        until = max(ours) + MINUTE_NS if ours else 0
-        reference = reference_candles_1m(trades, until)
+        ours = {int(r[0]): dict(zip(fields, r[1:], strict=True)) for r in rows}
+        reference = reference_candles_1m(trades, *observed_span(trades, first_e, last_e))
         problems = compare_candles(ours, reference)
-        last_trade = trades[-1][0]
-        if until > last_trade:
-            problems.append("a candle after the last recorded trade was published as closed")
+        complete = sum(1 for c in ours.values() if c["complete"])
         print(
-            f"  1m candles {norm}: {len(ours)} published, {len(reference)} independently computed, "
-            f"{'equal field by field' if not problems else 'DIFFERENT'}"
+            f"  1m candles {norm}: {len(ours)} published ({complete} complete), {len(reference)} independently "
+            f"computed, {'equal field by field, exactly' if not problems else 'DIFFERENT'}"
         )
         failures += [f"{norm}: {p}" for p in problems[:10]]
     return failures
@@ -228,11 +227,16 @@ def summarize() -> None:
     con = duckdb.connect(str(LAKE / "warehouse.duckdb"), read_only=True)
     print("\n  candles per symbol and timeframe:")
     con.sql(
-        "select exchange, symbol, timeframe, count(*) as candles, min(open_time) as first_open, "
-        "max(close_time) as last_close, sum(trade_count) as trades from candles "
+        "select exchange, symbol, timeframe, count(*) as candles, count(*) filter (where complete) as complete, "
+        "min(open_time) as first_open, max(close_time) as last_close, sum(trade_count) as trades from candles "
         "group by exchange, symbol, timeframe "
         "order by exchange, symbol, list_position(['1m','5m','15m','1h','4h','1d'], timeframe)"
     ).show(max_rows=50)
+    print("  what was observed (coverage gaps of the trade streams):")
+    con.sql(
+        "select exchange, symbol, channel, start_time, end_time, reason from coverage_gaps "
+        "where channel = 'trade' order by symbol, start_time"
+    ).show(max_rows=20)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,10 @@ import duckdb
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FIELDS = "open, high, low, close, volume, quote_volume, trade_count, taker_buy_volume, taker_buy_quote_volume, vwap"
+FIELDS = (
+    "open, high, low, close, volume, quote_volume, trade_count, taker_buy_volume, taker_buy_quote_volume, vwap, "
+    "complete"
+)
 
 
 def _candles_1m(warehouse: Path, shift_ns: int) -> list[tuple[object, ...]]:
@@ -60,4 +63,5 @@ def test_demo_then_import_give_the_same_candles(tmp_path: Path) -> None:
     imported = _candles_1m(lake / "warehouse.duckdb", 0)
     assert len(imported) == 22  # 11 closed minutes x 2 symbols, 23:54 .. 00:04 (00:05 is not known closed)
     assert imported[0][2] == 1_723_161_240 * 10**9  # 2024-08-08 23:54 UTC
+    assert [c[-1] for c in imported] == ([False] + [True] * 10) * 2  # the first minute was seen only in part
     assert live == imported

@@ -1,4 +1,5 @@
-"""USD-M and COIN-M recordings through `mdp import-capture` + `mdp materialize`: their trades and 1m candles."""
+"""USD-M and COIN-M recordings through `mdp import-capture` + `mdp materialize` (subprocesses, as a user runs
+them): their trades, and every candle against the independent reference, exactly, completeness included."""
 
 from __future__ import annotations
 
@@ -7,17 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
+import polars as pl
 import pytest
+from candle_reference import MIN, assert_candles_match, candle_rows, read_recording, reference_candles
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "demo"))
-from verify import MINUTE_NS, compare_candles, recorded_trades, reference_candles_1m  # noqa: E402
+from mdplatform.warehouse import Warehouse
 
-FIELDS = (
-    "open", "high", "low", "close", "volume", "quote_volume", "trade_count", "taker_buy_volume",
-    "taker_buy_quote_volume", "vwap",
-)  # fmt: skip
+NAMES = {"BTCUSDT": "BTC-USDT-PERP", "ETHUSDT": "ETH-USDT-PERP", "BTCUSD_PERP": "BTC-USD-PERP"}
+COUNTS = {"BTC-USDT-PERP": 21_313, "ETH-USDT-PERP": 14_076, "BTC-USD-PERP": 5_235}
 
 
 @pytest.mark.timeout(300)
@@ -25,35 +23,34 @@ def test_usdm_and_coinm_trades_and_candles(tmp_path: Path, shared_data: Path) ->
     lake = tmp_path / "lake"
     env = {**os.environ, "MDP_LAKE": str(lake), "DAGSTER_HOME": str(tmp_path / "dagster")}
     mdp = [sys.executable, "-m", "mdplatform"]
-    markets = {
-        "binance-usdm": sorted((shared_data / "binance-hftbacktest/usdm").glob("*.gz")),
-        "binance-coinm": sorted((shared_data / "binance-hftbacktest/cm").glob("*.gz")),
+    base = shared_data / "binance-hftbacktest"
+    # one recording per symbol: its files (COIN-M's two run on from one another)
+    recordings = {
+        ("binance-usdm", "BTC-USDT-PERP"): [base / "usdm/btcusdt_20240808.gz"],
+        ("binance-usdm", "ETH-USDT-PERP"): [base / "usdm/ethusdt_20240808.gz"],
+        ("binance-coinm", "BTC-USD-PERP"): sorted((base / "cm").glob("*.gz")),
     }
-    for exchange, files in markets.items():
-        subprocess.run([*mdp, "import-capture", *map(str, files), "--exchange", exchange], env=env, check=True)
-    subprocess.run([*mdp, "materialize", "--no-progress"], env=env, check=True, capture_output=True)
+    for exchange in ("binance-usdm", "binance-coinm"):
+        files = [str(f) for (ex, _), fs in recordings.items() if ex == exchange for f in fs]
+        subprocess.run([*mdp, "import-capture", *files, "--exchange", exchange], env=env, check=True)
+    out = subprocess.run([*mdp, "materialize", "--no-progress"], env=env, check=True, capture_output=True, text=True)
+    assert "check failed" not in out.stderr
 
-    con = duckdb.connect(str(lake / "warehouse.duckdb"), read_only=True)
-    names = {"BTCUSDT": "BTC-USDT-PERP", "ETHUSDT": "ETH-USDT-PERP", "BTCUSD_PERP": "BTC-USD-PERP"}
-    expected_counts = {"BTC-USDT-PERP": 21_313, "ETH-USDT-PERP": 14_076, "BTC-USD-PERP": 5_235}
-    for exchange, files in markets.items():
-        for symbol, trades in recorded_trades(files).items():
-            name = names[symbol]
-            got = con.execute(
-                "select count(*), count(distinct trade_id), sum(size) from trades where exchange = ? and symbol = ?",
-                [exchange, name],
-            ).fetchall()[0]
-            assert got[0] == got[1] == len(trades) == expected_counts[name]
-            assert got[2] == pytest.approx(sum(t[3] for t in trades), rel=1e-12)
-            rows = con.execute(
-                f"select epoch_ns(open_time), {', '.join(FIELDS)} from candles "
-                "where exchange = ? and symbol = ? and timeframe = '1m' order by open_time",
-                [exchange, name],
-            ).fetchall()
-            ours = {int(r[0]): dict(zip(FIELDS, map(float, r[1:]), strict=True)) for r in rows}
-            # closed: minutes ending at or before the exchange's newest trade less the 1 s grace
-            newest = max(t[0] for ts in recorded_trades(files).values() for t in ts)
-            until = (newest - 10**9) - (newest - 10**9) % MINUTE_NS
-            reference = reference_candles_1m(trades, until)
-            assert len(ours) >= 5
-            assert compare_candles(ours, reference) == []
+    wh = Warehouse(str(lake / "warehouse.duckdb"))
+    for (exchange, name), files in recordings.items():
+        rec = read_recording(files)
+        got = wh.query(
+            "SELECT count(*), count(DISTINCT trade_id), sum(size), sum(fills) FROM trades "
+            "WHERE exchange = ? AND symbol = ?",
+            [exchange, name],
+        ).row(0)
+        assert got == (COUNTS[name], COUNTS[name], sum(t.size for t in rec.trades), COUNTS[name])
+        candles = wh.query("SELECT * FROM candles WHERE exchange = ? AND symbol = ?", [exchange, name])
+        start, end = rec.observed
+        assert_candles_match(
+            candle_rows(candles), reference_candles(rec.trades, [(start, end)], end, start - start % MIN)
+        )
+        one = candles.filter(pl.col("timeframe") == "1m").sort("open_time")
+        # the first minute is partial; every later one is complete
+        assert one.get_column("complete").to_list() == [False] + [True] * (one.height - 1)
+        assert one.height >= 6
