@@ -25,6 +25,7 @@ from mdplatform.transforms import (
 )
 from mdplatform.warehouse import (
     Warehouse,
+    Window,
     partition_path,
     quarantine_path,
     read_partition,
@@ -129,8 +130,9 @@ def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse 
         remove_file(qpath)
         qpath = None
     wh = warehouse or Warehouse(settings.warehouse_path)
-    deleted, _ = wh.replace_window("trades", window.trades, "ts", hour, end)
-    wh.replace_window("coverage", coverage, "start_time", hour, end)
+    (deleted, _), _ = wh.replace_windows(
+        [Window("trades", window.trades, "ts", hour, end), Window("coverage", coverage, "start_time", hour, end)]
+    )
     if not wh.has_relation("raw"):
         # the view globs the lake when queried, so creating it once is enough
         wh.create_raw_view(root)

@@ -1,6 +1,6 @@
 """Where the derived tables live: hourly Parquet partitions in the lake and the DuckDB warehouse."""
 
-from ._duckdb import Warehouse, WarehouseSchemaError, default_sql_dir, default_warehouse_path
+from ._duckdb import Warehouse, WarehouseSchemaError, Window, default_sql_dir, default_warehouse_path
 from ._lake import (
     partition_path,
     quarantine_path,
@@ -14,6 +14,7 @@ from ._lake import (
 __all__ = [
     "Warehouse",
     "WarehouseSchemaError",
+    "Window",
     "default_sql_dir",
     "default_warehouse_path",
     "partition_path",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,11 +17,41 @@ import polars as pl
 
 from mdplatform.transforms import from_ns
 
-__all__ = ["Warehouse", "WarehouseSchemaError", "default_sql_dir", "default_warehouse_path"]
+__all__ = ["Warehouse", "WarehouseSchemaError", "Window", "default_sql_dir", "default_warehouse_path"]
 
 
 class WarehouseSchemaError(RuntimeError):
     """The warehouse file has a table whose columns differ from the DDL of this release."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Rows replacing those of ``table`` whose ``column`` lies in [start, end) ("left") or (start, end] ("right")."""
+
+    table: str
+    rows: pl.DataFrame
+    column: str
+    start_ns: int
+    end_ns: int
+    closed: Literal["left", "right"] = "left"
+
+
+#: (warehouse file identity, DDL) pairs whose schema this process has ensured
+_ENSURED: set[tuple[tuple[int, int], tuple[str, ...]]] = set()
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of a file, so a deleted and recreated warehouse is checked again; None if it is missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+@functools.lru_cache(maxsize=8)
+def _expected_columns(ddl: tuple[str, ...]) -> dict[str, list[tuple[str, str]]]:
+    return _table_columns(duckdb.connect(":memory:"), ddl)
 
 
 def _table_columns(
@@ -109,12 +141,17 @@ class Warehouse:
 
     def ensure_schema(self) -> None:
         """Run the DDL files (``NNN_name.sql``, in order); they are idempotent. A table an older release created
-        with other columns is not silently kept: ``WarehouseSchemaError`` says which and how to rebuild."""
+        with other columns is not silently kept: ``WarehouseSchemaError`` says which and how to rebuild.
+        Done once per process for the same file and DDL (every hourly run builds a new ``Warehouse``)."""
         files = sorted(self.sql_dir.glob("*.sql"))
         if not files:
             raise FileNotFoundError(f"no DDL in {self.sql_dir} (set MDP_SQL_DIR)")
-        ddl = [file.read_text() for file in files]
-        expected = _table_columns(duckdb.connect(":memory:"), ddl)
+        ddl = tuple(file.read_text() for file in files)
+        key = (_file_identity(self.path), ddl)
+        if key[0] is not None and key in _ENSURED:
+            self._schema_ready = True
+            return
+        expected = _expected_columns(ddl)
         with self.connect() as con:
             found = _table_columns(con, [], only=set(expected))
             stale = {t: cols for t, cols in found.items() if cols and cols != expected[t]}
@@ -127,6 +164,9 @@ class Warehouse:
             for text in ddl:
                 con.execute(text)
         self._schema_ready = True
+        identity = _file_identity(self.path)
+        if identity is not None:
+            _ENSURED.add((identity, ddl))
 
     def _ready(self) -> None:
         if not self._schema_ready:
@@ -147,25 +187,32 @@ class Warehouse:
         The window is [start, end) for ``closed="left"``, (start, end] for ``"right"``. Returns (deleted,
         inserted). ``df`` columns are matched by name.
         """
+        return self.replace_windows([Window(table, df, column, start_ns, end_ns, closed)])[0]
+
+    def replace_windows(self, windows: Sequence[Window]) -> list[tuple[int, int]]:
+        """``replace_window`` for several tables in one transaction: readers see all of them replaced or none."""
         self._ready()
-        table, column = _ident(table), _ident(column)
-        lo, hi = (">=", "<") if closed == "left" else (">", "<=")
+        out: list[tuple[int, int]] = []
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                deleted = con.execute(
-                    f"DELETE FROM {table} WHERE {column} {lo} ? AND {column} {hi} ?",
-                    [from_ns(start_ns), from_ns(end_ns)],
-                ).fetchall()[0][0]
-                if df.height:
-                    con.register("_mdp_new_rows", df.to_arrow())
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _mdp_new_rows")
-                    con.unregister("_mdp_new_rows")
+                for w in windows:
+                    table, column = _ident(w.table), _ident(w.column)
+                    lo, hi = (">=", "<") if w.closed == "left" else (">", "<=")
+                    deleted = con.execute(
+                        f"DELETE FROM {table} WHERE {column} {lo} ? AND {column} {hi} ?",
+                        [from_ns(w.start_ns), from_ns(w.end_ns)],
+                    ).fetchall()[0][0]
+                    if w.rows.height:
+                        con.register("_mdp_new_rows", w.rows.to_arrow())
+                        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _mdp_new_rows")
+                        con.unregister("_mdp_new_rows")
+                    out.append((int(deleted), w.rows.height))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return int(deleted), df.height
+        return out
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         self._ready()
