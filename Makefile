@@ -30,6 +30,7 @@ lint: install
 
 bench: install
 	$(PY) bench/ingest.py
+	$(PY) bench/decimals.py
 
 dagster: install
 	$(VENV)/bin/dagster dev -w workspace.yaml

@@ -303,3 +303,18 @@ def test_other_trade_channel_fills_a_gap() -> None:
     assert gap["reason"] == "not connected" and gap["filled"] == 1.0
     covered, _ = symbol_coverage(cov, registry_trade_channels())
     assert covered.select("start", "end").rows() == [(H, H + 3600 * S)]
+
+
+def test_nothing_observed_gives_no_rows_and_no_candles() -> None:
+    log = Log()
+    cov = log.coverage()
+    assert cov.height == 0
+    assert log.candles(cov).height == 0
+    # trades without any event (a lake written by another tool): the trades themselves are the evidence
+    log.trade(H + 10 * S, "X")
+    log.trade(H + 20 * S, "X")
+    cov = log.coverage()
+    assert _rows(cov) == [
+        ("23:00:00.000", "23:00:10.000", "gap", "not connected"),
+        ("23:00:10.000", "23:00:20.000", "covered", None),
+    ]
