@@ -4,6 +4,7 @@ completeness flags, coverage rows tiling each stream)."""
 
 # no `from __future__ import annotations`: Dagster inspects the real annotation of `context`
 import warnings
+from collections.abc import Callable
 
 import polars as pl
 from dagster import (
@@ -40,9 +41,17 @@ def _read(path: str) -> pl.DataFrame | None:
         return pl.from_arrow(pq.read_table(fh))  # type: ignore[return-value]
 
 
-def _result(path: str, df: pl.DataFrame | None, problems: list[str]) -> AssetCheckResult:
-    if df is None:
-        problems = [f"partition file missing: {path}"]
+def _check(
+    context: AssetCheckExecutionContext,
+    mdp: MdpResource,
+    table: str,
+    validate: Callable[[pl.DataFrame, int, int], list[str]],
+) -> AssetCheckResult:
+    """``validate`` on the partition file the asset wrote for the context's hour."""
+    hour = hour_ns(context.partition_key)
+    path = partition_path(mdp.settings().root, table, hour)
+    df = _read(path)
+    problems = validate(df, hour, hour + HOUR_NS) if df is not None else [f"partition file missing: {path}"]
     return AssetCheckResult(
         passed=not problems,
         severity=AssetCheckSeverity.ERROR,
@@ -61,10 +70,7 @@ def _result(path: str, df: pl.DataFrame | None, problems: list[str]) -> AssetChe
     description="schema, no nulls, price/size > 0, fills >= 1, unique trade ids",
 )
 def trades_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
-    hour = hour_ns(context.partition_key)
-    path = partition_path(mdp.settings().root, "trades", hour)
-    df = _read(path)
-    return _result(path, df, validate_trades(df, hour, hour + HOUR_NS) if df is not None else [])
+    return _check(context, mdp, "trades", validate_trades)
 
 
 @asset_check(
@@ -73,10 +79,7 @@ def trades_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> Asset
     description="schema, rows tile each stream from the hour start without overlap, gaps have a reason",
 )
 def coverage_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
-    hour = hour_ns(context.partition_key)
-    path = partition_path(mdp.settings().root, "coverage", hour)
-    df = _read(path)
-    return _result(path, df, validate_coverage(df, hour, hour + HOUR_NS) if df is not None else [])
+    return _check(context, mdp, "coverage", validate_coverage)
 
 
 @asset_check(
@@ -88,7 +91,4 @@ def coverage_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> Ass
     ),
 )
 def candles_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
-    hour = hour_ns(context.partition_key)
-    path = partition_path(mdp.settings().root, "candles", hour)
-    df = _read(path)
-    return _result(path, df, validate_candles(df, hour, hour + HOUR_NS) if df is not None else [])
+    return _check(context, mdp, "candles", validate_candles)

@@ -38,6 +38,7 @@ from ._base import (
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
+from ._scan import ms_after
 from ._urls import with_default_path
 
 __all__ = [
@@ -272,13 +273,7 @@ class BinanceExchange:
     def exchange_time(self, frame: str) -> int | None:
         """Event time ``E`` (ms) of a stream frame or futures REST snapshot, in ns; None without one (spot
         bookTicker, spot snapshots, acks)."""
-        i = frame.find('"E":')
-        if i < 0:
-            return None
-        start = end = i + 4
-        while end < len(frame) and frame[end].isdigit():
-            end += 1
-        return int(frame[start:end]) * 1_000_000 if end > start else None
+        return ms_after(frame, '"E":')
 
     def control_events(self, frame: str) -> list[StreamEvent]:
         """``{"result":null,"id":N}`` acknowledges a live (un)subscribe and says nothing new; an ``error``

@@ -38,6 +38,7 @@ from ._base import (
 from ._binance_sync import SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
+from ._scan import ms_after
 from ._urls import with_default_path
 
 __all__ = ["CHECKSUM_DEPTH", "OkxExchange", "OkxSession", "okx_checksum"]
@@ -174,13 +175,7 @@ class OkxExchange:
 
     def exchange_time(self, frame: str) -> int | None:
         """``ts`` (ms) of the first item of a push, in ns; None for acks and pongs."""
-        i = frame.find('"ts":"')
-        if i < 0:
-            return None
-        start = end = i + 6
-        while end < len(frame) and frame[end].isdigit():
-            end += 1
-        return int(frame[start:end]) * 1_000_000 if end > start else None
+        return ms_after(frame, '"ts":"')
 
     def control_events(self, frame: str) -> list[StreamEvent]:
         """``{"event":"subscribe","arg":{...}}`` acks one stream; ``{"event":"error","code":..,"msg":..}`` is a

@@ -318,3 +318,33 @@ def test_nothing_observed_gives_no_rows_and_no_candles() -> None:
         ("23:00:00.000", "23:00:10.000", "gap", "not connected"),
         ("23:00:10.000", "23:00:20.000", "covered", None),
     ]
+
+
+def test_a_4h_candle_over_an_hour_never_materialized_is_not_complete() -> None:
+    """Four hours fully observed (20:00 .. 24:00); the 4h candle closing at midnight is built from the stored 1m
+    candles of the hours before. With hour 21 never materialized it is published, but not complete."""
+    log = Log()
+    h20 = H - 3 * 3600 * S
+    log.session("A", h20 - 2 * M, H + 70 * M)
+    for t in range(h20, H + 3600 * S, 20 * S):
+        log.trade(t, "A")
+    trades = pl.DataFrame(log.trades, schema={**TRADES, **TRADE_LINEAGE}).select(list(TRADES))
+
+    def hours(skip: int | None) -> pl.DataFrame:
+        earlier: pl.DataFrame | None = None
+        for hour in range(h20, H + 3600 * S, 3600 * S):
+            if hour == skip:
+                continue
+            cov = log.coverage(hour, hour + 3600 * S)
+            covered, horizon = symbol_coverage(cov, registry_trade_channels())
+            got = build_candles(
+                trades, covered, horizon, publish_start_ns=hour, publish_end_ns=hour + 3600 * S, earlier_1m=earlier
+            )
+            earlier = got if earlier is None else pl.concat([earlier, got])
+        assert earlier is not None
+        return earlier.filter(pl.col("timeframe") == "4h")
+
+    whole = hours(None).row(0, named=True)
+    assert (whole["complete"], whole["trade_count"], whole["coverage"]) == (True, 720, 1.0)
+    missing = hours(h20 + 3600 * S).row(0, named=True)
+    assert (missing["complete"], missing["trade_count"], missing["coverage"]) == (False, 540, 0.75)
