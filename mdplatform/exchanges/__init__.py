@@ -28,7 +28,7 @@ from ._base import (
 )
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
-from ._normalize import NORMALIZED_TRADES, empty_normalized_trades, empty_rejects, empty_trades
+from ._normalize import NORMALIZED_TRADES, empty_normalized_trades, empty_rejects
 from ._registry import EXCHANGES, capabilities, get_exchange, normalize_trades_with_rejects
 from .binance import BinanceBookBuilder, BinanceExchange, BinanceSession
 from .okx import OkxExchange, OkxSession, okx_checksum
@@ -74,7 +74,6 @@ __all__ = [
     "capabilities",
     "empty_normalized_trades",
     "empty_rejects",
-    "empty_trades",
     "get_exchange",
     "normalize_trades_with_rejects",
     "okx_checksum",

@@ -24,7 +24,6 @@ __all__ = [
     "decode_json",
     "empty_normalized_trades",
     "empty_rejects",
-    "empty_trades",
     "ms_to_ts",
     "raw_rows",
     "split_trades",
@@ -70,11 +69,6 @@ _TOO_LARGE = rf"^0*[1-9][0-9]{{{_INT_DIGITS}}}"
 _ZERO = r"^0+(?:\.0+)?$"
 #: how much of an offending value a reason quotes (the raw payload is kept whole anyway)
 _QUOTE_CHARS = 64
-
-
-def empty_trades() -> pl.DataFrame:
-    """No trades, in the stored layout (``mdplatform.schemas.TRADES``)."""
-    return pl.DataFrame(schema=TRADES)
 
 
 def empty_normalized_trades() -> pl.DataFrame:

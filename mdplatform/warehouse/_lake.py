@@ -9,10 +9,9 @@ exists when something was quarantined.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from mdplatform.lake import filesystem, hour_parts, is_local, join, lake_root, write_table_atomic
 from mdplatform.transforms import HOUR_NS, floor_ns
@@ -21,7 +20,6 @@ __all__ = [
     "partition_path",
     "quarantine_path",
     "read_partition",
-    "read_partition_metadata",
     "read_partitions",
     "remove_file",
     "write_partition",
@@ -38,28 +36,9 @@ def quarantine_path(root: str | None, table: str, hour_ns: int) -> str:
     return partition_path(join(lake_root(root), "quarantine"), table, hour_ns)
 
 
-def write_partition(path: str, df: pl.DataFrame, metadata: Mapping[str, str] | None = None) -> None:
-    """Replace the file at ``path`` atomically (readers see the old or the new file, never a torn one).
-
-    ``metadata`` goes into the Parquet footer (key-value metadata), so facts about how the partition was
-    made travel with it and change with it atomically.
-    """
-    table = df.to_arrow()
-    if metadata:
-        merged = dict(table.schema.metadata or {})
-        merged.update({k.encode(): v.encode() for k, v in metadata.items()})
-        table = table.replace_schema_metadata(merged)
-    write_table_atomic(table, path)
-
-
-def read_partition_metadata(path: str) -> dict[str, str] | None:
-    """The key-value metadata ``write_partition`` stored in the file at ``path``; None without a file."""
-    fs, target = filesystem(path)
-    if not fs.exists(target):
-        return None
-    with fs.open(target, "rb") as fh:
-        raw = pq.read_schema(fh).metadata or {}
-    return {bytes(k).decode(): bytes(v).decode() for k, v in raw.items()}
+def write_partition(path: str, df: pl.DataFrame) -> None:
+    """Replace the file at ``path`` atomically (readers see the old or the new file, never a torn one)."""
+    write_table_atomic(df.to_arrow(), path)
 
 
 def remove_file(path: str) -> bool:
