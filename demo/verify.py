@@ -59,7 +59,7 @@ def reference_candles_1m(trades: list[Trade], observed_from: int, observed_to: i
     minute = min(observed_from - observed_from % MINUTE_NS, min(buckets, default=observed_from))
     while minute + MINUTE_NS <= observed_to:
         complete = observed_from <= minute and minute + MINUTE_NS <= observed_to
-        got = buckets.get(minute)
+        got = buckets.get(minute) if minute + MINUTE_NS > observed_from else None
         if got:
             quote = [p * q for _, _, p, q, _ in got]
             volume = sum((q for _, _, _, q, _ in got), Decimal(0))
@@ -95,7 +95,7 @@ def reference_candles_1m(trades: list[Trade], observed_from: int, observed_to: i
 
 def observed_span(trades: list[Trade], first_e: int, last_e: int) -> tuple[int, int]:
     """[from, to] of exchange time one symbol's trade stream was observed by a single live connection."""
-    return min(first_e, trades[0][0]), max(trades[-1][0], last_e - GRACE_NS)
+    return first_e, max(trades[-1][0], last_e - GRACE_NS)
 
 
 def compare_candles(ours: dict[int, dict[str, object]], reference: dict[int, dict[str, object]]) -> list[str]:

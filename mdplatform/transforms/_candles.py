@@ -4,7 +4,7 @@ A candle covers open_time <= ts < close_time, aligned to epoch multiples of its 
 symbol's trade streams are known to have passed its close (``horizon`` from coverage), and it is ``complete`` only
 when its whole span was observed:
 
-- a 1m candle with trades is published, ``complete`` when coverage covers the whole minute;
+- a 1m candle with trades is published when some of its minute was observed, ``complete`` when all of it was;
 - a 1m minute without trades is published as a flat candle (previous close, zero volume) only when it was wholly
   observed *and* the price carried into it is known: every minute back to the last complete minute with trades
   (or the last complete candle of the previous hour) was complete. A minute the platform did not see gets no
@@ -153,9 +153,12 @@ def candles_1m(
         _price=pl.col("_price").forward_fill().over(_KEYS),
     )
     flat = ~pl.col("_traded") & pl.col("complete") & pl.col("_mark").fill_null(False)
+    # a minute nobody observed gets no candle, even with trades in it (one an exchange pushed from before the
+    # subscription, say): the trades are kept, the minute's other trades are unknown
+    seen = pl.col("_traded") & (pl.col("covered_ns") > 0)
     zero_p, zero_q = pl.lit(0).cast(PRICE), pl.lit(0).cast(QUOTE)
     out = (
-        chain.filter(~pl.col("_seed") & (pl.col("_traded") | flat))
+        chain.filter(~pl.col("_seed") & (seen | flat))
         .with_columns(
             *[
                 pl.when(flat).then(pl.col("_price")).otherwise(pl.col(c)).alias(c)

@@ -6,9 +6,10 @@ The evidence, from the collector's ``events`` (see ``mdplatform.exchanges.EventK
   sent at ``recv_ts``: everything sent before it had arrived, so the exchange clock had passed the newest frame's
   time plus the local time elapsed since that frame), ``close`` (the newest exchange time it delivered), and for
   trade streams every trade received (its own time). Points received no more than ``max_silence`` apart form a
-  *run*: the stream is covered from the run's first point to its last. Exchange times from liveness points stop
-  ``grace`` short, because streams of one connection are not exactly in order (trades arrive up to ~0.2 s after
-  depth frames with later times in the bundled recordings); a received trade's own time needs no grace.
+  *run*: the stream is covered from the run's first connection point to its last point. Exchange times from
+  liveness points stop ``grace`` short, because streams of one connection are not exactly in order (trades arrive
+  up to ~0.2 s after depth frames with later times in the bundled recordings); a received trade's own time needs
+  no grace, but it cannot start a run (an exchange may push a past trade when a stream is subscribed).
 - **Ids**: where an exchange numbers a trade stream contiguously (``Capabilities.contiguous_ids``), two
   consecutive ids prove no trade happened between them (covered, even across a reconnect) and a jump proves
   trades were lost (a gap, whatever the connection said).
@@ -152,7 +153,9 @@ def _runs(events: pl.DataFrame, trades: pl.DataFrame, points: pl.DataFrame, rule
     return (
         pts.group_by([*keys, "_run"])
         .agg(
-            start=pl.col("est").min(),
+            # a received trade proves its stream up to its own time, but not from it: an exchange may push a past
+            # trade on subscribing (OKX does), so a run starts at the connection's evidence when it has any
+            start=pl.coalesce(pl.col("est").filter(~pl.col("own")).min(), pl.col("est").filter(pl.col("own")).min()),
             _own_end=pl.col("est").filter(pl.col("own")).max(),
             _conn_end=pl.col("est").filter(~pl.col("own")).max() - rules.grace_ns,
             r_first=pl.col("r").min(),

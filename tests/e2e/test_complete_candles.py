@@ -171,3 +171,19 @@ def test_a_trade_dated_a_year_ahead_is_quarantined_and_changes_no_candle(
     assert q is not None
     assert q.get_column("payload").to_list() == [bogus]
     assert "ahead of its receive time" in q.get_column("reason").item()
+
+
+def test_okx_trade_pushed_from_before_the_subscription_starts_no_coverage(
+    tmp_path: Path, shared_data: Path, dagster_home: str
+) -> None:
+    """The real OKX sample: on subscribing, OKX pushed a BTC-USD-220527 trade of 16:26:39.958, 23 s before the
+    connection's first exchange time (16:27:03.003). The trade is kept, but it proves nothing about the rest of its
+    minute: coverage starts with the connection and the minute gets no candle."""
+    got = run(tmp_path / "lake", [shared_data / "cryptofeed-samples/OKX.ws.1.0.gz"], "okx")
+    trades = got.coverage.filter((pl.col("symbol") == "BTC-USD-220527") & (pl.col("channel") == "trades"))
+    covered = trades.filter(pl.col("status") == "covered").row(0, named=True)
+    assert f"{covered['start_time']:%H:%M:%S.%f}" == "16:27:03.003000"
+    wh = Warehouse(str(tmp_path / "lake" / "warehouse.duckdb"))
+    early = wh.query("SELECT ts FROM trades WHERE symbol = 'BTC-USD-220527' ORDER BY ts LIMIT 1").item()
+    assert f"{early:%H:%M:%S.%f}" == "16:26:39.958000"
+    assert got.candles.filter(pl.col("symbol") == "BTC-USD-220527").height == 0

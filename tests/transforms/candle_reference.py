@@ -4,12 +4,12 @@ transforms and the Dagster assets against (deliberately shares no code with mdpl
 Exact: prices and sizes are ``decimal.Decimal`` from the frames' strings.
 
 The rules, as documented in mdplatform.transforms._candles/_coverage, restated here independently:
-- a capture is observed from its first exchange time (the first frame's ``E``, or an earlier trade time) to its
-  end (its last trade's time, or the last frame's ``E`` less 1 s of grace, whichever is later); files of one
-  recording are bridged by consecutive trade ids; a stretch where ids jump is not observed;
-- a 1m candle is published when its minute ended by the end of observation; ``complete`` when the minute was
-  wholly observed; a minute without trades gets a flat candle only when wholly observed and preceded by an
-  unbroken run of complete minutes back to a complete minute with trades;
+- a capture is observed from its first exchange time (the first frame's ``E``) to its end (its last trade's time,
+  or the last frame's ``E`` less 1 s of grace, whichever is later); files of one recording are bridged by
+  consecutive trade ids; a stretch where ids jump is not observed;
+- a 1m candle is published when its minute ended by the end of observation and some of it was observed;
+  ``complete`` when the minute was wholly observed; a minute without trades gets a flat candle only when wholly
+  observed and preceded by an unbroken run of complete minutes back to a complete minute with trades;
 - longer candles aggregate the published 1m candles of their span; complete when all their minutes are.
 """
 
@@ -55,9 +55,8 @@ class Recording:
     @property
     def observed(self) -> tuple[int, int]:
         """[start, end] of exchange time the recording observed (no cuts: one stretch)."""
-        first_trade = min(t.ts for t in self.trades)
         last_trade = max(t.ts for t in self.trades)
-        return min(self.sessions[0][0], first_trade), max(last_trade, self.sessions[-1][1] - GRACE)
+        return self.sessions[0][0], max(last_trade, self.sessions[-1][1] - GRACE)
 
 
 def spot_files(shared_data: Path) -> list[Path]:
@@ -204,7 +203,7 @@ def reference_candles(
         cov = covered(m)
         complete = cov >= MIN
         got = buckets.get(m)
-        if got:
+        if got and cov > 0:
             quote = [t.price * t.size for t in got]
             row: dict[str, object] = {
                 "open": got[0].price,
