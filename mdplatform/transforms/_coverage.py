@@ -346,7 +346,8 @@ def _segment(
     # what ended the run reaching furthest before a stretch says why the stretch was not observed
     endings = sorted((e, kind, detail) for _, e, kind, detail in runs)
     proof_spans = _merged([(s, e) for s, e in proofs])
-    gap_spans = sorted((s, e, n, d) for s, e, n, d in id_gaps)
+    gap_spans = _merged_gaps(id_gaps)
+    gap_index = [(s, e) for s, e, *_ in gap_spans]
     hole_spans = sorted((s, e, r, d) for s, e, r, d in holes)
     cuts = {lo, hi}
     for s, e, *_ in [*runs, *proofs, *id_gaps, *holes]:
@@ -356,7 +357,7 @@ def _segment(
     counted: set[int] = set()
     for a, b in pairwise(edges):
         observed = covering(run_spans, a, b) is not None or covering(proof_spans, a, b) is not None
-        gap = next((i for i, (s, e, *_) in enumerate(gap_spans) if s <= a and e >= b), None)
+        gap = covering(gap_index, a, b)
         hole = next((h for h in hole_spans if h[0] <= a and h[1] >= b), None)
         missing = None
         # an id gap's missing ids are counted once: on its first piece, in the hour where it starts
@@ -403,6 +404,19 @@ def _segment(
             }
         )
     return pieces
+
+
+def _merged_gaps(gaps: list[tuple[Any, ...]]) -> list[tuple[int, int, int, str]]:
+    """Id gaps (start, end, missing, detail) sorted, overlapping ones joined (touching ones stay apart: each
+    piece of the stream is then attributed to one gap)."""
+    out: list[tuple[int, int, int, str]] = []
+    for s, e, n, d in sorted(gaps):
+        if out and s < out[-1][1]:
+            ps, pe, pn, pd = out[-1]
+            out[-1] = (ps, max(pe, e), pn + n, f"{pd}; {d}")
+        else:
+            out.append((s, e, n, d))
+    return out
 
 
 def _fill(cov: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> pl.DataFrame:
