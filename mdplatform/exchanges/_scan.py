@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["ms_after"]
+from typing import Any
+
+import orjson
+
+__all__ = ["json_object", "ms_after"]
 
 
 def ms_after(frame: str, marker: str) -> int | None:
@@ -14,3 +18,12 @@ def ms_after(frame: str, marker: str) -> int | None:
     while end < len(frame) and frame[end].isdigit():
         end += 1
     return int(frame[start:end]) * 1_000_000 if end > start else None
+
+
+def json_object(frame: str) -> dict[str, Any] | None:
+    """A frame decoded as a JSON object; None when it is not one (control frames are parsed only when rare)."""
+    try:
+        obj = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None

@@ -38,7 +38,7 @@ from ._base import (
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
-from ._scan import ms_after
+from ._scan import json_object, ms_after
 from ._urls import with_default_path
 
 __all__ = [
@@ -278,13 +278,8 @@ class BinanceExchange:
     def control_events(self, frame: str) -> list[StreamEvent]:
         """``{"result":null,"id":N}`` acknowledges a live (un)subscribe and says nothing new; an ``error``
         object (or a bare ``{"code":..,"msg":..}``) is a refused request."""
-        if '"error"' not in frame and '"code"' not in frame:
-            return []
-        try:
-            obj = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(obj, dict):
+        obj = json_object(frame) if '"error"' in frame or '"code"' in frame else None
+        if obj is None:
             return []
         err = obj.get("error", obj)
         if not isinstance(err, dict) or "code" not in err:

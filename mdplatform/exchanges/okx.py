@@ -38,7 +38,7 @@ from ._base import (
 from ._binance_sync import SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
-from ._scan import ms_after
+from ._scan import json_object, ms_after
 from ._urls import with_default_path
 
 __all__ = ["CHECKSUM_DEPTH", "OkxExchange", "OkxSession", "okx_checksum"]
@@ -180,13 +180,8 @@ class OkxExchange:
     def control_events(self, frame: str) -> list[StreamEvent]:
         """``{"event":"subscribe","arg":{...}}`` acks one stream; ``{"event":"error","code":..,"msg":..}`` is a
         refused request (OKX names the request only in ``msg``)."""
-        if not frame.startswith("{") or '"event"' not in frame:
-            return []
-        try:
-            obj = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(obj, dict):
+        obj = json_object(frame) if frame.startswith("{") and '"event"' in frame else None
+        if obj is None:
             return []
         event = obj.get("event")
         raw_arg = obj.get("arg")
