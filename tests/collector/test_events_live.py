@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import polars as pl
 import pytest
+from _collector_util import until
 from websockets.asyncio.connection import Connection as WsConnection
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -23,14 +23,6 @@ from mdplatform.replay import ReplayServer
 ALL = (0, 2**62)
 SPOT = "binance-hftbacktest/spot/btcusdt_20240808.gz"
 OKX = "cryptofeed-samples/OKX.ws.1.0.gz"
-
-
-async def _until(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 def _ns(df: pl.DataFrame) -> pl.DataFrame:
@@ -74,7 +66,7 @@ def test_binance_events_across_a_dropped_connection(
             stop = asyncio.Event()
             task = asyncio.create_task(ingestor.run(stop=stop))
             await server.wait_finished(timeout=60)
-            await _until(lambda: ingestor.manager.get_status()["messages_received"] >= server.sent, 30)
+            await until(lambda: ingestor.manager.get_status()["messages_received"] >= server.sent, 30)
             await asyncio.sleep(0.3)  # a few pings while the market is silent
             status = ingestor.manager.get_status()
             stop.set()
@@ -163,7 +155,7 @@ def test_okx_subscribed_rows_come_from_the_acks(lake: str, shared_data: Path) ->
             stop = asyncio.Event()
             task = asyncio.create_task(ingestor.run(stop=stop))
             await server.wait_finished(timeout=30)
-            await _until(lambda: ingestor.manager.get_status()["messages_received"] >= server.sent + 9, 30)
+            await until(lambda: ingestor.manager.get_status()["messages_received"] >= server.sent + 9, 30)
             await asyncio.sleep(0.5)
             stop.set()
             await task
@@ -219,7 +211,7 @@ def test_a_refused_subscription_is_recorded_and_degrades_health(lake: str) -> No
             )
             manager = CollectorManager([config], writer)
             await manager.start()
-            await _until(lambda: manager.get_status()["collectors"][0]["sub_errors"] == 1, 10)
+            await until(lambda: manager.get_status()["collectors"][0]["sub_errors"] == 1, 10)
             await asyncio.sleep(0.3)
             status, health = manager.get_status(), manager.get_health_status()
             await manager.stop()
@@ -278,7 +270,7 @@ def test_a_gap_the_session_reports_becomes_an_event(
             manager = CollectorManager([config], writer)
             await manager.start()
             await server.wait_finished(timeout=30)
-            await _until(lambda: manager.get_status()["messages_received"] >= server.sent, 30)
+            await until(lambda: manager.get_status()["messages_received"] >= server.sent, 30)
             await manager.stop()
             writer.close()
 

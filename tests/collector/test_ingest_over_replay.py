@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from _collector_util import until
 
 from mdplatform.collector import (
     CollectorManager,
@@ -31,14 +32,6 @@ def _recorded_frames(path: Path) -> list[str]:
         return [line.rstrip("\n").split(" ", 1)[1] for line in fh if '"stream"' in line[:40]]
 
 
-async def _until(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
 async def _ingest_replay(
     lake: str, server: ReplayServer, config: ExchangeCollectorConfig, settle: Callable[[Ingestor], bool]
 ) -> tuple[Ingestor, dict[str, object]]:
@@ -46,7 +39,7 @@ async def _ingest_replay(
     stop = asyncio.Event()
     task = asyncio.create_task(ingestor.run(stop=stop))
     await server.wait_finished(timeout=60)
-    await _until(lambda: settle(ingestor), 30)
+    await until(lambda: settle(ingestor), 30)
     health = ingestor.manager.get_health_status()
     stop.set()
     await task
@@ -146,7 +139,7 @@ def test_watchdog_reconnects_a_silent_connection(lake: str, shared_data: Path) -
             manager = CollectorManager([config], writer)
             await manager.start()
             # the replay ends quickly and then stays silent; the watchdog must notice, reconnect, notice again
-            await _until(lambda: manager.get_status()["reconnects"] >= 2, 15)
+            await until(lambda: manager.get_status()["reconnects"] >= 2, 15)
             status = manager.get_status()
             await manager.stop()
             writer.close()
@@ -181,7 +174,7 @@ def test_reconnect_backs_off_exponentially_one_attempt_at_a_time(lake: str) -> N
         )
         manager = CollectorManager([config], writer)
         await manager.start()
-        await _until(lambda: len(attempts) >= 6, 20)
+        await until(lambda: len(attempts) >= 6, 20)
         status = manager.get_status()
         await manager.stop()
         server.close()
