@@ -79,7 +79,6 @@ class StreamKinds:
     normalize_symbol: Callable[[str], str]
     trade_channels: frozenset[str]
     contiguous_ids: frozenset[str]
-    book_channels: frozenset[str]
 
 
 def empty_coverage() -> pl.DataFrame:
@@ -435,6 +434,8 @@ def _fill(cov: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> pl.DataFrame:
     ):
         covered.setdefault((ex, sym, ch), []).append((s, e))
     filled: list[float] = []
+    # per gap's stream: what the symbol's other trade streams covered
+    others: dict[tuple[str, str, str], list[Span]] = {}
     trade_keys = set(trade_rows.select("exchange", "channel").unique().rows())
     for ex, sym, ch, status, s, e in cov.select(
         "exchange", "symbol", "channel", "status", "start_time", "end_time"
@@ -442,10 +443,11 @@ def _fill(cov: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> pl.DataFrame:
         if status != GAP_STATUS or (ex, ch) not in trade_keys or e <= s:
             filled.append(0.0)
             continue
-        others = _merged(
-            [sp for (x, y, c), spans in covered.items() if (x, y) == (ex, sym) and c != ch for sp in spans]
-        )
-        filled.append(round(overlap_ns(others, s, e) / (e - s), 6))
+        if (ex, sym, ch) not in others:
+            others[(ex, sym, ch)] = _merged(
+                [sp for (x, y, c), spans in covered.items() if (x, y) == (ex, sym) and c != ch for sp in spans]
+            )
+        filled.append(round(overlap_ns(others[(ex, sym, ch)], s, e) / (e - s), 6))
     return cov.with_columns(filled=pl.Series(filled, dtype=pl.Float64))
 
 

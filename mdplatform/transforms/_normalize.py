@@ -1,5 +1,5 @@
 """What the transforms need from the exchange registry: each exchange module parses its own payloads and says
-which of its channels carry trades, books and contiguous ids."""
+which of its channels carry trades and which number them contiguously."""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ def registry_stream_kinds() -> dict[str, StreamKinds]:
             normalize_symbol=x.normalize_symbol,
             trade_channels=x.capabilities.trade_channels,
             contiguous_ids=x.capabilities.contiguous_ids,
-            book_channels=x.capabilities.book_channels,
         )
         for xid, x in EXCHANGES.items()
     }
