@@ -6,6 +6,7 @@
 
 from ._base import (
     ALIVE,
+    BACKFILLED,
     CHECKSUM,
     CLOSE,
     EVENT_KINDS,
@@ -19,12 +20,14 @@ from ._base import (
     Capabilities,
     EventKind,
     Exchange,
+    HistoryPage,
     KeepAlive,
     Route,
     SessionAction,
     StreamEvent,
     StreamSession,
     Subscription,
+    TradeHistory,
 )
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
@@ -35,6 +38,7 @@ from .okx import OkxExchange, OkxSession, okx_checksum
 
 __all__ = [
     "ALIVE",
+    "BACKFILLED",
     "CHECKSUM",
     "CLOSE",
     "EVENT_KINDS",
@@ -58,6 +62,7 @@ __all__ = [
     "Event",
     "EventKind",
     "Exchange",
+    "HistoryPage",
     "KeepAlive",
     "Level",
     "OkxExchange",
@@ -71,6 +76,7 @@ __all__ = [
     "SyncState",
     "Ticker",
     "Trade",
+    "TradeHistory",
     "capabilities",
     "empty_normalized_trades",
     "empty_rejects",

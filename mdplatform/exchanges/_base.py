@@ -8,15 +8,18 @@ to this interface, so adding an exchange means adding a module and one registry 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     import polars as pl
 
+    from ..history import RestClient
+
 __all__ = [
     "ALIVE",
+    "BACKFILLED",
     "CHECKSUM",
     "CLOSE",
     "EVENT_KINDS",
@@ -30,12 +33,14 @@ __all__ = [
     "Capabilities",
     "EventKind",
     "Exchange",
+    "HistoryPage",
     "KeepAlive",
     "Route",
     "SessionAction",
     "StreamEvent",
     "StreamSession",
     "Subscription",
+    "TradeHistory",
 ]
 
 #: (channel, symbol) of a frame. channel is the exchange's own name ("trade", "depth", "books", ...);
@@ -56,8 +61,21 @@ Route = tuple[str, str]
 #: unsubscribed the stream stopped being received on this connection
 #: gap         a book stream lost messages (sequence ids jumped); checksum: its book no longer verifies;
 #: synced      the book stream is whole again after a snapshot
+#: backfilled  (lake ``backfill_events/``, written by ``mdp backfill``) the stream's trades of the exchange-time
+#:             span [exchange_ts, end) were fetched whole from the exchange's REST history (detail: JSON with
+#:             ``end`` in ns, the requests made and the trades fetched)
 EventKind = Literal[
-    "open", "subscribed", "start", "alive", "close", "sub_error", "unsubscribed", "gap", "checksum", "synced"
+    "open",
+    "subscribed",
+    "start",
+    "alive",
+    "close",
+    "sub_error",
+    "unsubscribed",
+    "gap",
+    "checksum",
+    "synced",
+    "backfilled",
 ]
 OPEN: EventKind = "open"
 SUBSCRIBED: EventKind = "subscribed"
@@ -69,8 +87,9 @@ UNSUBSCRIBED: EventKind = "unsubscribed"
 GAP: EventKind = "gap"
 CHECKSUM: EventKind = "checksum"
 SYNCED: EventKind = "synced"
+BACKFILLED: EventKind = "backfilled"
 EVENT_KINDS: frozenset[str] = frozenset(
-    (OPEN, SUBSCRIBED, START, ALIVE, CLOSE, SUB_ERROR, UNSUBSCRIBED, GAP, CHECKSUM, SYNCED)
+    (OPEN, SUBSCRIBED, START, ALIVE, CLOSE, SUB_ERROR, UNSUBSCRIBED, GAP, CHECKSUM, SYNCED, BACKFILLED)
 )
 
 
@@ -143,6 +162,58 @@ class SessionAction:
     events: tuple[StreamEvent, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One reply of an exchange's REST trade history, as received.
+
+    ``channel``: the live trade channel whose records these are the same as ("trade", "aggTrade", "trades"): they
+    are normalized, de-duplicated and id-chained with that channel's frames. ``records``: the reply's trade
+    records, oldest first, each exactly as decoded from the body (prices stay the exchange's strings);
+    ``times_ns``: each record's exchange time. ``proven``: the exchange-time span [start, end) that this page and
+    the pages before it in the same fetch prove complete (every trade in it has been returned), None while
+    nothing is proven yet. ``request``: what was asked ("GET /api/v3/historicalTrades?symbol=...", no secrets).
+    """
+
+    channel: str
+    symbol: str
+    request: str
+    recv_ns: int
+    records: tuple[Mapping[str, Any], ...]
+    times_ns: tuple[int, ...]
+    proven: tuple[int, int] | None
+
+
+class TradeHistory(Protocol):
+    """An exchange's REST trade history: what heals a gap in the live trades (``mdp backfill``)."""
+
+    @property
+    def base_url(self) -> str:
+        """The real REST host, scheme included ("https://api.binance.com"); tests pass the replay's instead."""
+        ...
+
+    def fetch(
+        self,
+        client: RestClient,
+        symbol: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        base_url: str | None = None,
+        after_id: int | None = None,
+    ) -> AsyncIterator[HistoryPage]:
+        """Every trade of ``symbol`` (the exchange's id) with exchange time in [start_ns, end_ns), page by page,
+        within the exchange's rate limits (``client`` holds one limiter per host). ``after_id``: a trade id known
+        to lie before ``start_ns`` (the last one received before a gap), where the exchange pages by id. The
+        last page's ``proven`` says how much of the span the fetch proved complete (less than all of it when the
+        history ends or does not reach back that far)."""
+        ...
+
+    def encode(self, records: Sequence[Mapping[str, Any]]) -> str:
+        """The payload the lake keeps for some of a page's records: the reply's own layout holding just those
+        records, which ``Exchange.normalize_trades_with_rejects`` reads like a live frame of ``channel``."""
+        ...
+
+
 class StreamSession(Protocol):
     """Per-connection state: book sync and validation. Created fresh on every (re)connect."""
 
@@ -213,4 +284,8 @@ class Exchange(Protocol):
 
     def normalize_symbol(self, symbol: str) -> str:
         """Exchange id -> BASE-QUOTE[-SUFFIX] ("BTCUSDT" -> "BTC-USDT", "BTCUSD_PERP" -> "BTC-USD-PERP")."""
+        ...
+
+    def trade_history(self, channel: str) -> TradeHistory | None:
+        """The REST history that can heal gaps of trade channel ``channel``; None when the exchange keeps none."""
         ...
