@@ -34,7 +34,9 @@ from ._base import (
     SessionAction,
     StreamEvent,
     Subscription,
+    TradeHistory,
 )
+from ._binance_history import BinanceTradeHistory
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
@@ -105,6 +107,28 @@ _TRADE_PAYLOAD = pl.Struct(
 _TRADE_CHANNELS = ("trade", "aggTrade")
 #: p or q sent as a JSON number: polars would decode it through a float, so it is refused, never rounded
 _NUMERIC_DECIMAL = r'"[pq]":\s*[-0-9]'
+
+#: a REST history record (``TradeHistory.encode`` keeps a JSON array of them): historicalTrades fields for channel
+#: "trade", aggTrades fields for "aggTrade" (others, like quoteQty/baseQty and isBestMatch, are ignored)
+_REST_RECORDS = pl.List(
+    pl.Struct(
+        {
+            "id": pl.Int64(),
+            "price": pl.String(),
+            "qty": pl.String(),
+            "time": pl.Int64(),
+            "isBuyerMaker": pl.Boolean(),
+            "a": pl.Int64(),
+            "p": pl.String(),
+            "q": pl.String(),
+            "f": pl.Int64(),
+            "l": pl.Int64(),
+            "T": pl.Int64(),
+            "m": pl.Boolean(),
+        }
+    )
+)
+_REST_NUMERIC_DECIMAL = r'"(?:price|qty|p|q)":\s*[-0-9]'
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +214,7 @@ class BinanceExchange:
         )
         # the server pings (every 20 s spot / 3 min futures); interval_s paces the collector's own watchdog
         self._keepalive = KeepAlive(client_ping=None, interval_s=20.0, idle_timeout_s=60.0)
+        self._histories: dict[str, BinanceTradeHistory] = {}
         # stream name -> route; bounded by the subscriptions, reset if something floods it
         self._routes: dict[str, Route] = {}
 
@@ -300,6 +325,16 @@ class BinanceExchange:
     def book_builder(self, symbol: str, *, keep_raw: bool = False) -> BinanceBookBuilder:
         return BinanceBookBuilder(symbol, futures=self.futures, keep_raw=keep_raw)
 
+    def trade_history(self, channel: str) -> TradeHistory | None:
+        """``historicalTrades`` for "trade", ``aggTrades`` for "aggTrade" (see ``_binance_history``)."""
+        if channel not in _TRADE_CHANNELS:
+            return None
+        history = self._histories.get(channel)
+        if history is None:
+            history = BinanceTradeHistory(self.market, "trade" if channel == "trade" else "aggTrade")
+            self._histories[channel] = history
+        return history
+
     # -- symbols and normalization -------------------------------------------------------------------------
     def normalize_symbol(self, symbol: str) -> str:
         """spot BTCUSDT -> BTC-USDT; usdm BTCUSDT -> BTC-USDT-PERP, BTCUSDT_240927 -> BTC-USDT-240927;
@@ -329,6 +364,17 @@ class BinanceExchange:
         rejects: the raw rows that did not parse, plus a ``reason`` column.
         """
         rows = raw_rows(raw, self.id, _TRADE_CHANNELS)
+        if rows.height == 0:
+            return empty_normalized_trades(), empty_rejects()
+        rest = rows.get_column("payload").str.starts_with("[")
+        if rest.any():
+            # REST history records (``BinanceTradeHistory.encode``): a JSON array, not a combined-stream event
+            live_trades, live_rejects = self._normalize_live(rows.filter(rest.not_()))
+            rest_trades, rest_rejects = self._normalize_rest(rows.filter(rest))
+            return pl.concat([live_trades, rest_trades]), pl.concat([live_rejects, rest_rejects])
+        return self._normalize_live(rows)
+
+    def _normalize_live(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         if rows.height == 0:
             return empty_normalized_trades(), empty_rejects()
         # one typed decode of the whole column (several times faster than one json_path_match per field)
@@ -370,6 +416,54 @@ class BinanceExchange:
             .then(pl.lit("aggTrade lacks its id a or its trade ids f/l"))
             .when(agg & (last < first))
             .then(pl.format("aggTrade last trade id l={} is before its first f={}", last, first))
+        )
+        return split_trades(rows, exchange=self.id, normalize_symbol=self.normalize_symbol, reason=reason)
+
+    def _normalize_rest(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """REST history rows: one trade per record of the array, the same row the live frame of that trade gives
+        (``historicalTrades``: id, price, qty, time, isBuyerMaker; ``aggTrades``: a p q f l T m); the symbol is
+        the raw row's own."""
+        decoded, ok = decode_json(rows.get_column("payload"), _REST_RECORDS)
+        rows = rows.with_columns(
+            _decoded=ok,
+            _items=decoded,
+            _n=decoded.list.len(),
+        ).explode("_items", empty_as_null=True, keep_nulls=True)
+        it = pl.col("_items").struct
+        agg = pl.col("channel") == "aggTrade"
+        rid, a, first, last = it.field("id"), it.field("a"), it.field("f"), it.field("l")
+        m = pl.when(agg).then(it.field("m")).otherwise(it.field("isBuyerMaker"))
+        rows = rows.with_columns(
+            _symbol=pl.when(pl.col("symbol") != "").then(pl.col("symbol")),
+            _ts=ms_to_ts(pl.when(agg).then(it.field("T")).otherwise(it.field("time"))),
+            _trade_id=pl.when(agg.not_())
+            .then(rid.cast(pl.String))
+            .when(first == last)
+            .then(first.cast(pl.String))
+            .otherwise(pl.format("{}-{}", first, last)),
+            _price=pl.when(agg).then(it.field("p")).otherwise(it.field("price")),
+            _size=pl.when(agg).then(it.field("q")).otherwise(it.field("qty")),
+            _side=pl.when(m).then(pl.lit("sell")).when(m.not_()).then(pl.lit("buy")),
+            _fills=pl.when(agg).then(last - first + 1).otherwise(pl.lit(1, dtype=pl.Int64)),
+            _seq_id=pl.when(agg).then(a).otherwise(rid),
+            _fill_first=pl.when(agg).then(first).otherwise(rid),
+            _fill_last=pl.when(agg).then(last).otherwise(rid),
+        )
+        reason = (
+            pl.when(pl.col("_decoded").not_())
+            .then(pl.lit("payload is not a REST trade list in the documented layout"))
+            .when(pl.col("payload").str.contains(_REST_NUMERIC_DECIMAL))
+            .then(pl.lit("price or size is a JSON number, not a decimal string"))
+            .when(pl.col("_n").fill_null(0) == 0)
+            .then(pl.lit("no trades in the REST reply"))
+            .when(pl.col("_items").is_null())
+            .then(pl.lit("null trade in the REST reply"))
+            .when(agg & (a.is_null() | first.is_null() | last.is_null()))
+            .then(pl.lit("aggTrades record lacks its id a or its trade ids f/l"))
+            .when(agg & (last < first))
+            .then(pl.format("aggTrades record's last trade id l={} is before its first f={}", last, first))
+            .when(agg.not_() & rid.is_null())
+            .then(pl.lit("historicalTrades record lacks its id"))
         )
         return split_trades(rows, exchange=self.id, normalize_symbol=self.normalize_symbol, reason=reason)
 

@@ -34,10 +34,12 @@ from ._base import (
     SessionAction,
     StreamEvent,
     Subscription,
+    TradeHistory,
 )
 from ._binance_sync import SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
+from ._okx_history import OkxTradeHistory
 from ._scan import json_object, ms_after
 from ._urls import with_default_path
 
@@ -117,6 +119,7 @@ class OkxExchange:
         )
         # OKX closes a connection silent for 30 s: ping after 20 s of silence, give up after 35 s
         self._keepalive = KeepAlive(client_ping="ping", interval_s=20.0, idle_timeout_s=35.0)
+        self._history = OkxTradeHistory()
 
     def __repr__(self) -> str:
         return "OkxExchange()"
@@ -205,6 +208,11 @@ class OkxExchange:
 
     def new_session(self, subs: Sequence[Subscription], rest_url: str | None) -> OkxSession:
         return OkxSession(self, subs)
+
+    def trade_history(self, channel: str) -> TradeHistory | None:
+        """``GET /api/v5/market/history-trades`` for "trades" (see ``_okx_history``); its payloads
+        (``{"code":"0","msg":"","data":[...]}``) normalize like a trades push."""
+        return self._history if channel == "trades" else None
 
     # -- symbols and normalization -------------------------------------------------------------------------
     def normalize_symbol(self, symbol: str) -> str:
