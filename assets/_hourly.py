@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import polars as pl
 
-from mdplatform.lake import list_exchanges, read_events, read_raw
+from mdplatform.lake import list_exchanges, read_backfill, read_backfill_events, read_events, read_raw
 from mdplatform.schemas import CANDLES, COVERAGE, TIMEFRAMES, TRADES
 from mdplatform.transforms import (
     GAP_STATUS,
@@ -21,6 +22,7 @@ from mdplatform.transforms import (
     registry_stream_kinds,
     registry_trade_channels,
     symbol_coverage,
+    to_ns,
     trades_for_window,
 )
 from mdplatform.warehouse import (
@@ -41,7 +43,9 @@ __all__ = [
     "MissingUpstreamError",
     "TradesHour",
     "by_symbol",
+    "hour_range_text",
     "hour_text",
+    "hours_between",
     "materialize_candles_hour",
     "materialize_trades_hour",
     "trade_channels",
@@ -49,11 +53,28 @@ __all__ = [
 
 
 class MissingUpstreamError(RuntimeError):
-    pass
+    """An upstream partition file (trades, coverage) of the hour is missing; the message names the hour."""
 
 
 def hour_text(hour: int) -> str:
-    return f"{from_ns(hour):%Y-%m-%d %H:00} UTC"
+    """An hour start (UTC ns) as people read it: ``2024-08-09 00:00 UTC``."""
+    return f"{from_ns(hour):%Y-%m-%d %H:%M} UTC"
+
+
+def hour_range_text(hours: list[int]) -> str:
+    """``2024-08-08 23:00 UTC`` for one hour, ``2024-08-08 23:00 .. 2024-08-09 01:00 UTC (2 hours)`` for more (end
+    exclusive)."""
+    if len(hours) == 1:
+        return hour_text(hours[0])
+    return f"{from_ns(hours[0]):%Y-%m-%d %H:%M} .. {hour_text(hours[-1] + HOUR_NS)} ({len(hours)} hours)"
+
+
+def hours_between(start: datetime, end: datetime) -> list[int]:
+    """The hour starts (UTC ns) of [start, end), in order: the hours of a run's partition time window."""
+    lo, hi = to_ns(start), to_ns(end)
+    if lo % HOUR_NS or hi % HOUR_NS:
+        raise ValueError(f"not whole hours: {start.isoformat()} .. {end.isoformat()}")
+    return list(range(lo, hi, HOUR_NS))
 
 
 def trade_channels(exchanges: list[str]) -> list[str] | None:
@@ -105,15 +126,18 @@ class TradesHour:
 
 def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse | None = None) -> TradesHour:
     """Trades with exchange ts in [hour, hour + 1h) and the coverage of every stream over the hour, from raw
-    frames and collector events received in [hour - lateness, hour + 1h + lateness); written to the lake
+    frames and collector events received in [hour - lateness, hour + 1h + lateness) and the REST history
+    backfilled for those exchange-time minutes; written to the lake
     partitions (replacing them), the quarantine and DuckDB ``trades``/``coverage`` (window replaced)."""
     root = settings.root
     end = hour + HOUR_NS
     read_start, read_end = hour - settings.lateness_ns, end + settings.lateness_ns
     raw = read_raw(root, read_start, read_end, channels=trade_channels(list_exchanges(root)))
-    events = read_events(root, read_start, read_end)
+    # REST history fetched for these exchange-time minutes, whenever it was fetched
+    backfill = read_backfill(root, read_start, read_end)
+    events = pl.concat([read_events(root, read_start, read_end), read_backfill_events(root, read_start, read_end)])
     window = trades_for_window(
-        raw, hour, end, settings.lateness_ns, normalize=registry_normalizer, skew_ns=settings.skew_ns
+        raw, hour, end, settings.lateness_ns, normalize=registry_normalizer, skew_ns=settings.skew_ns, backfill=backfill
     )
     coverage = compute_coverage(
         events, window.observed, hour, end, kinds=registry_stream_kinds(), rules=settings.coverage_rules

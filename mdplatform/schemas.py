@@ -13,6 +13,7 @@ import polars as pl
 import pyarrow as pa
 
 __all__ = [
+    "BACKFILL_CONN_PREFIX",
     "CANDLES",
     "COVERAGE",
     "EVENTS",
@@ -62,6 +63,10 @@ RAW_ARROW = pa.schema(
         pa.field("payload", pa.string(), nullable=False),
     ]
 )
+
+#: ``conn_id`` of the rows ``mdp backfill`` lands (lake ``backfill/``): REST history, not a live connection, so
+#: never liveness evidence nor "late"
+BACKFILL_CONN_PREFIX = "backfill-"
 
 #: the collector's own bookkeeping, beside the raw frames (lake ``events/``): what it was connected to and
 #: subscribed to, and when it could prove the stream was flowing. Kinds: ``mdplatform.exchanges.EventKind``.

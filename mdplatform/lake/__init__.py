@@ -1,9 +1,12 @@
 """The Parquet lake: raw frames and the collector's events by receive minute, derived tables by exchange-time
 hour."""
 
-from ._atomic import write_parquet_atomic, write_table_atomic
+from ._atomic import write_bytes_atomic, write_parquet_atomic, write_table_atomic
 from ._fs import filesystem, is_local, join, lake_root
+from ._landed import LANDED_DIR, Landed, Manifest, list_manifests, read_manifest, write_manifest
 from ._paths import (
+    BACKFILL_EVENTS_TABLE,
+    BACKFILL_TABLE,
     EVENTS_TABLE,
     MINUTE_NS,
     RAW_TABLE,
@@ -15,13 +18,26 @@ from ._paths import (
     raw_exchange_dir,
     table_exchange_dir,
 )
-from ._reader import list_exchanges, list_raw_minutes, raw_minute_bounds, read_events, read_raw
+from ._reader import (
+    list_exchanges,
+    list_raw_minutes,
+    raw_minute_bounds,
+    read_backfill,
+    read_backfill_events,
+    read_events,
+    read_raw,
+)
 from ._writer import RawWriter, WriterStats
 
 __all__ = [
+    "BACKFILL_EVENTS_TABLE",
+    "BACKFILL_TABLE",
     "EVENTS_TABLE",
+    "LANDED_DIR",
     "MINUTE_NS",
     "RAW_TABLE",
+    "Landed",
+    "Manifest",
     "MinuteTable",
     "RawWriter",
     "WriterStats",
@@ -31,15 +47,21 @@ __all__ = [
     "join",
     "lake_root",
     "list_exchanges",
+    "list_manifests",
     "list_raw_minutes",
     "minute_dir",
     "parse_minute_dir",
     "part_path",
     "raw_exchange_dir",
     "raw_minute_bounds",
+    "read_backfill",
+    "read_backfill_events",
     "read_events",
+    "read_manifest",
     "read_raw",
     "table_exchange_dir",
+    "write_bytes_atomic",
+    "write_manifest",
     "write_parquet_atomic",
     "write_table_atomic",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from collections.abc import Callable
+from typing import BinaryIO
 
 import polars as pl
 import pyarrow as pa
@@ -12,15 +14,13 @@ import pyarrow.parquet as pq
 
 from ._fs import filesystem, is_local
 
-__all__ = ["write_parquet_atomic", "write_table_atomic"]
+__all__ = ["write_bytes_atomic", "write_parquet_atomic", "write_table_atomic"]
 
 
-def write_table_atomic(table: pa.Table, path: str, *, compression: str = "zstd") -> None:
-    """Write ``table`` to ``path`` (local path or fsspec URL) atomically.
-
-    Locally: a hidden temp file in the target folder, fsync, then rename (atomic on POSIX; readers globbing
-    ``*.parquet`` never match the temp name). On object stores: one PUT of the finished bytes, which is atomic.
-    """
+def _write_atomic(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """Locally: a hidden temp file in the target folder, fsync, then rename (atomic on POSIX; readers globbing
+    ``*.parquet`` or listing ``*.json`` never match the temp name). On object stores: one PUT of the finished
+    bytes, which is atomic."""
     fs, target = filesystem(path)
     if is_local(fs):
         folder = os.path.dirname(target)
@@ -28,7 +28,7 @@ def write_table_atomic(table: pa.Table, path: str, *, compression: str = "zstd")
         tmp = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
         try:
             with open(tmp, "wb") as fh:
-                pq.write_table(table, fh, compression=compression)
+                write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
@@ -38,8 +38,17 @@ def write_table_atomic(table: pa.Table, path: str, *, compression: str = "zstd")
             raise
         return
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression=compression)
+    write(buf)
     fs.pipe_file(target, buf.getvalue())
+
+
+def write_table_atomic(table: pa.Table, path: str, *, compression: str = "zstd") -> None:
+    """Write ``table`` to ``path`` (local path or fsspec URL) atomically."""
+    _write_atomic(path, lambda fh: pq.write_table(table, fh, compression=compression))
+
+
+def write_bytes_atomic(data: bytes, path: str) -> None:
+    _write_atomic(path, lambda fh: fh.write(data) and None)
 
 
 def write_parquet_atomic(df: pl.DataFrame, path: str) -> None:

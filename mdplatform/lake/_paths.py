@@ -10,6 +10,8 @@ from .._time import MINUTE_NS
 from ._fs import join
 
 __all__ = [
+    "BACKFILL_EVENTS_TABLE",
+    "BACKFILL_TABLE",
     "EVENTS_TABLE",
     "MINUTE_NS",
     "RAW_TABLE",
@@ -22,11 +24,15 @@ __all__ = [
     "table_exchange_dir",
 ]
 
-#: the trees partitioned by exchange and minute of receive time: ``raw/`` (frames as received) and ``events/``
-#: (the collector's bookkeeping beside them)
-MinuteTable = Literal["raw", "events"]
+#: the trees partitioned by exchange and minute: ``raw/`` (frames as received) and ``events/`` (the collector's
+#: bookkeeping beside them) by minute of receive time; ``backfill/`` (trade records fetched from an exchange's
+#: REST history, RAW schema) and ``backfill_events/`` (what those fetches proved, EVENTS schema) by minute of
+#: the exchange time they hold, so the hour they belong to reads them however long after they were fetched
+MinuteTable = Literal["raw", "events", "backfill", "backfill_events"]
 RAW_TABLE: MinuteTable = "raw"
 EVENTS_TABLE: MinuteTable = "events"
+BACKFILL_TABLE: MinuteTable = "backfill"
+BACKFILL_EVENTS_TABLE: MinuteTable = "backfill_events"
 
 
 def table_exchange_dir(root: str, exchange: str, table: MinuteTable = RAW_TABLE) -> str:

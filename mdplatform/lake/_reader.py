@@ -14,9 +14,26 @@ from pyarrow.fs import FSSpecHandler, PyFileSystem
 from .._time import DAY_NS, HOUR_NS
 from ..schemas import EVENTS, EVENTS_ARROW, RAW, RAW_ARROW
 from ._fs import filesystem, is_local, join, lake_root
-from ._paths import EVENTS_TABLE, RAW_TABLE, MinuteTable, minute_dir, parse_minute_dir, table_exchange_dir
+from ._paths import (
+    BACKFILL_EVENTS_TABLE,
+    BACKFILL_TABLE,
+    EVENTS_TABLE,
+    RAW_TABLE,
+    MinuteTable,
+    minute_dir,
+    parse_minute_dir,
+    table_exchange_dir,
+)
 
-__all__ = ["list_exchanges", "list_raw_minutes", "raw_minute_bounds", "read_events", "read_raw"]
+__all__ = [
+    "list_exchanges",
+    "list_raw_minutes",
+    "raw_minute_bounds",
+    "read_backfill",
+    "read_backfill_events",
+    "read_events",
+    "read_raw",
+]
 
 
 def list_exchanges(root: str | None = None, *, table: MinuteTable = RAW_TABLE) -> list[str]:
@@ -142,6 +159,28 @@ def read_events(
     return df.sort("recv_ts", maintain_order=True)
 
 
+def read_backfill(
+    root: str | None, start_ns: int, end_ns: int, *, exchanges: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Trade records fetched from REST history whose exchange-time minute lies in [start_ns, end_ns): RAW rows
+    plus ``minute`` (the minute's start, ns Int64), in file order."""
+    root = lake_root(root)
+    minutes = list_raw_minutes(root, start_ns, end_ns, exchanges=exchanges, table=BACKFILL_TABLE)
+    parts = [
+        _read_files(root, paths, RAW, RAW_ARROW, list(RAW), None).with_columns(minute=pl.lit(minute, pl.Int64))
+        for (_, minute), paths in sorted(minutes.items())
+    ]
+    return pl.concat(parts) if parts else pl.DataFrame(schema={**RAW, "minute": pl.Int64()})
+
+
+def read_backfill_events(
+    root: str | None, start_ns: int, end_ns: int, *, exchanges: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """What REST history fetches proved (``backfilled`` rows, EVENTS schema) for exchange-time minutes in
+    [start_ns, end_ns)."""
+    return _read_minutes(root, BACKFILL_EVENTS_TABLE, start_ns, end_ns, exchanges, None, None)
+
+
 def _read_minutes(
     root: str | None,
     table: MinuteTable,
@@ -151,11 +190,22 @@ def _read_minutes(
     columns: Sequence[str] | None,
     flt: ds.Expression | None,
 ) -> pl.DataFrame:
-    schema, arrow_schema = (RAW, RAW_ARROW) if table == RAW_TABLE else (EVENTS, EVENTS_ARROW)
+    schema, arrow_schema = (RAW, RAW_ARROW) if table in (RAW_TABLE, BACKFILL_TABLE) else (EVENTS, EVENTS_ARROW)
     root = lake_root(root)
     minutes = list_raw_minutes(root, start_ns, end_ns, exchanges=exchanges, table=table)
     files = [f for _, paths in sorted(minutes.items()) for f in paths]
     cols = list(columns) if columns is not None else list(schema)
+    return _read_files(root, files, schema, arrow_schema, cols, flt)
+
+
+def _read_files(
+    root: str,
+    files: list[str],
+    schema: dict[str, pl.DataType],
+    arrow_schema: pa.Schema,
+    cols: list[str],
+    flt: ds.Expression | None,
+) -> pl.DataFrame:
     if not files:
         return pl.DataFrame(schema={c: schema[c] for c in cols})
     fs, _ = filesystem(root)

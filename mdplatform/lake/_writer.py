@@ -7,6 +7,11 @@ the receive loop never waits on disk or S3, with back-pressure once ``max_pendin
 
 The collector's events (``event``: open, subscribed, alive, close, ...) are buffered and written the same way,
 to the ``events/`` tree beside ``raw/``; an event for a minute already written becomes another part of it.
+
+After the files of each flush are committed, a manifest in the landing log (``_landed.py``) says which minutes
+got data, so the sensors find late minutes without walking the lake. ``tables`` redirects a writer to other
+minute tables (``mdp backfill`` writes ``backfill/`` and ``backfill_events/``, partitioned by exchange time
+through ``append_at`` and ``event(at_ns=...)``).
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ import pyarrow as pa
 from ..schemas import EVENTS_ARROW, RAW_ARROW
 from ._atomic import write_table_atomic
 from ._fs import lake_root
+from ._landed import Landed, write_manifest
 from ._paths import EVENTS_TABLE, MINUTE_NS, RAW_TABLE, MinuteTable, part_path
 
 __all__ = ["RawWriter", "WriterStats"]
 
 _WRITE_ATTEMPTS = 3
+#: files per landing manifest at most (an import writes thousands)
+_MANIFEST_FILES = 500
 _TS = RAW_ARROW.field("recv_ts").type
 
 
@@ -116,8 +124,10 @@ class RawWriter:
         writer_id: str | None = None,
         max_rows: int = 50_000,
         max_pending: int = 2,
+        tables: tuple[MinuteTable, MinuteTable] = (RAW_TABLE, EVENTS_TABLE),
     ) -> None:
         self.root = lake_root(root)
+        self.tables = tables
         self.writer_id = writer_id or f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         self.max_rows = max_rows
         self.max_pending = max_pending
@@ -134,6 +144,9 @@ class RawWriter:
         self._cur_exchange = ""
         self._cur_start = 0
         self._cur_end = -1
+        # files committed since the last manifest (touched by the writer thread only)
+        self._landed: list[Landed] = []
+        self._manifests = 0
 
     def append(
         self, recv_ts: int, exchange: str, channel: str, symbol: str, conn_id: str, seq: int, payload: str
@@ -142,6 +155,24 @@ class RawWriter:
             self._select(recv_ts, exchange)
         buf = self._cur
         assert buf is not None
+        buf.recv_ts.append(recv_ts)
+        buf.channel.append(channel)
+        buf.symbol.append(symbol)
+        buf.conn_id.append(conn_id)
+        buf.seq.append(seq)
+        buf.payload.append(payload)
+        self.stats.rows_appended += 1
+        if len(buf.recv_ts) >= self.max_rows:
+            self._flush((buf.exchange, buf.minute_ns))
+
+    def append_at(
+        self, at_ns: int, recv_ts: int, exchange: str, channel: str, symbol: str, conn_id: str, seq: int, payload: str
+    ) -> None:
+        """``append`` into the minute holding ``at_ns`` rather than ``recv_ts`` (backfill: the exchange time)."""
+        self._select(at_ns, exchange)
+        buf = self._cur
+        assert buf is not None
+        self._cur, self._cur_exchange, self._cur_start, self._cur_end = None, "", 0, -1
         buf.recv_ts.append(recv_ts)
         buf.channel.append(channel)
         buf.symbol.append(symbol)
@@ -173,10 +204,13 @@ class RawWriter:
         exchange_ts: int | None,
         frame_recv_ts: int | None,
         detail: str,
+        at_ns: int | None = None,
     ) -> None:
-        """One row of the ``events/`` table (schema ``EVENTS``), buffered per (exchange, minute of ``recv_ts``)
-        and written at the same points as the frames; one for a minute already written becomes another part."""
-        key = (exchange, recv_ts - recv_ts % MINUTE_NS)
+        """One row of the ``events/`` table (schema ``EVENTS``), buffered per (exchange, minute of ``recv_ts``,
+        or of ``at_ns`` when given) and written at the same points as the frames; one for a minute already
+        written becomes another part."""
+        at = recv_ts if at_ns is None else at_ns
+        key = (exchange, at - at % MINUTE_NS)
         buf = self._event_buffers.get(key)
         if buf is None:
             buf = self._event_buffers[key] = _EventBuffer(*key)
@@ -193,17 +227,22 @@ class RawWriter:
         rows = 0
         for key in [k for k in self._buffers if k[1] + MINUTE_NS <= now]:
             rows += self._flush(key)
+        events = 0
         for key in [k for k in self._event_buffers if k[1] + MINUTE_NS <= now]:
-            self._flush_events(key)
+            events += self._flush_events(key)
+        if rows or events:
+            self._submit_manifest()
         return rows
 
     def flush_all(self) -> int:
         """Write every buffered minute (frames and events); returns the frame rows handed to the writer."""
-        rows = 0
+        rows = events = 0
         for key in list(self._buffers):
             rows += self._flush(key)
         for key in list(self._event_buffers):
-            self._flush_events(key)
+            events += self._flush_events(key)
+        # also after files written early (``max_rows``) when nothing was left buffered
+        self._submit_manifest()
         return rows
 
     def _flush(self, key: tuple[str, int]) -> int:
@@ -213,14 +252,14 @@ class RawWriter:
         n = len(buf.recv_ts)
         if n == 0:
             return 0
-        self._submit(buf, self._path(RAW_TABLE, key, self._parts))
+        self._submit(buf, self._path(self.tables[0], key, self._parts))
         return n
 
     def _flush_events(self, key: tuple[str, int]) -> int:
         buf = self._event_buffers.pop(key)
         if not buf.rows:
             return 0
-        self._submit(buf, self._path(EVENTS_TABLE, key, self._event_parts))
+        self._submit(buf, self._path(self.tables[1], key, self._event_parts))
         return len(buf.rows)
 
     def _path(self, table: MinuteTable, key: tuple[str, int], parts: dict[tuple[str, int], int]) -> str:
@@ -232,6 +271,17 @@ class RawWriter:
         while len(self._pending) >= self.max_pending:
             self._settle(self._pending.pop(0))
         self._pending.append(self._pool.submit(self._write, buf, path))
+
+    def _submit_manifest(self) -> None:
+        # the pool has one thread: the manifest is written after every file submitted before it
+        self._pending.append(self._pool.submit(self._write_manifest))
+
+    def _write_manifest(self) -> int:
+        if self._landed:
+            files, self._landed = self._landed, []
+            self._manifests += 1
+            write_manifest(self.root, self.writer_id, self._manifests, files)
+        return 0
 
     def _write(self, buf: _Buffer | _EventBuffer, path: str) -> int:
         table = buf.table()
@@ -246,6 +296,10 @@ class RawWriter:
                     raise
                 time.sleep(0.5 * 2**attempt)
         rows: int = table.num_rows
+        table_name = self.tables[1] if isinstance(buf, _EventBuffer) else self.tables[0]
+        self._landed.append(Landed(table_name, buf.exchange, buf.minute_ns, rows))
+        if len(self._landed) >= _MANIFEST_FILES:
+            self._write_manifest()
         if isinstance(buf, _EventBuffer):
             self.stats.events_written += rows
             self.stats.event_files_written += 1

@@ -6,6 +6,7 @@ from ._candles import (
     candle_range_start,
     candles_1m,
     empty_candles,
+    publishing_hours,
     resample,
     sort_candles,
 )
@@ -18,6 +19,7 @@ from ._coverage import (
     compute_coverage,
     empty_coverage,
     symbol_coverage,
+    trade_gaps,
 )
 from ._normalize import registry_normalizer, registry_stream_kinds, registry_trade_channels
 from ._trades import (
@@ -48,6 +50,7 @@ __all__ = [
     "empty_coverage",
     "floor_ns",
     "from_ns",
+    "publishing_hours",
     "registry_normalizer",
     "registry_stream_kinds",
     "registry_trade_channels",
@@ -57,6 +60,7 @@ __all__ = [
     "sort_trades",
     "symbol_coverage",
     "to_ns",
+    "trade_gaps",
     "trades_for_window",
     "validate_candles",
     "validate_coverage",

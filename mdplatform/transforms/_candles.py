@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from mdplatform._time import MINUTE_NS, floor_ns
+from mdplatform._time import HOUR_NS, MINUTE_NS, ceil_ns, floor_ns
 from mdplatform.schemas import CANDLES, PRICE, QUOTE, TIMEFRAMES, TS
 
 from ._intervals import minute_overlap
@@ -31,6 +31,7 @@ __all__ = [
     "candle_range_start",
     "candles_1m",
     "empty_candles",
+    "publishing_hours",
     "resample",
     "sort_candles",
 ]
@@ -216,6 +217,17 @@ def candle_range_start(publish_start_ns: int, publish_end_ns: int, timeframes: I
         if first_open + length <= publish_end_ns:
             start = min(start, first_open)
     return start
+
+
+def publishing_hours(hour_ns: int, timeframes: Iterable[str]) -> list[int]:
+    """The hour partitions publishing a candle whose span holds the hour starting at ``hour_ns``: the hour itself
+    (up to 1h) and the hours in which its 4h and 1d candles close (a candle is published by the hour holding its
+    close_time in (H, H + 1h]). What must be redone when that hour's trades change."""
+    out = {hour_ns}
+    for tf in timeframes:
+        close = ceil_ns(hour_ns + HOUR_NS, TIMEFRAMES[tf])
+        out.add(close - HOUR_NS)
+    return sorted(out)
 
 
 def build_candles(

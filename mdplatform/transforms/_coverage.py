@@ -14,6 +14,9 @@ The evidence, from the collector's ``events`` (see ``mdplatform.exchanges.EventK
   consecutive ids prove no trade happened between them (covered, even across a reconnect) and a jump proves
   trades were lost (a gap, whatever the connection said).
 - **Book sync**: a book stream is not covered from a ``gap``/``checksum`` event until its ``synced`` event.
+- **Backfill**: a ``backfilled`` event (``mdp backfill``, lake ``backfill_events/``) proves its span of a trade
+  stream whole from the exchange's REST history; such stretches are covered with the detail saying so. Backfilled
+  trades are evidence only through their ids, never liveness points (they were not received live).
 
 A stream's rows cover its hour up to its *horizon*: the end of its connection's last run while that connection is
 live (per connection, so a lagging connection holds back only its own streams), or, once the stream's connection
@@ -30,8 +33,8 @@ from typing import Any
 import polars as pl
 
 from mdplatform._time import SECOND_NS
-from mdplatform.exchanges import ALIVE, CHECKSUM, CLOSE, GAP, START, SUB_ERROR, SUBSCRIBED, SYNCED
-from mdplatform.schemas import COVERAGE
+from mdplatform.exchanges import ALIVE, BACKFILLED, CHECKSUM, CLOSE, GAP, START, SUB_ERROR, SUBSCRIBED, SYNCED
+from mdplatform.schemas import BACKFILL_CONN_PREFIX, COVERAGE
 
 from ._intervals import Span, covering, merge_intervals, overlap_ns
 
@@ -43,6 +46,7 @@ __all__ = [
     "compute_coverage",
     "empty_coverage",
     "symbol_coverage",
+    "trade_gaps",
 ]
 
 COVERED = "covered"
@@ -56,6 +60,8 @@ ID_GAP = "id gap"
 SEQUENCE_GAP = "sequence gap"
 CHECKSUM_MISMATCH = "checksum mismatch"
 REFUSED = "subscription refused"
+#: detail of covered stretches proven by REST history rather than live
+BACKFILLED_DETAIL = "backfilled from the exchange's REST history"
 
 _STREAM = ["exchange", "channel", "symbol"]
 _INF = 2**62
@@ -135,7 +141,7 @@ def _runs(events: pl.DataFrame, trades: pl.DataFrame, points: pl.DataFrame, rule
         .filter(pl.col("r") >= pl.col("sub_r"))
         .select("exchange", "channel", "symbol", "conn_id", "r", "est", own=pl.lit(False))
     )
-    own = trades.select(
+    own = trades.filter(~pl.col("conn_id").str.starts_with(BACKFILL_CONN_PREFIX)).select(
         "exchange", "channel", "symbol", "conn_id", _ns("recv_ts").alias("r"), _ns("ts").alias("est"), own=pl.lit(True)
     )
     keys = [*_STREAM, "conn_id"]
@@ -251,6 +257,20 @@ def _book_holes(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _backfilled(events: pl.DataFrame) -> pl.DataFrame:
+    """(stream, start, end) proven by REST history fetches: ``backfilled`` events (start in ``exchange_ts``, end in
+    the detail's JSON ``end``)."""
+    return (
+        events.filter((pl.col("kind") == BACKFILLED) & pl.col("exchange_ts").is_not_null())
+        .select(
+            *_STREAM,
+            start=_ns("exchange_ts"),
+            end=pl.col("detail").str.json_path_match("$.end").cast(pl.Int64, strict=False),
+        )
+        .filter(pl.col("end") > pl.col("start"))
+    )
+
+
 def _by_stream(df: pl.DataFrame, cols: list[str]) -> dict[tuple[str, str, str], list[tuple[Any, ...]]]:
     out: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
     for row in df.sort([*_STREAM, cols[0]]).select(*_STREAM, *cols).iter_rows():
@@ -280,6 +300,7 @@ def compute_coverage(
     runs = _runs(events, trades, points, rules)
     proofs, id_gaps = _id_chains(trades, kinds)
     holes = _book_holes(events)
+    backfilled = _backfilled(events)
     refused = [tuple(r) for r in events.filter(pl.col("kind") == SUB_ERROR).select(_STREAM).unique().rows() if r[1]]
 
     # how far each exchange's clock is known to have passed, for streams whose connection has ended
@@ -288,13 +309,16 @@ def compute_coverage(
     proof_rows = _by_stream(proofs, ["start", "end"])
     gap_rows = _by_stream(id_gaps, ["start", "end", "missing", "detail"])
     hole_rows = _by_stream(holes, ["start", "end", "reason", "detail"])
+    backfill_rows = _by_stream(backfilled, ["start", "end"])
 
     out: list[dict[str, Any]] = []
-    for stream in sorted(set(run_rows) | set(proof_rows) | set(gap_rows) | set(hole_rows) | set(refused)):
+    streams = set(run_rows) | set(proof_rows) | set(gap_rows) | set(hole_rows) | set(refused) | set(backfill_rows)
+    for stream in sorted(streams):
         exchange = stream[0]
         runs_s = _endings(run_rows.get(stream, []))
         live = any(kind == "open" for *_, kind, _ in runs_s)
-        ends = [e for _, e, *_ in runs_s] + [e for _, e in proof_rows.get(stream, [])]
+        fetched = backfill_rows.get(stream, [])
+        ends = [e for _, e, *_ in runs_s] + [e for _, e in [*proof_rows.get(stream, []), *fetched]]
         horizon = max(ends, default=start_ns)
         if not live:
             horizon = max(horizon, ex_horizon.get(exchange, start_ns))
@@ -310,6 +334,7 @@ def compute_coverage(
             gap_rows.get(stream, []),
             hole_rows.get(stream, []),
             stream in refused,
+            fetched,
         )
     if not out:
         return empty_coverage()
@@ -339,9 +364,11 @@ def _segment(
     id_gaps: list[tuple[Any, ...]],
     holes: list[tuple[Any, ...]],
     refused: bool,
+    fetched: list[tuple[Any, ...]],
 ) -> list[dict[str, Any]]:
     """[lo, hi) of one stream cut at every interval edge, each piece labelled, equal neighbours joined."""
     run_spans = _merged([(s, e) for s, e, *_ in runs])
+    fetched_spans = _merged([(s, e) for s, e in fetched])
     # what ended the run reaching furthest before a stretch says why the stretch was not observed
     endings = sorted((e, kind, detail) for _, e, kind, detail in runs)
     proof_spans = _merged([(s, e) for s, e in proofs])
@@ -349,13 +376,14 @@ def _segment(
     gap_index = [(s, e) for s, e, *_ in gap_spans]
     hole_spans = sorted((s, e, r, d) for s, e, r, d in holes)
     cuts = {lo, hi}
-    for s, e, *_ in [*runs, *proofs, *id_gaps, *holes]:
+    for s, e, *_ in [*runs, *proofs, *id_gaps, *holes, *fetched]:
         cuts.update(x for x in (s, e) if lo < x < hi)
     edges = sorted(cuts)
     pieces: list[dict[str, Any]] = []
     counted: set[int] = set()
     for a, b in pairwise(edges):
-        observed = covering(run_spans, a, b) is not None or covering(proof_spans, a, b) is not None
+        backfilled = covering(fetched_spans, a, b) is not None
+        observed = backfilled or covering(run_spans, a, b) is not None or covering(proof_spans, a, b) is not None
         gap = covering(gap_index, a, b)
         hole = next((h for h in hole_spans if h[0] <= a and h[1] >= b), None)
         missing = None
@@ -364,7 +392,10 @@ def _segment(
             counted.add(gap)
             missing = gap_spans[gap][2]
         piece: tuple[str, str | None, str | None, int | None]
-        if observed and gap is None and hole is None:
+        if backfilled and hole is None:
+            # the fetch proved every trade of the stretch is in hand, whatever the live ids said
+            piece = (COVERED, None, BACKFILLED_DETAIL, None)
+        elif observed and gap is None and hole is None:
             piece = (COVERED, None, None, None)
         elif not observed:
             before = [x for x in endings if x[0] <= a]
@@ -468,3 +499,42 @@ def symbol_coverage(
     covered = merge_intervals(rows.filter(pl.col("status") == COVERED), ["exchange", "symbol"])
     horizon = rows.group_by("exchange", "symbol").agg(horizon=pl.col("end").max())
     return covered, horizon
+
+
+def trade_gaps(
+    coverage: pl.DataFrame, trade_channels: Mapping[str, frozenset[str]], start_ns: int, end_ns: int
+) -> pl.DataFrame:
+    """What is missing of each symbol's trades in [start_ns, end_ns): (exchange, symbol, channels, start, end) ns
+    spans no trade channel covered, between the symbol's first and last coverage row in the range (hours with no
+    row at all in between count as missing: a collector down for hours leaves none); ``channels``: the trade
+    channels the symbol was collected on."""
+    pairs = [(ex, ch) for ex, chans in trade_channels.items() for ch in chans]
+    wanted = pl.DataFrame(
+        {"exchange": [e for e, _ in pairs], "channel": [c for _, c in pairs]},
+        schema={"exchange": pl.String, "channel": pl.String},
+    )
+    rows = coverage.join(wanted, on=["exchange", "channel"]).select(
+        "exchange", "symbol", "channel", "status", start=_ns("start_time"), end=_ns("end_time")
+    )
+    out: list[dict[str, Any]] = []
+    for (exchange, symbol), group in rows.group_by("exchange", "symbol", maintain_order=True):
+        lo, hi = max(start_ns, int(group["start"].min())), min(end_ns, int(group["end"].max()))  # type: ignore[arg-type]
+        covered = _merged([(a, b) for st, a, b in group.select("status", "start", "end").iter_rows() if st == COVERED])
+        channels = sorted(set(group.get_column("channel").to_list()))
+        at = lo
+        for a, b in [*covered, (hi, hi)]:
+            if a > at and at < hi:
+                out.append(
+                    {"exchange": exchange, "symbol": symbol, "channels": channels, "start": at, "end": min(a, hi)}
+                )
+            at = max(at, b)
+    return pl.DataFrame(
+        out,
+        schema={
+            "exchange": pl.String,
+            "symbol": pl.String,
+            "channels": pl.List(pl.String),
+            "start": pl.Int64,
+            "end": pl.Int64,
+        },
+    ).sort("exchange", "symbol", "start")

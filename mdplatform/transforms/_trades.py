@@ -9,7 +9,7 @@ import polars as pl
 
 from mdplatform._time import MINUTE_NS, SECOND_NS
 from mdplatform.exchanges import NORMALIZED_TRADES, empty_normalized_trades, empty_rejects
-from mdplatform.schemas import RAW, REJECTS, TRADES
+from mdplatform.schemas import BACKFILL_CONN_PREFIX, RAW, REJECTS, TRADES
 
 __all__ = [
     "Normalizer",
@@ -144,6 +144,7 @@ def trades_for_window(
     *,
     normalize: Normalizer,
     skew_ns: int,
+    backfill: pl.DataFrame | None = None,
 ) -> TradesWindow:
     """Trades of the exchange-time window [start_ns, end_ns) from raw rows (RAW schema, any exchange/channel).
 
@@ -151,6 +152,9 @@ def trades_for_window(
     tail, so that id chains reach across the window's edges). Windows are aligned to multiples of their length
     (hours), which is how a trade's own window is found. Rows outside the read range are ignored.
     ``skew_ns``: a trade dated further ahead of its receive time than this is quarantined.
+    ``backfill``: REST history records for exchange-time minutes [start - lateness, end + lateness) (RAW plus
+    ``minute``, from ``read_backfill``); received whenever the backfill ran, they are never late, lose to a live
+    receipt of the same trade, and their rejects belong to the window holding their minute.
     """
     length = end_ns - start_ns
     if length <= 0:
@@ -162,6 +166,14 @@ def trades_for_window(
     raw = raw.select([pl.col(c).cast(t) for c, t in RAW.items()]).filter(
         (recv_minute >= read_start) & (recv_minute < read_end)
     )
+    # the backfill rows whose rejects this window reports: those of its own minutes
+    owned_backfill = pl.DataFrame(schema={"exchange": pl.String, "conn_id": pl.String, "seq": pl.Int64})
+    if backfill is not None and backfill.height:
+        backfill = backfill.filter((pl.col("minute") >= read_start) & (pl.col("minute") < read_end))
+        owned_backfill = backfill.filter((pl.col("minute") >= start_ns) & (pl.col("minute") < end_ns)).select(
+            "exchange", "conn_id", "seq"
+        )
+        raw = pl.concat([raw, backfill.select([pl.col(c).cast(t) for c, t in RAW.items()])])
 
     trade_parts: list[pl.DataFrame] = []
     reject_parts: list[pl.DataFrame] = []
@@ -195,9 +207,15 @@ def trades_for_window(
     overlaps = unique.filter((~pl.col("_first") | pl.col("_covered")) & in_window).height
     trades = unique.filter(pl.col("_first") & ~pl.col("_covered")).drop("_first", "_covered")
 
-    late = trades.filter(owned & (recv_minute >= own_start + length + lateness_ns))
+    live = ~pl.col("conn_id").str.starts_with(BACKFILL_CONN_PREFIX)
+    late = trades.filter(owned & live & (recv_minute >= own_start + length + lateness_ns))
     kept = trades.filter(in_window)
-    rejects = rejects.filter(owned).sort(["recv_ts", "exchange", "conn_id", "seq"])
+    rejects = pl.concat(
+        [
+            rejects.filter(live & owned),
+            rejects.filter(~live).join(owned_backfill.unique(), on=["exchange", "conn_id", "seq"], how="semi"),
+        ]
+    ).sort(["recv_ts", "exchange", "conn_id", "seq"])
     return TradesWindow(
         trades=sort_trades(kept.select(list(TRADES))),
         observed=observed,

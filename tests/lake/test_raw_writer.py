@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from mdplatform.lake import MINUTE_NS, RawWriter, _atomic, list_raw_minutes, read_raw
+from mdplatform.lake import MINUTE_NS, RawWriter, _atomic, list_manifests, list_raw_minutes, read_manifest, read_raw
 
 T0 = 1_723_161_253_937_085_768  # first frame of the spot recording: 2024-08-08 23:54:13.937 UTC
 
@@ -131,8 +131,14 @@ def test_s3_lake_through_a_local_moto_server(moto_s3: dict[str, str]) -> None:
     assert df.height == 3_000
     assert df.sort("seq")["payload"].to_list() == [f"f{i}" for i in range(3_000)]
     keys = [k["Key"] for k in s3.list_objects_v2(Bucket="lake")["Contents"]]
-    assert all(k.startswith("mdp/raw/exchange=binance/date=2024-08-") for k in keys)
-    assert all(os.path.basename(k).startswith("part-") for k in keys)
+    data = [k for k in keys if not k.startswith("mdp/_landed/")]
+    assert all(k.startswith("mdp/raw/exchange=binance/date=2024-08-") for k in data)
+    assert all(os.path.basename(k).startswith("part-") for k in data)
+    # the landing log names every part file written, once
+    manifests = list_manifests("s3://lake/mdp", 0, 2**62)
+    landed = [f for m in manifests for f in read_manifest("s3://lake/mdp", m)]
+    assert len(landed) == len(data) and sum(f.rows for f in landed) == 3_000
+    assert {f.table for f in landed} == {"raw"}
 
 
 def test_reading_an_empty_window_gives_the_raw_schema(lake: str) -> None:
