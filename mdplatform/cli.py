@@ -95,6 +95,19 @@ def ingest(
     help="Once the first client subscribed, never wait again: frames sent while nobody is connected are lost, "
     "as on a real exchange (default: the recording pauses while no client is subscribed).",
 )
+@click.option(
+    "--rest-weight-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="REST budget: request weight allowed per --rest-window, answered like the exchange when exceeded "
+    "(default: the exchange's own, Binance spot 6000/60 s, USD-M and COIN-M 2400/60 s, OKX 20 requests/2 s).",
+)
+@click.option(
+    "--rest-window",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds of the REST budget's sliding window (default: the exchange's own).",
+)
 def replay(
     captures: tuple[str, ...],
     more: tuple[str, ...],
@@ -105,12 +118,28 @@ def replay(
     rebase: bool,
     drop_after: int | None,
     no_pause: bool,
+    rest_weight_limit: int | None,
+    rest_window: float | None,
 ) -> None:
     """Serve recorded captures as a local exchange (WebSocket + REST) until Ctrl-C."""
-    from .replay import run_replay
+    from .history import RateLimit
+    from .replay import PROTOCOLS, run_replay
 
+    paths = [*captures, *more]
+    rest_limit: RateLimit | None = None
+    if rest_weight_limit is not None or rest_window is not None:
+        from .capture import detect_exchange
+
+        xid = exchange or detect_exchange(paths[0])
+        if xid not in PROTOCOLS:
+            raise click.ClickException(f"no replay protocol for {xid!r}")
+        default = PROTOCOLS[xid](xid).default_rest_limit
+        rest_limit = RateLimit(
+            rest_weight_limit if rest_weight_limit is not None else default.weight,
+            rest_window if rest_window is not None else default.per_s,
+        )
     run_replay(
-        [*captures, *more],
+        paths,
         exchange=exchange,
         speed=speed,
         host=host,
@@ -118,6 +147,7 @@ def replay(
         rebase=rebase,
         drop_after=drop_after,
         pause_when_idle=not no_pause,
+        rest_limit=rest_limit,
     )
 
 

@@ -1,9 +1,19 @@
-"""Binance spot / USD-M / COIN-M, server side: combined streams, SUBSCRIBE, REST depth snapshots."""
+"""Binance spot / USD-M / COIN-M, server side: combined streams, SUBSCRIBE, REST depth snapshots and trade history.
+
+REST trade history: ``historicalTrades`` from the recorded ``trade`` frames and ``aggTrades`` from the recorded
+``aggTrade`` frames only (an aggregate is never derived from trades: a capture without aggTrade frames answers
+aggTrades with an error saying so). Request weights and limits are the exchange's (``_binance_history``); over the
+budget the answer is Binance's: 429 with ``Retry-After`` and ``X-MBX-USED-WEIGHT-<interval>``, and an IP that
+keeps sending during the Retry-After period is banned with 418 (for two windows, the docs' shortest ban).
+"""
 
 from __future__ import annotations
 
 import re
+import time
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -11,7 +21,10 @@ import orjson
 from ..book import L2Book
 from ..capture import CapturedFrame
 from ..exchanges import BinanceBookBuilder, BinanceExchange, get_exchange
-from ._protocol import HttpReply, Prepared, Query, ReplayClient, ReplayProtocol
+from ..exchanges._binance_history import BinanceRestSpec, binance_rest_spec
+from ..history import RateLimit
+from ..history._rest import used_weight_header
+from ._protocol import HttpHeaders, HttpReply, Prepared, Query, ReplayClient, ReplayProtocol, Throttled, TradeLog
 
 __all__ = ["BinanceReplay", "stream_key"]
 
@@ -25,6 +38,10 @@ _DEPTH_PATHS = {
 }
 _MAX_LIMIT = 5000
 _EARLY_DIFFS = 10_000
+#: aggTrades refuses a startTime..endTime span of an hour or more
+_AGG_MAX_SPAN_MS = 3_600_000
+_TRADE_CHANNELS = ("trade", "aggTrade")
+_QUOTE_8 = Decimal("0.00000001")
 
 
 def stream_key(stream: str) -> str:
@@ -98,6 +115,7 @@ class _ServerBook:
 
 class BinanceReplay(ReplayProtocol):
     server_pings = True
+    rest_bans = True
 
     def __init__(self, exchange_id: str) -> None:
         super().__init__(exchange_id)
@@ -108,6 +126,11 @@ class BinanceReplay(ReplayProtocol):
         exchange = get_exchange(exchange_id)
         assert isinstance(exchange, BinanceExchange)
         self._exchange = exchange
+        self._spec: BinanceRestSpec = binance_rest_spec(exchange_id)
+        #: channel ("trade", "aggTrade") -> symbol -> recorded trades in the REST layout
+        self._logs: dict[str, dict[str, TradeLog]] = {channel: {} for channel in _TRADE_CHANNELS}
+        #: every symbol the recording has a stream of
+        self._symbols: set[str] = set()
 
     # --- the recording -----------------------------------------------------------------------------
 
@@ -125,12 +148,53 @@ class BinanceReplay(ReplayProtocol):
         if not text.startswith(_STREAM_PREFIX):
             return None
         stream = text[len(_STREAM_PREFIX) : text.find('"', len(_STREAM_PREFIX))]
+        name, _, kind = stream.partition("@")
+        self._symbols.add(name.upper())
         if stream_key(stream).endswith("@depth"):
-            self._book(stream.partition("@")[0].upper())
-        if not times:
+            self._book(name.upper())
+        trades = kind in _TRADE_CHANNELS
+        if not times and not trades:
             return None
         data = orjson.loads(text).get("data")
-        return _latest(data) if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            return None
+        if trades:
+            self._record(kind, name.upper(), data, frame.recv_ns)
+        return _latest(data) if times else None
+
+    def _record(self, channel: str, symbol: str, data: dict[str, Any], recv_ns: int) -> None:
+        """Keep a recorded trade/aggTrade event as the REST record of the same trade."""
+        futures = self._exchange.futures
+        try:
+            if channel == "trade":
+                trade_id, time_ms, price, qty = data["t"], data["T"], data["p"], data["q"]
+                record: dict[str, object] = {"id": trade_id, "price": price, "qty": qty}
+                if self.exchange_id == "binance-coinm":
+                    record["baseQty"] = _base_qty(symbol, price, qty)
+                else:
+                    record["quoteQty"] = _quote_qty(price, qty)
+                record["time"] = time_ms
+                record["isBuyerMaker"] = data["m"]
+                if not futures and "M" in data:
+                    record["isBestMatch"] = data["M"]
+            else:
+                trade_id, time_ms = data["a"], data["T"]
+                record = {k: data[k] for k in ("a", "p", "q", "f", "l", "T", "m")}
+                if not futures and "M" in data:
+                    record["M"] = data["M"]
+        except KeyError:
+            return  # not a trade event in the documented layout: nothing the exchange would serve
+        if not isinstance(trade_id, int) or not isinstance(time_ms, int):
+            return
+        log = self._logs[channel].get(symbol)
+        if log is None:
+            log = self._logs[channel][symbol] = TradeLog()
+        log.add(trade_id, time_ms, recv_ns, record)
+
+    def finish_scan(self) -> None:
+        for logs in self._logs.values():
+            for log in logs.values():
+                log.finish()
 
     def prepare(self, frame: CapturedFrame) -> Prepared | None:
         if frame.kind == "rest":
@@ -213,8 +277,53 @@ class BinanceReplay(ReplayProtocol):
 
     # --- REST --------------------------------------------------------------------------------------
 
+    @property
+    def default_rest_limit(self) -> RateLimit:
+        return self._spec.rate_limit
+
+    def rest_weight(self, path: str, query: Query) -> int | None:
+        path = path.rstrip("/")
+        spec = self._spec
+        if path == spec.trades_path:
+            return spec.trades_weight
+        if path == spec.agg_path:
+            return spec.agg_weight
+        if path == self._depth_path:
+            try:
+                limit = _int(query, "limit")
+            except _IllegalParameter:
+                limit = None
+            return spec.depth_weight(self._default_limit if limit is None else limit)
+        return None
+
+    def rest_headers(self, used: int, limit: RateLimit) -> HttpHeaders:
+        # X-MBX-USED-WEIGHT-(intervalNum)(intervalLetter): "X-MBX-USED-WEIGHT-1M" for the real one-minute window
+        return {used_weight_header(limit.per_s).upper(): str(used)}
+
+    def throttled(self, status: int, retry_after_s: int, used: int, limit: RateLimit) -> Throttled:
+        headers = self.rest_headers(used, limit)
+        headers["Retry-After"] = str(retry_after_s)
+        if status == 418:
+            until_ms = time.time_ns() // 1_000_000 + retry_after_s * 1000
+            msg = (
+                f"Way too much request weight used; IP banned until {until_ms}. "
+                "Please use WebSocket Streams for live updates to avoid bans."
+            )
+        else:
+            msg = (
+                f"Too much request weight used; current limit is {limit.weight} request weight per "
+                f"{_interval_text(limit.per_s)}. "
+                "Please use WebSocket Streams for live updates to avoid polling the API."
+            )
+        return status, orjson.dumps({"code": -1003, "msg": msg}), headers
+
     def http_get(self, path: str, query: Query) -> HttpReply | None:
-        if path.rstrip("/") != self._depth_path:
+        path = path.rstrip("/")
+        if path == self._spec.trades_path:
+            return self._historical_trades(query)
+        if path == self._spec.agg_path:
+            return self._agg_trades(query)
+        if path != self._depth_path:
             return None
         symbol = (query.get("symbol") or [""])[0].upper()
         book = self._books.get(symbol)
@@ -260,6 +369,132 @@ class BinanceReplay(ReplayProtocol):
         if shift:
             _shift(body, shift)
         return orjson.dumps(body)
+
+    def _trade_log(self, channel: str, query: Query) -> TradeLog | HttpReply:
+        symbol = (query.get("symbol") or [""])[0].upper()
+        if not symbol:
+            return _rest_error(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        log = self._logs[channel].get(symbol)
+        if log is not None:
+            return log
+        if symbol not in self._symbols:
+            return _rest_error(-1121, "Invalid symbol.")
+        if channel == "aggTrade":
+            msg = (
+                f"the replayed capture has no aggTrade frames of {symbol}: aggTrades are served only from recorded "
+                "aggTrade frames, never derived from trades"
+            )
+        else:
+            msg = f"the replayed capture has no trade frames of {symbol}"
+        return 400, orjson.dumps({"code": -1, "msg": msg})
+
+    def _records(self, log: TradeLog, indexes: list[int], time_key: str) -> bytes:
+        shift = self.shift_ms
+        records = log.records
+        if not shift:
+            return orjson.dumps([records[i] for i in indexes])
+        out = []
+        for i in indexes:
+            record = dict(records[i])
+            record[time_key] = log.times[i] + shift
+            out.append(record)
+        return orjson.dumps(out)
+
+    def _historical_trades(self, query: Query) -> HttpReply:
+        """``historicalTrades``: ``limit`` trades from ``fromId`` on (the most recent ones without it)."""
+        log = self._trade_log("trade", query)
+        if not isinstance(log, TradeLog):
+            return log
+        spec = self._spec
+        try:
+            limit, from_id = _int(query, "limit"), _int(query, "fromId")
+        except _IllegalParameter as exc:
+            return exc.reply
+        limit = max(1, min(spec.trades_max, spec.trades_default if limit is None else limit))
+        if from_id is None:
+            indexes = log.backward(len(log), limit, self.visible)
+        else:
+            indexes = log.forward(bisect_left(log.ids, from_id), limit, self.visible)
+        return 200, self._records(log, indexes, "time")
+
+    def _agg_trades(self, query: Query) -> HttpReply:
+        """``aggTrades``: from ``fromId`` and/or within [startTime, endTime] (inclusive), ``limit`` of them; the
+        most recent ones without any of the three (or with only endTime: the most recent at/before it)."""
+        log = self._trade_log("aggTrade", query)
+        if not isinstance(log, TradeLog):
+            return log
+        spec = self._spec
+        try:
+            limit, from_id = _int(query, "limit"), _int(query, "fromId")
+            start, end = _int(query, "startTime"), _int(query, "endTime")
+        except _IllegalParameter as exc:
+            return exc.reply
+        limit = max(1, min(spec.agg_max, spec.agg_default if limit is None else limit))
+        if start is not None and end is not None and end - start >= _AGG_MAX_SPAN_MS:
+            return _rest_error(-1127, "More than 1 hours between startTime and endTime.")
+        shift = self.shift_ms
+        lo, hi = 0, len(log)
+        if from_id is not None:
+            lo = bisect_left(log.ids, from_id)
+        if start is not None:
+            lo = max(lo, bisect_left(log.times, start - shift))
+        if end is not None:
+            hi = bisect_right(log.times, end - shift)
+        if from_id is None and start is None:
+            indexes = log.backward(hi, limit, self.visible, lo)
+        else:
+            indexes = log.forward(lo, limit, self.visible, hi)
+        return 200, self._records(log, indexes, "T")
+
+
+class _IllegalParameter(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.reply = _rest_error(
+            -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+        )
+
+
+def _int(query: Query, name: str) -> int | None:
+    """An integer parameter, None when absent; ``_IllegalParameter`` when it is not one."""
+    values = query.get(name)
+    if not values:
+        return None
+    raw = values[0]
+    if not raw.isdigit() or len(raw) > 20:
+        raise _IllegalParameter(name)
+    return int(raw)
+
+
+def _rest_error(code: int, msg: str) -> HttpReply:
+    return 400, orjson.dumps({"code": code, "msg": msg})
+
+
+def _interval_text(per_s: float) -> str:
+    seconds = round(per_s)
+    for unit, name in ((86_400, "DAY"), (3_600, "HOUR"), (60, "MINUTE")):
+        if seconds >= unit and seconds % unit == 0:
+            return f"{seconds // unit} {name}"
+    return f"{max(seconds, 1)} SECOND"
+
+
+def _quote_qty(price: str, qty: str) -> str:
+    """price x qty, exact (spot and USD-M ``quoteQty``)."""
+    try:
+        value = Decimal(price) * Decimal(qty)
+    except InvalidOperation:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def _base_qty(symbol: str, price: str, qty: str) -> str:
+    """COIN-M ``baseQty``: contracts x contract size (100 USD for BTC, 10 USD for the others) / price."""
+    size = Decimal(100) if symbol.startswith("BTC") else Decimal(10)
+    try:
+        value = Decimal(qty) * size / Decimal(price)
+    except (InvalidOperation, ZeroDivisionError):
+        return "0"
+    return format(value.quantize(_QUOTE_8), "f")
 
 
 def _error(req_id: object, msg: str) -> bytes:

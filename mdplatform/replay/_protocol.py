@@ -4,25 +4,37 @@ The server owns the sockets, the shared cursor, pacing and the test hooks; an ad
 is exchange specific: which recorded frames are replayed under which subscription key, how timestamps are
 shifted, the book state a mid-stream subscriber or a REST call needs, and how client messages are answered.
 Adding an exchange to the replay means one module with a ``ReplayProtocol`` subclass and one registry line.
+
+REST history (trades) is served from the recorded trade frames: what the cursor has passed (``passed_ns``), or the
+whole recording while no client has subscribed yet (``subscribed``), since a replay used over REST only is the
+past. The server keeps the REST rate limit; an adapter says what each request weighs and how the exchange words
+a refusal.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from ..history import RateLimit
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
     from ..capture import CapturedFrame
 
-__all__ = ["HttpReply", "Prepared", "Query", "ReplayClient", "ReplayProtocol"]
+__all__ = ["HttpHeaders", "HttpReply", "Prepared", "Query", "ReplayClient", "ReplayProtocol", "Throttled", "TradeLog"]
 
 #: parsed query string: name -> values
 Query = dict[str, list[str]]
 #: (HTTP status, JSON body)
 HttpReply = tuple[int, bytes]
+#: response headers an adapter adds to a REST answer
+HttpHeaders = dict[str, str]
+#: a refused REST request: (HTTP status, JSON body, headers)
+Throttled = tuple[int, bytes, HttpHeaders]
 
 
 @dataclass(slots=True)
@@ -77,11 +89,42 @@ class ReplayProtocol(ABC):
     exchange_id: str
     #: whether the exchange pings clients at the protocol level (Binance) or clients ping with text (OKX)
     server_pings: bool = True
+    #: whether the exchange bans (HTTP 418) an IP that keeps sending after a 429 (Binance)
+    rest_bans: bool = False
 
     def __init__(self, exchange_id: str) -> None:
         self.exchange_id = exchange_id
         #: whole-minute rebase shift applied to every exchange timestamp, in ms (0: frames unchanged)
         self.shift_ms = 0
+        #: recorded receive time of the last frame the cursor passed (-1: none yet)
+        self.passed_ns = -1
+        #: whether a client has subscribed to anything yet (before that, REST history serves the whole recording)
+        self.subscribed = False
+
+    def visible(self, recv_ns: int) -> bool:
+        """Whether REST history serves a record received at ``recv_ns``: the cursor has passed it, or no client
+        has subscribed yet (the recording is then all past)."""
+        return not self.subscribed or recv_ns <= self.passed_ns
+
+    def finish_scan(self) -> None:  # noqa: B027 - optional hook
+        """The pre-pass is over: sort and index what ``scan`` collected."""
+
+    @property
+    @abstractmethod
+    def default_rest_limit(self) -> RateLimit:
+        """The exchange's own REST budget (what the replay enforces unless told otherwise)."""
+
+    @abstractmethod
+    def rest_weight(self, path: str, query: Query) -> int | None:
+        """The weight of a REST GET against the rate limit; None for paths not served (404, not counted)."""
+
+    @abstractmethod
+    def rest_headers(self, used: int, limit: RateLimit) -> HttpHeaders:
+        """Headers on every REST answer (Binance: the used weight of the window)."""
+
+    @abstractmethod
+    def throttled(self, status: int, retry_after_s: int, used: int, limit: RateLimit) -> Throttled:
+        """The exchange's answer when the rate limit is exceeded (429) or the IP is banned (418)."""
 
     @abstractmethod
     def scan(self, frame: CapturedFrame, *, times: bool) -> int | None:
@@ -111,3 +154,59 @@ class ReplayProtocol(ABC):
     @abstractmethod
     def http_get(self, path: str, query: Query) -> HttpReply | None:
         """A plain HTTP GET; None for unknown paths (404)."""
+
+
+class TradeLog:
+    """One instrument's recorded trades, as REST history serves them: records in the endpoint's layout, sorted by
+    trade id (a trade recorded twice is kept once), with each one's exchange time (ms, unshifted) and recorded
+    receive time. Filled by ``add`` during the pre-pass, indexed by ``finish``."""
+
+    __slots__ = ("_pending", "ids", "records", "recvs", "times")
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[int, int, int, dict[str, object]]] = []
+        self.ids: list[int] = []
+        self.times: list[int] = []
+        self.recvs: list[int] = []
+        self.records: list[dict[str, object]] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, trade_id: int, time_ms: int, recv_ns: int, record: dict[str, object]) -> None:
+        self._pending.append((trade_id, time_ms, recv_ns, record))
+
+    def finish(self) -> None:
+        pending = sorted(self._pending, key=lambda p: (p[0], p[2]))
+        self._pending = []
+        for trade_id, time_ms, recv_ns, record in pending:
+            if self.ids and self.ids[-1] == trade_id:
+                continue
+            self.ids.append(trade_id)
+            self.times.append(time_ms)
+            self.recvs.append(recv_ns)
+            self.records.append(record)
+
+    def forward(self, start: int, limit: int, visible: Callable[[int], bool], stop: int | None = None) -> list[int]:
+        """Up to ``limit`` indexes of visible records from index ``start`` on (before ``stop``), ascending."""
+        out: list[int] = []
+        recvs = self.recvs
+        end = len(recvs) if stop is None else min(stop, len(recvs))
+        i = start
+        while i < end and len(out) < limit:
+            if visible(recvs[i]):
+                out.append(i)
+            i += 1
+        return out
+
+    def backward(self, stop: int, limit: int, visible: Callable[[int], bool], start: int = 0) -> list[int]:
+        """The last ``limit`` indexes of visible records before index ``stop`` (from ``start`` on), ascending."""
+        out: list[int] = []
+        recvs = self.recvs
+        i = min(stop, len(recvs)) - 1
+        while i >= start and len(out) < limit:
+            if visible(recvs[i]):
+                out.append(i)
+            i -= 1
+        out.reverse()
+        return out

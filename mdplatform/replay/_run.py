@@ -8,6 +8,7 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..history import RateLimit
 from ._server import ReplayServer
 
 __all__ = ["run_replay"]
@@ -23,13 +24,16 @@ def run_replay(
     port: int = 0,
     drop_after: int | None = None,
     pause_when_idle: bool = True,
+    rest_limit: RateLimit | None = None,
 ) -> int:
     """Run a replay server until Ctrl-C / SIGTERM; returns the number of frames sent.
 
-    Prints ``REPLAY_PORT=``, ``REPLAY_WS_URL=``, ``REPLAY_REST_URL=``, ``REPLAY_EXCHANGE=`` and
-    ``REPLAY_SHIFT_NS=`` once listening, ``REPLAY_FINISHED=1`` and ``REPLAY_SENT=`` when the recording is
-    exhausted (the server keeps serving), and a final ``REPLAY_SENT=`` on exit. ``pause_when_idle`` False: once
-    the first client subscribed, the recording runs on whether anyone is connected or not (``ReplayServer``).
+    Prints ``REPLAY_PORT=``, ``REPLAY_WS_URL=``, ``REPLAY_REST_URL=``, ``REPLAY_REST_BASE=``,
+    ``REPLAY_REST_LIMIT=`` (weight/seconds), ``REPLAY_EXCHANGE=`` and ``REPLAY_SHIFT_NS=`` once listening,
+    ``REPLAY_FINISHED=1`` and ``REPLAY_SENT=`` when the recording is exhausted (the server keeps serving), and a
+    final ``REPLAY_REST_REQUESTS=``, ``REPLAY_REST_THROTTLED=`` and (last) ``REPLAY_SENT=`` on exit. ``pause_when_idle``
+    False: once the first client subscribed, the recording runs on whether anyone is connected or not
+    (``ReplayServer``). ``rest_limit``: the REST budget (default: the exchange's own).
     """
     server = ReplayServer(
         paths,
@@ -40,9 +44,11 @@ def run_replay(
         port=port,
         drop_after=drop_after,
         pause_when_idle=pause_when_idle,
+        rest_limit=rest_limit,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(server))
+    print(f"REPLAY_REST_REQUESTS={server.rest_requests}\nREPLAY_REST_THROTTLED={server.rest_throttled}", flush=True)
     print(f"REPLAY_SENT={server.sent}", flush=True)
     return server.sent
 
@@ -58,6 +64,9 @@ async def _serve(server: ReplayServer) -> None:
     print(f"REPLAY_PORT={server.port}", flush=True)
     print(f"REPLAY_WS_URL={server.ws_url}", flush=True)
     print(f"REPLAY_REST_URL={server.rest_url}", flush=True)
+    print(f"REPLAY_REST_BASE={server.rest_base}", flush=True)
+    if server.rest_limit is not None:
+        print(f"REPLAY_REST_LIMIT={server.rest_limit.weight}/{server.rest_limit.per_s:g}", flush=True)
     print(f"REPLAY_SHIFT_NS={server.shift_ns}", flush=True)
 
     async def report_finish() -> None:

@@ -6,6 +6,9 @@ a subscription (so a test that connects late still sees the first frame); with `
 waits only for the first subscriber and then never again, so frames passed while nobody is connected are lost,
 as on a real exchange (a collector outage). Frames are paced by their recorded receive-time gaps divided by
 ``speed`` (0: as fast as the sockets take them).
+
+REST (depth snapshots, trade history) is rate limited like the exchange: a sliding window of request weights
+(``rest_limit``, the exchange's own budget by default) answered, when exceeded, the way the exchange answers.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import asyncio
 import contextlib
 import http
 import logging
+import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -28,11 +33,12 @@ from websockets.protocol import State
 from .._time import MINUTE_NS
 from ..capture import ReadStats, detect_exchange, merge_captures
 from ..exchanges import get_exchange
+from ..history import RateLimit
 from ._binance import BinanceReplay
 from ._okx import OkxReplay
-from ._protocol import Prepared, Query, ReplayClient, ReplayProtocol
+from ._protocol import HttpHeaders, Prepared, Query, ReplayClient, ReplayProtocol
 
-__all__ = ["PROTOCOLS", "ReplayServer", "live_shift_ns", "minute_shift_ns", "text_frame"]
+__all__ = ["PROTOCOLS", "ReplayServer", "RestBudget", "live_shift_ns", "minute_shift_ns", "text_frame"]
 
 log = logging.getLogger("mdplatform.replay")
 
@@ -47,6 +53,69 @@ PROTOCOLS: dict[str, Callable[[str], ReplayProtocol]] = {
 
 #: frames queued before the cursor writes them out and lets other tasks (REST, subscribes, pings) in
 _BATCH = 64
+#: requests tolerated (answered 429 again) while a client is told to wait, before an exchange that bans answers 418
+_BAN_AFTER_VIOLATIONS = 3
+#: a ban lasts this many windows (Binance's shortest ban is 2 minutes, two of its one-minute windows)
+_BAN_WINDOWS = 2
+
+
+class RestBudget:
+    """The replay's REST rate limit, one for every client (they all come from one IP).
+
+    A sliding window of the weights of the requests served (on the monotonic clock, at their arrival). A request
+    that does not fit is refused (429) with ``Retry-After`` = the whole seconds until it would fit; that period is
+    the client's to wait. Where the exchange bans (``bans``: Binance), a client that sends more than
+    ``_BAN_AFTER_VIOLATIONS`` requests within it is banned (418) for ``_BAN_WINDOWS`` windows.
+    """
+
+    def __init__(self, limit: RateLimit, *, bans: bool) -> None:
+        self.limit = limit
+        self.bans = bans
+        self._window: deque[tuple[float, int]] = deque()
+        self.used = 0
+        self._retry_until = 0.0
+        self._violations = 0
+        self._ban_until = 0.0
+
+    def _expire(self, now: float) -> None:
+        window, per = self._window, self.limit.per_s
+        while window and window[0][0] + per <= now:
+            self.used -= window.popleft()[1]
+
+    def admit(self, weight: int, now: float | None = None) -> tuple[int, int]:
+        """(200, 0) when the request is served (its weight counted), else (429 or 418, Retry-After seconds)."""
+        now = time.monotonic() if now is None else now
+        self._expire(now)
+        if now < self._ban_until:
+            return 418, _whole_seconds(self._ban_until - now)
+        if now < self._retry_until:
+            self._violations += 1
+            if self.bans and self._violations > _BAN_AFTER_VIOLATIONS:
+                self._ban_until = self._retry_until = now + _BAN_WINDOWS * self.limit.per_s
+                self._violations = 0
+                return 418, _whole_seconds(self._ban_until - now)
+            return 429, _whole_seconds(self._retry_until - now)
+        if self.used + weight > self.limit.weight:
+            need = self.used + weight - self.limit.weight
+            freed = 0
+            wait = self.limit.per_s
+            for t, w in self._window:
+                freed += w
+                if freed >= need:
+                    wait = t + self.limit.per_s - now
+                    break
+            retry_after = _whole_seconds(wait)
+            self._retry_until = now + retry_after
+            self._violations = 0
+            return 429, retry_after
+        self._window.append((now, weight))
+        self.used += weight
+        return 200, 0
+
+
+def _whole_seconds(seconds: float) -> int:
+    """Retry-After is whole seconds: round up, and never 0 (a client would come straight back)."""
+    return max(1, math.ceil(seconds - 1e-9))
 
 
 def minute_shift_ns(last_exchange_ns: int, now_ns: int) -> int:
@@ -72,6 +141,10 @@ class ReplayServer:
     subscribed (frames nobody is subscribed to are lost, counted in ``missed``). ``sent`` counts recorded frames
     sent (one per client it went to), ``sent_by_stream`` the same per stream; ``finished`` is set when the
     recording is exhausted, after which connections stay open (as a live exchange's would).
+
+    REST: ``rest_base`` is the server's http://host:port; trade history serves the recorded trades the cursor has
+    passed (the whole recording while no client has subscribed). ``rest_limit`` is the REST budget (default: the
+    exchange's own); ``rest_requests`` counts the REST requests answered, ``rest_throttled`` those refused (429/418).
     """
 
     def __init__(
@@ -87,6 +160,7 @@ class ReplayServer:
         ping_interval: float | None = 20.0,
         verbose: bool = True,
         pause_when_idle: bool = True,
+        rest_limit: RateLimit | None = None,
     ) -> None:
         if not paths:
             raise ValueError("no capture files to replay")
@@ -123,6 +197,10 @@ class ReplayServer:
         self._next_client = 0
         self._error: BaseException | None = None
         self._detect = exchange is None
+        self.rest_limit = rest_limit
+        self.rest_requests = 0
+        self.rest_throttled = 0
+        self._rest_budget: RestBudget | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -133,6 +211,9 @@ class ReplayServer:
         self.exchange = exchange
         protocol = self.protocol = PROTOCOLS[exchange](exchange)
         self._ws_path, self._rest_path = _endpoint_paths(exchange)
+        if self.rest_limit is None:
+            self.rest_limit = protocol.default_rest_limit
+        self._rest_budget = RestBudget(self.rest_limit, bans=protocol.rest_bans)
         span = await asyncio.to_thread(self._prepass, protocol)
         if self.rebase:
             if span is None:
@@ -181,6 +262,7 @@ class ReplayServer:
             if t is not None:
                 earliest = t if earliest is None else min(earliest, t)
                 latest = t if latest is None else max(latest, t)
+        protocol.finish_scan()
         return None if earliest is None or latest is None else (earliest, latest)
 
     async def close(self) -> None:
@@ -213,6 +295,11 @@ class ReplayServer:
     @property
     def rest_url(self) -> str:
         return f"http://{self.host}:{self.port}{self._rest_path}"
+
+    @property
+    def rest_base(self) -> str:
+        """http://host:port: where a ``TradeHistory`` pointed at this replay sends its requests."""
+        return f"http://{self.host}:{self.port}"
 
     @property
     def clients(self) -> int:
@@ -281,6 +368,7 @@ class ReplayServer:
                     batched = 0
                     await asyncio.sleep((due - now) / 1e9)
             self.position += 1
+            protocol.passed_ns = frame.recv_ns
             advance(frame)
             data, key = frame.data, frame.key
             if data is None or key is None:
@@ -360,6 +448,8 @@ class ReplayServer:
     def _refresh_active(self) -> None:
         if any(c.keys for c in self._clients):
             self._active.set()
+            if self.protocol is not None:
+                self.protocol.subscribed = True  # from now on REST history is what the cursor has passed
         else:
             self._active.clear()
 
@@ -406,10 +496,25 @@ class ReplayServer:
             if protocol.accepts(path):
                 return None
             return _json_response(404, b'{"code":-1,"msg":"no such stream endpoint"}')
+        weight = protocol.rest_weight(path, query)
+        if weight is None:
+            reply = protocol.http_get(path, query)  # paths without a weight: not rate limited
+            if reply is None:
+                return _json_response(404, b'{"code":-1,"msg":"Not found"}')
+            return _json_response(*reply)
+        budget = self._rest_budget
+        assert budget is not None
+        self.rest_requests += 1
+        status, retry_after = budget.admit(weight)
+        if status != 200:
+            self.rest_throttled += 1
+            refused, body, headers = protocol.throttled(status, retry_after, budget.used, budget.limit)
+            return _json_response(refused, body, headers)
         reply = protocol.http_get(path, query)
+        headers = protocol.rest_headers(budget.used, budget.limit)
         if reply is None:
-            return _json_response(404, b'{"code":-1,"msg":"Not found"}')
-        return _json_response(*reply)
+            return _json_response(404, b'{"code":-1,"msg":"Not found"}', headers)
+        return _json_response(*reply, headers)
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -441,11 +546,13 @@ def _split(target: str) -> tuple[str, Query]:
     return parts.path, parse_qs(parts.query)
 
 
-def _json_response(status: int, body: bytes) -> Response:
+def _json_response(status: int, body: bytes, extra: HttpHeaders | None = None) -> Response:
     headers = Headers()
     headers["Content-Type"] = "application/json;charset=UTF-8"
     headers["Content-Length"] = str(len(body))
     headers["Connection"] = "close"
+    for name, value in (extra or {}).items():
+        headers[name] = value
     return Response(status, http.HTTPStatus(status).phrase, headers, body)
 
 
