@@ -504,10 +504,10 @@ def symbol_coverage(
 def trade_gaps(
     coverage: pl.DataFrame, trade_channels: Mapping[str, frozenset[str]], start_ns: int, end_ns: int
 ) -> pl.DataFrame:
-    """What is missing of each symbol's trades in [start_ns, end_ns): (exchange, symbol, channels, start, end) ns
-    spans no trade channel covered, between the symbol's first and last coverage row in the range (hours with no
-    row at all in between count as missing: a collector down for hours leaves none); ``channels``: the trade
-    channels the symbol was collected on."""
+    """What is missing of each symbol's trades in [start_ns, end_ns): (exchange, symbol, channels, start, end,
+    closed) ns spans no trade channel covered, between the symbol's first and last coverage row in the range (hours
+    with no row at all in between count as missing: a collector down for hours leaves none); ``channels``: the
+    trade channels the symbol was collected on; ``closed``: a covered stretch follows (the gap is over)."""
     pairs = [(ex, ch) for ex, chans in trade_channels.items() for ch in chans]
     wanted = pl.DataFrame(
         {"exchange": [e for e, _ in pairs], "channel": [c for _, c in pairs]},
@@ -525,7 +525,14 @@ def trade_gaps(
         for a, b in [*covered, (hi, hi)]:
             if a > at and at < hi:
                 out.append(
-                    {"exchange": exchange, "symbol": symbol, "channels": channels, "start": at, "end": min(a, hi)}
+                    {
+                        "exchange": exchange,
+                        "symbol": symbol,
+                        "channels": channels,
+                        "start": at,
+                        "end": min(a, hi),
+                        "closed": a < hi,
+                    }
                 )
             at = max(at, b)
     return pl.DataFrame(
@@ -536,5 +543,6 @@ def trade_gaps(
             "channels": pl.List(pl.String),
             "start": pl.Int64,
             "end": pl.Int64,
+            "closed": pl.Boolean,
         },
     ).sort("exchange", "symbol", "start")
