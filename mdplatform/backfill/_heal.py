@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -131,9 +132,9 @@ async def heal_gaps(
     return report
 
 
-def _by_minute(page: HistoryPage) -> list[tuple[int, list[object]]]:
+def _by_minute(page: HistoryPage) -> list[tuple[int, list[Mapping[str, Any]]]]:
     """The page's records grouped by the exchange-time minute they fall in (records are oldest first)."""
-    groups: dict[int, list[object]] = {}
+    groups: dict[int, list[Mapping[str, Any]]] = {}
     for record, t in zip(page.records, page.times_ns, strict=True):
         groups.setdefault(t - t % MINUTE_NS, []).append(record)
     return sorted(groups.items())

@@ -48,7 +48,10 @@ def write_table_atomic(table: pa.Table, path: str, *, compression: str = "zstd")
 
 
 def write_bytes_atomic(data: bytes, path: str) -> None:
-    _write_atomic(path, lambda fh: fh.write(data) and None)
+    def write(fh: BinaryIO) -> None:
+        fh.write(data)
+
+    _write_atomic(path, write)
 
 
 def write_parquet_atomic(df: pl.DataFrame, path: str) -> None:
