@@ -2,6 +2,7 @@
 
 from ._duckdb import Warehouse, WarehouseSchemaError, Window, default_sql_dir, default_warehouse_path
 from ._lake import (
+    partition_exists,
     partition_path,
     quarantine_path,
     read_partition,
@@ -16,6 +17,7 @@ __all__ = [
     "Window",
     "default_sql_dir",
     "default_warehouse_path",
+    "partition_exists",
     "partition_path",
     "quarantine_path",
     "read_partition",

@@ -17,6 +17,7 @@ from mdplatform.lake import filesystem, hour_parts, is_local, join, lake_root, w
 from mdplatform.transforms import HOUR_NS, floor_ns
 
 __all__ = [
+    "partition_exists",
     "partition_path",
     "quarantine_path",
     "read_partition",
@@ -30,6 +31,12 @@ def partition_path(root: str | None, table: str, hour_ns: int) -> str:
     if hour_ns % HOUR_NS:
         raise ValueError("hour_ns must be an hour boundary")
     return join(lake_root(root), table, *hour_parts(hour_ns), "data.parquet")
+
+
+def partition_exists(root: str | None, table: str, hour_ns: int) -> bool:
+    """Whether the hour's partition of ``table`` was materialized (its file exists, empty or not)."""
+    fs, target = filesystem(partition_path(root, table, hour_ns))
+    return bool(fs.exists(target))
 
 
 def quarantine_path(root: str | None, table: str, hour_ns: int) -> str:
