@@ -201,8 +201,12 @@ class BinanceTradeHistory:
     ) -> AsyncIterator[HistoryPage]:
         """Pages of the trades with exchange time in [start_ns, end_ns), oldest first, paged by id.
 
-        The first id is ``after_id + 1`` when given, else the first trade at/after ``start_ns`` (located with
-        aggTrades). Stops at the first record at/after ``end_ns`` (proven [start, end)), at a short page (the
+        The first id is ``after_id + 1`` when given, else the first trade at/after ``start_ns``: located with
+        ``aggTrades?startTime=..&limit=1`` (its ``f``, or ``a`` for channel aggTrade), or, when aggTrades answers
+        400/404 for channel trade (a replayed capture without aggTrade frames), by bisecting ``historicalTrades``
+        ids with ``limit=1`` probes. When the history does not reach back to the first id (the first record has a
+        later id, or the bisection found no trade before start), the span is proven only from that record's time
+        + 1 ns. Stops at the first record at/after ``end_ns`` (proven [start, end)), at a short page (the
         history ends: proven up to the last record's time + 1 ns) or at a missing id (proven only up to before
         it). Locating requests are pages too, without records, so every request made is reported.
         """
