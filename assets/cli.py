@@ -51,8 +51,8 @@ def hours_in_range(start: str | None, end: str | None, lake: str) -> list[int]:
             lo = floor_ns(bounds[0] - settings.lateness_ns, HOUR_NS)
         if hi is None:
             hi = floor_ns(bounds[1] + settings.skew_ns, HOUR_NS) + HOUR_NS
-    # partitions run from MDP_START through the open hour: nothing later exists yet
-    lo = max(lo, to_ns(mdp_start()))
+    # partitions run from the lake's start (MDP_START, else its first day) through the open hour
+    lo = max(lo, to_ns(mdp_start(lake)))
     hi = min(hi, floor_ns(time.time_ns(), HOUR_NS) + HOUR_NS)
     return list(range(lo, hi, HOUR_NS))
 
@@ -132,14 +132,15 @@ def materialize(start: str | None, end: str | None, lake: str | None, warehouse:
     # submodules, not the package: `assets` may be a namespace package in a stale editable install
     from ._resources import MdpResource
     from ._settings import Settings
-    from .partitions import hour_key
+    from .partitions import hour_key, hourly_partitions, mdp_start
 
     root = lake_root(lake)
     settings = Settings(lake=root, warehouse=warehouse)
     hours = hours_in_range(start, end, root)
+    first = mdp_start(root)
     if not hours:
-        raise click.UsageError("empty time range")
-    job = _job(MdpResource(lake=root, warehouse=settings.warehouse_path))
+        raise click.UsageError(f"empty time range (partitions start {first:%Y-%m-%d %H:%M} UTC; see MDP_START)")
+    job = _job(MdpResource(lake=root, warehouse=settings.warehouse_path), hourly_partitions(first))
     failed: list[str] = []
     failed_checks: list[str] = []
     late = rejects = 0
@@ -174,17 +175,8 @@ def materialize(start: str | None, end: str | None, lake: str | None, warehouse:
         raise click.ClickException(f"{len(failed)} hour(s) failed: {', '.join(failed[:10])}")
 
 
-def _job(resource: object):  # type: ignore[no-untyped-def]
-    from dagster import Definitions
+def _job(resource: object, partitions_def: object):  # type: ignore[no-untyped-def]
+    """``mdp_hourly`` on the partitions of this lake (the definitions loaded for $MDP_LAKE may start elsewhere)."""
+    from ._jobs import definitions_for
 
-    from ._assets import candles, trades_and_coverage
-    from ._checks import candles_valid, coverage_valid, trades_valid
-    from ._jobs import hourly_job
-
-    defs = Definitions(
-        assets=[trades_and_coverage, candles],
-        asset_checks=[trades_valid, coverage_valid, candles_valid],
-        jobs=[hourly_job],
-        resources={"mdp": resource},
-    )
-    return defs.resolve_job_def("mdp_hourly")
+    return definitions_for(partitions_def, {"mdp": resource}).resolve_job_def("mdp_hourly")  # type: ignore[arg-type]

@@ -1,7 +1,9 @@
-"""`mdp materialize` range parsing and its default range from the raw lake."""
+"""`mdp materialize` range parsing, its default range from the raw lake, and the first partition (MDP_START, else
+the lake's first day, else a few days back)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -9,11 +11,13 @@ import pytest
 from candle_reference import H00, H23, HOUR, read_recording, spot_files
 
 from assets.cli import hours_in_range
+from assets.partitions import DEFAULT_DAYS_BACK, mdp_start
 from mdplatform.exchanges import get_exchange
 from mdplatform.lake import RawWriter
 
 
-def test_explicit_ranges(tmp_path: Path) -> None:
+def test_explicit_ranges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MDP_START", "2024-08-01")  # an empty lake's partitions start a few days back
     lake = str(tmp_path)
     assert hours_in_range("2024-08-08T22:30", "2024-08-09T01:00", lake) == [H23 - HOUR, H23, H00]
     assert hours_in_range("2024-08-08T23:00:00+00:00", "2024-08-09T00:00:01Z", lake) == [H23, H00]
@@ -23,7 +27,18 @@ def test_explicit_ranges(tmp_path: Path) -> None:
         hours_in_range(None, None, lake)  # nothing in the lake to default to
 
 
-def test_default_range_is_the_lakes(tmp_path: Path, shared_data: Path) -> None:
+def test_empty_lake_starts_a_few_days_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MDP_START", raising=False)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert mdp_start(str(tmp_path)) == today - timedelta(days=DEFAULT_DAYS_BACK)
+    assert hours_in_range("2024-08-08T22:30", "2024-08-09T01:00", str(tmp_path)) == []  # before the partitions
+    monkeypatch.setenv("MDP_START", "2024-08-08T23:00")
+    assert mdp_start(str(tmp_path)) == datetime(2024, 8, 8, 23, tzinfo=UTC)
+    assert hours_in_range("2024-08-08T22:30", "2024-08-09T01:00", str(tmp_path)) == [H23, H00]
+
+
+def test_default_range_is_the_lakes(tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MDP_START", raising=False)
     rec = read_recording(spot_files(shared_data))
     route = get_exchange("binance").route
     lake = str(tmp_path / "lake")
@@ -32,3 +47,5 @@ def test_default_range_is_the_lakes(tmp_path: Path, shared_data: Path) -> None:
         for seq, (recv, frame) in enumerate((x for x in rec.lines if x[0] >= H00), 1):
             writer.append(recv, "binance", *route(frame), "c", seq, frame)
     assert hours_in_range(None, None, lake) == [H23, H00]
+    # partitions start on the day of the first minute less the lateness: hour 23 of the day before
+    assert mdp_start(lake) == datetime(2024, 8, 8, tzinfo=UTC)
