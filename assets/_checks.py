@@ -19,6 +19,7 @@ from mdplatform.transforms import HOUR_NS, validate_candles, validate_coverage, 
 from mdplatform.warehouse import partition_path
 
 from ._assets import CANDLES_KEY, COVERAGE_KEY, TRADES_KEY
+from ._hourly import hour_text
 from ._resources import MdpResource
 from .partitions import HOURLY, hour_ns
 
@@ -47,17 +48,28 @@ def _check(
     table: str,
     validate: Callable[[pl.DataFrame, int, int], list[str]],
 ) -> AssetCheckResult:
-    """``validate`` on the partition file the asset wrote for the context's hour."""
-    hour = hour_ns(context.partition_key)
-    path = partition_path(mdp.settings().root, table, hour)
-    df = _read(path)
-    problems = validate(df, hour, hour + HOUR_NS) if df is not None else [f"partition file missing: {path}"]
+    """``validate`` on the partition files the asset wrote for the context's hours: one, or the range of a
+    single-run backfill (a problem then names its hour)."""
+    if context.has_partition_key_range:
+        keys = context.partition_key_range
+        hours = list(range(hour_ns(keys.start), hour_ns(keys.end) + HOUR_NS, HOUR_NS))
+    else:
+        hours = [hour_ns(context.partition_key)]
+    root = mdp.settings().root
+    paths = [partition_path(root, table, hour) for hour in hours]
+    problems: list[str] = []
+    rows = 0
+    for hour, path in zip(hours, paths, strict=True):
+        df = _read(path)
+        found = validate(df, hour, hour + HOUR_NS) if df is not None else [f"partition file missing: {path}"]
+        problems += [f"{hour_text(hour)}: {p}" for p in found] if len(hours) > 1 else found
+        rows += df.height if df is not None else 0
     return AssetCheckResult(
         passed=not problems,
         severity=AssetCheckSeverity.ERROR,
         metadata={
-            "path": MetadataValue.path(path),
-            "rows": df.height if df is not None else 0,
+            "path": MetadataValue.path(paths[0] if len(paths) == 1 else paths[0].split("/date=")[0]),
+            "rows": rows,
             "problems": MetadataValue.json(problems),
         },
         description="; ".join(problems) if problems else None,
