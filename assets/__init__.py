@@ -1,29 +1,39 @@
 """Dagster definitions of the materialization layer: hourly trades, coverage and candles, their checks, the
 resource."""
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
-from ._assets import candles, trades_and_coverage
+from ._assets import POOL, candles, hourly_assets, trades_and_coverage
 from ._checks import candles_valid, coverage_valid, trades_valid
-from ._jobs import hourly_job
+from ._jobs import candles_job, definitions_for, hourly_checks, hourly_job, make_candles_job, make_hourly_job
 from ._rawscan import list_minutes, minute_bounds
 from ._resources import MdpResource
 from ._settings import Settings
-from .partitions import HOURLY, hour_key, hour_ns
+from .partitions import HOURLY, hour_key, hour_ns, hourly_partitions, mdp_start, start_ns
 
 __all__ = [
     "HOURLY",
+    "POOL",
     "MdpResource",
     "Settings",
     "candles",
+    "candles_job",
     "candles_valid",
     "coverage_valid",
+    "definitions_for",
     "defs",
     "hour_key",
     "hour_ns",
+    "hourly_assets",
+    "hourly_checks",
     "hourly_job",
+    "hourly_partitions",
     "list_minutes",
+    "make_candles_job",
+    "make_hourly_job",
+    "mdp_start",
     "minute_bounds",
+    "start_ns",
     "trades_and_coverage",
     "trades_valid",
 ]
@@ -31,6 +41,9 @@ __all__ = [
 defs = Definitions(
     assets=[trades_and_coverage, candles],
     asset_checks=[trades_valid, coverage_valid, candles_valid],
-    jobs=[hourly_job],
+    jobs=[hourly_job, candles_job],
     resources={"mdp": MdpResource()},
+    # the default executor of every job without its own, the UI's implicit asset job included: a run's few steps
+    # in one process (a subprocess per step costs more than the work)
+    executor=in_process_executor,
 )

@@ -1,35 +1,107 @@
-"""The hourly assets: ``trades`` and ``coverage`` (one pass over the raw hour), then ``candles``."""
+"""The hourly assets: ``trades`` and ``coverage`` (one pass over the raw hour), then ``candles``.
+
+A run covers one hour (the sensor, `mdp materialize`) or a range of hours (a backfill from the UI: a single-run
+backfill policy, so a backfill is one run of trades+coverage over the range, then one run of candles over it,
+whatever its length). Each asset loops over the hours of its run's partition time window in order, which is what
+candles need: candles(H) reads the stored 1m candles of H - 1. Both assets are in the ``mdp_warehouse``
+concurrency pool (limit 1 in dagster.yaml): whoever launched the run, one of them at a time writes DuckDB (one
+writer process) and the lake partitions the other reads.
+"""
 
 # no `from __future__ import annotations`: Dagster inspects the real annotation of `context`
 import warnings
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     AssetSpec,
+    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
+    PartitionsDefinition,
     TimeWindowPartitionMapping,
     asset,
     multi_asset,
 )
 
 from mdplatform.transforms import GAP_STATUS
+from mdplatform.warehouse import Warehouse
 
-from ._hourly import by_symbol, materialize_candles_hour, materialize_trades_hour
+from ._hourly import (
+    by_symbol,
+    hour_range_text,
+    hour_text,
+    hours_between,
+    materialize_candles_hour,
+    materialize_trades_hour,
+)
 from ._resources import MdpResource
-from .partitions import HOURLY, hour_ns
+from .partitions import HOURLY, hour_key
 
-__all__ = ["CANDLES_KEY", "COVERAGE_KEY", "TRADES_KEY", "candles", "trades_and_coverage"]
+__all__ = [
+    "CANDLES_KEY",
+    "COVERAGE_KEY",
+    "POOL",
+    "TRADES_KEY",
+    "candles",
+    "hourly_assets",
+    "trades_and_coverage",
+]
 
 # allow_nonexistent_upstream_partitions is "beta" in Dagster 1.13; it keeps the first hour after MDP_START valid
 warnings.filterwarnings("ignore", message=".*allow_nonexistent_upstream_partitions.*")
+# so is an asset's backfill_policy (single-run backfills have been stable in use since Dagster 1.5)
+warnings.filterwarnings("ignore", message=".*`backfill_policy`.*")
 
 TRADES_KEY = AssetKey("trades")
 COVERAGE_KEY = AssetKey("coverage")
 CANDLES_KEY = AssetKey("candles")
+
+T = TypeVar("T")
+
+#: the concurrency pool of every asset that writes DuckDB and the lake partitions (dagster.yaml: limit 1)
+POOL = "mdp_warehouse"
+#: a backfill of N hours is one run per asset, whatever N: the per-run overhead (a process, the imports, the
+#: backfill daemon's 30 s ticks between dependent runs) is what dominates an hour's few seconds of work
+BACKFILL_POLICY = BackfillPolicy.single_run()
+
+
+def _hours(context: AssetExecutionContext) -> list[int]:
+    """The hours of the run, in order (one for a single-partition run)."""
+    window = context.partition_time_window
+    return hours_between(window.start, window.end)
+
+
+def _each_hour(context: AssetExecutionContext, what: str, work: Callable[[int], T]) -> dict[int, T]:
+    """``work(hour)`` for the run's hours in order; a failure is logged naming the hour and what was written."""
+    hours = _hours(context)
+    done: dict[int, T] = {}
+    for i, hour in enumerate(hours):
+        try:
+            done[hour] = work(hour)
+        except Exception:
+            written = f"; {hour_range_text(hours[:i])} already written" if i else ""
+            context.log.error(f"{what} for {hour_text(hour)} failed (hour {i + 1} of {len(hours)}{written})")
+            raise
+    return done
+
+
+def _total(counts: Iterable[Mapping[str, float]]) -> dict[str, Any]:
+    """Per-key sums of per-hour counts (seconds rounded to the ms)."""
+    total: Counter[str] = Counter()
+    for c in counts:
+        total.update(c)
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in sorted(total.items())}
+
+
+def _path(paths: list[str]) -> MetadataValue:
+    """The partition file of a one-hour run; the table's folder for a range."""
+    return MetadataValue.path(paths[0] if len(paths) == 1 else paths[0].split("/date=")[0])
 
 
 @multi_asset(
@@ -56,41 +128,86 @@ CANDLES_KEY = AssetKey("candles")
         ),
     ],
     partitions_def=HOURLY,
+    backfill_policy=BACKFILL_POLICY,
+    pool=POOL,
 )
 def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[MaterializeResult[None]]:
-    hour = hour_ns(context.partition_key)
-    done = materialize_trades_hour(mdp.settings(), hour)
-    w = done.window
-    gaps = done.coverage.filter(done.coverage["status"] == GAP_STATUS)
-    context.log.info(
-        f"{w.trades.height} trades from {w.raw_rows} raw rows; late {w.late.height}, duplicates {w.duplicates}, "
-        f"overlaps {w.overlaps}, rejects {w.rejects.height}; {gaps.height} coverage gaps"
-    )
-    yield MaterializeResult(
-        asset_key=TRADES_KEY,
-        metadata={
-            "dagster/row_count": w.trades.height,
-            "rows_by_symbol": MetadataValue.json(done.rows_by_symbol),
+    settings = mdp.settings()
+    warehouse = Warehouse(settings.warehouse_path)
+
+    def hour_done(hour: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The hour's trades and coverage summaries (the frames themselves are not kept: a range may be long)."""
+        done = materialize_trades_hour(settings, hour, warehouse)
+        w, cov = done.window, done.coverage
+        gaps = cov.filter(cov["status"] == GAP_STATUS).height
+        context.log.info(
+            f"{hour_text(hour)}: {w.trades.height} trades from {w.raw_rows} raw rows; late {w.late.height}, "
+            f"duplicates {w.duplicates}, overlaps {w.overlaps}, rejects {w.rejects.height}; {gaps} coverage gaps"
+        )
+        trades = {
+            "rows": w.trades.height,
             "raw_rows_read": w.raw_rows,
             "late_trades": w.late.height,
-            "late_by_symbol": MetadataValue.json(by_symbol(w.late)),
             "duplicates": w.duplicates,
             "aggregates_dropped_for_their_fills": w.overlaps,
             "rejects": w.rejects.height,
-            "rejects_by_reason": MetadataValue.json(done.rejects_by_reason),
-            "path": MetadataValue.path(done.path),
-            "quarantine": MetadataValue.path(done.quarantine) if done.quarantine else MetadataValue.text(""),
             "warehouse_rows_replaced": done.warehouse_deleted,
+            "rows_by_symbol": done.rows_by_symbol,
+            "late_by_symbol": by_symbol(w.late),
+            "rejects_by_reason": done.rejects_by_reason,
+            "path": done.path,
+            "quarantine": done.quarantine,
+        }
+        coverage = {
+            "rows": cov.height,
+            "gaps": gaps,
+            "gap_seconds_by_reason": done.gaps_by_reason,
+            "streams": set(cov.select("exchange", "symbol", "channel").unique().rows()),
+            "path": done.coverage_path,
+        }
+        return trades, coverage
+
+    done = _each_hour(context, "trades and coverage", hour_done)
+    trades = [t for t, _ in done.values()]
+    coverage = [c for _, c in done.values()]
+    counts = ("raw_rows_read", "late_trades", "duplicates", "aggregates_dropped_for_their_fills", "rejects")
+    quarantined = [t["quarantine"] for t in trades if t["quarantine"]]
+    yield MaterializeResult(
+        asset_key=TRADES_KEY,
+        metadata={
+            "dagster/row_count": sum(t["rows"] for t in trades),
+            "hours": len(trades),
+            "rows_by_symbol": MetadataValue.json(_total(t["rows_by_symbol"] for t in trades)),
+            **{k: sum(t[k] for t in trades) for k in counts},
+            "late_by_symbol": MetadataValue.json(_total(t["late_by_symbol"] for t in trades)),
+            "rejects_by_reason": MetadataValue.json(_total(t["rejects_by_reason"] for t in trades)),
+            "path": _path([t["path"] for t in trades]),
+            "quarantine": (
+                MetadataValue.path(quarantined[0])
+                if len(quarantined) == 1
+                else MetadataValue.text(", ".join(quarantined))
+            ),
+            "warehouse_rows_replaced": sum(t["warehouse_rows_replaced"] for t in trades),
+            "by_hour": MetadataValue.json(
+                {hour_key(h): {k: t[k] for k in ("rows", *counts)} for h, (t, _) in done.items()}
+            ),
         },
     )
     yield MaterializeResult(
         asset_key=COVERAGE_KEY,
         metadata={
-            "dagster/row_count": done.coverage.height,
-            "streams": done.coverage.select("exchange", "symbol", "channel").unique().height,
-            "gaps": gaps.height,
-            "gap_seconds_by_reason": MetadataValue.json(done.gaps_by_reason),
-            "path": MetadataValue.path(done.coverage_path),
+            "dagster/row_count": sum(c["rows"] for c in coverage),
+            "hours": len(coverage),
+            "streams": len(set().union(*(c["streams"] for c in coverage))),
+            "gaps": sum(c["gaps"] for c in coverage),
+            "gap_seconds_by_reason": MetadataValue.json(_total(c["gap_seconds_by_reason"] for c in coverage)),
+            "path": _path([c["path"] for c in coverage]),
+            "by_hour": MetadataValue.json(
+                {
+                    hour_key(h): {k: c[k] for k in ("rows", "gaps", "gap_seconds_by_reason")}
+                    for h, (_, c) in done.items()
+                }
+            ),
         },
     )
 
@@ -98,12 +215,15 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
 @asset(
     key=CANDLES_KEY,
     partitions_def=HOURLY,
+    backfill_policy=BACKFILL_POLICY,
+    pool=POOL,
     group_name="market_data",
     kinds={"polars", "parquet", "duckdb"},
     deps=[
         TRADES_KEY,
         COVERAGE_KEY,
         # the previous hour's 1m candles: the price carried into flat minutes, and the minutes of 4h/1d candles
+        # (a range run computes its hours in order, so each hour finds the one before it written)
         AssetDep(
             CANDLES_KEY,
             partition_mapping=TimeWindowPartitionMapping(
@@ -118,17 +238,50 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
     ),
 )
 def candles(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResult[None]:
-    hour = hour_ns(context.partition_key)
-    done = materialize_candles_hour(mdp.settings(), hour)
-    context.log.info(f"{done.candles.height} candles {done.by_timeframe} from {done.trades_read} trades")
+    settings = mdp.settings()
+    warehouse = Warehouse(settings.warehouse_path)
+
+    def hour_done(hour: int) -> dict[str, Any]:
+        c = materialize_candles_hour(settings, hour, warehouse)
+        context.log.info(f"{hour_text(hour)}: {c.candles.height} candles {c.by_timeframe} from {c.trades_read} trades")
+        return {
+            "rows": c.candles.height,
+            "trades_read": c.trades_read,
+            "warehouse_rows_replaced": c.warehouse_deleted,
+            "rows_by_symbol": c.rows_by_symbol,
+            "rows_by_timeframe": c.by_timeframe,
+            "incomplete_by_timeframe": c.incomplete_by_timeframe,
+            "path": c.path,
+        }
+
+    done = _each_hour(context, "candles", hour_done)
+    hours = list(done.values())
     return MaterializeResult(
         metadata={
-            "dagster/row_count": done.candles.height,
-            "rows_by_symbol": MetadataValue.json(done.rows_by_symbol),
-            "rows_by_timeframe": MetadataValue.json(done.by_timeframe),
-            "incomplete_by_timeframe": MetadataValue.json(done.incomplete_by_timeframe),
-            "trades_read": done.trades_read,
-            "path": MetadataValue.path(done.path),
-            "warehouse_rows_replaced": done.warehouse_deleted,
+            "dagster/row_count": sum(c["rows"] for c in hours),
+            "hours": len(hours),
+            "rows_by_symbol": MetadataValue.json(_total(c["rows_by_symbol"] for c in hours)),
+            "rows_by_timeframe": MetadataValue.json(_total(c["rows_by_timeframe"] for c in hours)),
+            "incomplete_by_timeframe": MetadataValue.json(_total(c["incomplete_by_timeframe"] for c in hours)),
+            "trades_read": sum(c["trades_read"] for c in hours),
+            "path": _path([c["path"] for c in hours]),
+            "warehouse_rows_replaced": sum(c["warehouse_rows_replaced"] for c in hours),
+            "by_hour": MetadataValue.json(
+                {
+                    hour_key(h): {"rows": c["rows"], "trades_read": c["trades_read"], **c["rows_by_timeframe"]}
+                    for h, c in done.items()
+                }
+            ),
         }
     )
+
+
+def hourly_assets(partitions_def: PartitionsDefinition = HOURLY) -> list[AssetsDefinition]:
+    """``trades_and_coverage`` and ``candles`` on these partitions (`mdp materialize` on a lake whose first day
+    differs from the one the definitions were loaded for)."""
+    if partitions_def == HOURLY:
+        return [trades_and_coverage, candles]
+    return [
+        a.map_asset_specs(lambda spec: spec.replace_attributes(partitions_def=partitions_def))
+        for a in (trades_and_coverage, candles)
+    ]

@@ -1,25 +1,105 @@
-"""The job the sensor and the CLI launch: one hour partition of trades and coverage, then candles (checks
-included)."""
+"""The jobs the sensors and the CLI launch: one hour partition of trades and coverage, then candles (checks
+included); candles alone (a re-aggregation of an hour's 4h/1d candles). And the same definitions on other hourly
+partitions, for `mdp materialize` on a lake whose first day is not the one the definitions were loaded for."""
 
 from __future__ import annotations
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from ._assets import candles, trades_and_coverage
+from dagster import (
+    AssetChecksDefinition,
+    AssetSelection,
+    Definitions,
+    PartitionsDefinition,
+    asset_check,
+    define_asset_job,
+    in_process_executor,
+)
+
+from ._assets import CANDLES_KEY, hourly_assets
+from ._checks import candles_valid, coverage_valid, trades_valid
 from .partitions import HOURLY
 
-__all__ = ["SERIAL_TAG", "hourly_job"]
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+__all__ = [
+    "SERIAL_TAG",
+    "candles_job",
+    "definitions_for",
+    "hourly_checks",
+    "hourly_job",
+    "make_candles_job",
+    "make_hourly_job",
+]
 
 #: runs with this tag go one at a time (dagster.yaml, tag_concurrency_limits): candles(H) reads
-#: the 1m candles of earlier hours from the lake, so hours must not overtake each other, and DuckDB has a single writer
+#: the 1m candles of earlier hours from the lake, so hours must not overtake each other, and DuckDB has a single writer.
+#: Runs launched from the UI (the implicit asset job) carry no such tag: the assets' pool (``mdp_warehouse``, limit 1)
+#: is what keeps them, backfills and these jobs from writing at the same time.
 SERIAL_TAG = "mdp/serial"
 
-hourly_job = define_asset_job(
-    "mdp_hourly",
-    selection=AssetSelection.assets(trades_and_coverage, candles),
-    partitions_def=HOURLY,
-    # one process for the four small steps: a subprocess per step costs more than the work
-    executor_def=in_process_executor,
-    tags={SERIAL_TAG: "hourly"},
-    description="trades and coverage, then candles, for one exchange-time hour",
-)
+
+def make_hourly_job(partitions_def: PartitionsDefinition = HOURLY) -> UnresolvedAssetJobDefinition:
+    return define_asset_job(
+        "mdp_hourly",
+        selection=AssetSelection.keys("trades", "coverage", "candles"),
+        partitions_def=partitions_def,
+        # one process for the four small steps: a subprocess per step costs more than the work
+        executor_def=in_process_executor,
+        tags={SERIAL_TAG: "hourly"},
+        description="trades and coverage, then candles, for one exchange-time hour",
+    )
+
+
+def make_candles_job(partitions_def: PartitionsDefinition = HOURLY) -> UnresolvedAssetJobDefinition:
+    return define_asset_job(
+        "mdp_candles",
+        selection=AssetSelection.assets(CANDLES_KEY),
+        partitions_def=partitions_def,
+        executor_def=in_process_executor,
+        tags={SERIAL_TAG: "hourly"},
+        description=(
+            "candles alone (with their check) for one exchange-time hour, from the stored trades and coverage: "
+            "redoes the hour's candles, e.g. its 4h/1d candles once the hours they span are materialized"
+        ),
+    )
+
+
+hourly_job = make_hourly_job()
+candles_job = make_candles_job()
+
+
+def hourly_checks(partitions_def: PartitionsDefinition = HOURLY) -> list[AssetChecksDefinition]:
+    """The asset checks, on these partitions (the same check functions, declared again)."""
+    checks = [trades_valid, coverage_valid, candles_valid]
+    if partitions_def == HOURLY:
+        return checks
+    rebound = []
+    for check in checks:
+        (spec,) = check.check_specs
+        with warnings.catch_warnings():  # partitioned asset checks are a preview feature (see _checks.py)
+            warnings.simplefilter("ignore")
+            rebound.append(
+                asset_check(
+                    asset=spec.asset_key,
+                    name=spec.name,
+                    description=spec.description,
+                    blocking=spec.blocking,
+                    partitions_def=partitions_def,
+                )(check.node_def.compute_fn.decorated_fn)  # type: ignore[union-attr]
+            )
+    return rebound
+
+
+def definitions_for(partitions_def: PartitionsDefinition, resources: Mapping[str, object]) -> Definitions:
+    """The hourly assets, their checks and the jobs on these partitions."""
+    return Definitions(
+        assets=hourly_assets(partitions_def),
+        asset_checks=hourly_checks(partitions_def),
+        jobs=[make_hourly_job(partitions_def), make_candles_job(partitions_def)],
+        resources=resources,
+        executor=in_process_executor,
+    )
