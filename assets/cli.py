@@ -31,7 +31,8 @@ def hours_in_range(start: str | None, end: str | None, lake: str) -> list[int]:
     """Hour starts to materialize. ``--from``: the hour holding it. ``--to``: exclusive; a bare date means
     through the end of that day. Missing bounds come from the raw lake: its first receive minute minus the
     lateness (an earlier hour may hold trades received then) to its last minute plus the clock-skew bound (a
-    frame received then may belong to the next hour)."""
+    frame received then may belong to the next hour). Hours before the lake's first partition (``mdp_start``:
+    MDP_START, else the lake's first day) or after the open hour are left out, as for the sensor."""
     from ._rawscan import minute_bounds
     from ._settings import Settings
     from .partitions import mdp_start
