@@ -92,11 +92,12 @@ def _each_hour(context: AssetExecutionContext, what: str, work: Callable[[int], 
 
 
 def _total(counts: Iterable[Mapping[str, float]]) -> dict[str, Any]:
-    """Per-key sums of per-hour counts (seconds rounded to the ms)."""
+    """Per-key sums of per-hour counts (seconds rounded to the ms), keys in the order first seen (timeframes stay
+    1m .. 1d)."""
     total: Counter[str] = Counter()
     for c in counts:
         total.update(c)
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in sorted(total.items())}
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in total.items()}
 
 
 def _path(paths: list[str]) -> MetadataValue:
