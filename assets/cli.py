@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
 
 from mdplatform.transforms import DAY_NS, HOUR_NS, ceil_ns, floor_ns, from_ns, to_ns
 
 __all__ = ["hours_in_range", "materialize", "parse_time"]
-
-_REPO = Path(__file__).resolve().parents[1]
-#: the run's events still go to DAGSTER_HOME; the console only shows warnings (the progress bar is the output)
-_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def parse_time(text: str) -> tuple[int, bool]:
@@ -56,22 +48,6 @@ def hours_in_range(start: str | None, end: str | None, lake: str) -> list[int]:
     lo = max(lo, to_ns(mdp_start(lake)))
     hi = min(hi, floor_ns(time.time_ns(), HOUR_NS) + HOUR_NS)
     return list(range(lo, hi, HOUR_NS))
-
-
-def _ensure_dagster_home() -> str:
-    """DAGSTER_HOME, defaulting to ./.dagster with this repo's dagster.yaml (telemetry off)."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        home = str(Path(".dagster").resolve())
-        os.environ["DAGSTER_HOME"] = home
-    Path(home).mkdir(parents=True, exist_ok=True)
-    config = Path(home) / "dagster.yaml"
-    if not config.exists():
-        if (_REPO / "dagster.yaml").exists():
-            shutil.copyfile(_REPO / "dagster.yaml", config)
-        else:
-            config.write_text("telemetry:\n  enabled: false\n")
-    return home
 
 
 def _summary(warehouse: str, lo: int, hi: int) -> str:
@@ -123,46 +99,24 @@ def materialize(start: str | None, end: str | None, lake: str | None, warehouse:
     Runs in this process, one Dagster run per hour, recorded in DAGSTER_HOME (default ./.dagster), then
     prints trades, candles (complete/published per timeframe) and coverage gaps per exchange/symbol.
     """
-    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-    _ensure_dagster_home()
-    from dagster import DagsterInstance
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
     from mdplatform.lake import lake_root
 
     # submodules, not the package: `assets` may be a namespace package in a stale editable install
-    from ._resources import MdpResource
+    from ._runner import HourRunner
     from ._settings import Settings
-    from .partitions import hour_key, hourly_partitions, mdp_start
+    from .partitions import mdp_start
 
     root = lake_root(lake)
     settings = Settings(lake=root, warehouse=warehouse)
     hours = hours_in_range(start, end, root)
-    first = mdp_start(root)
     if not hours:
+        first = mdp_start(root)
         raise click.UsageError(f"empty time range (partitions start {first:%Y-%m-%d %H:%M} UTC; see MDP_START)")
-    job = _job(MdpResource(lake=root, warehouse=settings.warehouse_path), hourly_partitions(first))
-    failed: list[str] = []
-    failed_checks: list[str] = []
-    late = rejects = 0
+    runner = HourRunner(root, settings.warehouse_path, progress=progress)
     began = time.monotonic()
-    with DagsterInstance.get() as instance:
-        bar = tqdm(hours, unit="h", disable=not progress, file=sys.stderr)
-        for hour in bar:
-            key = hour_key(hour)
-            bar.set_postfix_str(key)
-            result = job.execute_in_process(
-                partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET
-            )
-            if not result.success:
-                failed.append(key)
-            for ev in result.get_asset_check_evaluations():
-                if not ev.passed:
-                    failed_checks.append(f"{key} {ev.check_name}: {ev.description or ''}")
-            for mat in result.get_asset_materialization_events():
-                meta = mat.materialization.metadata
-                late += int(getattr(meta.get("late_trades"), "value", 0) or 0)
-                rejects += int(getattr(meta.get("rejects"), "value", 0) or 0)
+    runner.run(hours)
+    failed, failed_checks = runner.failed, runner.failed_checks
+    late, rejects = runner.totals.get("late_trades", 0), runner.totals.get("rejects", 0)
     elapsed = time.monotonic() - began
     lo, hi = hours[0], hours[-1] + HOUR_NS
     click.echo(
@@ -174,10 +128,3 @@ def materialize(start: str | None, end: str | None, lake: str | None, warehouse:
         click.echo(f"check failed: {line}", err=True)
     if failed:
         raise click.ClickException(f"{len(failed)} hour(s) failed: {', '.join(failed[:10])}")
-
-
-def _job(resource: object, partitions_def: object):  # type: ignore[no-untyped-def]
-    """``mdp_hourly`` on the partitions of this lake (the definitions loaded for $MDP_LAKE may start elsewhere)."""
-    from ._jobs import definitions_for
-
-    return definitions_for(partitions_def, {"mdp": resource}).resolve_job_def("mdp_hourly")  # type: ignore[arg-type]

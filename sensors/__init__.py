@@ -1,10 +1,21 @@
-"""Dagster sensors: the raw-minutes sensor that keeps the hourly partitions up to date."""
+"""Dagster sensors: the landed-data sensor (hourly partitions up to date, late data re-aggregated) and the gap
+sensor (trade gaps healed from REST history)."""
 
 from dagster import Definitions
 
-from ._plan import HourRequest, SensorCursor, plan_hours
-from ._sensor import raw_minutes_sensor
+from assets._heal import backfill_job
 
-__all__ = ["HourRequest", "SensorCursor", "defs", "plan_hours", "raw_minutes_sensor"]
+from ._plan import HourRequest, LandedCursor, plan_hours, plan_landed
+from ._sensor import gap_sensor, landed_data_sensor
 
-defs = Definitions(sensors=[raw_minutes_sensor])
+__all__ = [
+    "HourRequest",
+    "LandedCursor",
+    "defs",
+    "gap_sensor",
+    "landed_data_sensor",
+    "plan_hours",
+    "plan_landed",
+]
+
+defs = Definitions(sensors=[landed_data_sensor, gap_sensor], jobs=[backfill_job])

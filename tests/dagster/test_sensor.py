@@ -1,4 +1,4 @@
-"""The raw-minutes sensor: hour planning (pure), and the sensor on a raw lake written by RawWriter."""
+"""The landed-data sensor: hour planning (pure), and the sensor on a lake written by RawWriter (its landing log)."""
 
 from __future__ import annotations
 
@@ -10,52 +10,77 @@ from dagster import SensorResult, SkipReason, build_sensor_context
 
 from assets import MdpResource
 from mdplatform.exchanges import get_exchange
-from mdplatform.lake import RawWriter
-from sensors import SensorCursor, plan_hours, raw_minutes_sensor
+from mdplatform.lake import Landed, RawWriter, list_manifests, write_manifest
+from sensors import HourRequest, LandedCursor, landed_data_sensor, plan_hours, plan_landed
 
 HEAD, LATENESS = 2 * MIN, 15 * MIN
 H10 = H00 + 10 * HOUR
 S = 10**9
 
 
-def _plan(minutes: list[int], cursor: SensorCursor, now: int) -> tuple[list[tuple[int, int]], SensorCursor]:
-    requests, nxt = plan_hours(minutes, cursor, now, head_ns=HEAD, lateness_ns=LATENESS)
-    return [(r.hour, r.newest_minute) for r in requests], nxt
+def _plan(minutes: list[int], pending: dict[int, int], now: int) -> tuple[list[tuple[int, int]], dict[int, int]]:
+    # the landing time of every minute: the minute itself (as a live collector lands it)
+    requests, nxt = plan_hours({m: m for m in minutes}, pending, now, head_ns=HEAD, lateness_ns=LATENESS)
+    return [(r.hour, r.landed) for r in requests], nxt
 
 
 def test_open_hour_runs_each_minute() -> None:
-    got, cur = _plan([H10 + 4 * MIN], SensorCursor(H10 + 3 * MIN), H10 + 5 * MIN + 10 * S)
+    got, pending = _plan([H10 + 4 * MIN], {}, H10 + 5 * MIN + 10 * S)
     # 10:04 is also in the lateness tail of hour 09: that one waits until its window completes (10:15)
-    assert got == [(H10, H10 + 4 * MIN)] and cur == SensorCursor(H10 + 4 * MIN, {H10 - HOUR: H10 + 4 * MIN})
-    # the same minutes again (a re-evaluation from the same cursor): nothing new
-    assert _plan([H10 + 3 * MIN, H10 + 4 * MIN], cur, H10 + 6 * MIN)[0] == []
+    assert got == [(H10, H10 + 4 * MIN)] and pending == {H10 - HOUR: H10 + 4 * MIN}
 
 
 def test_previous_hour_waits_for_its_lateness_then_runs_once() -> None:
-    cur = SensorCursor(H10 + HOUR + MIN)
-    got, cur = _plan([H10 + HOUR + 2 * MIN], cur, H10 + HOUR + 3 * MIN + 10 * S)
-    assert got == [(H10 + HOUR, H10 + HOUR + 2 * MIN)]
-    assert cur.pending == {H10: H10 + HOUR + 2 * MIN}
+    got, pending = _plan([H10 + HOUR + 2 * MIN], {}, H10 + HOUR + 3 * MIN + 10 * S)
+    assert got == [(H10 + HOUR, H10 + HOUR + 2 * MIN)] and pending == {H10: H10 + HOUR + 2 * MIN}
     # minutes keep coming; hour 10 stays pending until its window is complete (11:15)
-    got, cur = _plan([H10 + HOUR + 5 * MIN], cur, H10 + HOUR + 6 * MIN + 10 * S)
-    assert got == [(H10 + HOUR, H10 + HOUR + 5 * MIN)] and cur.pending == {H10: H10 + HOUR + 5 * MIN}
+    got, pending = _plan([H10 + HOUR + 5 * MIN], pending, H10 + HOUR + 6 * MIN + 10 * S)
+    assert got == [(H10 + HOUR, H10 + HOUR + 5 * MIN)] and pending == {H10: H10 + HOUR + 5 * MIN}
     # no new minute (the collector stopped), but time has come: hour 10 runs once more
-    got, cur = _plan([], cur, H10 + HOUR + LATENESS)
-    assert got == [(H10, H10 + HOUR + 5 * MIN)] and cur.pending == {}
-    assert _plan([], cur, H10 + 2 * HOUR)[0] == []
+    got, pending = _plan([], pending, H10 + HOUR + LATENESS)
+    assert got == [(H10, H10 + HOUR + 5 * MIN)] and pending == {}
+    assert _plan([], pending, H10 + 2 * HOUR)[0] == []
 
 
 def test_head_of_the_next_hour() -> None:
-    got, cur = _plan([H10 + 59 * MIN], SensorCursor(H10 + 58 * MIN), H10 + HOUR + 10 * S)
-    assert got == [(H10, H10 + 59 * MIN)] and cur.pending == {H10 + HOUR: H10 + 59 * MIN}
-    got, _ = _plan([], cur, H10 + 2 * HOUR + LATENESS)  # nothing else came: the next hour still runs once
+    got, pending = _plan([H10 + 59 * MIN], {}, H10 + HOUR + 10 * S)
+    assert got == [(H10, H10 + 59 * MIN)] and pending == {H10 + HOUR: H10 + 59 * MIN}
+    got, _ = _plan([], pending, H10 + 2 * HOUR + LATENESS)  # nothing else came: the next hour still runs once
     assert got == [(H10 + HOUR, H10 + 59 * MIN)]
 
 
+def test_a_closed_hour_that_changes_redoes_its_4h_and_1d_candles() -> None:
+    """A file lands for 10:30 a day later: hour 10 runs again, then the candles of 11:00 (its 4h candle 08-12 closes
+    at 12:00) and of 23:00 (its 1d candle), which were materialized; nothing else."""
+    landed = H10 + 26 * HOUR
+    files = [(Landed("raw", "binance", H10 + 30 * MIN, 5), landed)]
+    requests, pending = plan_landed(
+        files, {}, landed, head_ns=LATENESS, lateness_ns=LATENESS, candles_exist=lambda h: True
+    )
+    assert (
+        requests
+        == [
+            HourRequest(H10, landed, True),
+            HourRequest(H10 + HOUR, landed, True, candles_only=True),
+            HourRequest(H10 + 13 * HOUR, landed, True, candles_only=True),
+        ]
+        and pending == {}
+    )
+    # later hours not materialized yet read the new minutes when they run: nothing to redo
+    requests, _ = plan_landed(files, {}, landed, head_ns=LATENESS, lateness_ns=LATENESS, candles_exist=lambda h: False)
+    assert requests == [HourRequest(H10, landed, True)]
+    # the open hour filling up redoes nothing later (its 4h/1d candles close in hours not run yet)
+    live = [(Landed("raw", "binance", H10 + 30 * MIN, 5), H10 + 31 * MIN)]
+    requests, _ = plan_landed(
+        live, {}, H10 + 31 * MIN, head_ns=LATENESS, lateness_ns=LATENESS, candles_exist=lambda h: True
+    )
+    assert requests == [HourRequest(H10, H10 + 31 * MIN, False)]
+
+
 def test_cursor_round_trip() -> None:
-    cur = SensorCursor(H10, {H00: H00 + MIN})
-    assert SensorCursor.loads(cur.dumps()) == cur
-    assert SensorCursor.loads(None) == SensorCursor()
+    cur = LandedCursor(H10, {"a.json": H10 - 1}, {H00: H00 + MIN})
+    assert LandedCursor.loads(cur.dumps()) == cur
+    assert LandedCursor.loads(None) == LandedCursor()
 
 
 def _write(root: str, lines: list[tuple[int, str]]) -> None:
@@ -68,9 +93,14 @@ def _write(root: str, lines: list[tuple[int, str]]) -> None:
 
 def _evaluate(root: str, cursor: str | None) -> SensorResult | SkipReason:
     context = build_sensor_context(cursor=cursor, resources={"mdp": MdpResource(lake=root)})
-    result = raw_minutes_sensor(context)
+    result = landed_data_sensor(context)
     assert isinstance(result, SensorResult | SkipReason)
     return result
+
+
+def _keys(result: SensorResult | SkipReason) -> list[tuple[str, str | None, str]]:
+    assert isinstance(result, SensorResult), result
+    return [(r.partition_key or "", r.job_name, r.run_key.split(":", 1)[0]) for r in result.run_requests or []]
 
 
 def test_sensor_on_a_raw_lake(tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,29 +109,48 @@ def test_sensor_on_a_raw_lake(tmp_path: Path, shared_data: Path, monkeypatch: py
     cut = H00 + 2 * MIN
     _write(root, [x for x in rec.lines if x[0] < cut])
 
-    # the recording is from 2024: the default first look-back (24 h) finds nothing
-    assert isinstance(_evaluate(root, None), SkipReason)
-
-    monkeypatch.setenv("MDP_SENSOR_START_H", str(10**6))
+    # what landed (now) holds 2024 minutes: both hours' windows are complete, each runs once
     first = _evaluate(root, None)
+    assert _keys(first) == [("2024-08-08-23:00", "mdp_hourly", "hour"), ("2024-08-09-00:00", "mdp_hourly", "hour")]
     assert isinstance(first, SensorResult)
-    assert [(r.partition_key, r.run_key) for r in first.run_requests or []] == [
-        ("2024-08-08-23:00", "2024-08-08T23:00@2024-08-09T00:01"),
-        ("2024-08-09-00:00", "2024-08-09T00:00@2024-08-09T00:01"),
-    ]
-    assert SensorCursor.loads(first.cursor) == SensorCursor(H00 + MIN, {})
-    # nothing new: no runs; and the same evaluation again asks for the same run keys (Dagster skips them)
+    # nothing new: no runs
     assert isinstance(_evaluate(root, first.cursor), SkipReason)
-    again = _evaluate(root, None)
-    assert isinstance(again, SensorResult)
-    assert [r.run_key for r in again.run_requests or []] == [r.run_key for r in first.run_requests or []]
 
-    # the rest of the recording lands: 00:02 .. 00:05 belong to hour 00 and to hour 23's lateness window
+    # the rest of the recording lands later: 00:02 .. 00:05 belong to hour 00 and to hour 23's lateness window;
+    # each runs again once, and the hours publishing their 4h/1d candles were never materialized: nothing more
     _write(root, [x for x in rec.lines if x[0] >= cut])
     second = _evaluate(root, first.cursor)
+    assert _keys(second) == [("2024-08-08-23:00", "mdp_hourly", "hour"), ("2024-08-09-00:00", "mdp_hourly", "hour")]
     assert isinstance(second, SensorResult)
-    assert [(r.partition_key, r.run_key) for r in second.run_requests or []] == [
-        ("2024-08-08-23:00", "2024-08-08T23:00@2024-08-09T00:05"),
-        ("2024-08-09-00:00", "2024-08-09T00:00@2024-08-09T00:05"),
-    ]
-    assert SensorCursor.loads(second.cursor).minute == H00 + 5 * MIN
+    assert {r.run_key for r in second.run_requests or []}.isdisjoint({r.run_key for r in first.run_requests or []})
+    assert isinstance(_evaluate(root, second.cursor), SkipReason)
+
+
+def test_a_slow_exchanges_older_minute_is_not_skipped(tmp_path: Path) -> None:
+    """Exchange A lands 10:25 first; exchange B's 10:23 lands after: the hour still runs for B's minute (a single
+    high-water minute would have skipped it)."""
+    root = str(tmp_path / "lake")
+    write_manifest(root, "a", 1, [Landed("raw", "a", H10 + 25 * MIN, 1)])
+    first = _evaluate(root, None)
+    assert _keys(first) == [("2024-08-09-10:00", "mdp_hourly", "hour")]
+    assert isinstance(first, SensorResult)
+    write_manifest(root, "b", 1, [Landed("events", "b", H10 + 23 * MIN, 1)])
+    second = _evaluate(root, first.cursor)
+    assert _keys(second) == [("2024-08-09-10:00", "mdp_hourly", "hour")]
+
+
+def test_s3_listing_sees_a_new_date_folder(moto_s3: dict[str, str]) -> None:
+    """A long-lived process lists the landing log, then another process lands data in a folder of a new date:
+    the next listing sees it (s3fs would otherwise serve its cached listing)."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_s3["MDP_S3_ENDPOINT"])
+    s3.create_bucket(Bucket="landed")
+    root = "s3://landed/mdp"
+    day = 86_400 * S
+    write_manifest(root, "w", 1, [Landed("raw", "binance", H00, 1)], now_ns=H00)
+    assert [m.landed_ns for m in list_manifests(root, 0, H00 + 3 * day)] == [H00]
+    # written by another client, in a date folder the first listing did not see
+    name = f"mdp/_landed/date=2024-08-10/hour=01/{H00 + day + HOUR:019d}-x-000001.json"
+    s3.put_object(Bucket="landed", Key=name, Body=b'{"writer":"x","files":[["raw","binance",0,1]]}')
+    assert [m.landed_ns for m in list_manifests(root, 0, H00 + 3 * day)] == [H00, H00 + day + HOUR]
