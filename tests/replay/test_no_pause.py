@@ -48,8 +48,9 @@ def test_a_client_away_misses_frames_only_without_pause(shared_data: Path, pause
     assert after == recorded[TOTAL - len(after) :]
     lost = TOTAL - len(before) - len(after)
     if pause:
-        # the cursor waited for the next client: only frames around the closing socket are lost
-        assert missed < 100
+        # the cursor waited for the next client: only frames around the closing socket are lost (a few dozen; a few
+        # hundred on a loaded machine, against ~4,700 in the 0.2 s away without the pause)
+        assert missed < 500
         assert lost < 1_000
     else:
         # frames passed while nobody was connected went to nobody, as on a real exchange
