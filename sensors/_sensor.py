@@ -26,10 +26,10 @@ from assets._assets import COVERAGE_KEY
 from assets._heal import BackfillConfig, backfill_job
 from assets._jobs import candles_job, hourly_job
 from assets._resources import MdpResource
-from assets.partitions import hour_key, hour_ns
+from assets.partitions import hour_key, hour_ns, start_ns
 from mdplatform.backfill import find_gaps
 from mdplatform.lake import list_manifests, read_manifest
-from mdplatform.transforms import HOUR_NS, SECOND_NS, from_ns
+from mdplatform.transforms import HOUR_NS, SECOND_NS, floor_ns, from_ns
 from mdplatform.warehouse import partition_exists
 
 from ._plan import LandedCursor, plan_landed
@@ -87,6 +87,14 @@ def landed_data_sensor(context: SensorEvaluationContext, mdp: MdpResource) -> Se
     seen = {n: t for n, t in cursor.seen.items() if t >= new_since - OVERLAP_NS}
     seen.update({m.name: m.landed_ns for m in fresh if m.landed_ns >= new_since - OVERLAP_NS})
     nxt = LandedCursor(new_since, seen, pending)
+    # partitions run from the definitions' start through the open hour: a minute outside them (data older than
+    # MDP_START, a clock far ahead) has no partition to run; `mdp materialize` can still take it
+    first, last = start_ns(), floor_ns(now, HOUR_NS)
+    outside = [r for r in requests if not first <= r.hour <= last]
+    for r in outside:
+        context.log.warning(
+            f"no partition for {from_ns(r.hour):%Y-%m-%d %H:00} UTC (partitions start {from_ns(first)})"
+        )
     runs = [
         RunRequest(
             run_key=r.run_key,
@@ -99,6 +107,7 @@ def landed_data_sensor(context: SensorEvaluationContext, mdp: MdpResource) -> Se
             },
         )
         for r in requests
+        if first <= r.hour <= last
     ]
     if not runs and not fresh and nxt.pending == cursor.pending:
         return SkipReason("nothing landed")

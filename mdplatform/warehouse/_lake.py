@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from mdplatform.lake import filesystem, hour_parts, is_local, join, lake_root, write_table_atomic
-from mdplatform.transforms import HOUR_NS, floor_ns
+from mdplatform.transforms import HOUR_NS, floor_ns, from_ns
 
 __all__ = [
     "partition_exists",
@@ -29,7 +29,7 @@ __all__ = [
 
 def partition_path(root: str | None, table: str, hour_ns: int) -> str:
     if hour_ns % HOUR_NS:
-        raise ValueError("hour_ns must be an hour boundary")
+        raise ValueError(f"{table} partitions start on the hour, not at {from_ns(hour_ns).isoformat()}")
     return join(lake_root(root), table, *hour_parts(hour_ns), "data.parquet")
 
 
