@@ -26,10 +26,10 @@ from assets._assets import COVERAGE_KEY
 from assets._heal import BackfillConfig, backfill_job
 from assets._jobs import candles_job, hourly_job
 from assets._resources import MdpResource
-from assets.partitions import hour_key, hour_ns, start_ns
+from assets.partitions import hour_key, hour_ns, mdp_start
 from mdplatform.backfill import find_gaps
 from mdplatform.lake import list_manifests, read_manifest
-from mdplatform.transforms import HOUR_NS, SECOND_NS, floor_ns, from_ns
+from mdplatform.transforms import HOUR_NS, SECOND_NS, floor_ns, from_ns, to_ns
 from mdplatform.warehouse import partition_exists
 
 from ._plan import LandedCursor, plan_landed
@@ -87,9 +87,9 @@ def landed_data_sensor(context: SensorEvaluationContext, mdp: MdpResource) -> Se
     seen = {n: t for n, t in cursor.seen.items() if t >= new_since - OVERLAP_NS}
     seen.update({m.name: m.landed_ns for m in fresh if m.landed_ns >= new_since - OVERLAP_NS})
     nxt = LandedCursor(new_since, seen, pending)
-    # partitions run from the definitions' start through the open hour: a minute outside them (data older than
-    # MDP_START, a clock far ahead) has no partition to run; `mdp materialize` can still take it
-    first, last = start_ns(), floor_ns(now, HOUR_NS)
+    # partitions run from the lake's start (MDP_START, else its first day: what the definitions were loaded with)
+    # through the open hour: a minute outside them (data older than MDP_START, a clock far ahead) has no partition
+    first, last = to_ns(mdp_start(root)), floor_ns(now, HOUR_NS)
     outside = [r for r in requests if not first <= r.hour <= last]
     for r in outside:
         context.log.warning(

@@ -98,6 +98,10 @@ def _evaluate(root: str, cursor: str | None) -> SensorResult | SkipReason:
     return result
 
 
+def _keys_or_none(result: SensorResult | SkipReason) -> list[tuple[str, str | None, str]]:
+    return [] if isinstance(result, SkipReason) else _keys(result)
+
+
 def _keys(result: SensorResult | SkipReason) -> list[tuple[str, str | None, str]]:
     assert isinstance(result, SensorResult), result
     return [(r.partition_key or "", r.job_name, r.run_key.split(":", 1)[0]) for r in result.run_requests or []]
@@ -126,10 +130,11 @@ def test_sensor_on_a_raw_lake(tmp_path: Path, shared_data: Path, monkeypatch: py
     assert isinstance(_evaluate(root, second.cursor), SkipReason)
 
 
-def test_a_slow_exchanges_older_minute_is_not_skipped(tmp_path: Path) -> None:
+def test_a_slow_exchanges_older_minute_is_not_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Exchange A lands 10:25 first; exchange B's 10:23 lands after: the hour still runs for B's minute (a single
     high-water minute would have skipped it)."""
     root = str(tmp_path / "lake")
+    monkeypatch.setenv("MDP_START", "2024-08-01")  # the lake holds only manifests: no first day to start from
     write_manifest(root, "a", 1, [Landed("raw", "a", H10 + 25 * MIN, 1)])
     first = _evaluate(root, None)
     assert _keys(first) == [("2024-08-09-10:00", "mdp_hourly", "hour")]
@@ -137,6 +142,10 @@ def test_a_slow_exchanges_older_minute_is_not_skipped(tmp_path: Path) -> None:
     write_manifest(root, "b", 1, [Landed("events", "b", H10 + 23 * MIN, 1)])
     second = _evaluate(root, first.cursor)
     assert _keys(second) == [("2024-08-09-10:00", "mdp_hourly", "hour")]
+    # before the partitions' start: nothing to request
+    monkeypatch.setenv("MDP_START", "2024-08-10")
+    write_manifest(root, "b", 2, [Landed("raw", "b", H10 + 24 * MIN, 1)])
+    assert _keys_or_none(_evaluate(root, second.cursor)) == []
 
 
 def test_s3_listing_sees_a_new_date_folder(moto_s3: dict[str, str]) -> None:
