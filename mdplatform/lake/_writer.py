@@ -153,17 +153,8 @@ class RawWriter:
     ) -> None:
         if recv_ts >= self._cur_end or recv_ts < self._cur_start or exchange != self._cur_exchange:
             self._select(recv_ts, exchange)
-        buf = self._cur
-        assert buf is not None
-        buf.recv_ts.append(recv_ts)
-        buf.channel.append(channel)
-        buf.symbol.append(symbol)
-        buf.conn_id.append(conn_id)
-        buf.seq.append(seq)
-        buf.payload.append(payload)
-        self.stats.rows_appended += 1
-        if len(buf.recv_ts) >= self.max_rows:
-            self._flush((buf.exchange, buf.minute_ns))
+        assert self._cur is not None
+        self._put(self._cur, recv_ts, channel, symbol, conn_id, seq, payload)
 
     def append_at(
         self, at_ns: int, recv_ts: int, exchange: str, channel: str, symbol: str, conn_id: str, seq: int, payload: str
@@ -172,7 +163,11 @@ class RawWriter:
         self._select(at_ns, exchange)
         buf = self._cur
         assert buf is not None
+        # the receive-time fast path must not take this buffer for recv_ts's minute
         self._cur, self._cur_exchange, self._cur_start, self._cur_end = None, "", 0, -1
+        self._put(buf, recv_ts, channel, symbol, conn_id, seq, payload)
+
+    def _put(self, buf: _Buffer, recv_ts: int, channel: str, symbol: str, conn_id: str, seq: int, payload: str) -> None:
         buf.recv_ts.append(recv_ts)
         buf.channel.append(channel)
         buf.symbol.append(symbol)
