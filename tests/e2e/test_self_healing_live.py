@@ -136,6 +136,7 @@ def test_sensors_heal_a_live_outage(tmp_path: Path, shared_data: Path) -> None:
         missed, reconnects, healed_after = asyncio.run(scenario(daemon))
         assert missed > 100 and reconnects >= 1, (missed, reconnects)
         assert healed_after > 0
+        print(f"healed {healed_after} s after the ingestor stopped; lost {missed} frames to the cut")
         runs = _runs(home)
         jobs = Counter(job for job, _ in runs)
         assert jobs["mdp_backfill"] >= 1 and jobs["mdp_hourly"] >= 2, runs
