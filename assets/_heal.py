@@ -15,12 +15,21 @@ from mdplatform.backfill import find_gaps, heal_gaps
 
 from ._resources import MdpResource
 
-__all__ = ["BackfillConfig", "backfill_job", "rest_url"]
+__all__ = ["NO_REST", "BackfillConfig", "backfill_job", "healing_off", "rest_url"]
+
+
+#: ``MDP_REST_URL`` value that turns healing off (a lake of rebased recordings, like the demo's, must not be
+#: mixed with the exchange's real history of those times)
+NO_REST = "none"
 
 
 def rest_url() -> str | None:
     """``MDP_REST_URL``: the REST host asked instead of each exchange's own (a replay in tests; unset live)."""
     return os.environ.get("MDP_REST_URL") or None
+
+
+def healing_off() -> bool:
+    return rest_url() == NO_REST
 
 
 class BackfillConfig(Config):

@@ -158,7 +158,10 @@ def main() -> int:
     )
     print(
         "\nNext:\n"
-        f"  Dagster UI:  DAGSTER_HOME={env['DAGSTER_HOME']} MDP_LAKE={LAKE} .venv/bin/dagster dev -w workspace.yaml\n"
+        # the demo's times are the recording's moved to today: healing them from Binance's real history would mix
+        # in other trades, so the UI is started with healing off
+        f"  Dagster UI:  DAGSTER_HOME={env['DAGSTER_HOME']} MDP_LAKE={LAKE} MDP_REST_URL=none "
+        ".venv/bin/dagster dev -w workspace.yaml\n"
         f"  DuckDB SQL:  .venv/bin/python -c \"import duckdb; duckdb.connect('{LAKE}/warehouse.duckdb', "
         "read_only=True).sql('select * from candles where timeframe = \\'1m\\' limit 10').show()\"\n"
         f"  Raw lake:    {LAKE}/raw (Hive partitions exchange=/date=/hour=/minute=)"

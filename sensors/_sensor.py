@@ -23,7 +23,7 @@ from dagster import (
 )
 
 from assets._assets import COVERAGE_KEY
-from assets._heal import BackfillConfig, backfill_job
+from assets._heal import NO_REST, BackfillConfig, backfill_job, healing_off
 from assets._jobs import candles_job, hourly_job
 from assets._resources import MdpResource
 from assets.partitions import hour_key, hour_ns, mdp_start
@@ -122,10 +122,13 @@ def landed_data_sensor(context: SensorEvaluationContext, mdp: MdpResource) -> Se
         "Reads new coverage partitions and requests a backfill run (REST history) for each trade gap in them that "
         "is over (the stream was covered again after it); "
         "the landed-data sensor then re-materializes what the backfill lands. Gaps that REST history cannot fill "
-        "stay in coverage. MDP_REST_URL points every exchange at another REST host (a replay)."
+        "stay in coverage. MDP_REST_URL points every exchange at another REST host (a replay); "
+        f"MDP_REST_URL={NO_REST} turns it off."
     ),
 )
 def gap_sensor(context: SensorEvaluationContext, mdp: MdpResource) -> SensorResult | SkipReason:
+    if healing_off():
+        return SkipReason(f"MDP_REST_URL={NO_REST}: gaps are not fetched from REST history")
     root = mdp.settings().root
     after = int(context.cursor) if context.cursor else None
     result = context.instance.fetch_materializations(

@@ -163,3 +163,16 @@ def test_s3_listing_sees_a_new_date_folder(moto_s3: dict[str, str]) -> None:
     name = f"mdp/_landed/date=2024-08-10/hour=01/{H00 + day + HOUR:019d}-x-000001.json"
     s3.put_object(Bucket="landed", Key=name, Body=b'{"writer":"x","files":[["raw","binance",0,1]]}')
     assert [m.landed_ns for m in list_manifests(root, 0, H00 + 3 * day)] == [H00, H00 + day + HOUR]
+
+
+def test_the_gap_sensor_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lake of rebased recordings (the demo's) must not be healed from the exchange's real history."""
+    from dagster import DagsterInstance
+
+    from sensors import gap_sensor
+
+    monkeypatch.setenv("MDP_REST_URL", "none")
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(instance=instance, resources={"mdp": MdpResource(lake=str(tmp_path))})
+        result = gap_sensor(context)
+    assert isinstance(result, SkipReason) and "MDP_REST_URL=none" in (result.skip_message or "")
