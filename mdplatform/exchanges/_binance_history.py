@@ -19,6 +19,7 @@ is located with ``aggTrades?startTime=..&limit=1`` (its ``f``), or, where aggTra
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -229,7 +230,11 @@ class BinanceTradeHistory:
             yield page
 
     async def _get(self, client: RestClient, url: str, params: Mapping[str, str | int], weight: int) -> RestReply:
-        return await client.get(url, params, weight=weight, limit=self.spec.rate_limit)
+        # historicalTrades is a MARKET_DATA endpoint: Binance may want an API key (no signature) for it, futures
+        # especially; MDP_BINANCE_API_KEY is sent when set, read-only keys suffice
+        key = os.environ.get("MDP_BINANCE_API_KEY")
+        headers = {"X-MBX-APIKEY": key} if key else None
+        return await client.get(url, params, weight=weight, limit=self.spec.rate_limit, headers=headers)
 
     def _records(self, reply: RestReply, path: str, id_key: str, time_key: str) -> list[_Record]:
         try:

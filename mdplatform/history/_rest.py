@@ -303,8 +303,18 @@ class RestClient:
         step = min(self.backoff_s * (1 << min(attempt, 30)), _MAX_BACKOFF_S)
         return step / 2 + random.uniform(0, step / 2)
 
-    async def get(self, url: str, params: Mapping[str, str | int], *, weight: int, limit: RateLimit) -> RestReply:
-        """GET ``url`` with ``params`` (in this order), counting ``weight`` against the host's budget."""
+    async def get(
+        self,
+        url: str,
+        params: Mapping[str, str | int],
+        *,
+        weight: int,
+        limit: RateLimit,
+        headers: Mapping[str, str] | None = None,
+    ) -> RestReply:
+        """GET ``url`` with ``params`` (in this order), counting ``weight`` against the host's budget. ``headers``
+        (an API key) are sent and never logged nor put in errors."""
+        send = dict(headers) if headers else None
         host = self._host(url, limit)
         if weight > host.limit.weight:
             raise ValueError(f"request weight {weight} exceeds the host's whole budget {host.limit}")
@@ -318,7 +328,7 @@ class RestClient:
             entry = await host.acquire(weight, stats)
             stats.requests += 1
             try:
-                response = await self._http.get(target)
+                response = await self._http.get(target, headers=send)
             except httpx.TransportError as exc:
                 host.answered(entry, httpx.Headers(), counted=False)
                 if attempt >= self.max_retries:

@@ -293,3 +293,43 @@ def test_errors_carry_the_exchanges_message(shared_data: Path) -> None:
             assert err.value.status == 0 and client.stats.requests == 2
 
     run(scenario)
+
+
+def test_a_binance_api_key_goes_in_its_header_and_nowhere_else(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MDP_BINANCE_API_KEY (futures historicalTrades may want one) is sent as X-MBX-APIKEY on every request, retries
+    included, and appears in no request description or error."""
+    key = "k3y-for-the-test"
+    monkeypatch.setenv("MDP_BINANCE_API_KEY", key)
+    history = BinanceTradeHistory("usdm", "trade", limit=250)
+    trades = recorded(shared_data, USDM, "trade")["BTCUSDT"]
+    a, b = trades[3000], trades[3600]
+    sent: list[str | None] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        sent.append(request.headers.get("X-MBX-APIKEY"))
+
+    async def scenario() -> list[str]:
+        http = httpx.AsyncClient(timeout=10, event_hooks={"request": [on_request]})
+        # a budget the replay enforces and the client does not know: some requests are answered 429 and retried
+        async with (
+            ReplayServer(paths(shared_data, USDM), rest_limit=RateLimit(40, 1.0), verbose=False) as server,
+            RestClient(http) as client,
+        ):
+            pages = await fetch_all(
+                history, client, "BTCUSDT", a.time_ms * MS, b.time_ms * MS, base_url=server.rest_base,
+                after_id=id_before(trades, a.time_ms),
+            )  # fmt: skip
+            assert client.stats.throttled >= 1
+            with pytest.raises(RestError) as err:
+                await client.get(
+                    f"{server.rest_base}{SPEC.trades_path}", {"symbol": "NOPE"}, weight=20, limit=RateLimit(40, 1.0),
+                    headers={"X-MBX-APIKEY": key},
+                )  # fmt: skip
+            assert key not in str(err.value)
+            return [p.request for p in pages]
+
+    requests = run(scenario)
+    assert len(requests) >= 3 and not any(key in r for r in requests)
+    assert len(sent) > len(requests) and set(sent) == {key}
