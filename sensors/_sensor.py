@@ -82,8 +82,9 @@ def landed_data_sensor(context: SensorEvaluationContext, mdp: MdpResource) -> Se
         lateness_ns=settings.lateness_ns,
         candles_exist=lambda h: partition_exists(root, "candles", h),
     )
-    # done up to the newest manifest read (all of them when under the cap)
-    new_since = max([since, *(m.landed_ns + 1 for m in fresh)]) if len(fresh) == MAX_MANIFESTS else now
+    # done up to the newest manifest read (all of them when under the cap); names read are kept in ``seen``, so one
+    # landed in the same nanosecond as the last one read but past the cap is still read next time
+    new_since = max([since, *(m.landed_ns for m in fresh)]) if len(fresh) == MAX_MANIFESTS else now
     seen = {n: t for n, t in cursor.seen.items() if t >= new_since - OVERLAP_NS}
     seen.update({m.name: m.landed_ns for m in fresh if m.landed_ns >= new_since - OVERLAP_NS})
     nxt = LandedCursor(new_since, seen, pending)

@@ -176,3 +176,23 @@ def test_the_gap_sensor_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.Mo
         context = build_sensor_context(instance=instance, resources={"mdp": MdpResource(lake=str(tmp_path))})
         result = gap_sensor(context)
     assert isinstance(result, SkipReason) and "MDP_REST_URL=none" in (result.skip_message or "")
+
+
+def test_a_tick_reads_a_bounded_number_of_manifests_and_the_next_one_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sensors._sensor as sensor_module
+
+    root = str(tmp_path / "lake")
+    monkeypatch.setenv("MDP_START", "2024-08-01")
+    monkeypatch.setattr(sensor_module, "MAX_MANIFESTS", 2)
+    for i, minute in enumerate((20, 21, 22), 1):
+        # three writers land minutes of three hours (10:20, 11:21, 12:22)
+        write_manifest(root, f"w{i}", 1, [Landed("raw", "binance", H10 + (i - 1) * HOUR + minute * MIN, 1)])
+    first = _evaluate(root, None)
+    assert [k for k, *_ in _keys(first)] == ["2024-08-09-10:00", "2024-08-09-11:00"]
+    assert isinstance(first, SensorResult)
+    second = _evaluate(root, first.cursor)
+    assert [k for k, *_ in _keys(second)] == ["2024-08-09-12:00"]
+    assert isinstance(second, SensorResult)
+    assert isinstance(_evaluate(root, second.cursor), SkipReason)
