@@ -52,8 +52,11 @@ def find_gaps(
         coverage = coverage.filter(pl.col("exchange").is_in(sorted(exchanges)))
     spans = trade_gaps(coverage, registry_trade_channels(), start_ns, end_ns)
     out: list[Gap] = []
+    natives: dict[tuple[str, str], str | None] = {}  # one lookup per stream, however many gaps it has
     for exchange, symbol, channels, start, end, closed in spans.iter_rows():
-        native = _exchange_symbol(root, exchange, symbol, channels, start)
+        if (exchange, symbol) not in natives:
+            natives[(exchange, symbol)] = _exchange_symbol(root, exchange, symbol, channels, start)
+        native = natives[(exchange, symbol)]
         if symbols is not None and symbol not in symbols and (native is None or native not in symbols):
             continue
         if native is None:
