@@ -27,8 +27,6 @@ class ExchangeCollectorConfig:
     max_streams_per_connection: int = 200
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 30.0
-    #: a connection that stayed up this long resets the backoff
-    reconnect_reset_after_s: float = 30.0
     #: overrides the exchange's no-data watchdog
     idle_timeout_s: float | None = None
     #: overrides how long a connection may be silent before a text ping (exchanges that want them, e.g. OKX)

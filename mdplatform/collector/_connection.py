@@ -18,6 +18,7 @@ keeps a reference to its last frame.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import random
@@ -34,6 +35,7 @@ from .._time import MINUTE_NS
 from ..exchanges import (
     ALIVE,
     CLOSE,
+    GAP,
     OPEN,
     START,
     SUB_ERROR,
@@ -54,6 +56,8 @@ log = logging.getLogger("mdplatform.collector")
 SNAPSHOT_CHANNEL = "depthSnapshot"
 #: the exchange modules' channel for acks, errors and pongs
 CONTROL_CHANNEL = "control"
+#: where a binary frame that is not UTF-8 is landed, base64-encoded (the raw payload column is text)
+BINARY_CHANNEL = "binary"
 
 #: (channel, symbol) of a subscribed stream
 _Stream = tuple[str, str]
@@ -134,18 +138,24 @@ class Connection:
         """Connect and reconnect (exponential backoff with jitter) until ``stop``."""
         attempt = 0
         while not self._stopping.is_set():
-            started = time.monotonic()
+            received = self.counters.messages_received
             try:
                 await self._connect_once()
             except (TimeoutError, OSError, WebSocketException, httpx.HTTPError) as exc:
                 if not self._stopping.is_set():  # a close we asked for is not an error
                     self._error(f"connection failed: {type(exc).__name__}: {exc}")
+            except Exception as exc:
+                # whatever escaped (a bug, something nobody expected): this connection reconnects, collection goes on
+                log.exception("%s: connection loop failed", self.exchange.id)
+                self._error(f"connection loop failed: {type(exc).__name__}: {exc}")
             finally:
                 await self._cancel_tasks()
                 self._ws = None
             if self._stopping.is_set():
                 break
-            if time.monotonic() - started >= self.config.reconnect_reset_after_s:
+            # a connection that delivered data was a working one: the next failure starts the backoff over (a
+            # flapping link must not stretch the outages beyond the network's own)
+            if self.counters.messages_received > received:
                 attempt = 0
             delay = min(self.config.reconnect_max_s, self.config.reconnect_initial_s * 2**attempt)
             delay *= random.uniform(0.5, 1.0)
@@ -251,26 +261,61 @@ class Connection:
         now = time.time_ns
         started = False
         seq = 0
-        async for frame in ws:
+        async for message in ws:
             recv = now()
-            if not isinstance(frame, str):
-                frame = frame.decode()
             seq += 1
             c.messages_received += 1
             c.last_message_ns = recv
+            if isinstance(message, str):
+                frame = message
+            else:
+                try:
+                    frame = message.decode()
+                except UnicodeDecodeError as exc:
+                    # landed exactly (base64) and counted; nothing can be read from it
+                    append(recv, exchange_id, BINARY_CHANNEL, "", conn_id, seq, base64.b64encode(message).decode())
+                    c.frame_errors += 1
+                    self._error(f"frame {seq} of {conn_id} is not UTF-8 ({exc.reason} at byte {exc.start}): landed "
+                                f"base64-encoded in channel {BINARY_CHANNEL!r}")  # fmt: skip
+                    continue
             last.frame = frame
             channel, symbol = route(frame)
+            # landed before it is interpreted: whatever happens next, the frame is in the lake
             append(recv, exchange_id, channel, symbol, conn_id, seq, frame)
-            if not started:
-                started = self._start(frame, recv)
-            if channel in watch:
-                if channel == CONTROL_CHANNEL:
-                    self._control(frame, recv)
-                else:
-                    action = session.on_frame(channel, symbol, frame)
-                    if action is not None:
-                        await self._act(ws, conn_id, action, recv)
+            try:
+                if not started:
+                    started = self._start(frame, recv)
+                if channel in watch:
+                    if channel == CONTROL_CHANNEL:
+                        self._control(frame, recv)
+                    else:
+                        action = session.on_frame(channel, symbol, frame)
+                        if action is not None:
+                            await self._act(ws, conn_id, action, recv)
+            except (ConnectionClosed, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                if await self._uninterpretable(ws, channel, symbol, seq, recv, exc):
+                    return
+                continue
             c.messages_processed += 1
+
+    async def _uninterpretable(
+        self, ws: ClientConnection, channel: str, symbol: str, seq: int, recv: int, exc: Exception
+    ) -> bool:
+        """A landed frame that could not be interpreted: counted and logged with the exchange and stream. A book
+        frame leaves its book in an unknown state: its stream is marked out of sync (``gap``, which coverage
+        honours) and the connection closes to start over with a fresh book; True then."""
+        problem = f"frame {seq} ({channel} {symbol}) could not be interpreted: {type(exc).__name__}: {exc}"
+        self.counters.frame_errors += 1
+        self._error(problem)
+        if channel not in self.exchange.capabilities.book_channels:
+            return False
+        self.counters.sync_errors += 1
+        self._event(GAP, channel, symbol, problem, recv_ts=recv)
+        self._close_reason = f"resync after an uninterpretable book frame: {problem}"
+        await ws.close()
+        return True
 
     # --- events ------------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ class CollectorManager:
             "messages_received": sum(s["messages_received"] for s in per),
             "messages_processed": sum(s["messages_processed"] for s in per),
             "errors": sum(s["errors"] for s in per),
+            "frame_errors": sum(s["frame_errors"] for s in per),
             "reconnects": sum(s["reconnects"] for s in per),
             "collectors": per,
         }

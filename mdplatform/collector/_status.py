@@ -24,6 +24,8 @@ class ConnectionCounters:
     messages_received: int = 0
     messages_processed: int = 0
     errors: int = 0
+    #: landed frames that could not be interpreted (not UTF-8, a book frame the session could not apply, ...)
+    frame_errors: int = 0
     reconnects: int = 0
     #: sequence gaps and checksum mismatches reported by the exchange's session (each triggers a resync)
     sync_errors: int = 0
@@ -48,6 +50,7 @@ class ConnectionCounters:
             "messages_received": self.messages_received,
             "messages_processed": self.messages_processed,
             "errors": self.errors,
+            "frame_errors": self.frame_errors,
             "reconnects": self.reconnects,
             "sync_errors": self.sync_errors,
             "snapshots": self.snapshots,
