@@ -22,6 +22,7 @@ import gzip
 import heapq
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,9 @@ _HFT_LINE = re.compile(r"^\d{10,20} [\[{]")
 _CF_RECEIVED = re.compile(r"^(\d+(?:\.\d+)?): (.*)$", re.DOTALL)
 _CF_URL_LINE = re.compile(r"^(\S+) (<->|<-|->) (\d+(?:\.\d+)?)(?:: (.*))?$", re.DOTALL)
 _SNAPSHOT_PREFIX = '{"lastUpdateId"'
+#: receive times are plausible from 2009-01-01 (no crypto market before) to a day ahead of this machine's clock
+_FIRST_NS = 1_230_768_000 * 10**9
+_DAY_NS = 86_400 * 10**9
 _STREAM_PREFIX = '{"stream":"'
 _EXCERPT = 120
 
@@ -101,12 +105,32 @@ class ReadStats:
 
 
 def open_capture(path: str | Path) -> IO[str]:
-    """A text stream over a capture, gunzipped when the file is gzip (by content, not by name)."""
+    """A text stream over a capture, gunzipped when the file is gzip (by content, not by name). Bytes that are
+    not UTF-8 become lone surrogates (``surrogateescape``) instead of stopping the read: the line they are in is
+    reported as bad (``_not_utf8``) and the lines around it are read."""
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
-    return open(path, encoding="utf-8", newline="\n")
+        return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape", newline="\n")
+    return open(path, encoding="utf-8", errors="surrogateescape", newline="\n")
+
+
+def _not_utf8(line: str) -> bool:
+    """Whether a line read through ``open_capture`` held bytes that are not UTF-8 (cheap for ASCII lines)."""
+    if line.isascii():
+        return False
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _implausible(recv_ns: int) -> str | None:
+    """Why a receive time cannot be one (seconds or milliseconds taken for nanoseconds, a corrupt number)."""
+    if _FIRST_NS <= recv_ns <= time.time_ns() + _DAY_NS:
+        return None
+    return f"receive time {recv_ns} is not nanoseconds between 2009-01-01 and tomorrow"
 
 
 def capture_format(path: str | Path) -> CaptureFormat:
@@ -162,7 +186,9 @@ def _recv_key(frame: CapturedFrame) -> int:
 
 
 def _bad(stats: ReadStats, path: str, lineno: int, reason: str, line: str) -> None:
-    stats.bad.append(BadLine(path, lineno, reason, line[:_EXCERPT]))
+    # bytes that were not UTF-8 are shown as \xNN escapes: the excerpt must be printable and storable
+    text = line[:_EXCERPT].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    stats.bad.append(BadLine(path, lineno, reason, text))
 
 
 def _read_hftbacktest(path: str, stats: ReadStats) -> Iterator[CapturedFrame]:
@@ -173,9 +199,16 @@ def _read_hftbacktest(path: str, stats: ReadStats) -> Iterator[CapturedFrame]:
             if not line.strip():
                 stats.blank += 1
                 continue
+            if _not_utf8(line):
+                _bad(stats, path, lineno, "not UTF-8", line)
+                continue
             ts, sep, frame = line.partition(" ")
             if not sep or not ts.isdigit() or not frame.startswith(("{", "[")):
                 _bad(stats, path, lineno, "not '<recv ns> <json>'", line)
+                continue
+            problem = _implausible(int(ts))
+            if problem is not None:
+                _bad(stats, path, lineno, problem, line)
                 continue
             if frame.startswith(_SNAPSHOT_PREFIX):
                 symbol = _json_str_field(frame, "symbol") or snapshot_symbol()
@@ -196,10 +229,18 @@ def _read_cryptofeed(path: str, stats: ReadStats, connects: bool) -> Iterator[Ca
             if not line.strip():
                 stats.blank += 1
                 continue
+            if _not_utf8(line):
+                _bad(stats, path, lineno, "not UTF-8", line)
+                continue
             m = _CF_RECEIVED.match(line)
             if m is not None:
+                recv = _seconds_to_ns(m.group(1))
+                problem = _implausible(recv)
+                if problem is not None:
+                    _bad(stats, path, lineno, problem, line)
+                    continue
                 stats.ws += 1
-                yield CapturedFrame(_seconds_to_ns(m.group(1)), m.group(2), "ws", "", lineno)
+                yield CapturedFrame(recv, m.group(2), "ws", "", lineno)
                 continue
             u = _CF_URL_LINE.match(line)
             if u is None:

@@ -287,13 +287,24 @@ class BinanceExchange:
         else:
             i = frame.find('"stream":"')
             if i < 0:
-                return CONTROL  # {"result":null,"id":1}, errors
+                # {"result":null,"id":1}, errors, or a stream frame laid out differently ({"stream": "x", ...})
+                return self._route_spaced(frame) if '"stream"' in frame else CONTROL
             start = i + 10
         name = frame[start : frame.find('"', start)]
         route = self._routes.get(name)
         if route is None:
             route = self._learn(name)
         return route
+
+    def _route_spaced(self, frame: str) -> Route:
+        """A combined-stream frame whose JSON is spaced or ordered otherwise: decoded (rare, so affordable)."""
+        obj = json_object(frame)
+        if obj is None:
+            return CONTROL
+        name, data = obj.get("stream"), obj.get("data")
+        if not isinstance(name, str) or not isinstance(data, dict):
+            return CONTROL
+        return self._routes.get(name) or self._learn(name)
 
     def exchange_time(self, frame: str) -> int | None:
         """Event time ``E`` (ms) of a stream frame or futures REST snapshot, in ns; None without one (spot

@@ -202,6 +202,11 @@ class OkxExchange:
         """Frames whose "arg" is not laid out as usual (other key order, instType/instFamily args)."""
         i = frame.find('"arg":{')
         if i < 0 or '"event":"' in frame:
+            if '"arg"' in frame:  # spaced JSON ({"arg": {"channel": ...}}): decoded (rare, so affordable)
+                obj = json_object(frame)
+                arg = obj.get("arg") if obj is not None and "event" not in obj else None
+                if isinstance(arg, dict):
+                    return str(arg.get("channel", "")), str(arg.get("instId", ""))
             return CONTROL
         arg = frame[i + 7 : frame.find("}", i)]
         return _json_str(arg, '"channel":"'), _json_str(arg, '"instId":"')
