@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HourRunner", "ensure_dagster_home"]
+__all__ = ["HourRunner", "ensure_dagster_home", "stop_signals"]
 
 _REPO = Path(__file__).resolve().parents[1]
 #: the run's events still go to DAGSTER_HOME; the console only shows warnings (the progress bar is the output)
@@ -32,6 +37,27 @@ def ensure_dagster_home() -> str:
     return home
 
 
+@contextmanager
+def stop_signals(stop: threading.Event, received: list[str]) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` (and name themselves in ``received``) instead of killing the process
+    mid-hour: the work stops between units, each of which is written whole. Outside the main thread (tests
+    driving the CLI from a worker thread), nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 @dataclass
 class HourRunner:
     """Runs ``mdp_hourly`` (trades, coverage, candles) or ``mdp_candles`` for hours, one Dagster run per hour, in
@@ -44,10 +70,25 @@ class HourRunner:
     failed: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
+    #: hours run (whatever their outcome), and the signal that stopped the runner between two hours, if any
+    done: int = 0
+    stopped_by: str | None = None
 
     def run(self, hours: list[int], *, candles_only: bool = False) -> None:
+        if self.stopped_by:
+            return
         os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
         ensure_dagster_home()
+        stop, received = threading.Event(), []
+        # the runs go on a worker thread: Dagster turns a signal into a failure of the running step when it
+        # executes on the main thread; here the main thread only waits, takes the signal, and the worker stops
+        # after the hour it is in
+        with stop_signals(stop, received), ThreadPoolExecutor(1, thread_name_prefix="mdp-hours") as pool:
+            pool.submit(self._run_hours, hours, candles_only, stop).result()
+        if stop.is_set():
+            self.stopped_by = received[0] if received else "a signal"
+
+    def _run_hours(self, hours: list[int], candles_only: bool, stop: threading.Event) -> None:
         from dagster import DagsterInstance
         from tqdm import tqdm  # type: ignore[import-untyped]
 
@@ -57,11 +98,14 @@ class HourRunner:
         with DagsterInstance.get() as instance:
             bar = tqdm(hours, unit="h", disable=not self.progress, file=sys.stderr)
             for hour in bar:
+                if stop.is_set():
+                    break
                 key = hour_key(hour)
                 bar.set_postfix_str(f"{'candles ' if candles_only else ''}{key}")
                 result = job.execute_in_process(
                     partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET
                 )
+                self.done += 1
                 if not result.success:
                     self.failed.append(key)
                 for ev in result.get_asset_check_evaluations():

@@ -77,6 +77,8 @@ def backfill(
     unseen = [h for h in hours if not partition_exists(root, "coverage", h)]
     if unseen:
         runner.run(unseen)
+    if runner.stopped_by:
+        raise click.ClickException(f"stopped by {runner.stopped_by} while materializing the range; nothing fetched")
 
     gaps = find_gaps(root, lo, hi, exchanges=only_exchanges, symbols=only_symbols)
     click.echo(f"{len(gaps)} trade gap(s) in {from_ns(lo):%Y-%m-%d %H:%M} .. {from_ns(hi):%Y-%m-%d %H:%M} UTC")
@@ -118,3 +120,8 @@ def backfill(
         )
     if runner.failed:
         raise click.ClickException(f"{len(runner.failed)} run(s) failed: {', '.join(runner.failed[:10])}")
+    if runner.stopped_by:
+        # what was fetched is landed: the sensor (or `mdp materialize` of those hours) finishes the job
+        raise click.ClickException(
+            f"stopped by {runner.stopped_by} after {runner.done} run(s); the fetched trades are in the lake"
+        )

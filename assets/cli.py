@@ -118,9 +118,11 @@ def materialize(start: str | None, end: str | None, lake: str | None, warehouse:
     failed, failed_checks = runner.failed, runner.failed_checks
     late, rejects = runner.totals.get("late_trades", 0), runner.totals.get("rejects", 0)
     elapsed = time.monotonic() - began
-    lo, hi = hours[0], hours[-1] + HOUR_NS
+    if not runner.done:
+        raise click.ClickException(f"stopped by {runner.stopped_by} before the first hour")
+    lo, hi = hours[0], hours[runner.done - 1] + HOUR_NS
     click.echo(
-        f"materialized {len(hours)} hour(s) {from_ns(lo):%Y-%m-%d %H:%M} .. {from_ns(hi):%Y-%m-%d %H:%M} UTC "
+        f"materialized {runner.done} hour(s) {from_ns(lo):%Y-%m-%d %H:%M} .. {from_ns(hi):%Y-%m-%d %H:%M} UTC "
         f"in {elapsed:.1f} s; late trades {late}, rejects {rejects}; warehouse {settings.warehouse_path}"
     )
     click.echo(_summary(settings.warehouse_path, lo, hi))
@@ -128,3 +130,8 @@ def materialize(start: str | None, end: str | None, lake: str | None, warehouse:
         click.echo(f"check failed: {line}", err=True)
     if failed:
         raise click.ClickException(f"{len(failed)} hour(s) failed: {', '.join(failed[:10])}")
+    if runner.stopped_by:
+        rest = f"{from_ns(hi):%Y-%m-%d %H:%M} .. {from_ns(hours[-1] + HOUR_NS):%Y-%m-%d %H:%M} UTC"
+        raise click.ClickException(
+            f"stopped by {runner.stopped_by} after {runner.done} of {len(hours)} hour(s); not run: {rest}"
+        )
