@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sys
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HourRunner", "ensure_dagster_home", "stop_signals"]
+from mdplatform._signals import stop_signals
+
+__all__ = ["HourRunner", "ensure_dagster_home"]
 
 _REPO = Path(__file__).resolve().parents[1]
 #: the run's events still go to DAGSTER_HOME; the console only shows warnings (the progress bar is the output)
@@ -35,27 +34,6 @@ def ensure_dagster_home() -> str:
         else:
             config.write_text("telemetry:\n  enabled: false\n")
     return home
-
-
-@contextmanager
-def stop_signals(stop: threading.Event, received: list[str]) -> Iterator[None]:
-    """SIGINT and SIGTERM set ``stop`` (and name themselves in ``received``) instead of killing the process
-    mid-hour: the work stops between units, each of which is written whole. Outside the main thread (tests
-    driving the CLI from a worker thread), nothing is installed."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: object) -> None:
-        received.append(signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 @dataclass

@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from importlib.metadata import entry_points
 
 import click
+
+from ._signals import stop_signals
 
 __all__ = ["cli", "main"]
 
@@ -174,8 +177,12 @@ def import_capture(files: tuple[str, ...], exchange: str, lake: str | None, aliv
         raise click.ClickException(str(exc.args[0])) from exc
     if not alive_every > 0:
         raise click.BadParameter("must be > 0", param_hint="--alive-every")
-    stats = run(list(files), exchange, lake, alive_every_s=alive_every)
+    stop, received = threading.Event(), list[str]()
+    with stop_signals(stop, received):
+        stats = run(list(files), exchange, lake, alive_every_s=alive_every, stop=stop)
     click.echo(str(stats))
+    if stats.stopped_at is not None:
+        raise click.ClickException(f"stopped by {received[0] if received else 'a signal'} at {stats.stopped_at}")
 
 
 @cli.command()

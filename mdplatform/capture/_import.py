@@ -36,6 +36,8 @@ from ._detect import detect_exchange
 from ._read import BadLine, ReadStats, read_capture
 
 if TYPE_CHECKING:
+    import threading
+
     from ..lake import RawWriter
 
 __all__ = ["ImportStats", "capture_id", "import_capture"]
@@ -47,6 +49,8 @@ CONTROL_CHANNEL = "control"
 #: detail of the ``close`` event of a session
 END_OF_CAPTURE = "end of capture"
 RECONNECT_IN_CAPTURE = "reconnect in capture"
+#: receive time between writes of the minutes an import has left behind (what bounds its memory)
+FLUSH_EVERY_NS = 5 * 60 * SECOND_NS
 
 _SUFFIXES = (".gz", ".txt", ".jsonl", ".log", ".data")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -68,6 +72,8 @@ class ImportStats:
     #: event kind -> rows written to the lake's events/ table
     events: dict[str, int] = field(default_factory=dict)
     event_files_written: int = 0
+    #: "<file>:<line>" where a stop request ended the import (None: it ran to the end)
+    stopped_at: str | None = None
 
     @property
     def bad_lines(self) -> list[BadLine]:
@@ -87,6 +93,8 @@ class ImportStats:
         if self.read.bad:
             first = self.read.bad[0]
             text += f"; {len(self.read.bad)} unreadable line(s), first {first.path}:{first.line} ({first.reason})"
+        if self.stopped_at is not None:
+            text += f"; STOPPED at {self.stopped_at}: what was read before it is written, the rest is not"
         return text
 
 
@@ -225,6 +233,7 @@ def import_capture(
     root: str | None = None,
     *,
     alive_every_s: float = 5.0,
+    stop: threading.Event | None = None,
 ) -> ImportStats:
     """Write recordings into the raw layer under ``root`` (default: the configured lake), and the events a live
     collector would have recorded into the ``events/`` table beside it.
@@ -238,6 +247,11 @@ def import_capture(
     ``exchange_id`` None detects it per file. ``alive_every_s``: receive time between ``alive`` events. Each file
     is written by a ``RawWriter`` whose id derives from the file name, so importing the same file again replaces
     its part files (frames and events) instead of duplicating rows.
+
+    Memory stays bounded whatever the capture's size: every ``FLUSH_EVERY`` of receive time, the minutes the
+    recording has left behind are written (a frame recorded out of order for a written minute becomes another part
+    of it). ``stop`` (set by SIGINT/SIGTERM in ``mdp import-capture``) ends the import after the frame being read:
+    what was read is written, ``stats.stopped_at`` says where it stopped.
     """
     from ..lake import RawWriter
 
@@ -256,7 +270,15 @@ def import_capture(
         connects = 0
         with RawWriter(root, writer_id=f"capture-{file_id}") as writer:
             session = _Session(writer, exchange, file_conn_id, alive_every_ns, stats.events)
+            flushed = 0
             for cf in read_capture(path, stats=read, connects=True):
+                if stop is not None and stop.is_set():
+                    stats.stopped_at = f"{path}:{cf.line}"
+                    break
+                if cf.recv_ns - flushed >= FLUSH_EVERY_NS:
+                    # minutes that ended before this frame's minute are done (captures are in receive order)
+                    writer.flush_closed(cf.recv_ns - cf.recv_ns % MINUTE_NS)
+                    flushed = cf.recv_ns
                 if cf.kind == "connect":
                     session.close(RECONNECT_IN_CAPTURE)
                     connects += 1
@@ -282,7 +304,7 @@ def import_capture(
                 if first is None:
                     first = cf.recv_ns
                 last = cf.recv_ns
-            session.close(END_OF_CAPTURE)
+            session.close(END_OF_CAPTURE if stats.stopped_at is None else "import stopped")
         stats.files += 1
         stats.files_written += writer.stats.files_written
         stats.event_files_written += writer.stats.event_files_written
@@ -293,4 +315,6 @@ def import_capture(
         if first is not None and last is not None:
             stats.first_recv_ns = first if stats.first_recv_ns is None else min(stats.first_recv_ns, first)
             stats.last_recv_ns = last if stats.last_recv_ns is None else max(stats.last_recv_ns, last)
+        if stats.stopped_at is not None:
+            break
     return stats
