@@ -474,18 +474,29 @@ class Connection:
         """Close a silent connection (no data for ``idle_timeout``); send text pings where the exchange wants them."""
         ping = self._keepalive.client_ping
         interval = self.config.ping_interval_s or self._keepalive.interval_s
-        last_ping = time.monotonic()
+        c = self.counters
+        # silence is measured on the monotonic clock (a wall-clock step must neither close a live connection nor
+        # keep a dead one): activity is a change of the frame count between two looks, so the hot path pays nothing
+        last_ping = last_activity = time.monotonic()
+        seen = c.messages_received
         while True:
             await asyncio.sleep(min(1.0, interval / 2))
-            silent_s = (time.time_ns() - self.counters.last_message_ns) / 1e9
+            now = time.monotonic()
+            if c.messages_received != seen:
+                seen, last_activity = c.messages_received, now
+            silent_s = now - last_activity
             if silent_s > self._idle_timeout:
                 self._error(f"no data for {silent_s:.1f}s: closing {self.counters.conn_id}")
                 self._close_reason = f"idle: no data for {silent_s:.1f}s"
                 await ws.close(code=1001, reason="idle")
                 return
-            if ping and silent_s >= interval and time.monotonic() - last_ping >= interval:
-                last_ping = time.monotonic()
+            if ping and silent_s >= interval and now - last_ping >= interval:
+                last_ping = now
                 await ws.send(ping)
+
+    def _spawn_close(self, ws: ClientConnection) -> None:
+        close = asyncio.ensure_future(ws.close(code=1011, reason="helper task failed"))
+        close.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: never "never retrieved"
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -496,6 +507,12 @@ class Connection:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._error(f"task failed: {task.exception()!r}")
+            # the watchdog, the liveness pings or a snapshot fetch died: the connection is no longer supervised
+            # (or its book no longer syncs), so it starts over with fresh tasks
+            ws = self._ws
+            if ws is not None and not self._stopping.is_set():
+                self._close_reason = f"helper task failed: {task.exception()!r}"
+                self._spawn_close(ws)
 
     async def _cancel_tasks(self) -> None:
         tasks = list(self._tasks)
