@@ -7,9 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from ..exchanges import Subscription, get_exchange
+from ..history import RestClient
 from ._config import ExchangeCollectorConfig
 from ._connection import Connection, RawSink
 from ._status import iso_ns
@@ -28,22 +27,22 @@ class ExchangeCollector:
         self._shards: list[Sequence[Subscription]] = [subs[i : i + n] for i in range(0, len(subs), n)]
         self.connections: list[Connection] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._http: httpx.AsyncClient | None = None
+        self._rest: RestClient | None = None
         self._started_ns = 0
 
     async def start(self) -> None:
-        self._http = httpx.AsyncClient(timeout=10.0)
+        self._rest = RestClient(timeout_s=10.0)  # owns its HTTP client
         self._started_ns = time.time_ns()
         for shard in self._shards:
-            conn = Connection(self.exchange, self.config, shard, self.sink, self._http)
+            conn = Connection(self.exchange, self.config, shard, self.sink, self._rest)
             self.connections.append(conn)
             self._tasks.append(asyncio.create_task(conn.run(), name=f"{self.exchange.id}-conn"))
 
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop() for c in self.connections), return_exceptions=True)
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._http is not None:
-            await self._http.aclose()
+        if self._rest is not None:
+            await self._rest.aclose()
 
     def _total(self, name: str) -> int:
         return sum(int(getattr(c.counters, name)) for c in self.connections)

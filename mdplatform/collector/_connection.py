@@ -46,6 +46,7 @@ from ..exchanges import (
     StreamSession,
     Subscription,
 )
+from ..history import RestClient, RestError
 from ._config import ExchangeCollectorConfig
 from ._status import ConnectionCounters
 
@@ -104,13 +105,14 @@ class Connection:
         config: ExchangeCollectorConfig,
         subs: Sequence[Subscription],
         sink: RawSink,
-        http: httpx.AsyncClient,
+        rest: RestClient,
     ) -> None:
         self.exchange = exchange
         self.config = config
         self.subs = tuple(subs)
         self.sink = sink
-        self.http = http
+        #: REST calls (book snapshots) go through one limiter per host, shared by the collector's connections
+        self.rest = rest
         self.counters = ConnectionCounters()
         self.session: StreamSession | None = None
         self._ws: ClientConnection | None = None
@@ -447,19 +449,18 @@ class Connection:
             self._spawn(self._fetch_snapshot(ws, conn_id, *action.fetch_snapshot))
 
     async def _fetch_snapshot(self, ws: ClientConnection, conn_id: str, symbol: str, url: str) -> None:
-        """GET a REST snapshot, land it in the raw layer, hand it to the session; retry with backoff."""
-        for attempt in range(6):
-            try:
-                response = await self.http.get(url)
-                response.raise_for_status()
-                break
-            except httpx.HTTPError as exc:
-                self._error(f"snapshot {symbol}: {type(exc).__name__}: {exc}")
-                await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
-        else:
+        """GET a REST snapshot within the exchange's limits (weights, 429/418 and Retry-After, transport errors and
+        5xx retried by the client), land it in the raw layer, hand it to the session."""
+        weight, limit = self.exchange.rest_cost(url)
+        try:
+            reply = await self.rest.get(url, {}, weight=weight, limit=limit)
+        except (RestError, ValueError) as exc:
+            self._error(f"snapshot {symbol}: {exc}")
+            # the book cannot sync on this connection: start over (the backoff spaces the attempts)
+            self._close_reason = f"snapshot of {symbol} unavailable: {exc}"
             await ws.close(code=1011, reason="snapshot unavailable")
             return
-        body = response.text
+        body = reply.body.decode()
         self._rest_seq += 1
         self.counters.snapshots += 1
         recv = time.time_ns()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     import polars as pl
 
-    from ..history import RestClient
+    from ..history import RateLimit, RestClient
 
 __all__ = [
     "ALIVE",
@@ -284,6 +284,11 @@ class Exchange(Protocol):
 
     def normalize_symbol(self, symbol: str) -> str:
         """Exchange id -> BASE-QUOTE[-SUFFIX] ("BTCUSDT" -> "BTC-USDT", "BTCUSD_PERP" -> "BTC-USD-PERP")."""
+        ...
+
+    def rest_cost(self, url: str) -> tuple[int, RateLimit]:
+        """(request weight, the host's budget) of a REST call the collector makes (a book snapshot), so one limiter
+        per host spaces them within the exchange's documented limits."""
         ...
 
     def trade_history(self, channel: str) -> TradeHistory | None:

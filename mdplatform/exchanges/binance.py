@@ -19,11 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import polars as pl
 
 from ..book import L2Book
+from ..history import RateLimit
 from ._base import (
     GAP,
     SUB_ERROR,
@@ -36,7 +38,7 @@ from ._base import (
     Subscription,
     TradeHistory,
 )
-from ._binance_history import BinanceTradeHistory
+from ._binance_history import BinanceTradeHistory, binance_rest_spec
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
@@ -275,6 +277,16 @@ class BinanceExchange:
         params = list(dict.fromkeys(self.stream_name(s) for s in subs))
         method = "UNSUBSCRIBE" if unsubscribe else "SUBSCRIBE"
         return orjson.dumps({"method": method, "params": params, "id": request_id}).decode()
+
+    def rest_cost(self, url: str) -> tuple[int, RateLimit]:
+        """A depth snapshot's documented weight (by its ``limit``, default 100) and the host's weight budget."""
+        spec = binance_rest_spec(self.id)
+        limits = parse_qs(urlsplit(url).query).get("limit") or ["100"]
+        try:
+            limit = int(limits[0])
+        except ValueError:
+            limit = 5000  # an unreadable limit costs what the largest does
+        return spec.depth_weight(limit), spec.rate_limit
 
     def snapshot_url(self, symbol: str, rest_url: str | None = None, limit: int = 1000) -> str:
         base = with_default_path(rest_url, self.rest_url) if rest_url else self.rest_url

@@ -20,6 +20,7 @@ import orjson
 import polars as pl
 
 from ..book import L2Book, RawLevel
+from ..history import RateLimit
 from ._base import (
     CHECKSUM,
     GAP,
@@ -213,6 +214,11 @@ class OkxExchange:
 
     def new_session(self, subs: Sequence[Subscription], rest_url: str | None) -> OkxSession:
         return OkxSession(self, subs)
+
+    def rest_cost(self, url: str) -> tuple[int, RateLimit]:
+        """OKX books come over the WebSocket; a REST call counts as one request against the REST limit of the
+        history endpoint (20 per 2 s), the tightest the collector would meet."""
+        return 1, self._history.rate_limit
 
     def trade_history(self, channel: str) -> TradeHistory | None:
         """``GET /api/v5/market/history-trades`` for "trades" (see ``_okx_history``); its payloads

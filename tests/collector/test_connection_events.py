@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from mdplatform.collector import ConfigError, Connection, ExchangeCollectorConfig
 from mdplatform.exchanges import Subscription, get_exchange
+from mdplatform.history import RestClient
 
 MINUTE_NS = 60 * 10**9
 M = 1_723_161_240 * 10**9  # 2024-08-08 23:54:00 UTC
@@ -31,9 +31,7 @@ def _connection(exchange: str, sink: Sink) -> Connection:
     config = ExchangeCollectorConfig(
         exchange=exchange, symbols=("X",), channels=("trades",) if exchange == "okx" else ("trade",)
     )
-    conn = Connection(
-        get_exchange(exchange), config, [Subscription(config.channels[0], "X")], sink, httpx.AsyncClient()
-    )
+    conn = Connection(get_exchange(exchange), config, [Subscription(config.channels[0], "X")], sink, RestClient())
     conn._begin("c1", M + 1)
     return conn
 
