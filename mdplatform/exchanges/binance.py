@@ -185,6 +185,26 @@ def agg_trade_id(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}-{last}"
 
 
+def _fill_columns(
+    agg: pl.Expr, tid: pl.Expr, a: pl.Expr, first: pl.Expr, last: pl.Expr, m: pl.Expr
+) -> dict[str, pl.Expr]:
+    """The parsed id and side columns of a Binance trade, live frame or REST record alike: a trade ``tid`` is one
+    fill; an aggTrade ``a`` holds fills ``first``..``last`` (trade_id "f" or "f-l", see ``agg_trade_id``). The
+    taker sold when the buyer was the maker (``m``)."""
+    return {
+        "_trade_id": pl.when(agg.not_())
+        .then(tid.cast(pl.String))
+        .when(first == last)
+        .then(first.cast(pl.String))
+        .otherwise(pl.format("{}-{}", first, last)),
+        "_side": pl.when(m).then(pl.lit("sell")).when(m.not_()).then(pl.lit("buy")),
+        "_fills": pl.when(agg).then(last - first + 1).otherwise(pl.lit(1, dtype=pl.Int64)),
+        "_seq_id": pl.when(agg).then(a).otherwise(tid),
+        "_fill_first": pl.when(agg).then(first).otherwise(tid),
+        "_fill_last": pl.when(agg).then(last).otherwise(tid),
+    }
+
+
 def _ms(value: object) -> int | None:
     return int(value) * 1_000_000 if isinstance(value, int) else None
 
@@ -412,18 +432,9 @@ class BinanceExchange:
             _event=d.field("e"),
             _symbol=pl.coalesce(d.field("s"), pl.when(pl.col("symbol") != "").then(pl.col("symbol"))),
             _ts=ms_to_ts(d.field("T")),
-            _trade_id=pl.when(agg.not_())
-            .then(t.cast(pl.String))
-            .when(first == last)
-            .then(first.cast(pl.String))
-            .otherwise(pl.format("{}-{}", first, last)),
             _price=d.field("p"),
             _size=d.field("q"),
-            _side=pl.when(m).then(pl.lit("sell")).when(m.not_()).then(pl.lit("buy")),
-            _fills=pl.when(agg).then(last - first + 1).otherwise(pl.lit(1, dtype=pl.Int64)),
-            _seq_id=pl.when(agg).then(a).otherwise(t),
-            _fill_first=pl.when(agg).then(first).otherwise(t),
-            _fill_last=pl.when(agg).then(last).otherwise(t),
+            **_fill_columns(agg, t, a, first, last, m),
         )
         event = pl.col("_event")
         reason = (
@@ -459,18 +470,9 @@ class BinanceExchange:
         rows = rows.with_columns(
             _symbol=pl.when(pl.col("symbol") != "").then(pl.col("symbol")),
             _ts=ms_to_ts(pl.when(agg).then(it.field("T")).otherwise(it.field("time"))),
-            _trade_id=pl.when(agg.not_())
-            .then(rid.cast(pl.String))
-            .when(first == last)
-            .then(first.cast(pl.String))
-            .otherwise(pl.format("{}-{}", first, last)),
             _price=pl.when(agg).then(it.field("p")).otherwise(it.field("price")),
             _size=pl.when(agg).then(it.field("q")).otherwise(it.field("qty")),
-            _side=pl.when(m).then(pl.lit("sell")).when(m.not_()).then(pl.lit("buy")),
-            _fills=pl.when(agg).then(last - first + 1).otherwise(pl.lit(1, dtype=pl.Int64)),
-            _seq_id=pl.when(agg).then(a).otherwise(rid),
-            _fill_first=pl.when(agg).then(first).otherwise(rid),
-            _fill_last=pl.when(agg).then(last).otherwise(rid),
+            **_fill_columns(agg, rid, a, first, last, m),
         )
         reason = (
             pl.when(pl.col("_decoded").not_())
