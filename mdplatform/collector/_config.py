@@ -76,6 +76,11 @@ class IngestConfig:
     lake: str | None = None
     #: where the ingestor writes its status JSON every few seconds (None: not written)
     status_file: str | None = None
+    #: the write-ahead journal's directory on local disk (None: ``$MDP_JOURNAL``, else beside a local lake as
+    #: ``<lake>-journal``, else ``.mdp-journal/`` in the working directory)
+    journal: str | None = None
+    #: disk the journal may fill while the lake cannot be written; collection stops only when it is exhausted
+    journal_budget_mb: float = 2048.0
 
 
 def load_config(path: str | Path) -> IngestConfig:
@@ -85,7 +90,8 @@ def load_config(path: str | Path) -> IngestConfig:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     if not isinstance(data, Mapping) or not isinstance(data.get("collectors"), list) or not data["collectors"]:
         raise ConfigError(f"{path}: expected a mapping with a non-empty 'collectors' list")
-    unknown = sorted(set(data) - {"collectors", "lake", "status_file"})
+    top = {"collectors", "lake", "status_file", "journal", "journal_budget_mb"}
+    unknown = sorted(set(data) - top)
     if unknown:
         raise ConfigError(f"{path}: unknown top-level field(s) {unknown}")
     collectors = []
@@ -96,4 +102,13 @@ def load_config(path: str | Path) -> IngestConfig:
             collectors.append(ExchangeCollectorConfig.from_mapping(entry))
         except (ConfigError, TypeError) as exc:
             raise ConfigError(f"{path}: collectors[{i}]: {exc}") from exc
-    return IngestConfig(tuple(collectors), lake=data.get("lake"), status_file=data.get("status_file"))
+    budget = data.get("journal_budget_mb", 2048.0)
+    if not isinstance(budget, int | float) or isinstance(budget, bool) or budget <= 0:
+        raise ConfigError(f"{path}: journal_budget_mb must be a positive number of megabytes, not {budget!r}")
+    return IngestConfig(
+        tuple(collectors),
+        lake=data.get("lake"),
+        status_file=data.get("status_file"),
+        journal=data.get("journal"),
+        journal_budget_mb=float(budget),
+    )
