@@ -30,11 +30,13 @@ from typing import Any, Protocol
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.frames import CloseCode
 
 from .._time import MINUTE_NS
 from ..exchanges import (
     ALIVE,
     CLOSE,
+    FRAME_ERROR,
     GAP,
     OPEN,
     START,
@@ -59,6 +61,9 @@ SNAPSHOT_CHANNEL = "depthSnapshot"
 CONTROL_CHANNEL = "control"
 #: where a binary frame that is not UTF-8 is landed, base64-encoded (the raw payload column is text)
 BINARY_CHANNEL = "binary"
+#: the largest frame accepted; a larger one makes the library close the connection with 1009 (a runaway or hostile
+#: server must not exhaust memory), and the frame is lost
+MAX_FRAME_BYTES = 2**24
 
 #: (channel, symbol) of a subscribed stream
 _Stream = tuple[str, str]
@@ -84,6 +89,16 @@ class RawSink(Protocol):
         frame_recv_ts: int | None,
         detail: str,
     ) -> None: ...
+
+
+def _failure(exc: BaseException) -> str:
+    """Why a connection failed, in words: a frame over the size limit is named as such (the library's close
+    reason alone reads like a protocol error)."""
+    sent = exc.sent if isinstance(exc, ConnectionClosed) else None
+    if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
+        limit = f"{MAX_FRAME_BYTES / 2**20:g} MiB"
+        return f"a frame over the {limit} size limit was refused ({sent.reason}): closed with {int(sent.code)}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class _Last:
@@ -119,9 +134,9 @@ class Connection:
         self._stopping = asyncio.Event()
         caps = exchange.capabilities
         self._subscribe_ack = caps.subscribe_ack
-        #: channels the receive loop looks at beyond landing: book channels (the session) and, where the exchange
-        #: acknowledges subscriptions, control frames
-        self._watch = caps.book_channels | ({CONTROL_CHANNEL} if caps.subscribe_ack else frozenset())
+        #: channels the receive loop looks at beyond landing: book channels (the session) and control frames (acks,
+        #: and refusals: an exchange that takes its streams from the URL still answers a bad request with an error)
+        self._watch = caps.book_channels | {CONTROL_CHANNEL}
         self._keepalive = exchange.keepalive
         self._idle_timeout = config.idle_timeout_s or exchange.keepalive.idle_timeout_s
         self._rest_seq = 0
@@ -145,7 +160,7 @@ class Connection:
                 await self._connect_once()
             except (TimeoutError, OSError, WebSocketException, httpx.HTTPError) as exc:
                 if not self._stopping.is_set():  # a close we asked for is not an error
-                    self._error(f"connection failed: {type(exc).__name__}: {exc}")
+                    self._error(f"connection failed: {_failure(exc)}")
             except Exception as exc:
                 # whatever escaped (a bug, something nobody expected): this connection reconnects, collection goes on
                 log.exception("%s: connection loop failed", self.exchange.id)
@@ -185,7 +200,7 @@ class Connection:
         async with connect(
             url,
             compression=None,  # permessage-deflate halves receive throughput
-            max_size=2**24,
+            max_size=MAX_FRAME_BYTES,
             max_queue=4096,
             open_timeout=10,
             close_timeout=2,
@@ -215,7 +230,7 @@ class Connection:
                 failure = "cancelled"
                 raise
             except BaseException as exc:
-                failure = f"{type(exc).__name__}: {exc}"
+                failure = _failure(exc)
                 raise
             finally:
                 self._end(ws, failure)
@@ -274,11 +289,10 @@ class Connection:
                 try:
                     frame = message.decode()
                 except UnicodeDecodeError as exc:
-                    # landed exactly (base64) and counted; nothing can be read from it
+                    # landed exactly (base64) and quarantined; nothing can be read from it
                     append(recv, exchange_id, BINARY_CHANNEL, "", conn_id, seq, base64.b64encode(message).decode())
-                    c.frame_errors += 1
-                    self._error(f"frame {seq} of {conn_id} is not UTF-8 ({exc.reason} at byte {exc.start}): landed "
-                                f"base64-encoded in channel {BINARY_CHANNEL!r}")  # fmt: skip
+                    self._quarantine(BINARY_CHANNEL, "", seq, recv, f"is not UTF-8 ({exc.reason} at byte {exc.start}): "
+                                     f"landed base64-encoded in channel {BINARY_CHANNEL!r}")  # fmt: skip
                     continue
             last.frame = frame
             channel, symbol = route(frame)
@@ -305,12 +319,12 @@ class Connection:
     async def _uninterpretable(
         self, ws: ClientConnection, channel: str, symbol: str, seq: int, recv: int, exc: Exception
     ) -> bool:
-        """A landed frame that could not be interpreted: counted and logged with the exchange and stream. A book
+        """A landed frame that could not be interpreted: quarantined, logged with the exchange and stream. A book
         frame leaves its book in an unknown state: its stream is marked out of sync (``gap``, which coverage
         honours) and the connection closes to start over with a fresh book; True then."""
-        problem = f"frame {seq} ({channel} {symbol}) could not be interpreted: {type(exc).__name__}: {exc}"
-        self.counters.frame_errors += 1
-        self._error(problem)
+        reason = f"could not be interpreted: {type(exc).__name__}: {exc}"
+        self._quarantine(channel, symbol, seq, recv, reason)
+        problem = f"frame {seq} ({channel} {symbol}) {reason}"
         if channel not in self.exchange.capabilities.book_channels:
             return False
         self.counters.sync_errors += 1
@@ -318,6 +332,13 @@ class Connection:
         self._close_reason = f"resync after an uninterpretable book frame: {problem}"
         await ws.close()
         return True
+
+    def _quarantine(self, channel: str, symbol: str, seq: int, recv: int, reason: str) -> None:
+        """A landed frame nothing can be made of: counted, logged, and flagged in ``events/`` (``frame_error`` with
+        its ``seq``), so readers of ``raw/`` know to set it aside and why."""
+        self.counters.frame_errors += 1
+        self._error(f"frame {seq} of {self._conn_id} ({f'{channel} {symbol}'.strip()}) {reason}")
+        self._event(FRAME_ERROR, channel, symbol, reason, recv_ts=recv, seq=seq)
 
     # --- events ------------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ __all__ = [
     "CHECKSUM",
     "CLOSE",
     "EVENT_KINDS",
+    "FRAME_ERROR",
     "GAP",
     "OPEN",
     "START",
@@ -61,6 +62,9 @@ Route = tuple[str, str]
 #: unsubscribed the stream stopped being received on this connection
 #: gap         a book stream lost messages (sequence ids jumped); checksum: its book no longer verifies;
 #: synced      the book stream is whole again after a snapshot
+#: frame_error a landed frame could not be read or interpreted (not UTF-8, malformed, a value the book refuses):
+#:             seq is that frame's ``seq`` on the connection, detail the reason; the frame is quarantined (kept in
+#:             ``raw/``, flagged by this row)
 #: backfilled  (lake ``backfill_events/``, written by ``mdp backfill``) the stream's trades of the exchange-time
 #:             span [exchange_ts, end) were fetched whole from the exchange's REST history (detail: JSON with
 #:             ``end`` in ns, the requests made and the trades fetched)
@@ -75,6 +79,7 @@ EventKind = Literal[
     "gap",
     "checksum",
     "synced",
+    "frame_error",
     "backfilled",
 ]
 OPEN: EventKind = "open"
@@ -87,9 +92,10 @@ UNSUBSCRIBED: EventKind = "unsubscribed"
 GAP: EventKind = "gap"
 CHECKSUM: EventKind = "checksum"
 SYNCED: EventKind = "synced"
+FRAME_ERROR: EventKind = "frame_error"
 BACKFILLED: EventKind = "backfilled"
 EVENT_KINDS: frozenset[str] = frozenset(
-    (OPEN, SUBSCRIBED, START, ALIVE, CLOSE, SUB_ERROR, UNSUBSCRIBED, GAP, CHECKSUM, SYNCED, BACKFILLED)
+    (OPEN, SUBSCRIBED, START, ALIVE, CLOSE, SUB_ERROR, UNSUBSCRIBED, GAP, CHECKSUM, SYNCED, FRAME_ERROR, BACKFILLED)
 )
 
 

@@ -113,6 +113,11 @@ def test_a_binary_frame_that_is_not_utf8_is_landed_and_the_connection_goes_on(
     assert binary["channel"] == "binary" and base64.b64decode(binary["payload"]) == INVALID_UTF8
     conn = status["collectors"][0]["connections"][0]
     assert status["frame_errors"] == 1 and "not UTF-8" in (conn["last_error"] or "") and conn["state"] == "connected"
+    # quarantined: the landed row is flagged by a frame_error event naming its seq and why
+    events = read_events(str(tmp_path / "lake"), 0, 2**62)
+    flagged = events.filter(events["kind"] == "frame_error").select("conn_id", "seq", "channel", "detail").rows()
+    assert len(flagged) == 1 and flagged[0][:3] == (binary["conn_id"], 3, "binary"), flagged
+    assert flagged[0][3].startswith(f"is not UTF-8 (invalid start byte at byte {INVALID_UTF8.index(0xFF)})"), flagged
 
 
 OKX = "cryptofeed-samples/OKX.ws.1.0.gz"
@@ -161,5 +166,10 @@ def test_an_okx_book_frame_with_a_price_abc_marks_a_gap_and_the_connection_resyn
     kinds = [(k, d) for k, d in events.filter(events["channel"] == "books").select("kind", "detail").iter_rows()]
     gaps = [d for k, d in kinds if k == "gap"]
     assert len(gaps) == 1 and "could not be interpreted: ValueError" in gaps[0]
+    # the broken update (the first connection's 4th frame, after the ack, the snapshot and an update) is flagged
+    flagged = events.filter(events["kind"] == "frame_error").select("conn_id", "seq", "symbol", "detail").rows()
+    broken_row = raw.filter(raw["payload"] == broken).select("conn_id", "seq").row(0)
+    assert len(flagged) == 1 and flagged[0][:3] == (*broken_row, "BTC-USDT") and broken_row[1] == 4, flagged
+    assert flagged[0][3].startswith("could not be interpreted: ValueError: could not convert string to float"), flagged
     # the new connection's snapshot syncs the book again
     assert [k for k, _ in kinds if k in ("gap", "synced")][-1] == "synced"
