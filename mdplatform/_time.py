@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "ceil_ns",
     "floor_ns",
     "from_ns",
+    "iso_ns",
     "to_ns",
 ]
 
@@ -41,3 +43,11 @@ def to_ns(value: datetime) -> int:
 def from_ns(ts: int) -> datetime:
     """UTC nanoseconds as an aware datetime (sub-microsecond digits are dropped)."""
     return datetime.fromtimestamp(ts // SECOND_NS, UTC).replace(microsecond=(ts % SECOND_NS) // 1000)
+
+
+def iso_ns(ns: int | None) -> str | None:
+    """``2024-08-08T23:54:13.937085768Z`` (None for 0 or None: never happened)."""
+    if not ns:
+        return None
+    seconds, frac = divmod(ns, 10**9)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"

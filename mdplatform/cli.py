@@ -48,18 +48,32 @@ def cli(verbose: int) -> None:
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--status-file", default=None, help="Write status/health JSON here (atomically) as it runs.")
 @click.option("--status-interval", type=float, default=10.0, show_default=True, help="Seconds between status reports.")
+@click.option(
+    "--journal",
+    default=None,
+    help="Write-ahead journal directory on local disk (default: config 'journal', $MDP_JOURNAL, <lake>-journal).",
+)
+@click.option(
+    "--journal-budget-mb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Disk the journal may fill while the lake cannot be written (default: config, 2048).",
+)
 def ingest(
     config_path: str,
     lake: str | None,
     duration: float | None,
     status_file: str | None,
     status_interval: float,
+    journal: str | None,
+    journal_budget_mb: float | None,
 ) -> None:
     """Run the collectors of a config file and land every frame in the raw lake (Ctrl-C stops cleanly)."""
     from dataclasses import replace
 
     from .collector import ConfigError, load_config
     from .ingest import ingest as run
+    from .lake import JournalError
 
     try:
         config = load_config(config_path)
@@ -67,15 +81,25 @@ def ingest(
         raise click.ClickException(str(exc)) from exc
     if status_file:
         config = replace(config, status_file=status_file)
+    if journal:
+        config = replace(config, journal=journal)
+    if journal_budget_mb:
+        config = replace(config, journal_budget_mb=journal_budget_mb)
     logging.getLogger("mdplatform").setLevel(min(logging.getLogger().level, logging.INFO))
-    result = asyncio.run(run(config, lake=lake, duration_s=duration, status_every_s=status_interval))
+    try:
+        result = asyncio.run(run(config, lake=lake, duration_s=duration, status_every_s=status_interval))
+    except JournalError as exc:  # the journal cannot be opened (in use, not writable)
+        raise click.ClickException(str(exc)) from exc
     status = result.status
     click.echo(
         f"ingest stopped: received={status['messages_received']} processed={status['messages_processed']} "
         f"errors={status['errors']} reconnects={status['reconnects']} "
-        f"rows_written={result.rows_written} files={result.files_written}"
+        f"rows_written={result.rows_written} files={result.files_written} "
+        f"replayed_from_journal={status['lake'].get('rows_replayed', 0)}"
     )
     click.echo("INGEST_STATUS=" + json.dumps(status, separators=(",", ":")))
+    if result.failure:
+        raise click.ClickException(f"collection stopped: {result.failure}")
 
 
 @cli.command()

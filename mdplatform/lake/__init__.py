@@ -3,6 +3,7 @@ hour."""
 
 from ._atomic import write_bytes_atomic, write_parquet_atomic, write_table_atomic
 from ._fs import filesystem, is_local, join, lake_root
+from ._journal import JournalError
 from ._landed import LANDED_DIR, Landed, Manifest, list_manifests, read_manifest, write_manifest
 from ._paths import (
     BACKFILL_EVENTS_TABLE,
@@ -36,6 +37,7 @@ __all__ = [
     "LANDED_DIR",
     "MINUTE_NS",
     "RAW_TABLE",
+    "JournalError",
     "Landed",
     "Manifest",
     "MinuteTable",

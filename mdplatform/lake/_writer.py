@@ -16,43 +16,97 @@ through ``append_at`` and ``event(at_ns=...)``).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 import pyarrow as pa
 
+from .._time import iso_ns
 from ..schemas import EVENTS_ARROW, RAW_ARROW
 from ._atomic import write_table_atomic
 from ._fs import lake_root
+from ._journal import EVENTS, FRAMES, Journal, JournalError, Segment, encode
 from ._landed import Landed, write_manifest
 from ._paths import EVENTS_TABLE, MINUTE_NS, RAW_TABLE, MinuteTable, part_path
 
 __all__ = ["RawWriter", "WriterStats"]
 
+log = logging.getLogger("mdplatform.lake")
+
+#: attempts at a file by a writer without a journal (an import), before it fails
 _WRITE_ATTEMPTS = 3
+#: with a journal: files queued for the writer thread beyond which new ones wait in the journal instead
+_JOURNALED_PENDING = 16
+#: a minute's journal segment is cut at this size (a replay holds one segment in memory)
+_SEGMENT_BYTES = 64 << 20
+#: pauses between attempts at a failing lake: doubling from the first to the last
+_RETRY_FIRST_S = 1.0
+_RETRY_MAX_S = 30.0
 #: files per landing manifest at most (an import writes thousands)
 _MANIFEST_FILES = 500
 _TS = RAW_ARROW.field("recv_ts").type
 
 
 @dataclass(slots=True)
-class _Buffer:
+class _Chunk:
+    """Rows of one lake file in the making: Arrow batches already journaled plus the rows appended since."""
+
     exchange: str
     minute_ns: int
+    #: the journal segment the rows go to (None: a writer without a journal)
+    segment: Segment | None = None
+    #: which file of (table, exchange, minute) in the segment these rows become
+    chunk: int = 0
+    batches: list[pa.RecordBatch] = field(default_factory=list)
+    batch_rows: int = 0
+
+    def pending(self) -> int:
+        raise NotImplementedError
+
+    def _batch(self) -> pa.RecordBatch:
+        raise NotImplementedError
+
+    def take(self) -> pa.RecordBatch | None:
+        """The rows appended since the last ``take`` as one batch (kept in ``batches``), or None."""
+        if not self.pending():
+            return None
+        batch = self._batch()
+        self.batches.append(batch)
+        self.batch_rows += batch.num_rows
+        return batch
+
+    def size(self) -> int:
+        return self.batch_rows + self.pending()
+
+    def table(self, schema: pa.Schema) -> pa.Table:
+        self.take()
+        return pa.Table.from_batches(self.batches, schema=schema)
+
+
+@dataclass(slots=True)
+class _Buffer(_Chunk):
     recv_ts: list[int] = field(default_factory=list)
     channel: list[str] = field(default_factory=list)
     symbol: list[str] = field(default_factory=list)
     conn_id: list[str] = field(default_factory=list)
     seq: list[int] = field(default_factory=list)
     payload: list[str] = field(default_factory=list)
+    #: rows the lists may take before the chunk is full (``max_rows`` less the rows already in batches)
+    room: int = 0
 
-    def table(self) -> pa.Table:
+    def pending(self) -> int:
+        return len(self.recv_ts)
+
+    def _batch(self) -> pa.RecordBatch:
         n = len(self.recv_ts)
-        return pa.Table.from_arrays(
+        batch = pa.RecordBatch.from_arrays(
             [
                 pa.array(self.recv_ts, type=pa.int64()).cast(_TS),
                 pa.array([self.exchange] * n, pa.string()),
@@ -64,6 +118,9 @@ class _Buffer:
             ],
             schema=RAW_ARROW,
         )
+        self.recv_ts, self.channel, self.symbol, self.conn_id, self.seq, self.payload = [], [], [], [], [], []
+        self.room -= n
+        return batch
 
 
 #: one event row: recv_ts, conn_id, kind, channel, symbol, seq, exchange_ts, frame_recv_ts, detail
@@ -71,15 +128,17 @@ _EventRow = tuple[int, str, str, str, str, int, int | None, int | None, str]
 
 
 @dataclass(slots=True)
-class _EventBuffer:
-    exchange: str
-    minute_ns: int
+class _EventBuffer(_Chunk):
     rows: list[_EventRow] = field(default_factory=list)
 
-    def table(self) -> pa.Table:
+    def pending(self) -> int:
+        return len(self.rows)
+
+    def _batch(self) -> pa.RecordBatch:
         cols = list(zip(*self.rows, strict=True))
         n = len(self.rows)
-        return pa.Table.from_arrays(
+        self.rows = []
+        return pa.RecordBatch.from_arrays(
             [
                 pa.array(cols[0], type=pa.int64()).cast(_TS),
                 pa.array([self.exchange] * n, pa.string()),
@@ -98,7 +157,8 @@ class _EventBuffer:
 
 @dataclass(slots=True)
 class WriterStats:
-    """Raw frames (``rows_*``, ``files_written``) and events (``events_*``, ``event_files_written``)."""
+    """Raw frames (``rows_*``, ``files_written``) and events (``events_*``, ``event_files_written``); with a
+    journal, ``rows_replayed`` of them were written from journal segments (a crash, a lake that was failing)."""
 
     rows_appended: int = 0
     rows_written: int = 0
@@ -107,6 +167,8 @@ class WriterStats:
     events_appended: int = 0
     events_written: int = 0
     event_files_written: int = 0
+    rows_replayed: int = 0
+    segments_replayed: int = 0
 
 
 class RawWriter:
@@ -115,6 +177,12 @@ class RawWriter:
 
     ``writer_id`` names this writer's part files; a deterministic id (as ``import-capture`` uses) makes a
     repeated write of the same input replace the same files instead of adding duplicates.
+
+    ``journal`` (a local directory) makes the writer crash-safe and storage-fault tolerant (``_journal.py``):
+    ``tick`` (every 200 ms) journals the rows appended since the last one and writes closed minutes; a lake
+    write that fails leaves its rows in the journal, retried with backoff from disk while new rows keep being
+    journaled, until ``journal_budget_bytes`` is exhausted (``tick`` raises ``JournalError`` then). Segments left
+    by an earlier process are written to the lake first.
     """
 
     def __init__(
@@ -125,6 +193,8 @@ class RawWriter:
         max_rows: int = 50_000,
         max_pending: int = 2,
         tables: tuple[MinuteTable, MinuteTable] = (RAW_TABLE, EVENTS_TABLE),
+        journal: str | None = None,
+        journal_budget_bytes: int = 2 << 30,
     ) -> None:
         self.root = lake_root(root)
         self.tables = tables
@@ -133,8 +203,10 @@ class RawWriter:
         self.max_pending = max_pending
         self.stats = WriterStats()
         self._buffers: dict[tuple[str, int], _Buffer] = {}
-        self._parts: dict[tuple[str, int], int] = {}
         self._event_buffers: dict[tuple[str, int], _EventBuffer] = {}
+        # without a journal: the next part number per (exchange, minute), per table (a writer without a journal
+        # is a finite import or backfill)
+        self._parts: dict[tuple[str, int], int] = {}
         self._event_parts: dict[tuple[str, int], int] = {}
         self._pending: list[Future[int]] = []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-writer")
@@ -147,6 +219,18 @@ class RawWriter:
         # files committed since the last manifest (touched by the writer thread only)
         self._landed: list[Landed] = []
         self._manifests = 0
+        # with a journal: the open segment per minute, segments waiting for the lake (appended by the writer
+        # thread only), and the lake's failure if it is failing
+        self.journal = Journal(journal, self.writer_id, budget_bytes=journal_budget_bytes) if journal else None
+        self._segments: dict[int, Segment] = {}
+        self._backlog: deque[Segment] = deque(self.journal.leftovers() if self.journal else ())
+        self._failure: str | None = None
+        self._failing_since_ns = 0
+        self._retry_at = 0.0
+        self._retry_delay_s = _RETRY_FIRST_S
+        self._draining: Future[int] | None = None
+
+    # --- appending ---------------------------------------------------------------------------------
 
     def append(
         self, recv_ts: int, exchange: str, channel: str, symbol: str, conn_id: str, seq: int, payload: str
@@ -175,7 +259,7 @@ class RawWriter:
         buf.seq.append(seq)
         buf.payload.append(payload)
         self.stats.rows_appended += 1
-        if len(buf.recv_ts) >= self.max_rows:
+        if len(buf.recv_ts) >= buf.room:
             self._flush((buf.exchange, buf.minute_ns))
 
     def _select(self, recv_ts: int, exchange: str) -> None:
@@ -183,9 +267,19 @@ class RawWriter:
         key = (exchange, minute)
         buf = self._buffers.get(key)
         if buf is None:
-            buf = self._buffers[key] = _Buffer(exchange, minute)
+            segment, chunk = self._chunk_of(self.tables[0], exchange, minute)
+            buf = self._buffers[key] = _Buffer(exchange, minute, segment, chunk, room=self.max_rows)
         self._cur, self._cur_exchange = buf, exchange
         self._cur_start, self._cur_end = minute, minute + MINUTE_NS
+
+    def _chunk_of(self, table: MinuteTable, exchange: str, minute: int) -> tuple[Segment | None, int]:
+        """The journal segment new rows of (table, exchange, minute) go to, and their chunk in it."""
+        if self.journal is None:
+            return None, 0
+        segment = self._segments.get(minute)
+        if segment is None:
+            segment = self._segments[minute] = self.journal.new_segment(minute)
+        return segment, segment.chunks.get((table, exchange), 0)
 
     def event(
         self,
@@ -208,11 +302,50 @@ class RawWriter:
         key = (exchange, at - at % MINUTE_NS)
         buf = self._event_buffers.get(key)
         if buf is None:
-            buf = self._event_buffers[key] = _EventBuffer(*key)
+            segment, chunk = self._chunk_of(self.tables[1], *key)
+            buf = self._event_buffers[key] = _EventBuffer(*key, segment, chunk)
         buf.rows.append((recv_ts, conn_id, kind, channel, symbol, seq, exchange_ts, frame_recv_ts, detail))
         self.stats.events_appended += 1
-        if len(buf.rows) >= self.max_rows:
+        if buf.size() >= self.max_rows:
             self._flush_events(key)
+
+    # --- flushing ----------------------------------------------------------------------------------
+
+    def tick(self, now_ns: int | None = None) -> int:
+        """The journaled writer's heartbeat (every 200 ms): journal what was appended since the last tick, write
+        the minutes that closed, retry the lake when it was failing. Raises ``JournalError`` once the journal
+        holds more than its budget. Returns the frame rows handed to the lake writer."""
+        journal = self.journal
+        assert journal is not None, "tick() is for a writer with a journal"
+        for buf in [*self._buffers.values(), *self._event_buffers.values()]:
+            self._journal(buf)
+        # a minute's segment beyond the size limit is cut: its rows so far become files, later rows a new segment
+        for minute, segment in list(self._segments.items()):
+            if segment.size >= _SEGMENT_BYTES:
+                self._flush_minute(minute)
+        rows = self.flush_closed(now_ns)
+        if self._backlog and self._draining is None and time.monotonic() >= self._retry_at:
+            self._draining = self._pool.submit(self._drain)
+        if self._draining is not None and self._draining.done():
+            self._draining = None
+        if journal.bytes_on_disk > journal.budget_bytes:
+            raise JournalError(
+                f"the journal's disk budget is exhausted: {journal.bytes_on_disk / 2**20:.1f} MiB of frames wait for "
+                f"the lake at {self.root} (budget {journal.budget_bytes / 2**20:.1f} MiB; lake: "
+                f"{self._failure or 'writing'}). Collection stops here; everything received is in the journal at "
+                f"{journal.directory} and is written to the lake when the ingestor next starts with the lake writable."
+            )
+        return rows
+
+    def _journal(self, buf: _Chunk) -> None:
+        segment = buf.segment
+        if segment is None:
+            return
+        batch = buf.take()
+        if batch is not None:
+            kind, table = (EVENTS, self.tables[1]) if isinstance(buf, _EventBuffer) else (FRAMES, self.tables[0])
+            assert self.journal is not None
+            self.journal.append(segment, encode(buf.minute_ns, buf.chunk, kind, table, buf.exchange, batch))
 
     def flush_closed(self, now_ns: int | None = None) -> int:
         """Write every buffered minute (frames and events) that ended at or before ``now_ns``; returns the frame
@@ -225,51 +358,86 @@ class RawWriter:
         events = 0
         for key in [k for k in self._event_buffers if k[1] + MINUTE_NS <= now]:
             events += self._flush_events(key)
-        if rows or events:
+        for minute in [m for m in self._segments if m + MINUTE_NS <= now]:
+            self._finish(self._segments.pop(minute))
+        if (rows or events) and self.journal is None:
             self._submit_manifest()
         return rows
 
+    def _flush_minute(self, minute: int) -> None:
+        for key in [k for k in self._buffers if k[1] == minute]:
+            self._flush(key)
+        for key in [k for k in self._event_buffers if k[1] == minute]:
+            self._flush_events(key)
+        self._finish(self._segments.pop(minute))
+
     def flush_all(self) -> int:
         """Write every buffered minute (frames and events); returns the frame rows handed to the writer."""
-        rows = events = 0
+        rows = 0
         for key in list(self._buffers):
             rows += self._flush(key)
         for key in list(self._event_buffers):
-            events += self._flush_events(key)
-        # also after files written early (``max_rows``) when nothing was left buffered
-        self._submit_manifest()
+            self._flush_events(key)
+        for minute in list(self._segments):
+            self._finish(self._segments.pop(minute))
+        if self.journal is None:
+            # also after files written early (``max_rows``) when nothing was left buffered
+            self._submit_manifest()
         return rows
 
     def _flush(self, key: tuple[str, int]) -> int:
         buf = self._buffers.pop(key)
         if buf is self._cur:
             self._cur, self._cur_exchange, self._cur_start, self._cur_end = None, "", 0, -1
-        n = len(buf.recv_ts)
-        if n == 0:
-            return 0
-        self._submit(buf, self._path(self.tables[0], key, self._parts))
-        return n
+        return self._flush_chunk(buf, self.tables[0], RAW_ARROW, self._parts)
 
     def _flush_events(self, key: tuple[str, int]) -> int:
-        buf = self._event_buffers.pop(key)
-        if not buf.rows:
+        return self._flush_chunk(self._event_buffers.pop(key), self.tables[1], EVENTS_ARROW, self._event_parts)
+
+    def _flush_chunk(
+        self, buf: _Chunk, table_name: MinuteTable, schema: pa.Schema, parts: dict[tuple[str, int], int]
+    ) -> int:
+        n = buf.size()
+        if n == 0:
             return 0
-        self._submit(buf, self._path(self.tables[1], key, self._event_parts))
-        return len(buf.rows)
+        segment = buf.segment
+        key = (buf.exchange, buf.minute_ns)
+        if segment is None:
+            self._submit(buf.table(schema), table_name, key, self._path(table_name, key, parts), None)
+            return n
+        self._journal(buf)  # the journal holds every row before a file holds any
+        segment.chunks[(table_name, buf.exchange)] = buf.chunk + 1
+        self._pending = [f for f in self._pending if not f.done()]
+        if self._failure is not None or self._backlog or len(self._pending) >= _JOURNALED_PENDING:
+            # the lake is failing or behind: the rows wait in the journal (memory stays bounded; never blocks)
+            segment.failed = True
+            return n
+        path = part_path(self.root, table_name, buf.exchange, buf.minute_ns, segment.part_writer, buf.chunk)
+        self._submit(buf.table(schema), table_name, key, path, segment)
+        return n
 
     def _path(self, table: MinuteTable, key: tuple[str, int], parts: dict[tuple[str, int], int]) -> str:
         part = parts.get(key, 0)
         parts[key] = part + 1
         return part_path(self.root, table, key[0], key[1], self.writer_id, part)
 
-    def _submit(self, buf: _Buffer | _EventBuffer, path: str) -> None:
-        while len(self._pending) >= self.max_pending:
-            self._settle(self._pending.pop(0))
-        self._pending.append(self._pool.submit(self._write, buf, path))
+    def _submit(
+        self, table: pa.Table, name: MinuteTable, key: tuple[str, int], path: str, segment: Segment | None
+    ) -> None:
+        if segment is None:  # back-pressure: an import waits for the disk
+            while len(self._pending) >= self.max_pending:
+                self._settle(self._pending.pop(0))
+        self._pending.append(self._pool.submit(self._write, table, name, key, path, segment))
 
     def _submit_manifest(self) -> None:
         # the pool has one thread: the manifest is written after every file submitted before it
         self._pending.append(self._pool.submit(self._write_manifest))
+
+    def _finish(self, segment: Segment) -> None:
+        # after every file of the segment (one writer thread, in order)
+        self._pending.append(self._pool.submit(self._finish_segment, segment))
+
+    # --- the writer thread -------------------------------------------------------------------------
 
     def _write_manifest(self) -> int:
         if self._landed:
@@ -278,37 +446,135 @@ class RawWriter:
             write_manifest(self.root, self.writer_id, self._manifests, files)
         return 0
 
-    def _write(self, buf: _Buffer | _EventBuffer, path: str) -> int:
-        table = buf.table()
-        for attempt in range(_WRITE_ATTEMPTS):
+    def _write(
+        self, table: pa.Table, name: MinuteTable, key: tuple[str, int], path: str, segment: Segment | None
+    ) -> int:
+        if segment is not None:
+            if segment.failed:  # an earlier file of the segment failed: the whole segment is written from disk
+                return 0
+            assert self.journal is not None
+            self.journal.sync(segment)  # on disk before the lake holds any of it, whatever the crash
             try:
                 write_table_atomic(table, path)
-                break
             except Exception as exc:
-                self.stats.write_errors += 1
-                if attempt == _WRITE_ATTEMPTS - 1:
-                    self._error = exc
-                    raise
-                time.sleep(0.5 * 2**attempt)
-        rows: int = table.num_rows
-        table_name = self.tables[1] if isinstance(buf, _EventBuffer) else self.tables[0]
-        self._landed.append(Landed(table_name, buf.exchange, buf.minute_ns, rows))
-        if len(self._landed) >= _MANIFEST_FILES:
-            self._write_manifest()
-        if isinstance(buf, _EventBuffer):
+                self._lake_failed(exc)
+                segment.failed = True
+                return 0
+            segment.landed.append(Landed(name, *key, table.num_rows))
+        else:
+            for attempt in range(_WRITE_ATTEMPTS):
+                try:
+                    write_table_atomic(table, path)
+                    break
+                except Exception as exc:
+                    self.stats.write_errors += 1
+                    if attempt == _WRITE_ATTEMPTS - 1:
+                        self._error = exc
+                        raise
+                    time.sleep(0.5 * 2**attempt)
+            self._landed.append(Landed(name, *key, table.num_rows))
+            if len(self._landed) >= _MANIFEST_FILES:
+                self._write_manifest()
+        self._count(name, table.num_rows)
+        return int(table.num_rows)
+
+    def _count(self, name: MinuteTable, rows: int) -> None:
+        if name == self.tables[1]:
             self.stats.events_written += rows
             self.stats.event_files_written += 1
         else:
             self.stats.rows_written += rows
             self.stats.files_written += 1
-        return rows
+
+    def _finish_segment(self, segment: Segment) -> int:
+        """Every file of the segment is committed: its manifest, then the segment goes. A segment with a failed
+        (or skipped) file waits in the backlog."""
+        assert self.journal is not None
+        if not segment.failed:
+            try:
+                if segment.landed:
+                    write_manifest(self.root, segment.part_writer, 1, segment.landed)
+                self.journal.remove(segment)
+                return 0
+            except Exception as exc:
+                self._lake_failed(exc)
+        self.journal.close_segment(segment)
+        self._backlog.append(segment)
+        return 0
+
+    def _lake_failed(self, exc: BaseException) -> None:
+        self.stats.write_errors += 1
+        if self._failure is None:
+            self._failing_since_ns = time.time_ns()
+            log.error("lake %s cannot be written (%s): frames wait in the journal", self.root, exc)
+        self._failure = f"{type(exc).__name__}: {exc}"
+
+    def _drain(self) -> int:
+        """Write waiting segments from disk, oldest first; on a failure, try again after a growing pause."""
+        assert self.journal is not None
+        while self._backlog:
+            segment = self._backlog[0]
+            try:
+                self._replay(segment)
+            except Exception as exc:
+                self._lake_failed(exc)
+                self._retry_at = time.monotonic() + self._retry_delay_s
+                self._retry_delay_s = min(_RETRY_MAX_S, self._retry_delay_s * 2)
+                return 0
+            self._backlog.popleft()
+        if self._failure is not None:
+            log.warning("lake %s writable again: the journal's backlog is written", self.root)
+        self._failure, self._failing_since_ns, self._retry_delay_s = None, 0, _RETRY_FIRST_S
+        return 0
+
+    def _replay(self, segment: Segment) -> None:
+        """Write a segment's files from disk (the same names as the live writer gives them: rewriting one that
+        was committed before a crash replaces it with the same rows) and its manifest; then delete it."""
+        assert self.journal is not None
+        chunks: dict[tuple[MinuteTable, int, str, int, int], list[pa.RecordBatch]] = {}
+        for rec in self.journal.records(segment):
+            chunks.setdefault((rec.table, rec.kind, rec.exchange, rec.minute_ns, rec.chunk), []).append(rec.batch)
+        landed = []
+        for (name, kind, exchange, minute, chunk), batches in chunks.items():
+            table = pa.Table.from_batches(batches, schema=batches[0].schema)
+            write_table_atomic(table, part_path(self.root, name, exchange, minute, segment.part_writer, chunk))
+            landed.append(Landed(name, exchange, minute, table.num_rows))
+            self._count(name, table.num_rows)
+            if kind == FRAMES:
+                self.stats.rows_replayed += table.num_rows
+        if landed:
+            write_manifest(self.root, segment.part_writer, 1, landed)
+        self.journal.remove(segment)
+        self.stats.segments_replayed += 1
+
+    # --- state -------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """The lake side of the ingestor's health: whether the lake is being written, and what waits."""
+        out: dict[str, Any] = {
+            "lake": self.root,
+            "state": "failing" if self._failure else ("catching up" if self._backlog else "ok"),
+            "write_errors": self.stats.write_errors,
+        }
+        if self.journal is not None:
+            out |= {
+                "journal": self.journal.directory,
+                "journal_mb": round(self.journal.bytes_on_disk / 2**20, 3),
+                "journal_budget_mb": round(self.journal.budget_bytes / 2**20, 3),
+                "backlog_segments": len(self._backlog),
+                "rows_replayed": self.stats.rows_replayed,
+            }
+        if self._failure:
+            out["last_error"] = self._failure
+            out["failing_since"] = iso_ns(self._failing_since_ns)
+        return out
 
     def _raise_pending_error(self) -> None:
         if self._error is not None:
             raise RuntimeError(f"raw lake write failed under {self.root}") from self._error
 
     def wait(self) -> None:
-        """Block until every queued file is on storage."""
+        """Block until every queued file is on storage (or, with a journal, in its backlog)."""
         while self._pending:
             self._settle(self._pending.pop(0))
 
@@ -317,11 +583,28 @@ class RawWriter:
             self._raise_pending_error()
 
     def close(self) -> None:
+        """Write everything buffered. With a journal: one more attempt at the backlog; what the lake still does not
+        take stays in the journal for the next start."""
         try:
             self.flush_all()
             self.wait()
+            if self._backlog:
+                self._retry_delay_s = _RETRY_FIRST_S
+                self._pool.submit(self._drain).result()
+                if self._backlog:
+                    assert self.journal is not None
+                    log.error(
+                        "%d journal segment(s) (%.1f MiB) could not be written to the lake (%s): kept in %s for the "
+                        "next start",
+                        len(self._backlog),
+                        self.journal.bytes_on_disk / 2**20,
+                        self._failure,
+                        self.journal.directory,
+                    )
         finally:
             self._pool.shutdown(wait=True)
+            if self.journal is not None:
+                self.journal.close()
 
     def __enter__(self) -> RawWriter:
         return self
@@ -333,11 +616,11 @@ class RawWriter:
 
     @property
     def buffered_rows(self) -> int:
-        return sum(len(b.recv_ts) for b in self._buffers.values())
+        return sum(b.size() for b in self._buffers.values())
 
     @property
     def buffered_events(self) -> int:
-        return sum(len(b.rows) for b in self._event_buffers.values())
+        return sum(b.size() for b in self._event_buffers.values())
 
     def __repr__(self) -> str:
         return f"RawWriter(root={self.root!r}, writer_id={self.writer_id!r}, pid={os.getpid()})"
