@@ -20,6 +20,7 @@ One journal directory belongs to one process at a time (an ``flock`` on ``LOCK``
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -199,10 +200,8 @@ class Journal:
     def remove(self, segment: Segment) -> None:
         """The segment's rows are all in the lake: delete it."""
         self.close_segment(segment)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(segment.path)
-        except FileNotFoundError:
-            pass
         with self._mutex:
             self.bytes_on_disk -= segment.size
 

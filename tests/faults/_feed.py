@@ -32,7 +32,7 @@ def trade_frames(shared_data: Path, n: int) -> list[str]:
         with gzip.open(shared_data / name, "rt") as fh:
             for line in fh:
                 frame = line.split(" ", 1)[1].rstrip("\n")
-                if frame.startswith('{"stream":"') and frame[11:18] in ("btcusdt", "ethusdt") and "@trade" in frame[:30]:
+                if frame.startswith(('{"stream":"btcusdt@trade"', '{"stream":"ethusdt@trade"')):
                     out.append(frame)
                     if len(out) == n:
                         return out

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from _feed import TradeFeed, lake_payloads, trade_frames
 from _reliability import record
 
