@@ -314,7 +314,7 @@ class RawWriter:
     def tick(self, now_ns: int | None = None) -> int:
         """The journaled writer's heartbeat (every 200 ms): journal what was appended since the last tick, write
         the minutes that closed, retry the lake when it was failing. Raises ``JournalError`` once the journal
-        holds more than its budget. Returns the frame rows handed to the lake writer."""
+        holds more than its budget while the lake is failing. Returns the frame rows handed to the lake writer."""
         journal = self.journal
         assert journal is not None, "tick() is for a writer with a journal"
         for buf in [*self._buffers.values(), *self._event_buffers.values()]:
@@ -324,15 +324,20 @@ class RawWriter:
             if segment.size >= _SEGMENT_BYTES:
                 self._flush_minute(minute)
         rows = self.flush_closed(now_ns)
-        if self._backlog and self._draining is None and time.monotonic() >= self._retry_at:
-            self._draining = self._pool.submit(self._drain)
         if self._draining is not None and self._draining.done():
             self._draining = None
-        if journal.bytes_on_disk > journal.budget_bytes:
+        if self._draining is None and time.monotonic() >= self._retry_at and (self._failure or self._backlog):
+            # an open minute whose files could not be written is cut now, so the retry need not wait for its end
+            # (its segment reaches the backlog before the drain runs: one writer thread, in order)
+            for minute in [m for m, seg in self._segments.items() if seg.failed]:
+                self._flush_minute(minute)
+            self._draining = self._pool.submit(self._drain)
+        # a backlog over budget while the lake takes it (a restart after a long outage) is drained, not refused
+        if journal.bytes_on_disk > journal.budget_bytes and self._failure is not None:
             raise JournalError(
                 f"the journal's disk budget is exhausted: {journal.bytes_on_disk / 2**20:.1f} MiB of frames wait for "
-                f"the lake at {self.root} (budget {journal.budget_bytes / 2**20:.1f} MiB; lake: "
-                f"{self._failure or 'writing'}). Collection stops here; everything received is in the journal at "
+                f"the lake at {self.root} (budget {journal.budget_bytes / 2**20:.1f} MiB; the lake fails with "
+                f"{self._failure}). Collection stops here; everything received is in the journal at "
                 f"{journal.directory} and is written to the lake when the ingestor next starts with the lake writable."
             )
         return rows
