@@ -48,7 +48,7 @@ _JOURNALED_PENDING = 16
 _SEGMENT_BYTES = 64 << 20
 #: pauses between attempts at a failing lake: doubling from the first to the last
 _RETRY_FIRST_S = 1.0
-_RETRY_MAX_S = 30.0
+_RETRY_MAX_S = 15.0
 #: files per landing manifest at most (an import writes thousands)
 _MANIFEST_FILES = 500
 _TS = RAW_ARROW.field("recv_ts").type
