@@ -15,12 +15,16 @@ What the servers say wins over what the client counts:
 - 5xx answers and transport errors are retried with backoff; other 4xx raise ``RestError`` with the exchange's
   own message.
 
-Only the method and path are ever logged or put in an exception: query strings may one day carry secrets.
+Secrets never reach a log line or an exception: this module logs and quotes only the method and path (query
+strings may one day carry secrets); credentials in a URL (``https://user:password@proxy/``) are taken out of it and
+sent as basic auth, because httpx logs every request's full URL at INFO; and the values of the headers a caller
+passes (an API key) and of a URL's password are blanked in every error message, even one the server echoed them in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import random
@@ -29,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -232,18 +236,44 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-def _error_message(body: bytes) -> tuple[str, str | None]:
+def _without_credentials(url: str) -> tuple[str, httpx.BasicAuth | None, tuple[str, ...]]:
+    """(``url`` without its userinfo, that userinfo as basic auth, the secrets it makes: the password (or a lone
+    user part) as written and decoded, and the ``Authorization`` token, which a server may echo): httpx logs each
+    request's URL, so a URL that carries credentials never goes to it as it is."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None, ()
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    # without a password the user part is the credential (a token: https://TOKEN@host/)
+    secrets = (parts.password or "", password, token) if password else (parts.username or "", user, token)
+    return urlunsplit(parts._replace(netloc=netloc)), httpx.BasicAuth(user, password), secrets
+
+
+def _blank(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every secret replaced by ``***`` (a server or proxy may echo what it was sent)."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _error_message(body: bytes, secrets: tuple[str, ...] = ()) -> tuple[str, str | None]:
     """(message, exchange code) from an error body: Binance ``{"code":-1121,"msg":..}``, OKX
-    ``{"code":"51001","msg":..}``; the start of the body otherwise."""
+    ``{"code":"51001","msg":..}``; the start of the body otherwise. ``secrets`` are blanked before the body is cut
+    short, so no part of one is quoted."""
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
         obj = None
     if isinstance(obj, dict) and ("msg" in obj or "code" in obj):
         code = obj.get("code")
-        msg = str(obj.get("msg", ""))
+        msg = _blank(str(obj.get("msg", "")), secrets)
         return (f"{code} {msg}".strip() if code is not None else msg), (None if code is None else str(code))
-    return body[:_QUOTE_CHARS].decode("utf-8", "replace"), None
+    return _blank(body.decode("utf-8", "replace"), secrets)[:_QUOTE_CHARS], None
 
 
 class RestClient:
@@ -313,11 +343,15 @@ class RestClient:
         headers: Mapping[str, str] | None = None,
     ) -> RestReply:
         """GET ``url`` with ``params`` (in this order), counting ``weight`` against the host's budget. ``headers``
-        (an API key) are sent and never logged nor put in errors."""
+        (an API key) are sent and never logged nor put in errors; every header value counts as a secret. Credentials
+        in ``url`` are sent as basic auth, never as part of a URL that is logged."""
         send = dict(headers) if headers else None
         host = self._host(url, limit)
         if weight > host.limit.weight:
             raise ValueError(f"request weight {weight} exceeds the host's whole budget {host.limit}")
+        url, auth, in_url = _without_credentials(url)
+        # longest first, so a secret that contains another is blanked whole
+        secrets = tuple(sorted({v for v in (*(send or {}).values(), *in_url) if v}, key=len, reverse=True))
         path = urlsplit(url).path or "/"
         query = urlencode([(k, str(v)) for k, v in params.items()])
         request = f"GET {path}?{query}" if query else f"GET {path}"
@@ -328,11 +362,15 @@ class RestClient:
             entry = await host.acquire(weight, stats)
             stats.requests += 1
             try:
-                response = await self._http.get(target, headers=send)
+                if auth is None:
+                    response = await self._http.get(target, headers=send)
+                else:
+                    response = await self._http.get(target, headers=send, auth=auth)
             except httpx.TransportError as exc:
                 host.answered(entry, httpx.Headers(), counted=False)
                 if attempt >= self.max_retries:
-                    raise RestError(0, f"transport error: {type(exc).__name__}: {exc}", path) from exc
+                    message = _blank(f"transport error: {type(exc).__name__}: {exc}", secrets)
+                    raise RestError(0, message, path) from exc
                 delay = self._backoff(attempt)
                 log.warning("GET %s: %s; retrying in %.2fs", path, type(exc).__name__, delay)
                 await _sleep(delay, stats)
@@ -350,7 +388,7 @@ class RestClient:
                 retry_after = _retry_after(headers)
                 pause = retry_after if retry_after is not None else self._backoff(attempt)
                 host.pause(pause)
-                message, code = _error_message(body)
+                message, code = _error_message(body, secrets)
                 if pause > self.max_wait_s:
                     raise RestError(status, f"{message} (Retry-After {pause:.0f}s, not waiting)", path, code=code)
                 if attempt >= self.max_retries:
@@ -360,7 +398,7 @@ class RestClient:
                 stats.retries += 1
                 continue
             if status >= 500:
-                message, code = _error_message(body)
+                message, code = _error_message(body, secrets)
                 if attempt >= self.max_retries:
                     raise RestError(status, message, path, code=code)
                 delay = self._backoff(attempt)
@@ -370,7 +408,7 @@ class RestClient:
                 stats.retries += 1
                 continue
             if status >= 400:
-                message, code = _error_message(body)
+                message, code = _error_message(body, secrets)
                 raise RestError(status, message, path, code=code)
             return RestReply(status, body, recv_ns, request)
 
