@@ -326,10 +326,11 @@ class RawWriter:
         rows = self.flush_closed(now_ns)
         if self._draining is not None and self._draining.done():
             self._draining = None
-        if self._draining is None and time.monotonic() >= self._retry_at and (self._failure or self._backlog):
+        failed = [m for m, seg in self._segments.items() if seg.failed]
+        if self._draining is None and time.monotonic() >= self._retry_at and (self._failure or self._backlog or failed):
             # an open minute whose files could not be written is cut now, so the retry need not wait for its end
             # (its segment reaches the backlog before the drain runs: one writer thread, in order)
-            for minute in [m for m, seg in self._segments.items() if seg.failed]:
+            for minute in failed:
                 self._flush_minute(minute)
             self._draining = self._pool.submit(self._drain)
         # a backlog over budget while the lake takes it (a restart after a long outage) is drained, not refused

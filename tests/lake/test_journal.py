@@ -1,0 +1,104 @@
+"""The write-ahead journal: what a crashed writer left is written to the lake exactly once, a torn tail is
+ignored, and one directory serves one writer at a time."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from mdplatform.lake import MINUTE_NS, JournalError, RawWriter, read_events, read_raw
+from mdplatform.lake._journal import Journal, read_segment
+
+T0 = 1_723_161_253_937_085_768  # 2024-08-08 23:54:13.937 UTC
+MINUTE0 = T0 - T0 % MINUTE_NS
+
+
+def _crash_copy(journal: Path, into: Path) -> Path:
+    """The journal as a process killed now would leave it (what was appended is in the files)."""
+    shutil.copytree(journal, into, ignore=shutil.ignore_patterns("LOCK"))
+    return into
+
+
+def _append(writer: RawWriter, first: int, n: int) -> None:
+    for i in range(first, first + n):
+        writer.append(T0 + i * 1000, "binance", "trade", "BTCUSDT", "c1", i, f"frame {i}")
+
+
+def test_a_crashed_writers_rows_and_events_land_from_its_journal(lake: str, tmp_path: Path) -> None:
+    writer = RawWriter(lake, journal=str(tmp_path / "journal"), max_rows=1_000)
+    _append(writer, 1, 2_500)  # two files written early, 500 rows buffered
+    writer.event(T0, "binance", "c1", "open", "", "", 0, None, None, "ws://x")
+    writer.tick(now_ns=T0)  # the open minute's rows and the event go to the journal
+    writer.wait()
+    assert read_raw(lake, MINUTE0, MINUTE0 + MINUTE_NS).height == 2_000
+    left = _crash_copy(tmp_path / "journal", tmp_path / "after-crash")
+    writer.close()  # (the original goes on normally; the copy is what a kill -9 at this point leaves)
+    shutil.rmtree(lake)  # nothing of it in the lake: all of it comes from the journal
+    second = RawWriter(lake, journal=str(left), max_rows=1_000)
+    assert second.health()["backlog_segments"] == 1
+    second.tick(now_ns=T0)
+    second.close()
+    df = read_raw(lake, MINUTE0, MINUTE0 + MINUTE_NS)
+    assert sorted(df["seq"].to_list()) == list(range(1, 2_501))
+    assert read_events(lake, MINUTE0, MINUTE0 + MINUTE_NS)["kind"].to_list() == ["open"]
+    assert second.stats.rows_replayed == 2_500
+    assert list(left.glob("*/*.wal")) == []
+
+
+def test_replaying_over_files_already_committed_replaces_them(lake: str, tmp_path: Path) -> None:
+    writer = RawWriter(lake, journal=str(tmp_path / "journal"), max_rows=1_000)
+    _append(writer, 1, 2_500)
+    writer.tick(now_ns=T0)
+    writer.wait()  # 2 of the minute's 3 files are in the lake, as at a crash
+    left = _crash_copy(tmp_path / "journal", tmp_path / "after-crash")
+    files_before = sorted(Path(lake).rglob("*.parquet"))
+    assert len(files_before) == 2
+    second = RawWriter(lake, journal=str(left), max_rows=1_000)
+    second.tick(now_ns=T0)
+    second.close()
+    df = read_raw(lake, MINUTE0, MINUTE0 + MINUTE_NS)
+    assert df.height == 2_500 and df["seq"].n_unique() == 2_500
+    files_after = sorted(Path(lake).rglob("*.parquet"))
+    assert set(files_before) < set(files_after) and len(files_after) == 3  # same names, one more file
+    writer.close()
+
+
+def test_a_torn_tail_is_ignored_and_reported(lake: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    writer = RawWriter(lake, journal=str(tmp_path / "journal"))
+    _append(writer, 1, 100)
+    writer.tick(now_ns=T0)
+    _append(writer, 101, 100)
+    writer.tick(now_ns=T0)
+    left = _crash_copy(tmp_path / "journal", tmp_path / "after-crash")
+    writer.close()
+    (segment,) = left.glob("*/*.wal")
+    records, torn = read_segment(str(segment))
+    assert [r.batch.num_rows for r in records] == [100, 100] and torn == 0
+    with open(segment, "r+b") as fh:  # the second record half-written when the process died
+        fh.truncate(segment.stat().st_size - 50)
+    shutil.rmtree(lake)
+    with RawWriter(lake, journal=str(left)) as second:
+        second.tick(now_ns=T0)
+    assert read_raw(lake, MINUTE0, MINUTE0 + MINUTE_NS)["seq"].to_list() == list(range(1, 101))
+    assert "torn tail" in caplog.text
+
+
+def test_one_journal_directory_serves_one_writer(tmp_path: Path) -> None:
+    first = Journal(str(tmp_path / "j"), "w1", budget_bytes=1 << 20)
+    with pytest.raises(JournalError, match=r"in use by another ingestor \(pid \d+\)"):
+        Journal(str(tmp_path / "j"), "w2", budget_bytes=1 << 20)
+    first.close()
+    Journal(str(tmp_path / "j"), "w2", budget_bytes=1 << 20).close()
+
+
+def test_the_journal_is_fsynced_within_a_second(tmp_path: Path) -> None:
+    with RawWriter(str(tmp_path / "lake"), journal=str(tmp_path / "journal")) as writer:
+        _append(writer, 1, 10)
+        writer.tick(now_ns=T0)
+        assert writer.journal is not None
+        before = writer.journal.fsyncs
+        time.sleep(1.3)
+        assert writer.journal.fsyncs == before + 1
