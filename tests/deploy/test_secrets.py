@@ -267,7 +267,7 @@ def _ingest(tmp_path: Path, caplog: pytest.LogCaptureFixture, userinfo: str = ""
             return ingestor
 
     ingestor = asyncio.run(asyncio.wait_for(run(), 60))
-    status = json.dumps([ingestor.manager.get_status(), ingestor.manager.get_health_status()], default=str)
+    status = json.dumps([ingestor.status(), ingestor.health()], default=str)  # the lake writer's health too
     return Ingested(
         _logged(caplog), status, (tmp_path / "status.json").read_text(), _lake_text(tmp_path / "lake"), len(connections)
     )
