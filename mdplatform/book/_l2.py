@@ -14,6 +14,8 @@ Level = tuple[float, float]
 #: (price, size) exactly as the exchange wrote them (checksums are computed over these strings)
 RawLevel = tuple[str, str]
 
+_INF = float("inf")
+
 
 class _BookSide:
     """One side: size per price plus a sorted key list whose first element is the best price.
@@ -40,6 +42,12 @@ class _BookSide:
     def set(self, price: str | float, size: str | float) -> None:
         p = float(price)
         s = float(size)
+        # float() accepts "NaN", "inf" and signs, which no exchange means: a level must be a finite positive price
+        # and a finite size >= 0 (both comparisons are False for NaN, so this is the whole check)
+        if not 0.0 < p < _INF:
+            raise ValueError(f"price {price!r} is not a finite positive number")
+        if not 0.0 <= s < _INF:
+            raise ValueError(f"size {size!r} (at price {price!r}) is not a finite number >= 0")
         sizes = self.sizes
         if s == 0.0:
             if p in sizes:
@@ -91,8 +99,11 @@ class L2Book:
     """Aggregated price levels of one instrument.
 
     Sizes are absolute (an update replaces the level; size 0 removes it), which is what every exchange
-    covered here sends. ``update_id`` and ``ts`` (ns) are whatever sequence/time the feeding code tracks.
-    With ``keep_raw=True`` the price/size strings are kept for checksum verification (OKX, Kraken).
+    covered here sends. A level whose price is not finite and positive, or whose size is not finite and >= 0
+    ("NaN", "inf", "-1"), raises ValueError naming the value; levels before it in the same call were applied, so
+    the book is then in an unknown state and should be loaded again. ``update_id`` and ``ts`` (ns) are whatever
+    sequence/time the feeding code tracks. With ``keep_raw=True`` the price/size strings are kept for checksum
+    verification (OKX, Kraken).
     """
 
     __slots__ = ("_asks", "_bids", "symbol", "ts", "update_id")

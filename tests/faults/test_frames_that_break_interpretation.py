@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from _reliability import record
 from websockets.asyncio.server import ServerConnection, serve
 
 from mdplatform.collector import ExchangeCollectorConfig, IngestConfig
@@ -80,7 +81,8 @@ def _run(  # type: ignore[no-untyped-def]
             reconnect_initial_s=0.05,
             reconnect_max_s=0.2,
         )
-        ingestor = Ingestor(IngestConfig((config,)), lake=str(tmp_path / "lake"), status_every_s=0.5)
+        ingest_config = IngestConfig((config,), journal=str(tmp_path / "journal"))
+        ingestor = Ingestor(ingest_config, lake=str(tmp_path / "lake"), status_every_s=0.5)
         stop = asyncio.Event()
         task = asyncio.create_task(ingestor.run(stop=stop))
         for _ in range(200):
@@ -118,6 +120,18 @@ def test_a_binary_frame_that_is_not_utf8_is_landed_and_the_connection_goes_on(
     flagged = events.filter(events["kind"] == "frame_error").select("conn_id", "seq", "channel", "detail").rows()
     assert len(flagged) == 1 and flagged[0][:3] == (binary["conn_id"], 3, "binary"), flagged
     assert flagged[0][3].startswith(f"is not UTF-8 (invalid start byte at byte {INVALID_UTF8.index(0xFF)})"), flagged
+    after = raw.get_column("recv_ts").to_list()[2:4]
+    record(
+        "invalid UTF-8 (binary frame)",
+        received=5,
+        landed=4,
+        quarantined=1,
+        lost=0,
+        duplicated=0,
+        recover_s=(after[1] - after[0]).total_seconds(),
+        note="landed base64 in channel 'binary', flagged by a frame_error event; the connection went on (time to "
+        "recover: to the next frame landed)",
+    )
 
 
 OKX = "cryptofeed-samples/OKX.ws.1.0.gz"
@@ -173,3 +187,15 @@ def test_an_okx_book_frame_with_a_price_abc_marks_a_gap_and_the_connection_resyn
     assert flagged[0][3].startswith("could not be interpreted: ValueError: could not convert string to float"), flagged
     # the new connection's snapshot syncs the book again
     assert [k for k, _ in kinds if k in ("gap", "synced")][-1] == "synced"
+    broken_at = raw.filter(raw["payload"] == broken).get_column("recv_ts")[0]
+    synced_at = events.filter(events["kind"] == "synced").get_column("recv_ts").max()
+    record(
+        "OKX book update: price 'abc'",
+        received=6,
+        landed=5,
+        quarantined=1,
+        lost=0,
+        duplicated=0,  # the snapshot landed twice because it was sent twice, once per connection
+        recover_s=(synced_at - broken_at).total_seconds(),  # type: ignore[operator]
+        note="frame_error and gap events, reconnect, the snapshot synced the book again (time to recover: until then)",
+    )
