@@ -8,7 +8,8 @@ Beside the frames, the connection records its own bookkeeping in the lake's ``ev
 exchange's acks), restated with the first ``alive`` of every receive minute; ``start`` at the first frame carrying
 an exchange time; ``alive`` every ``liveness_interval_s`` when the pong of a WebSocket ping comes back (recv_ts:
 when the ping was sent, so every frame the server sent before it has arrived); ``sub_error``/``unsubscribed``
-from acks; what the book session reports (``gap``, ``checksum``, ``synced``); ``close`` (detail: why). Every
+from acks; what the book session reports (``gap``, ``checksum``, ``synced``); ``frame_error`` for a landed frame
+that cannot be read or interpreted (its own ``seq``, the reason: it is quarantined); ``close`` (detail: why). Every
 event carries ``seq`` (frames landed on the connection so far) and the newest exchange time known with the
 receive time of the frame that carried it: the largest seen, looked up in the last frame landed whenever an event
 is recorded (a frame without a time, e.g. a spot bookTicker, keeps what was known), so the receive loop only

@@ -39,7 +39,13 @@ from mdplatform._time import HOUR_NS, MINUTE_NS
 from mdplatform.collector import ExchangeCollectorConfig, IngestConfig
 from mdplatform.ingest import Ingestor
 from mdplatform.lake import read_events, read_raw
-from mdplatform.transforms import compute_coverage, registry_normalizer, registry_stream_kinds, trades_for_window
+from mdplatform.transforms import (
+    compute_coverage,
+    registry_normalizer,
+    registry_stream_kinds,
+    trades_for_window,
+    validate_coverage,
+)
 
 SPOT = "binance-hftbacktest/spot/btcusdt_20240808.gz"
 OKX = "cryptofeed-samples/OKX.ws.1.0.gz"
@@ -477,7 +483,8 @@ def median(values: Sequence[float]) -> float:
 
 def coverage(out: Outcome) -> pl.DataFrame:
     """The coverage rows of every exchange hour the landed frames reached, computed from the lake the way the
-    hourly asset does (trades of the window, events around it); ``start``/``end`` as Int64 ns."""
+    hourly asset does (trades of the window, events around it) and checked as it checks them; ``start``/``end``
+    as Int64 ns, a stretch across an hour's edge as one row."""
     late = 15 * MINUTE_NS
     times = out.events.get_column("exchange_ts").cast(pl.Int64).drop_nulls()
     first, last = int(times.min()), int(times.max())  # type: ignore[arg-type]
@@ -488,7 +495,9 @@ def coverage(out: Outcome) -> pl.DataFrame:
             read_raw(out.lake, lo, hi), hour, hour + HOUR_NS, late, normalize=registry_normalizer, skew_ns=10**10
         )
         events = read_events(out.lake, lo, hi)
-        parts.append(compute_coverage(events, window.observed, hour, hour + HOUR_NS, kinds=registry_stream_kinds()))
+        cov = compute_coverage(events, window.observed, hour, hour + HOUR_NS, kinds=registry_stream_kinds())
+        assert validate_coverage(cov, hour, hour + HOUR_NS) == [], cov
+        parts.append(cov)
     ns = pl.col("start_time").cast(pl.Int64), pl.col("end_time").cast(pl.Int64)
     cols = ("exchange", "channel", "symbol", "start", "end", "status", "reason", "detail", "missing")
     rows = pl.concat(parts).with_columns(start=ns[0], end=ns[1]).select(cols).sort("channel", "symbol", "start")

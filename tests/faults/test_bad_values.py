@@ -21,6 +21,7 @@ from _faults import (
     assert_landed_as_sent,
     binance_frames,
     collector,
+    coverage,
     ingest,
     okx_frames,
     okx_subscribe,
@@ -128,6 +129,8 @@ def test_an_impossible_okx_book_update_is_quarantined_and_the_book_resyncs(
     status = out.status
     assert status["reconnects"] == 1 and status["frame_errors"] == 1 and status["collectors"][0]["sync_errors"] == 1
     assert out.health["status"] == "healthy" and status["collectors"][0]["book_sync"] == {"BTC-USDT": "synced"}
+    # coverage reads these events (frame_error among them) as it reads any: the book stream has its rows
+    assert coverage(out).get_column("channel").unique().to_list() == ["books"]
     synced_at = out.kind("synced").filter(pl.col("conn_id") == second).get_column("recv_ts")[0]
     recover = (synced_at - out.raw.filter(pl.col("payload") == broken).get_column("recv_ts")[0]) / 1e9
     record(
