@@ -114,7 +114,7 @@ def test_a_snapshot_refused_with_retry_after_is_asked_again_after_the_wait(
     out = asyncio.run(scenario())
     (refused_at, _, first), (asked_at, _, second) = server.rest_log
     assert (first, second) == (refusal, 200)
-    assert 1.0 <= (asked_at - refused_at) / 1e9 < 3.0  # Retry-After honoured, then asked at once
+    assert 1.0 <= (asked_at - refused_at) / 1e9 < 5.0  # Retry-After honoured, then asked again
     assert_landed_as_sent(out, server)
     assert out.raw.filter(pl.col("channel") == "depthSnapshot").get_column("payload").to_list() == [snapshot]
     status = out.status

@@ -58,11 +58,11 @@ def test_a_black_holed_link_is_closed_by_the_watchdog_and_collection_resumes(tmp
     assert_landed_as_sent(out, server)
     first, second = out.conn_ids
     idle = _idle_for(out.close_detail(first))
-    assert IDLE_S <= idle < IDLE_S + 0.5
+    assert IDLE_S <= idle < IDLE_S + 1.5  # the watchdog looks every 0.1 s (later on a loaded machine)
     assert out.status["reconnects"] == 1 and out.status["messages_received"] == len(frames)
     recover = (out.first_recv(second) - stalled[0]) / 1e9
     # the watchdog's wait, then the closing handshake's (close_timeout, 2 s: the peer cannot answer)
-    assert IDLE_S < recover < IDLE_S + 4, recover
+    assert IDLE_S < recover < IDLE_S + 6, recover
     record(
         "stall: link black-holed (nothing forwarded, nothing closed)",
         received=len(frames),
@@ -97,14 +97,14 @@ def test_a_server_that_stops_sending_but_answers_pings_is_closed_as_idle(tmp_pat
     assert_landed_as_sent(out, server)
     first, second = out.conn_ids
     idle = _idle_for(out.close_detail(first))
-    assert IDLE_S <= idle < IDLE_S + 0.5
+    assert IDLE_S <= idle < IDLE_S + 1.5  # the watchdog looks every 0.1 s (later on a loaded machine)
     # the link itself was alive all along: pongs kept coming back while no data did
     alive = out.kind("alive")
     assert alive.filter(alive["conn_id"] == first).height >= 3
     assert out.status["reconnects"] == 1 and out.status["messages_received"] == len(frames)
     silent_from = int(out.raw.filter(out.raw["conn_id"] == first).get_column("recv_ts").max())  # type: ignore[arg-type]
     recover = (out.first_recv(second) - silent_from) / 1e9
-    assert IDLE_S < recover < IDLE_S + 1.5, recover
+    assert IDLE_S < recover < IDLE_S + 3, recover
     record(
         "stall: server stops sending, still answers pings",
         received=len(frames),
