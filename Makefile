@@ -7,7 +7,7 @@ export UV_COMPILE_BYTECODE := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: install test demo lint bench lock dagster clean
+.PHONY: install test demo lint bench soak lock dagster clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -31,6 +31,10 @@ lint: install
 bench: install
 	$(PY) bench/ingest.py
 	$(PY) bench/decimals.py
+
+# ten minutes: not part of `bench`
+soak: install
+	$(PY) bench/soak.py
 
 dagster: install
 	$(VENV)/bin/dagster dev -w workspace.yaml

@@ -25,6 +25,7 @@ import struct
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,25 +33,36 @@ CAPTURES = sorted((REPO / "demo/data/binance-spot").glob("*.gz"))
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
+def read_capture(path: Path) -> tuple[list[tuple[int, str]], list[str]]:
+    """One capture file: its stream messages (receive ns, JSON text) and its REST snapshot bodies, in file order."""
+    messages: list[tuple[int, str]] = []
+    snapshots: list[str] = []
+    with gzip.open(path, "rt") as fh:
+        for line in fh:
+            ts, msg = line.rstrip("\n").split(" ", 1)
+            if msg.startswith('{"lastUpdateId"'):
+                snapshots.append(msg)
+                continue
+            messages.append((int(ts), msg))
+    return messages, snapshots
+
+
 def load_capture(copies: int) -> tuple[list[bytes], bytes]:
     """WebSocket frames (bytes, pre-encoded) of every stream message, and the first REST snapshot body."""
     frames: list[tuple[int, str]] = []
     snapshot = b""
     for path in CAPTURES:
-        with gzip.open(path, "rt") as fh:
-            for line in fh:
-                ts, msg = line.rstrip("\n").split(" ", 1)
-                if msg.startswith('{"lastUpdateId"'):
-                    if not snapshot and "btcusdt" in path.name:
-                        snapshot = msg.encode()
-                    continue
-                frames.append((int(ts), msg))
+        messages, snapshots = read_capture(path)
+        frames += messages
+        if not snapshot and snapshots and "btcusdt" in path.name:
+            snapshot = snapshots[0].encode()
     frames.sort(key=lambda f: f[0])
-    encoded = [_ws_frame(msg.encode()) for _, msg in frames]
+    encoded = [ws_frame(msg.encode()) for _, msg in frames]
     return encoded * copies, snapshot
 
 
-def _ws_frame(payload: bytes) -> bytes:
+def ws_frame(payload: bytes) -> bytes:
+    """An unmasked server-to-client text frame."""
     n = len(payload)
     if n < 126:
         header = struct.pack("!BB", 0x81, n)
@@ -61,32 +73,40 @@ def _ws_frame(payload: bytes) -> bytes:
     return header + payload
 
 
+async def accept_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, snapshot: bytes) -> bool:
+    """Read one HTTP request: a REST call (``/api/...``) is answered with ``snapshot`` and closed (False); anything
+    else is taken for a WebSocket upgrade and accepted by hand (True), after which the caller writes frames."""
+    request = await reader.readuntil(b"\r\n\r\n")
+    path = request.split(b" ", 2)[1]
+    if path.startswith(b"/api/"):
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + f"Content-Length: {len(snapshot)}\r\n\r\n".encode()
+            + snapshot
+        )
+        await writer.drain()
+        writer.close()
+        return False
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+    return True
+
+
 def serve(port_queue: mp.Queue, copies: int) -> None:  # type: ignore[type-arg]
     frames, snapshot = load_capture(copies)
     blob = b"".join(frames)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await reader.readuntil(b"\r\n\r\n")
-        path = request.split(b" ", 2)[1]
-        if path.startswith(b"/api/"):
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                + f"Content-Length: {len(snapshot)}\r\n\r\n".encode()
-                + snapshot
-            )
-            await writer.drain()
-            writer.close()
+        if not await accept_websocket(reader, writer, snapshot):
             return
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
         view = memoryview(blob)
         for i in range(0, len(blob), 1 << 20):
             writer.write(view[i : i + (1 << 20)])
@@ -161,7 +181,7 @@ def ingestor(port: int, expected: int, out: mp.Queue) -> None:  # type: ignore[t
     out.put((expected / elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, info))
 
 
-def measure(target: object, copies: int) -> tuple[float, float, dict[str, int], int]:
+def measure(target: Callable[..., None], copies: int) -> tuple[float, float, dict[str, int], int]:
     ctx = mp.get_context("spawn")
     ports: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
     results: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
