@@ -8,6 +8,7 @@ comes back on the same port, as an S3 endpoint would.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class Moto:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.server.start()
         self.host, self.port = self.server.get_host_and_port()
+        self.bucket = ""
 
     def stop(self) -> None:
         self.server.stop()
@@ -51,7 +53,9 @@ def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto]:
     }.items():
         monkeypatch.setenv(key, value)
     S3FileSystem.clear_instance_cache()
-    boto3.client("s3", endpoint_url=f"http://{moto.host}:{moto.port}").create_bucket(Bucket="mdp-lake")
+    # moto's state outlives a server within a process (another test file may have used it): a bucket of its own
+    moto.bucket = f"outage-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=f"http://{moto.host}:{moto.port}").create_bucket(Bucket=moto.bucket)
     try:
         yield moto
     finally:
@@ -65,7 +69,7 @@ def _payloads(lake: str) -> list[str]:
 
 def test_s3_down_for_two_minutes(tmp_path: Path, shared_data: Path, moto: Moto) -> None:
     frames = trade_frames(shared_data, 30_000)
-    lake = "s3://mdp-lake/lake"
+    lake = f"s3://{moto.bucket}/lake"
 
     async def scenario() -> None:
         feed = TradeFeed(frames, RATE)
