@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -11,17 +12,23 @@ from ..exchanges import Subscription, get_exchange
 from ..history import RestClient
 from ._config import ExchangeCollectorConfig
 from ._connection import Connection, RawSink
+from ._gate import ConnectGate
 from ._status import iso_ns
 
-__all__ = ["ExchangeCollector", "create_collector"]
+__all__ = ["ExchangeCollector", "create_collector", "gate_for"]
+
+log = logging.getLogger("mdplatform.collector")
 
 
 class ExchangeCollector:
-    def __init__(self, config: ExchangeCollectorConfig, sink: RawSink) -> None:
+    def __init__(self, config: ExchangeCollectorConfig, sink: RawSink, gate: ConnectGate | None = None) -> None:
+        """``gate``: the exchange's connection rate, shared with other collectors of the same exchange (default:
+        one of its own, at ``connects_per_s`` or the exchange's documented rate)."""
         config.validate()
         self.config = config
         self.exchange = get_exchange(config.exchange)
         self.sink = sink
+        self.gate = gate or gate_for(config)
         subs = [Subscription(ch, sym) for sym in config.symbols for ch in config.channels]
         n = config.max_streams_per_connection
         self._shards: list[Sequence[Subscription]] = [subs[i : i + n] for i in range(0, len(subs), n)]
@@ -29,16 +36,39 @@ class ExchangeCollector:
         self._tasks: list[asyncio.Task[None]] = []
         self._rest: RestClient | None = None
         self._started_ns = 0
+        self._stopping = False
+        #: connection tasks the supervisor started again after they ended unasked
+        self.restarts = 0
 
     async def start(self) -> None:
         self._rest = RestClient(timeout_s=10.0)  # owns its HTTP client
         self._started_ns = time.time_ns()
         for shard in self._shards:
-            conn = Connection(self.exchange, self.config, shard, self.sink, self._rest)
+            conn = Connection(self.exchange, self.config, shard, self.sink, self._rest, self.gate)
             self.connections.append(conn)
-            self._tasks.append(asyncio.create_task(conn.run(), name=f"{self.exchange.id}-conn"))
+            self._tasks.append(self._supervise(conn))
+
+    def _supervise(self, conn: Connection) -> asyncio.Task[None]:
+        """Run ``conn``; should its task ever end unasked (its loop reconnects on every error, so only a bug gets
+        here), log why and start it again: a connection never stops silently."""
+        task = asyncio.create_task(conn.run(), name=f"{self.exchange.id}-conn")
+
+        def ended(done: asyncio.Task[None]) -> None:
+            if self._stopping or done.cancelled():
+                return
+            exc = done.exception()
+            reason = f"{type(exc).__name__}: {exc}" if exc else "returned"
+            log.error("%s: connection task ended (%s): started again", self.exchange.id, reason)
+            conn.counters.errors += 1
+            conn.counters.last_error = f"connection task ended ({reason}); started again"
+            self.restarts += 1
+            self._tasks[self._tasks.index(done)] = self._supervise(conn)
+
+        task.add_done_callback(ended)
+        return task
 
     async def stop(self) -> None:
+        self._stopping = True
         await asyncio.gather(*(c.stop() for c in self.connections), return_exceptions=True)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._rest is not None:
@@ -65,6 +95,8 @@ class ExchangeCollector:
             "sync_errors": self._total("sync_errors"),
             "sub_errors": self._total("sub_errors"),
             "snapshots": self._total("snapshots"),
+            "restarts": self.restarts,
+            "connect_waits": self.gate.waits,
             "last_message_time": iso_ns(last),
             "uptime_s": round((time.time_ns() - self._started_ns) / 1e9, 3) if self._started_ns else 0.0,
             "book_sync": sync,
@@ -105,6 +137,14 @@ class ExchangeCollector:
         return health
 
 
-def create_collector(config: ExchangeCollectorConfig, sink: RawSink) -> ExchangeCollector:
+def gate_for(config: ExchangeCollectorConfig) -> ConnectGate:
+    """The connection rate of ``config``'s exchange: its documented one, or ``connects_per_s``."""
+    keepalive = get_exchange(config.exchange).keepalive
+    return ConnectGate(config.connects_per_s or keepalive.connects_per_s, keepalive.connect_burst)
+
+
+def create_collector(
+    config: ExchangeCollectorConfig, sink: RawSink, gate: ConnectGate | None = None
+) -> ExchangeCollector:
     """The factory: every registered exchange is collected by the same machinery."""
-    return ExchangeCollector(config, sink)
+    return ExchangeCollector(config, sink, gate)

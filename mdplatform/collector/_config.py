@@ -33,6 +33,8 @@ class ExchangeCollectorConfig:
     ping_interval_s: float | None = None
     #: seconds between the WebSocket pings whose pongs prove the connection alive (``alive`` events)
     liveness_interval_s: float = 5.0
+    #: overrides the exchange's connection rate (new connections per second, shared by its connections)
+    connects_per_s: float | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ExchangeCollectorConfig:
@@ -68,6 +70,8 @@ class ExchangeCollectorConfig:
             raise ConfigError("max_streams_per_connection must be >= 1")
         if not self.liveness_interval_s > 0:
             raise ConfigError("liveness_interval_s must be > 0")
+        if self.connects_per_s is not None and not self.connects_per_s > 0:
+            raise ConfigError("connects_per_s must be > 0")
 
 
 @dataclass(frozen=True)

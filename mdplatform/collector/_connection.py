@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -51,11 +52,16 @@ from ..exchanges import (
 )
 from ..history import RestClient, RestError
 from ._config import ExchangeCollectorConfig
+from ._gate import ConnectGate
 from ._status import ConnectionCounters
 
 __all__ = ["Connection", "RawSink"]
 
 log = logging.getLogger("mdplatform.collector")
+#: the WebSocket library's own log: at DEBUG it writes the handshake's headers, an Authorization header made of the
+#: URL's credentials included, so it is kept at INFO whatever the root level
+_WS_LOG = logging.getLogger("mdplatform.collector.websockets")
+_WS_LOG.setLevel(logging.INFO)
 
 SNAPSHOT_CHANNEL = "depthSnapshot"
 #: the exchange modules' channel for acks, errors and pongs
@@ -122,8 +128,11 @@ class Connection:
         subs: Sequence[Subscription],
         sink: RawSink,
         rest: RestClient,
+        gate: ConnectGate,
     ) -> None:
         self.exchange = exchange
+        #: connection attempts of the exchange, spread to the rate it accepts (shared by its connections)
+        self.gate = gate
         self.config = config
         self.subs = tuple(subs)
         self.sink = sink
@@ -157,6 +166,8 @@ class Connection:
         attempt = 0
         while not self._stopping.is_set():
             received = self.counters.messages_received
+            if not await self._slot():
+                break
             try:
                 await self._connect_once()
             except (TimeoutError, OSError, WebSocketException, httpx.HTTPError) as exc:
@@ -186,6 +197,18 @@ class Connection:
                 self.counters.reconnects += 1
         self.counters.state = "stopped"
 
+    async def _slot(self) -> bool:
+        """Wait for the exchange's connection gate; False when stopped meanwhile."""
+        slot = asyncio.ensure_future(self.gate.acquire())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        done, _ = await asyncio.wait({slot, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (slot, stopping):
+            if task not in done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        return slot in done and not self._stopping.is_set()
+
     async def stop(self) -> None:
         self._stopping.set()
         ws = self._ws
@@ -196,7 +219,8 @@ class Connection:
         c = self.counters
         ws_url = self.config.ws_url or self.exchange.ws_url
         url = self.exchange.connect_url(self.subs, ws_url)
-        c.state, c.url = "connecting", url
+        shown = _shown(url)  # what status, logs and the lake may hold: no credentials
+        c.state, c.url = "connecting", shown
         conn_id = f"{self.exchange.id}-{uuid.uuid4().hex[:12]}"
         async with connect(
             url,
@@ -208,12 +232,13 @@ class Connection:
             # the liveness loop pings (and records each pong as an ``alive`` event) instead of the library
             ping_interval=None,
             ping_timeout=None,
+            logger=_WS_LOG,
         ) as ws:
             self._ws = ws
             now = time.time_ns()
             self._begin(conn_id, now)
             c.conn_id, c.connected_since_ns, c.last_message_ns = conn_id, now, now
-            self._event(OPEN, detail=url, recv_ts=now)
+            self._event(OPEN, detail=shown, recv_ts=now)
             failure: str | None = None
             try:
                 self.session = self.exchange.new_session(self.subs, self.config.rest_url or self.exchange.rest_url)
@@ -225,7 +250,7 @@ class Connection:
                 c.state = "connected"
                 self._spawn(self._watchdog(ws))
                 self._spawn(self._liveness(ws))
-                log.info("%s: connected %s (%s)", self.exchange.id, conn_id, url)
+                log.info("%s: connected %s (%s)", self.exchange.id, conn_id, shown)
                 await self._receive(ws, conn_id)
             except asyncio.CancelledError:
                 failure = "cancelled"
@@ -547,3 +572,11 @@ class Connection:
         self.counters.errors += 1
         self.counters.last_error = message
         log.warning("%s: %s", self.exchange.id, message)
+
+
+def _shown(url: str) -> str:
+    """``url`` as status, logs and the lake may show it: credentials (``user:password@``) replaced by ``***@``."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))

@@ -5,16 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ._collector import ExchangeCollector, create_collector
+from ._collector import ExchangeCollector, create_collector, gate_for
 from ._config import ExchangeCollectorConfig
 from ._connection import RawSink
+from ._gate import ConnectGate
 
 __all__ = ["CollectorManager"]
 
 
 class CollectorManager:
     def __init__(self, configs: Iterable[ExchangeCollectorConfig], sink: RawSink) -> None:
-        self.collectors: list[ExchangeCollector] = [create_collector(cfg, sink) for cfg in configs]
+        # collectors of one exchange (several config entries) share its connection rate
+        gates: dict[str, ConnectGate] = {}
+        self.collectors: list[ExchangeCollector] = []
+        for cfg in configs:
+            gate = gates.setdefault(cfg.exchange, gate_for(cfg))
+            self.collectors.append(create_collector(cfg, sink, gate))
 
     async def start(self) -> None:
         for collector in self.collectors:

@@ -124,11 +124,15 @@ class KeepAlive:
     ``client_ping``: a text frame the client sends every ``interval_s`` seconds of silence (OKX "ping");
     ``None`` when the server pings and the client answers with protocol pongs (Binance).
     ``idle_timeout_s``: the watchdog; a connection silent this long is closed and reconnected.
+    ``connects_per_s`` and ``connect_burst``: new connections the exchange accepts from one IP (the collector spreads
+    its connection attempts, reconnect storms included, to this rate).
     """
 
     client_ping: str | None
     interval_s: float
     idle_timeout_s: float
+    connects_per_s: float = 1.0
+    connect_burst: int = 1
 
 
 @dataclass(frozen=True, slots=True)

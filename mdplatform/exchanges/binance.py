@@ -235,7 +235,10 @@ class BinanceExchange:
             subscribe_ack=False,
         )
         # the server pings (every 20 s spot / 3 min futures); interval_s paces the collector's own watchdog
-        self._keepalive = KeepAlive(client_ping=None, interval_s=20.0, idle_timeout_s=60.0)
+        # 300 connections per 5 minutes per IP: 1/s sustained, a few at once
+        self._keepalive = KeepAlive(
+            client_ping=None, interval_s=20.0, idle_timeout_s=60.0, connects_per_s=1.0, connect_burst=5
+        )
         self._histories: dict[str, BinanceTradeHistory] = {}
         # stream name -> route; bounded by the subscriptions, reset if something floods it
         self._routes: dict[str, Route] = {}

@@ -119,7 +119,10 @@ class OkxExchange:
             subscribe_ack=True,
         )
         # OKX closes a connection silent for 30 s: ping after 20 s of silence, give up after 35 s
-        self._keepalive = KeepAlive(client_ping="ping", interval_s=20.0, idle_timeout_s=35.0)
+        # connection requests: 3 per second per IP
+        self._keepalive = KeepAlive(
+            client_ping="ping", interval_s=20.0, idle_timeout_s=35.0, connects_per_s=3.0, connect_burst=3
+        )
         self._history = OkxTradeHistory()
 
     def __repr__(self) -> str:

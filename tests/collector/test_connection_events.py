@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mdplatform.collector import ConfigError, Connection, ExchangeCollectorConfig
+from mdplatform.collector._collector import gate_for
 from mdplatform.exchanges import Subscription, get_exchange
 from mdplatform.history import RestClient
 
@@ -31,7 +32,8 @@ def _connection(exchange: str, sink: Sink) -> Connection:
     config = ExchangeCollectorConfig(
         exchange=exchange, symbols=("X",), channels=("trades",) if exchange == "okx" else ("trade",)
     )
-    conn = Connection(get_exchange(exchange), config, [Subscription(config.channels[0], "X")], sink, RestClient())
+    subs = [Subscription(config.channels[0], "X")]
+    conn = Connection(get_exchange(exchange), config, subs, sink, RestClient(), gate_for(config))
     conn._begin("c1", M + 1)
     return conn
 

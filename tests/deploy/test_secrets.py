@@ -288,13 +288,6 @@ def test_the_ingestor_keeps_the_environments_secrets_out_of_status_logs_and_lake
             _assert_absent([password, s3_secret, api_key], **{where: text})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LEAK in mdplatform/collector/_connection.py (not owned here): the connect URL, credentials included, "
-    "goes as given into the status ('url'), the INFO line 'connected ... (url)' and the lake's `open` event "
-    "detail, and websockets' client logs the Authorization header it makes of them at DEBUG (mdp -vv). Remove "
-    "this marker once fixed.",
-)
 def test_credentials_in_an_endpoint_url_stay_out_of_the_ingestors_status_logs_and_lake(
     tmp_path: Path, everything: pytest.LogCaptureFixture
 ) -> None:
