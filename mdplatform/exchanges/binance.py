@@ -621,8 +621,10 @@ class BinanceSession:
             return None
         ids = _depth_ids(frame)
         if ids is None:
+            # the book's update chain cannot go through this frame: the collector quarantines it (frame_error),
+            # marks the stream out of sync and starts the book over
             self.errors += 1
-            return SessionAction(error=f"{self._exchange.id} {symbol}: depth frame without U/u")
+            raise ValueError(f"{self._exchange.id} {symbol}: depth frame without U/u update ids")
         sync = self._syncs.get(symbol) or self._sync(symbol)
         verdict = sync.on_diff(ids[0], ids[1], ids[2], None)
         if verdict == DiffVerdict.APPLY:

@@ -54,7 +54,7 @@ def test_keepalive() -> None:
         assert ka.client_ping is None
         assert ka.idle_timeout_s == 60
     ka = get_exchange("okx").keepalive
-    assert ka == KeepAlive(client_ping="ping", interval_s=20.0, idle_timeout_s=35.0)
+    assert ka == KeepAlive(client_ping="ping", interval_s=20.0, idle_timeout_s=35.0, connects_per_s=3, connect_burst=3)
     assert ka.idle_timeout_s > 30 > ka.interval_s
 
 

@@ -15,6 +15,7 @@ import gzip
 from pathlib import Path
 
 import orjson
+import polars as pl
 import pytest
 from _reliability import record
 from websockets.asyncio.server import ServerConnection, serve
@@ -199,3 +200,29 @@ def test_an_okx_book_frame_with_a_price_abc_marks_a_gap_and_the_connection_resyn
         recover_s=(synced_at - broken_at).total_seconds(),  # type: ignore[operator]
         note="frame_error and gap events, reconnect, the snapshot synced the book again (time to recover: until then)",
     )
+
+
+@pytest.mark.timeout(60)
+def test_a_binance_depth_frame_without_update_ids_is_quarantined_and_the_book_starts_over(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    depth = _frames(shared_data, "btcusdt@depth@100ms", 3)
+    bad = orjson.loads(depth[1])
+    del bad["data"]["U"], bad["data"]["u"]  # a diff the update-id chain cannot go through
+    broken = orjson.dumps(bad).decode()
+    # (this server answers no REST snapshot: later connections also close, for want of one)
+    status, connections = _run(tmp_path, [depth[0], broken, depth[2]], ("depth",), 3, again=[depth[2]])
+    assert len(connections) >= 2 and status["frame_errors"] == 1, status
+    lake = str(tmp_path / "lake")
+    raw = read_raw(lake, 0, 2**62).filter(pl.col("channel") == "depth").sort("recv_ts")
+    first = raw.filter(pl.col("conn_id") == raw["conn_id"][0])
+    # landed as received, the broken frame included; the first connection closed right after it
+    assert first.get_column("payload").to_list() == [depth[0], broken]
+    events = read_events(lake, 0, 2**62)
+    flagged = events.filter(pl.col("kind") == "frame_error").select("conn_id", "seq", "symbol", "detail").rows()
+    detail = "could not be interpreted: ValueError: binance BTCUSDT: depth frame without U/u update ids"
+    assert flagged == [(raw["conn_id"][0], 2, "BTCUSDT", detail)]
+    gaps = events.filter(pl.col("kind") == "gap").get_column("detail").to_list()
+    assert len(gaps) == 1 and "depth frame without U/u" in gaps[0]
+    closes = events.filter((pl.col("kind") == "close") & (pl.col("conn_id") == raw["conn_id"][0]))["detail"]
+    assert closes.to_list() == [f"resync after an uninterpretable book frame: frame 2 (depth BTCUSDT) {detail}"]
