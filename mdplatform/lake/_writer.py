@@ -559,7 +559,7 @@ class RawWriter:
         """The lake side of the ingestor's health: whether the lake is being written, and what waits."""
         out: dict[str, Any] = {
             "lake": self.root,
-            "state": "failing" if self._failure else ("catching up" if self._backlog else "ok"),
+            "state": "failing" if self._failure else ("catching up" if self._behind() else "ok"),
             "write_errors": self.stats.write_errors,
         }
         if self.journal is not None:
@@ -574,6 +574,10 @@ class RawWriter:
             out["last_error"] = self._failure
             out["failing_since"] = iso_ns(self._failing_since_ns)
         return out
+
+    def _behind(self) -> bool:
+        """Rows wait in the journal for the lake: segments in the backlog, or an open one whose files failed."""
+        return bool(self._backlog) or any(seg.failed for seg in self._segments.values())
 
     def _raise_pending_error(self) -> None:
         if self._error is not None:
