@@ -19,8 +19,15 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 install: $(VENV)/.installed
 
+# Tests marked `waits` (storage outages, kill -9: minutes of waiting, little CPU) run in a second pytest beside the
+# CPU-bound suite instead of holding one of its two workers; their report follows the main one.
 test: install
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	@rm -f .pytest-waits.log; \
+	$(PY) -m pytest -q -m waits -p no:cacheprovider > .pytest-waits.log 2>&1 & waits=$$!; \
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not waits"; main=$$?; \
+	wait $$waits; side=$$?; \
+	echo "--- tests marked 'waits' (run beside the suite) ---"; cat .pytest-waits.log; \
+	test $$main -eq 0 -a $$side -eq 0
 
 demo: install
 	$(PY) demo/run.py

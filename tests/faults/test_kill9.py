@@ -14,9 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from _feed import TradeFeed, lake_payloads, trade_frames
 from _reliability import record
+
+pytestmark = pytest.mark.waits
 
 RATE = 1_000  # frames per second
 

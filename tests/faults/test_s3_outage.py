@@ -23,6 +23,8 @@ from s3fs import S3FileSystem
 from mdplatform.collector import IngestConfig
 from mdplatform.ingest import Ingestor
 
+pytestmark = pytest.mark.waits
+
 OUTAGE_S = 120
 RATE = 100  # frames per second: the recording lasts the whole test
 

@@ -15,12 +15,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from _feed import TradeFeed, lake_payloads, trade_frames
 from _reliability import record
 from _storage import Tmpfs, binance_trades, tmpfs, until
 
 from mdplatform.collector import IngestConfig
 from mdplatform.ingest import Ingestor
+
+pytestmark = pytest.mark.waits
 
 RATE = 500  # frames per second
 MAX_ROWS = 500  # a lake file per second of frames: the lake is written (and its failure seen) all the time
