@@ -367,6 +367,11 @@ class Sample:
     landed: int = 0
     #: CPU seconds the ingestor has used (all its threads)
     cpu_s: float = 0.0
+    #: CPU seconds the machine has spent on anything but the soak's three processes
+    others_s: float = 0.0
+    #: ... as a percentage of one core over the interval before the sample (by this process's clock, ``wall``)
+    others_pct: float = 0.0
+    wall: float = 0.0
 
 
 def proc_status(pid: int) -> tuple[float, int]:
@@ -386,6 +391,13 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (``/proc/stat``: all but idle and iowait)."""
+    with open("/proc/stat") as fh:
+        ticks = [int(v) for v in fh.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def fd_kinds(pid: int, root: Path) -> dict[str, int]:
@@ -492,7 +504,14 @@ def main() -> int:
     )
     ing.start()
     assert ing.pid is not None
-    cpu0 = cpu_seconds(ing.pid)
+    assert send.pid is not None
+    pids = (ing.pid, send.pid)
+
+    def others() -> float:
+        # the machine is shared: what other work took shows whether a dip in the curve was the ingestor's own
+        return machine_busy_s() - sum(cpu_seconds(pid) for pid in pids) - time.process_time()
+
+    cpu0, others0, wall0 = cpu_seconds(ing.pid), others(), time.monotonic()
     print(f"cpu cores: {os.cpu_count()}, python {sys.version.split()[0]}, lake {root}/lake")
     print(
         f"soak: {args.connections} connections x ({', '.join(CHANNELS)}) BTCUSDT, target {args.rate:,.0f} frames/s "
@@ -501,7 +520,8 @@ def main() -> int:
     )
     print(
         f"{'t s':>5} {'RSS MB':>6} {'heap':>5} {'free':>5} {'arrow':>5} {'pyblk k':>7} {'tasks':>5} {'thr':>3} "
-        f"{'fds':>3} {'wr':>2} {'seg':>3} {'jMB':>3} {'received':>11} {'landed':>11} {'frames/s':>8} {'CPU %':>5}",
+        f"{'fds':>3} {'wr':>2} {'seg':>3} {'jMB':>3} {'received':>11} {'landed':>11} {'frames/s':>8} {'CPU %':>5} "
+        f"{'other':>5}",
         flush=True,
     )
     curve: list[Sample] = []
@@ -537,16 +557,19 @@ def main() -> int:
                 received=msg["received"],
                 landed=msg["landed"],
                 cpu_s=cpu_seconds(ing.pid),
+                others_s=others(),
+                wall=time.monotonic(),
             )
-            prev = curve[-1] if curve else Sample(cpu_s=cpu0)
+            prev = curve[-1] if curve else Sample(cpu_s=cpu0, others_s=others0, wall=wall0)
             rate = (s.received - prev.received) / (s.t - prev.t)
-            cpu = 100 * (s.cpu_s - prev.cpu_s) / (s.t - prev.t)
+            cpu = 100 * (s.cpu_s - prev.cpu_s) / (s.wall - prev.wall)
+            s.others_pct = 100 * (s.others_s - prev.others_s) / (s.wall - prev.wall)
             curve.append(s)
             fds_last = kinds
             print(
                 f"{s.t:5.0f} {s.rss_mb:6.1f} {s.heap_mb:5.1f} {s.free_mb:5.1f} {s.arrow_mb:5.1f} {s.py_kblocks:7.1f} "
                 f"{s.tasks:5d} {s.threads:3d} {s.fds:3d} {s.writing:2d} {s.segments:3d} {s.journal_mb:3.0f} "
-                f"{s.received:11,d} {s.landed:11,d} {rate:8,.0f} {cpu:5.0f}",
+                f"{s.received:11,d} {s.landed:11,d} {rate:8,.0f} {cpu:5.0f} {s.others_pct:5.0f}",
                 flush=True,
             )
             if s.t >= duration - args.every / 2:
@@ -664,7 +687,8 @@ def verdicts(
             "rate",
             f"sender wrote {report['rate']:,.0f} frames/s over {report['elapsed_s']:.0f} s (at most "
             f"{report['behind_s']:.2f} s behind schedule; blocked on the socket {report['blocked_s']:.1f} s; "
-            f"sender CPU {report['cpu_s']:.0f} s)",
+            f"sender CPU {report['cpu_s']:.0f} s; other work on the machine took {mean(curve, 'others_pct'):.0f} % of "
+            f"a core on average, up to {max(s.others_pct for s in curve):.0f} %)",
             f">= 99 % of {args.rate:,.0f}",
             report["rate"] >= 0.99 * args.rate and report["unfinished"] == 0,
         ),
