@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 test: install
 	@rm -f .pytest-waits.log; \
 	$(PY) -m pytest -q -m waits -p no:cacheprovider > .pytest-waits.log 2>&1 & waits=$$!; \
-	$(PY) -m pytest -q -n 2 --dist loadfile -m "not waits"; main=$$?; \
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not waits"; main=$$?; \
 	wait $$waits; side=$$?; \
 	echo "--- tests marked 'waits' (run beside the suite) ---"; cat .pytest-waits.log; \
 	test $$main -eq 0 -a $$side -eq 0

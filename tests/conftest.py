@@ -78,3 +78,25 @@ def dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         mp.setenv("DAGSTER_HOME", str(home))
         mp.setenv("DAGSTER_DISABLE_TELEMETRY", "1")
         yield str(home)
+
+
+#: the slowest test files (measured with ``--durations``), longest first: ``make test`` hands them to its workers
+#: first (``--no-loadscope-reorder``) so the short ones fill in at the end and both workers finish together
+SLOWEST_FIRST = (
+    "tests/dagster/test_ui_backfill.py",
+    "tests/dagster/test_reaggregation.py",
+    "tests/e2e/test_backfill_heals.py",
+    "tests/e2e/test_complete_candles.py",
+    "tests/dagster/test_stop_signals.py",
+    "tests/e2e/test_demo_pipeline.py",
+    "tests/capture/test_import_stops.py",
+    "tests/e2e/test_futures_import.py",
+    "tests/e2e/test_live_outage.py",
+    "tests/e2e/test_s3_lake.py",
+    "tests/dagster/test_materialize.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))

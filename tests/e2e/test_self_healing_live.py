@@ -41,6 +41,9 @@ from mdplatform.warehouse import partition_path, read_partition
 
 REPO = Path(__file__).resolve().parents[2]
 S = 10**9
+# mostly waiting (for the clock, the daemon's ticks): `make test` runs it beside the CPU-bound suite
+pytestmark = pytest.mark.waits
+
 SPAN_S = 150  # the slice of the recording replayed: 00:00:00 .. 00:02:30 exchange time
 SPEED = 30
 
