@@ -38,6 +38,7 @@ lint: install
 bench: install
 	$(PY) bench/ingest.py
 	$(PY) bench/decimals.py
+	$(PY) bench/import_memory.py
 
 # ten minutes: not part of `bench`
 soak: install
