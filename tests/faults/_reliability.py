@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DOC", "RESULTS", "record", "render"]
+__all__ = ["DOC", "RESULTS", "record", "record_delivery", "render"]
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / ".reliability"
@@ -45,6 +45,22 @@ def record(
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(row, indent=1) + "\n")
     tmp.replace(path)  # whole or not at all: another process may be rendering
+
+
+def record_delivery(fault: str, sent: list[str], landed: list[str], recover_s: float | None, note: str) -> None:
+    """A row for a fault where every frame sent was received (a storage fault): lost and duplicated counted from
+    the payloads themselves."""
+    distinct = set(landed)
+    record(
+        fault,
+        received=len(sent),
+        landed=len(distinct & set(sent)),
+        quarantined=0,
+        lost=len(set(sent) - distinct),
+        duplicated=len(landed) - len(distinct),
+        recover_s=recover_s,
+        note=note,
+    )
 
 
 def render(doc: Path = DOC, results: Path = RESULTS) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 from _feed import TradeFeed, lake_payloads, trade_frames
-from _reliability import record
+from _reliability import record_delivery
 from _storage import binance_trades, until
 from moto.server import ThreadedMotoServer
 from s3fs import S3FileSystem
@@ -106,16 +106,12 @@ def test_s3_down_for_two_minutes(tmp_path: Path, shared_data: Path, moto: Moto) 
         assert set(landed) == set(sent_all)
         assert result.status["lake"]["rows_replayed"] > 0
         assert list((tmp_path / "journal").glob("*/*.wal")) == []
-        record(
+        record_delivery(
             "S3 (moto) stopped for 2 minutes",
-            received=len(sent_all),
-            landed=len(landed),
-            quarantined=0,
-            lost=len(sent_all) - len(set(landed)),
-            duplicated=len(landed) - len(set(landed)),
-            recover_s=recover_s,
-            note=f"{result.status['lake']['rows_replayed']} frames written from the journal; outage seen in "
-            f"{noticed:.1f} s",
+            sent_all,
+            landed,
+            recover_s,
+            f"{result.status['lake']['rows_replayed']} frames written from the journal; outage seen in {noticed:.1f} s",
         )
 
     asyncio.run(scenario())

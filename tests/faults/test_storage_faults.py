@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from _feed import TradeFeed, lake_payloads, trade_frames
-from _reliability import record
+from _reliability import record, record_delivery
 from _storage import Tmpfs, binance_trades, tmpfs, until
 
 from mdplatform.collector import IngestConfig
@@ -73,15 +73,12 @@ def _outage(tmp_path: Path, shared_data: Path, fault: Callable[[Tmpfs], None], h
             assert result.failure is None
             assert result.status["lake"]["write_errors"] >= 1
             assert list((tmp_path / "journal").glob("*/*.wal")) == []
-            record(
+            record_delivery(
                 name,
-                received=len(sent),
-                landed=len(landed),
-                quarantined=0,
-                lost=len(sent) - len(set(landed)),
-                duplicated=len(landed) - len(set(landed)),
-                recover_s=recover_s,
-                note=f"{during - in_lake} frames waited in the journal during 8 s of outage; failure seen in "
+                sent,
+                landed,
+                recover_s,
+                f"{during - in_lake} frames waited in the journal during 8 s of outage; failure seen in "
                 f"{noticed:.1f} s",
             )
 
