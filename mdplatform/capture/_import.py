@@ -23,6 +23,8 @@ from .._time import MINUTE_NS, SECOND_NS
 from ..exchanges import (
     ALIVE,
     CLOSE,
+    FRAME_ERROR,
+    GAP,
     OPEN,
     START,
     SUBSCRIBED,
@@ -196,7 +198,16 @@ class _Session:
             self.started = True
             self.event(recv_ns, START, start=t)
         if channel in self.book_channels and self.session is not None:
-            self.act(recv_ns, self.session.on_frame(channel, symbol, frame))
+            try:
+                action = self.session.on_frame(channel, symbol, frame)
+            except Exception as exc:
+                # as the collector does: the frame is landed, flagged, and its book is out of sync (the session's
+                # chain or checksum finds the next snapshot); the import goes on
+                problem = f"could not be interpreted: {type(exc).__name__}: {exc}"
+                self.event(recv_ns, FRAME_ERROR, channel, symbol, problem)
+                self.event(recv_ns, GAP, channel, symbol, f"frame {self.seq} ({channel} {symbol}) {problem}")
+            else:
+                self.act(recv_ns, action)
         if recv_ns >= self.next_alive:
             self.next_alive = recv_ns + self.alive_every_ns
             minute = recv_ns - recv_ns % MINUTE_NS

@@ -8,11 +8,12 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import orjson
 import polars as pl
 from candle_reference import read_lines
 
 from mdplatform.capture import import_capture
-from mdplatform.lake import read_raw
+from mdplatform.lake import read_events, read_raw
 
 SPOT = "binance-hftbacktest/spot/btcusdt_20240808.gz"
 
@@ -48,3 +49,31 @@ def test_bad_lines_are_reported_and_the_rest_imported(tmp_path: Path, shared_dat
     # the spaced frame is routed like the compact ones (not to "control")
     assert raw.select("channel", "symbol").unique().rows() == [("trade", "BTCUSDT")]
     assert raw.filter(pl.col("payload") == spaced).height == 1
+
+
+def test_a_book_frame_that_cannot_be_interpreted_is_flagged_and_the_import_goes_on(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    lines = read_lines(shared_data / SPOT)[:400]
+    depth = [i for i, (_, f) in enumerate(lines) if '"btcusdt@depth@100ms"' in f]
+    broken_at = depth[1]
+    recv, frame = lines[broken_at]
+    data = orjson.loads(frame)
+    del data["data"]["U"], data["data"]["u"]  # the book's update chain cannot go through it
+    broken = orjson.dumps(data).decode()
+    lines[broken_at] = (recv, broken)
+    path = tmp_path / "capture.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.writelines(f"{r} {f}\n" for r, f in lines)
+    stats = import_capture([path], "binance", str(tmp_path / "lake"))
+    assert stats.bad_lines == [] and stats.rows == len(lines)  # every line imported, the broken frame included
+    assert stats.events["frame_error"] == 1
+    events = read_events(str(tmp_path / "lake"), 0, 2**62)
+    flagged = events.filter(pl.col("kind") == "frame_error").select(
+        pl.col("recv_ts").dt.epoch("ns"), "symbol", "detail"
+    )
+    assert flagged.rows() == [
+        (recv, "BTCUSDT", "could not be interpreted: ValueError: binance BTCUSDT: depth frame without U/u update ids")
+    ]
+    gaps = events.filter(pl.col("kind") == "gap").get_column("detail").to_list()
+    assert gaps and "depth frame without U/u" in gaps[0]
