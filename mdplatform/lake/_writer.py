@@ -1,9 +1,11 @@
 """The raw layer's writer: one row per received frame, buffered per (exchange, receive minute).
 
-A minute's rows are written when the minute closes (``flush_closed``, called about once a second by the
-ingestor) and on ``close``; a buffer that reaches ``max_rows`` is written early as another part of the same
-minute, so memory stays bounded whatever the message rate. Parquet encoding runs on one background thread so
-the receive loop never waits on disk or S3, with back-pressure once ``max_pending`` files are queued.
+A minute's rows are written when the minute closes (``flush_closed``; with a journal, ``tick`` every 200 ms) and
+on ``close``; a buffer that reaches ``max_rows`` is written early as another part of the same minute, so memory
+stays bounded whatever the message rate. Parquet encoding runs on one background thread so the receive loop never
+waits on disk or S3. Without a journal (an import, a backfill) the writer applies back-pressure once
+``max_pending`` files are queued and fails after ``_WRITE_ATTEMPTS``; with one (the collector, ``_journal.py``) it
+never blocks and never fails on the lake: what the lake does not take waits in the journal.
 
 The collector's events (``event``: open, subscribed, alive, close, ...) are buffered and written the same way,
 to the ``events/`` tree beside ``raw/``; an event for a minute already written becomes another part of it.
