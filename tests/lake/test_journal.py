@@ -102,3 +102,15 @@ def test_the_journal_is_fsynced_within_a_second(tmp_path: Path) -> None:
         before = writer.journal.fsyncs
         time.sleep(1.3)
         assert writer.journal.fsyncs == before + 1
+
+
+def test_where_the_journal_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mdplatform.ingest import journal_dir
+
+    monkeypatch.delenv("MDP_JOURNAL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert journal_dir(None, str(tmp_path / "lake")) == f"{tmp_path}/lake-journal"  # beside a local lake
+    assert journal_dir(None, "s3://bucket/some/prefix") == f"{tmp_path}/.mdp-journal/bucket_some_prefix"
+    assert journal_dir("j", "s3://bucket/x") == f"{tmp_path}/j"  # configured
+    monkeypatch.setenv("MDP_JOURNAL", "/var/lib/mdp/journal")
+    assert journal_dir(None, str(tmp_path / "lake")) == "/var/lib/mdp/journal"
