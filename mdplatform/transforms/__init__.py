@@ -21,6 +21,7 @@ from ._coverage import (
     symbol_coverage,
     trade_gaps,
 )
+from ._heatmap import HEATMAP, USD_LIKE, HeatmapBuckets, empty_heatmap, one_bp_bucket, trade_heatmap
 from ._normalize import registry_normalizer, registry_stream_kinds, registry_trade_channels
 from ._trades import (
     Normalizer,
@@ -34,10 +35,13 @@ __all__ = [
     "COVERED",
     "DAY_NS",
     "GAP_STATUS",
+    "HEATMAP",
     "HOUR_NS",
     "MINUTE_NS",
     "SECOND_NS",
+    "USD_LIKE",
     "CoverageRules",
+    "HeatmapBuckets",
     "Normalizer",
     "StreamKinds",
     "TradesWindow",
@@ -48,8 +52,10 @@ __all__ = [
     "compute_coverage",
     "empty_candles",
     "empty_coverage",
+    "empty_heatmap",
     "floor_ns",
     "from_ns",
+    "one_bp_bucket",
     "publishing_hours",
     "registry_normalizer",
     "registry_stream_kinds",
@@ -61,6 +67,7 @@ __all__ = [
     "symbol_coverage",
     "to_ns",
     "trade_gaps",
+    "trade_heatmap",
     "trades_for_window",
     "validate_candles",
     "validate_coverage",
