@@ -18,6 +18,8 @@ from ._base import (
     SUBSCRIBED,
     SYNCED,
     UNSUBSCRIBED,
+    BookBuilder,
+    BookRebuilding,
     Capabilities,
     EventKind,
     Exchange,
@@ -35,7 +37,7 @@ from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import NORMALIZED_TRADES, empty_normalized_trades, empty_rejects
 from ._registry import EXCHANGES, capabilities, get_exchange, normalize_trades_with_rejects
 from .binance import BinanceBookBuilder, BinanceExchange, BinanceSession
-from .okx import OkxExchange, OkxSession, okx_checksum
+from .okx import OkxBookBuilder, OkxExchange, OkxSession, okx_checksum
 
 __all__ = [
     "ALIVE",
@@ -56,7 +58,9 @@ __all__ = [
     "BinanceBookBuilder",
     "BinanceExchange",
     "BinanceSession",
+    "BookBuilder",
     "BookDelta",
+    "BookRebuilding",
     "BookSnapshot",
     "Capabilities",
     "DepthSync",
@@ -67,6 +71,7 @@ __all__ = [
     "HistoryPage",
     "KeepAlive",
     "Level",
+    "OkxBookBuilder",
     "OkxExchange",
     "OkxSession",
     "Route",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     import polars as pl
 
+    from ..book import L2Book
     from ..history import RateLimit, RestClient
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "SUB_ERROR",
     "SYNCED",
     "UNSUBSCRIBED",
+    "BookBuilder",
+    "BookRebuilding",
     "Capabilities",
     "EventKind",
     "Exchange",
@@ -304,3 +307,45 @@ class Exchange(Protocol):
     def trade_history(self, channel: str) -> TradeHistory | None:
         """The REST history that can heal gaps of trade channel ``channel``; None when the exchange keeps none."""
         ...
+
+
+class BookBuilder(Protocol):
+    """One instrument's order book kept from raw rows (lake ``payload``), under the same sync rules as the live
+    session of its exchange: what the offline rebuild (``mdplatform.book.Rebuild``) drives.
+
+    ``valid`` is False before the first snapshot and after a gap or checksum failure until the book is whole
+    again. ``checkpoint``/``restore`` carry the sync state beside the book (prices and sizes as the exchange's
+    strings: the book must be created with raw strings kept) so a rebuild continues where another one stopped.
+    """
+
+    @property
+    def book(self) -> L2Book: ...
+
+    @property
+    def valid(self) -> bool: ...
+
+    @property
+    def channels(self) -> frozenset[str]:
+        """The raw channels this builder reads (others are not handed to it)."""
+        ...
+
+    def on_raw(self, channel: str, payload: str) -> StreamEvent | None:
+        """Apply one raw row of ``channels``; the ``gap``/``checksum``/``synced`` event when validity changed.
+        Raises ValueError on a frame it cannot interpret (the book is then not valid)."""
+        ...
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The sync state (JSON-able) beside the book's levels; only meaningful while ``valid``."""
+        ...
+
+    def restore(
+        self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]], state: Mapping[str, Any]
+    ) -> None:
+        """Load levels and the state ``checkpoint`` returned: the builder is then valid."""
+        ...
+
+
+class BookRebuilding(Protocol):
+    """The optional part of ``Exchange`` an offline book rebuild needs (Binance markets and OKX have it)."""
+
+    def book_builder(self, symbol: str, *, keep_raw: bool = False) -> BookBuilder: ...

@@ -183,6 +183,11 @@ class DepthSync(Generic[T]):
         self._set_synced(prev_last, first_pending=False)
         return SnapshotVerdict.SYNCED, items
 
+    def restore(self, last_update_id: int) -> None:
+        """Continue a chain known whole up to ``last_update_id`` (a rebuild checkpoint): synced, nothing buffered;
+        the next diff must follow it like any diff after the first."""
+        self._set_synced(last_update_id, first_pending=False)
+
     @property
     def buffered(self) -> int:
         return len(self._buffer)

@@ -368,7 +368,7 @@ class BinanceExchange:
     def new_session(self, subs: Sequence[Subscription], rest_url: str | None) -> BinanceSession:
         return BinanceSession(self, subs, rest_url or self.rest_url)
 
-    def book_builder(self, symbol: str, *, keep_raw: bool = False) -> BinanceBookBuilder:
+    def book_builder(self, symbol: str, *, keep_raw: bool = False) -> BinanceBookBuilder:  # BookRebuilding
         return BinanceBookBuilder(symbol, futures=self.futures, keep_raw=keep_raw)
 
     def trade_history(self, channel: str) -> TradeHistory | None:
@@ -671,6 +671,10 @@ class BinanceSession:
 _Diff = tuple[list[list[str]], list[list[str]], int | None]
 
 
+#: the raw channel the collector lands REST depth snapshots under
+SNAPSHOT_CHANNEL = "depthSnapshot"
+
+
 class BinanceBookBuilder:
     """Snapshot + diffs -> an ``L2Book``, under the same rules as the session (shared ``DepthSync``).
 
@@ -726,3 +730,35 @@ class BinanceBookBuilder:
         elif verdict == SnapshotVerdict.GAP:
             self.gaps += 1
         return verdict
+
+    # -- the BookBuilder contract (offline rebuild from the lake) ------------------------------------------
+    channels: frozenset[str] = frozenset({"depth", SNAPSHOT_CHANNEL})
+
+    @property
+    def valid(self) -> bool:
+        return self.sync.state == "synced"
+
+    def on_raw(self, channel: str, payload: str) -> StreamEvent | None:
+        """A raw row: ``depth`` frames and the REST replies the collector lands as ``depthSnapshot``."""
+        if channel == "depth":
+            if self.on_depth(payload) == DiffVerdict.GAP:
+                return StreamEvent(GAP, "depth", self.symbol, self.sync.gap_detail)
+            return None
+        if channel == SNAPSHOT_CHANNEL:
+            verdict = self.on_snapshot(payload)
+            if verdict == SnapshotVerdict.SYNCED:
+                return StreamEvent(SYNCED, "depth", self.symbol)
+            if verdict == SnapshotVerdict.GAP:
+                return StreamEvent(GAP, "depth", self.symbol, self.sync.gap_detail)
+        return None
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"last_update_id": self.sync.last_update_id}
+
+    def restore(
+        self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]], state: Mapping[str, Any]
+    ) -> None:
+        last = int(state["last_update_id"])
+        self.book.load(bids, asks, update_id=last)
+        self.sync.restore(last)
+        self.needs_snapshot = False

@@ -44,7 +44,7 @@ from ._okx_history import OkxTradeHistory
 from ._scan import json_object, ms_after
 from ._urls import with_default_path
 
-__all__ = ["CHECKSUM_DEPTH", "OkxExchange", "OkxSession", "okx_checksum"]
+__all__ = ["CHECKSUM_DEPTH", "OkxBookBuilder", "OkxExchange", "OkxSession", "okx_checksum"]
 
 CONTROL: Route = ("control", "")
 
@@ -218,6 +218,10 @@ class OkxExchange:
     def new_session(self, subs: Sequence[Subscription], rest_url: str | None) -> OkxSession:
         return OkxSession(self, subs)
 
+    def book_builder(self, symbol: str, *, keep_raw: bool = True) -> OkxBookBuilder:  # BookRebuilding
+        """The ``books`` book of one instId (raw strings are always kept: the checksum needs them)."""
+        return OkxBookBuilder(symbol)
+
     def rest_cost(self, url: str) -> tuple[int, RateLimit]:
         """OKX books come over the WebSocket; a REST call counts as one request against the REST limit of the
         history endpoint (20 per 2 s), the tightest the collector would meet."""
@@ -368,6 +372,83 @@ def _json_str(text: str, key: str) -> str:
     return text[start : text.find('"', start)]
 
 
+class OkxBookBuilder:
+    """One instId's full book (``books``, ``books-l2-tbt``, ``books50-l2-tbt``): snapshot, updates, seqId chain and
+    checksum, the rules the live ``OkxSession`` applies (it keeps one of these per instId).
+
+    After a gap or checksum failure the book is dropped (``valid`` False) and updates are ignored until the next
+    ``snapshot`` push (live, the session resubscribes to get one).
+    """
+
+    channels: frozenset[str] = _FULL_BOOK_CHANNELS
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.book = L2Book(symbol, keep_raw=True)
+        self.valid = False
+        self.seq: int | None = None
+        self.checksums_verified = 0
+
+    def apply_item(self, action: object, d: Mapping[str, Any]) -> tuple[EventKind, str] | None:
+        """Apply one book item; (event kind, what went wrong) when the book can no longer be trusted."""
+        seq = d.get("seqId")
+        book = self.book
+        if action == "snapshot":
+            book.load(d.get("bids", ()), d.get("asks", ()))
+            self.valid = True
+        else:
+            if not self.valid:
+                return None  # waiting for the snapshot that follows a (re)subscribe
+            prev = d.get("prevSeqId")
+            last = self.seq
+            if prev is not None and last is not None and int(prev) != last:
+                self._drop()
+                return GAP, f"sequence gap: prevSeqId={prev} != previous seqId={last}"
+            try:
+                book.apply(d.get("bids", ()), d.get("asks", ()))
+            except ValueError:
+                self._drop()
+                raise
+        if seq is not None:
+            self.seq = book.update_id = int(seq)
+        checksum = d.get("checksum")
+        if checksum is not None:
+            computed = okx_checksum(book.raw_bids(CHECKSUM_DEPTH), book.raw_asks(CHECKSUM_DEPTH))
+            if computed != int(checksum):
+                self._drop()
+                return CHECKSUM, f"checksum mismatch: received {checksum}, computed {computed}"
+            self.checksums_verified += 1
+        return None
+
+    def _drop(self) -> None:
+        self.book.clear()
+        self.seq = None
+        self.valid = False
+
+    def on_raw(self, channel: str, payload: str) -> StreamEvent | None:
+        msg = orjson.loads(payload)
+        action = msg.get("action")
+        event: StreamEvent | None = None
+        for d in msg.get("data") or ():
+            problem = self.apply_item(action, d)
+            if problem is not None:
+                return StreamEvent(problem[0], channel, self.symbol, problem[1])
+            if action == "snapshot":
+                event = StreamEvent(SYNCED, channel, self.symbol)
+        return event
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"seq": self.seq}
+
+    def restore(
+        self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]], state: Mapping[str, Any]
+    ) -> None:
+        seq = state.get("seq")
+        self.seq = None if seq is None else int(seq)
+        self.book.load(bids, asks, update_id=self.seq)
+        self.valid = True
+
+
 class OkxSession:
     """Per-connection book validation for ``books``: full book per instId, checksum and seqId checks.
 
@@ -378,18 +459,21 @@ class OkxSession:
 
     def __init__(self, exchange: OkxExchange, subs: Sequence[Subscription]) -> None:
         self._exchange = exchange
-        self._books: dict[str, L2Book] = {}
-        self._seq: dict[str, int] = {}
+        self._books: dict[str, OkxBookBuilder] = {}
         self._state: dict[str, SyncState] = {}
         for sub in subs:
             if sub.channel in _FULL_BOOK_CHANNELS:
                 self._state[sub.symbol] = "buffering"
         #: validation failures so far; checksums verified so far
         self.errors = 0
-        self.checksums_verified = 0
 
     def book(self, inst_id: str) -> L2Book | None:
-        return self._books.get(inst_id)
+        builder = self._books.get(inst_id)
+        return builder.book if builder is not None and builder.valid else None
+
+    @property
+    def checksums_verified(self) -> int:
+        return sum(b.checksums_verified for b in self._books.values())
 
     def on_frame(self, channel: str, symbol: str, frame: str) -> SessionAction | None:
         if channel not in _FULL_BOOK_CHANNELS:
@@ -413,36 +497,17 @@ class OkxSession:
 
     def _apply(self, inst: str, action: object, d: Mapping[str, Any]) -> tuple[EventKind, str] | None:
         """Apply one book item; (event kind, what went wrong) when the book can no longer be trusted."""
-        seq = d.get("seqId")
-        if action == "snapshot":
-            book = L2Book(inst, keep_raw=True)
-            book.load(d.get("bids", ()), d.get("asks", ()))
-            self._books[inst] = book
+        builder = self._books.get(inst)
+        if builder is None:
+            builder = self._books[inst] = OkxBookBuilder(inst)
+        problem = builder.apply_item(action, d)
+        if action == "snapshot" and problem is None:
             self._state[inst] = "synced"
-        else:
-            book_or_none = self._books.get(inst)
-            if book_or_none is None:
-                return None  # waiting for the snapshot that follows a (re)subscribe
-            book = book_or_none
-            prev = d.get("prevSeqId")
-            last = self._seq.get(inst)
-            if prev is not None and last is not None and int(prev) != last:
-                return GAP, f"sequence gap: prevSeqId={prev} != previous seqId={last}"
-            book.apply(d.get("bids", ()), d.get("asks", ()))
-        if seq is not None:
-            self._seq[inst] = book.update_id = int(seq)
-        checksum = d.get("checksum")
-        if checksum is not None:
-            computed = okx_checksum(book.raw_bids(CHECKSUM_DEPTH), book.raw_asks(CHECKSUM_DEPTH))
-            if computed != int(checksum):
-                return CHECKSUM, f"checksum mismatch: received {checksum}, computed {computed}"
-            self.checksums_verified += 1
-        return None
+        return problem
 
     def _fail(self, channel: str, inst: str, kind: EventKind, problem: str) -> SessionAction:
         self.errors += 1
-        self._books.pop(inst, None)
-        self._seq.pop(inst, None)
+        # the builder has dropped its book already; it waits for the snapshot the resubscription brings
         self._state[inst] = "resyncing"
         sub = [Subscription(channel, inst)]
         send = (*self._exchange.unsubscribe_messages(sub), *self._exchange.subscribe_messages(sub))
