@@ -1,0 +1,103 @@
+"""Metrics of one order-book state: what a ``book_snapshots`` sample holds.
+
+``L2Book`` keeps prices and sizes as floats (parsed from the exchange's decimal strings; a string with at most 15
+significant digits round-trips exactly), so every metric here is a float64 computed from those floats: top levels,
+best bid/ask and sizes are the exchange's values; mid, spread, microprice, depths and imbalances are float
+arithmetic on them (not the exact ``Decimal(38, 12)`` of the trade tables).
+
+Definitions (``bb``/``ba`` best bid/ask price, ``bq``/``aq`` their sizes):
+- ``mid = (bb + ba) / 2``; ``spread = ba - bb``; ``spread_bps = spread / mid * 1e4``;
+- ``microprice = (bb * aq + ba * bq) / (bq + aq)`` (the size-weighted mid leaning to the thinner side's price);
+- ``bid_depth_{X}bps``: summed size of the bid levels with price ``>= mid * (1 - X / 1e4)``; ``ask_depth_{X}bps``:
+  the ask levels with price ``<= mid * (1 + X / 1e4)`` (base-asset units, bounds inclusive);
+- ``imbalance_{X}bps = (bid_depth - ask_depth) / (bid_depth + ask_depth)`` in [-1, 1], null when both are 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from ._l2 import L2Book, Level
+
+__all__ = ["DEPTH_BPS", "TOP_N", "book_metrics", "samples_schema"]
+
+#: depth bands (basis points around mid)
+DEPTH_BPS: tuple[int, ...] = (10, 25, 50, 100)
+#: levels per side kept in a sample
+TOP_N = 25
+
+
+def samples_schema(depth_bps: Sequence[int] = DEPTH_BPS) -> dict[str, pl.DataType]:
+    """Columns of ``book_samples``: identity, best levels and metrics, depth bands, then the top levels per side."""
+    f = pl.Float64()
+    schema: dict[str, pl.DataType] = {
+        "ts": pl.Datetime("ns", "UTC"),
+        "exchange": pl.String(),
+        "symbol": pl.String(),
+        "update_id": pl.Int64(),
+        "bid_price": f,
+        "bid_size": f,
+        "ask_price": f,
+        "ask_size": f,
+        "mid": f,
+        "spread": f,
+        "spread_bps": f,
+        "microprice": f,
+    }
+    for x in depth_bps:
+        schema[f"bid_depth_{x}bps"] = f
+        schema[f"ask_depth_{x}bps"] = f
+        schema[f"imbalance_{x}bps"] = f
+    for name in ("bid_px", "bid_sz", "ask_px", "ask_sz"):
+        schema[name] = pl.List(pl.Float64())
+    return schema
+
+
+def _depth(levels: list[Level], bound: float, bids: bool) -> float:
+    total = 0.0
+    for price, size in levels:
+        if (price < bound) if bids else (price > bound):
+            break
+        total += size
+    return total
+
+
+def book_metrics(book: L2Book, *, top_n: int = TOP_N, depth_bps: Sequence[int] = DEPTH_BPS) -> dict[str, Any] | None:
+    """The metric columns of ``samples_schema`` (all but ts/exchange/symbol) for a book; None when a side is empty."""
+    best_bid, best_ask = book.best_bid(), book.best_ask()
+    if best_bid is None or best_ask is None:
+        return None
+    bb, bq = best_bid
+    ba, aq = best_ask
+    mid = (bb + ba) / 2.0
+    spread = ba - bb
+    out: dict[str, Any] = {
+        "update_id": book.update_id,
+        "bid_price": bb,
+        "bid_size": bq,
+        "ask_price": ba,
+        "ask_size": aq,
+        "mid": mid,
+        "spread": spread,
+        "spread_bps": spread / mid * 1e4,
+        "microprice": (bb * aq + ba * bq) / (bq + aq),
+    }
+    widest = max(depth_bps, default=0)
+    # only the levels that can fall in the widest band are looked at (sides are sorted best-first)
+    bids = [lv for lv in book.bids() if lv[0] >= mid * (1.0 - widest / 1e4)] if depth_bps else []
+    asks = [lv for lv in book.asks() if lv[0] <= mid * (1.0 + widest / 1e4)] if depth_bps else []
+    for x in depth_bps:
+        bd = _depth(bids, mid * (1.0 - x / 1e4), True)
+        ad = _depth(asks, mid * (1.0 + x / 1e4), False)
+        out[f"bid_depth_{x}bps"] = bd
+        out[f"ask_depth_{x}bps"] = ad
+        out[f"imbalance_{x}bps"] = (bd - ad) / (bd + ad) if bd + ad > 0.0 else None
+    top_bids, top_asks = book.bids(top_n), book.asks(top_n)
+    out["bid_px"] = [p for p, _ in top_bids]
+    out["bid_sz"] = [q for _, q in top_bids]
+    out["ask_px"] = [p for p, _ in top_asks]
+    out["ask_sz"] = [q for _, q in top_asks]
+    return out
