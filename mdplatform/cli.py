@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 from importlib.metadata import entry_points
+from typing import Any
 
 import click
 
@@ -220,6 +221,165 @@ def exchanges() -> None:
             f"{ex.id:15} channels={','.join(sorted(cap.channels))} book_sync={cap.book_sync} "
             f"sequence_check={cap.sequence_check} checksum={cap.checksum}"
         )
+
+
+def _time_ns(text: str, *, end: bool = False) -> int:
+    """UTC ns of an ISO date or date-time (naive means UTC); as an end, a bare date means through that day."""
+    from datetime import UTC, datetime, timedelta
+
+    try:
+        value = datetime.fromisoformat(text.strip().replace(" ", "T"))
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO date or time: {text!r}") from exc
+    if end and len(text.strip()) <= 10:
+        value += timedelta(days=1)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return int(value.timestamp()) * 10**9 + value.microsecond % 10**6 * 1000
+
+
+def _same_symbol(wanted: str) -> object:
+    """Polars filter: the lake's ``BASE-QUOTE`` symbol, given as stored or without dashes (``BTCUSDT``)."""
+    import polars as pl
+
+    plain = wanted.replace("-", "").upper()
+    return (pl.col("symbol") == wanted) | (pl.col("symbol").str.replace_all("-", "").str.to_uppercase() == plain)
+
+
+#: mdplatform.schemas.TIMEFRAMES, spelled out: importing it pulls in polars, and `mdp` starts without it
+_TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
+
+_plot_options = [
+    click.option("--exchange", required=True, help="Exchange id as in the lake (binance, okx, ...)."),
+    click.option("--symbol", required=True, help="Symbol as in the lake (BTC-USDT) or without dashes (BTCUSDT)."),
+    click.option("--from", "start", required=True, metavar="TIME", help="Start (ISO date or time, UTC)."),
+    click.option("--to", "end", required=True, metavar="TIME", help="End, exclusive (a bare date includes that day)."),
+    click.option("--lake", default=None, help="Lake root (default: $MDP_LAKE or ./lake)."),
+    click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG file to write."),
+    click.option("--width", type=click.IntRange(min=100), default=1200, show_default=True, help="Pixels."),
+    click.option("--height", type=click.IntRange(min=100), default=700, show_default=True, help="Pixels."),
+]
+
+
+def _with_plot_options(f: Any) -> Any:
+    for option in reversed(_plot_options):
+        f = option(f)
+    return f
+
+
+def _range(start: str, end: str) -> tuple[int, int]:
+    lo, hi = _time_ns(start), _time_ns(end, end=True)
+    if hi <= lo:
+        raise click.BadParameter("--to must be after --from", param_hint="--to")
+    return lo, hi
+
+
+@cli.group()
+def plot() -> None:
+    """Pictures (PNG) of the materialized tables in the lake."""
+
+
+@plot.command("candles")
+@_with_plot_options
+@click.option("--timeframe", type=click.Choice(_TIMEFRAMES), default="1m", show_default=True)
+def plot_candles(
+    exchange: str,
+    symbol: str,
+    start: str,
+    end: str,
+    lake: str | None,
+    output: str,
+    width: int,
+    height: int,
+    timeframe: str,
+) -> None:
+    """Candles opening in [--from, --to) from the hourly `candles` partitions: OHLC and volume, incomplete candles
+    drawn hollow in grey."""
+    import polars as pl
+
+    from .plots import render_candles
+    from .schemas import CANDLES, TIMEFRAMES
+    from .transforms import HOUR_NS, ceil_ns
+    from .warehouse import read_partitions
+
+    lo, hi = _range(start, end)
+    # a candle sits in the partition of the hour its close_time ends: those opening before `hi` close by hi + tf
+    got = read_partitions(lake, "candles", lo, ceil_ns(hi + TIMEFRAMES[timeframe], HOUR_NS) + HOUR_NS, CANDLES)
+    open_ns = pl.col("open_time").cast(pl.Int64)
+    got = (
+        got.filter(
+            (pl.col("exchange") == exchange),
+            _same_symbol(symbol),  # type: ignore[arg-type]
+            pl.col("timeframe") == timeframe,
+            open_ns >= lo,
+            open_ns < hi,
+        )
+        .unique(["exchange", "symbol", "timeframe", "open_time"], keep="last", maintain_order=True)
+        .sort("open_time")
+    )
+    if got.is_empty():
+        raise click.ClickException(f"no {timeframe} candles for {exchange} {symbol} in [{start}, {end})")
+    if got.get_column("symbol").n_unique() > 1:
+        raise click.ClickException(f"{symbol!r} matches {sorted(set(got.get_column('symbol')))}: give one")
+    png = render_candles(got, width=width, height=height)
+    with open(output, "wb") as fh:
+        fh.write(png)
+    incomplete = got.filter(~pl.col("complete")).height
+    click.echo(f"{output}: {got.height} {timeframe} candles ({incomplete} incomplete), {len(png)} bytes")
+
+
+@plot.command("trade-heatmap")
+@_with_plot_options
+@click.option("--bucket", default=None, help="Price bucket size (default: 10 for BTC, 1 for ETH, else ~1 bp).")
+def plot_trade_heatmap(
+    exchange: str,
+    symbol: str,
+    start: str,
+    end: str,
+    lake: str | None,
+    output: str,
+    width: int,
+    height: int,
+    bucket: str | None,
+) -> None:
+    """Traded volume per price bucket per minute by taker side in [--from, --to), from the hourly `trades`
+    partitions: green taker buys, red taker sells."""
+    from decimal import Decimal, InvalidOperation
+
+    import polars as pl
+
+    from .plots import render_trade_heatmap
+    from .schemas import TRADES
+    from .transforms import trade_heatmap
+    from .warehouse import read_partitions
+
+    lo, hi = _range(start, end)
+    size: Decimal | None = None
+    if bucket is not None:
+        try:
+            size = Decimal(bucket)
+        except InvalidOperation as exc:
+            raise click.BadParameter(f"not a number: {bucket!r}", param_hint="--bucket") from exc
+    got = read_partitions(lake, "trades", lo, hi, TRADES).filter(
+        pl.col("exchange") == exchange,
+        _same_symbol(symbol),  # type: ignore[arg-type]
+    )
+    if got.is_empty():
+        raise click.ClickException(f"no trades for {exchange} {symbol} in [{start}, {end})")
+    if got.get_column("symbol").n_unique() > 1:
+        raise click.ClickException(f"{symbol!r} matches {sorted(set(got.get_column('symbol')))}: give one")
+    try:
+        heatmap = trade_heatmap(got, size, start_ns=lo, end_ns=hi)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--bucket") from exc
+    if heatmap.is_empty():
+        raise click.ClickException(f"no trades for {exchange} {symbol} in [{start}, {end})")
+    png = render_trade_heatmap(heatmap, width=width, height=height)
+    with open(output, "wb") as fh:
+        fh.write(png)
+    click.echo(
+        f"{output}: {heatmap.get_column('minute').n_unique()} minutes, {heatmap.height} buckets of "
+        f"{heatmap.get_column('bucket_size')[0].normalize():f}, {len(png)} bytes"
+    )
 
 
 def main() -> None:
