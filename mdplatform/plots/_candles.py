@@ -48,10 +48,13 @@ def render_candles(candles: pl.DataFrame, *, width: int = 1200, height: int = 70
             Patch(color="tab:red", label="complete, down"),
             Patch(facecolor="none", edgecolor="grey", linestyle="--", label=f"incomplete ({incomplete})"),
         ],
-        loc="upper left",
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),  # above the axes, clear of the candles
+        ncols=3,
         fontsize="small",
+        frameon=False,
     )
-    price_ax.set_title(title or f"{first['exchange']} {first['symbol']} {first['timeframe']} candles")
+    price_ax.set_title(title or f"{first['exchange']} {first['symbol']} {first['timeframe']} candles", loc="left")
     price_ax.set_ylabel("price")
     vol_ax.set_ylabel("volume")
     vol_ax.xaxis_date()
