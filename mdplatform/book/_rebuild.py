@@ -97,21 +97,31 @@ class Rebuild:
     def valid(self) -> bool:
         return self.builder.valid
 
+    @property
+    def invalid_since(self) -> int | None:
+        """Start of the open invalid interval (None while valid). After a gap it is just after the previous book
+        row: samples already taken from then on must be dropped (``book_samples`` does)."""
+        return None if self.builder.valid else self._since
+
     def feed(self, recv_ns: int, channel: str, payload: str) -> None:
         """One raw row of this symbol (rows of channels the builder does not read are ignored)."""
         if channel not in self.channels:
             return
         self.version += 1
+        prev_ns = self._last_ns
         self._last_ns = recv_ns
         if self._since is None and not self._started and not self.builder.valid:
             self._since = recv_ns
         self._started = True
         was_valid = self.builder.valid
         reason = ""
+        lost_before = False
         try:
             event = self.builder.on_raw(channel, payload)
             if event is not None and event.kind != "synced":
                 reason = f"{event.kind}: {event.detail}"
+                # a gap: the lost frames came after the previous one, so the book is unknown from just after it
+                lost_before = event.kind == "gap"
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             # the builder cannot go through this frame: its book is unknown; start over (wait for a snapshot)
             self.builder = _builder(self.exchange, self.symbol)
@@ -119,7 +129,8 @@ class Rebuild:
             if not was_valid:
                 self._reason = reason
         if was_valid and not self.builder.valid:
-            self._invalidate(recv_ns, reason or "invalid")
+            start = prev_ns + 1 if lost_before and prev_ns is not None and prev_ns < recv_ns else recv_ns
+            self._invalidate(start, reason or "invalid")
         elif not was_valid and self.builder.valid:
             since = recv_ns if self._since is None else self._since
             if recv_ns > since:
@@ -203,7 +214,8 @@ def book_samples(
     """Rebuild ``symbol``'s book from ``raw`` (lake rows in receive order) and sample it every ``interval_ns``.
 
     Samples sit on the grid of multiples of ``interval_ns`` in [start_ns, end_ns) (defaults: the first book row's
-    time, and just after the last one's); the sample at ``t`` is the book after every row received at or before
+    time, and just after the last one's); rows before ``start_ns`` are applied (warm-up) and those from ``end_ns`` on
+    are not (they belong to the next window); invalid intervals are clipped to the window. The sample at ``t`` is the book after every row received at or before
     ``t``, taken only while the book is valid. ``checkpoint``: the previous window's end state (pass that window's
     ``end_ns`` as this one's ``start_ns``); the returned checkpoint continues into the next window.
     """
@@ -215,6 +227,8 @@ def book_samples(
         start_ns = rows[0][0] if rows else (checkpoint.recv_ns if checkpoint is not None else 0)
     if end_ns is None:
         end_ns = rows[-1][0] + 1 if rows else start_ns
+    else:
+        rows = [r for r in rows if r[0] < end_ns]  # later rows belong to the next window
     out: list[dict[str, Any]] = []
     t = -(-start_ns // interval_ns) * interval_ns
     cached_version = -1
@@ -234,13 +248,20 @@ def book_samples(
             take(t)
             t += interval_ns
         rebuild.feed(recv_ns, channel, payload)
+        since = rebuild.invalid_since
+        while out and since is not None and out[-1]["ts"] >= since:
+            out.pop()  # taken after the frames a gap lost had arrived: not the exchange's book
     while t < end_ns:
         take(t)
         t += interval_ns
 
     schema = samples_schema(depth_bps)
     samples = pl.DataFrame(out, schema={**schema, "ts": pl.Int64()}).with_columns(pl.col("ts").cast(schema["ts"]))
-    intervals = rebuild.close(end_ns)
+    intervals = [
+        InvalidInterval(max(iv.start_ns, start_ns), iv.end_ns, iv.reason)
+        for iv in rebuild.close(end_ns)
+        if iv.end_ns > start_ns  # rows before start_ns only warm the book up
+    ]
     invalid = pl.DataFrame(
         {
             "exchange": [exchange_id] * len(intervals),
