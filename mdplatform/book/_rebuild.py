@@ -215,9 +215,10 @@ def book_samples(
 
     Samples sit on the grid of multiples of ``interval_ns`` in [start_ns, end_ns) (defaults: the first book row's
     time, and just after the last one's); rows before ``start_ns`` are applied (warm-up) and those from ``end_ns`` on
-    are not (they belong to the next window); invalid intervals are clipped to the window. The sample at ``t`` is the book after every row received at or before
-    ``t``, taken only while the book is valid. ``checkpoint``: the previous window's end state (pass that window's
-    ``end_ns`` as this one's ``start_ns``); the returned checkpoint continues into the next window.
+    are not (they belong to the next window); invalid intervals are clipped to the window. The sample at ``t`` is
+    the book after every row received at or before ``t``, taken only while the book is valid (after a gap, samples
+    already taken since the last frame in sequence are withdrawn). ``checkpoint``: the previous window's end state
+    (pass that window's ``end_ns`` as this one's ``start_ns``); the returned checkpoint continues into the next one.
     """
     if interval_ns <= 0:
         raise ValueError("interval_ns must be > 0")
