@@ -13,7 +13,8 @@ __all__ = ["BookCheckpoint"]
 
 @dataclass(frozen=True, slots=True)
 class BookCheckpoint:
-    """One (exchange, symbol) book after every raw row up to ``recv_ns`` (ns, inclusive) was applied.
+    """One (exchange, symbol) book after every raw row of a window was applied; ``recv_ns``: the last book row's
+    receive time (ns).
 
     ``valid``: the book was whole then; its levels are the exchange's own price/size strings (best first) and
     ``state`` the builder's sync state (Binance ``last_update_id``, OKX ``seq``). When not valid, ``reason`` and

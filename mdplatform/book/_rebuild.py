@@ -150,7 +150,8 @@ class Rebuild:
         return out
 
     def checkpoint(self, recv_ns: int | None = None) -> BookCheckpoint:
-        """The state after every row fed (``recv_ns``: the window's end, default the last row's time)."""
+        """The state after every row fed; ``recv_ns`` defaults to the last book row's receive time (a gap found by
+        the next window's first row starts just after it, as in an uninterrupted rebuild)."""
         at = recv_ns if recv_ns is not None else (self._last_ns or 0)
         book = self.builder.book
         if not self.builder.valid:
@@ -273,4 +274,4 @@ def book_samples(
         },
         schema={**invalid_schema(), "start": pl.Int64(), "end": pl.Int64()},
     ).with_columns(pl.col("start", "end").cast(pl.Datetime("ns", "UTC")))
-    return BookSamples(samples, invalid, rebuild.checkpoint(end_ns))
+    return BookSamples(samples, invalid, rebuild.checkpoint())

@@ -92,7 +92,7 @@ def test_forced_gap_gives_an_invalid_interval_and_no_samples_in_it(recording: Re
     out = book_samples(gapped, "binance", "BTCUSDT")
     iv = out.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows()
     assert iv[0] == (1_723_161_253_937_085_768, SNAPSHOT_RECV, "no snapshot yet")
-    assert iv[1][:2] == (last_good + 1, whole.checkpoint.recv_ns)  # no snapshot follows: invalid to the end
+    assert iv[1][:2] == (last_good + 1, whole.checkpoint.recv_ns + 1)  # no snapshot follows: invalid to the end
     assert iv[1][2] == "gap: U=50093401785 > previous u+1=50093401682 (u=50093401819)" and len(iv) == 2
     assert out.samples.filter(pl.col("ts").dt.epoch("ns") > last_good).height == 0
     # before the gap, the samples are the uninterrupted ones

@@ -1,0 +1,88 @@
+"""A window continues from the previous window's checkpoint: cutting a recording at a boundary and rebuilding the
+two parts (the second from the first's checkpoint, through its JSON form) gives the uninterrupted samples."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import depth, raw_rows
+
+from mdplatform.book import BookCheckpoint, book_samples
+
+Recording = Callable[[str], pl.DataFrame]
+S = 1_000_000_000
+HOUR = 1_723_161_600 * S  # 2024-08-09 00:00:00 UTC, inside the spot recording (23:54:13 to 00:05:04)
+
+
+def split_run(raw: pl.DataFrame, xid: str, symbol: str, cut: int, tmp_path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    recv = pl.col("recv_ts").dt.epoch("ns")
+    first = book_samples(raw.filter(recv < cut), xid, symbol, end_ns=cut)
+    path = tmp_path / "checkpoint.json"
+    first.checkpoint.write(path)
+    second = book_samples(raw.filter(recv >= cut), xid, symbol, start_ns=cut, checkpoint=BookCheckpoint.read(path))
+    return pl.concat([first.samples, second.samples]), pl.concat([first.invalid, second.invalid])
+
+
+@pytest.mark.parametrize(
+    ("name", "xid", "symbol"), [("spot/btcusdt", "binance", "BTCUSDT"), ("usdm/btcusdt", "binance-usdm", "BTCUSDT")]
+)
+def test_hour_boundary_gives_the_uninterrupted_samples(
+    recording: Recording, tmp_path: Path, name: str, xid: str, symbol: str
+) -> None:
+    raw = recording(name)
+    whole = book_samples(raw, xid, symbol)
+    cut = HOUR if name == "spot/btcusdt" else HOUR - 3 * 60 * S  # usdm ends at 23:59:59: cut at 23:57
+    samples, invalid = split_run(raw, xid, symbol, cut, tmp_path)
+    assert samples.equals(whole.samples)
+    assert invalid.equals(whole.invalid)
+    assert whole.samples.height == (650 if name == "spot/btcusdt" else 344)
+    # the samples on both sides of the cut are there
+    ts = samples["ts"].dt.epoch("ns")
+    assert cut in ts.to_list() and cut - S in ts.to_list()
+
+
+def test_okx_checkpoint_keeps_the_checksum_verifying(recording: Recording, tmp_path: Path) -> None:
+    raw = recording("OKX.ws.1.0.gz")
+    recv = raw["recv_ts"].dt.epoch("ns")
+    cut = (recv.min() + recv.max()) // 2 // S * S
+    for symbol in ("BTC-USDT", "BTC-USD-220527", "UNI-USD-SWAP"):
+        whole = book_samples(raw, "okx", symbol)
+        samples, invalid = split_run(raw, "okx", symbol, cut, tmp_path)
+        # the second part's updates verify against the restored top-25 strings: no checksum failure
+        assert invalid.height == 0 and samples.equals(whole.samples) and samples.height == 11
+
+
+def test_checkpoint_json_round_trip_and_an_invalid_checkpoint() -> None:
+    rows = [
+        (S, "depthSnapshot", {"lastUpdateId": 100, "bids": [["100.10", "2.000"]], "asks": [["101", "1"]]}),
+        (2 * S, "depth", depth(101, 101, [], [["101", "0.5"]])),
+        (4 * S, "depth", depth(105, 105, [], [])),  # a gap
+    ]
+    first = book_samples(raw_rows("binance", "BTCUSDT", rows[:2]), "binance", "BTCUSDT", end_ns=3 * S)
+    cp = first.checkpoint
+    assert (cp.valid, cp.update_id, cp.state, cp.recv_ns) == (True, 101, {"last_update_id": 101}, 2 * S)
+    assert (cp.bids, cp.asks) == ((("100.10", "2.000"),), (("101", "0.5"),))  # the exchange's strings
+    assert BookCheckpoint.from_json(cp.to_json()) == cp
+    # the next window starts with the gap: invalid from just after the last frame of the previous window
+    second = book_samples(
+        raw_rows("binance", "BTCUSDT", rows[2:]), "binance", "BTCUSDT", start_ns=3 * S, end_ns=6 * S, checkpoint=cp
+    )
+    assert second.samples["ts"].dt.epoch("ns").to_list() == []  # the sample at 3 s is withdrawn
+    assert second.invalid.select(pl.col("start", "end").dt.epoch("ns")).rows() == [(3 * S, 6 * S)]
+    assert not second.checkpoint.valid and second.checkpoint.reason.startswith("gap: U=105")
+    # an invalid checkpoint carries the open interval into the next window, which waits for a snapshot
+    third = book_samples(
+        raw_rows("binance", "BTCUSDT", [(7 * S, "depth", depth(106, 106, [], []))]),
+        "binance",
+        "BTCUSDT",
+        start_ns=6 * S,
+        end_ns=8 * S,
+        checkpoint=BookCheckpoint.from_json(second.checkpoint.to_json()),
+    )
+    assert third.samples.height == 0
+    assert third.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows() == [
+        (6 * S, 8 * S, "gap: U=105 > previous u+1=102 (u=105)")
+    ]
