@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from ._l2 import L2Book, Level
+from ._l2 import L2Book, Level, Side
 
 __all__ = ["DEPTH_BPS", "TOP_N", "book_metrics", "samples_schema"]
 
@@ -65,6 +65,17 @@ def _depth(levels: list[Level], bound: float, bids: bool) -> float:
     return total
 
 
+def _within(book: L2Book, side: Side, bound: float) -> list[Level]:
+    """The best levels of a side up to ``bound`` and a little beyond: only as many as the band can hold are
+    copied out of the book (a side holds thousands of levels; a band a few dozen)."""
+    n = 64
+    while True:
+        levels = book.bids(n) if side == "bid" else book.asks(n)
+        if len(levels) < n or ((levels[-1][0] < bound) if side == "bid" else (levels[-1][0] > bound)):
+            return levels
+        n *= 4
+
+
 def book_metrics(book: L2Book, *, top_n: int = TOP_N, depth_bps: Sequence[int] = DEPTH_BPS) -> dict[str, Any] | None:
     """The metric columns of ``samples_schema`` (all but ts/exchange/symbol) for a book; None when a side is empty."""
     best_bid, best_ask = book.best_bid(), book.best_ask()
@@ -86,9 +97,8 @@ def book_metrics(book: L2Book, *, top_n: int = TOP_N, depth_bps: Sequence[int] =
         "microprice": (bb * aq + ba * bq) / (bq + aq),
     }
     widest = max(depth_bps, default=0)
-    # only the levels that can fall in the widest band are looked at (sides are sorted best-first)
-    bids = [lv for lv in book.bids() if lv[0] >= mid * (1.0 - widest / 1e4)] if depth_bps else []
-    asks = [lv for lv in book.asks() if lv[0] <= mid * (1.0 + widest / 1e4)] if depth_bps else []
+    bids = _within(book, "bid", mid * (1.0 - widest / 1e4)) if depth_bps else []
+    asks = _within(book, "ask", mid * (1.0 + widest / 1e4)) if depth_bps else []
     for x in depth_bps:
         bd = _depth(bids, mid * (1.0 - x / 1e4), True)
         ad = _depth(asks, mid * (1.0 + x / 1e4), False)
