@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -78,6 +78,11 @@ class _BookSide:
         sign, sizes = self.sign, self.sizes
         keys = self.keys if n is None else self.keys[:n]
         return [(sign * k, sizes[sign * k]) for k in keys]
+
+    def within(self, bound: float) -> list[Level]:
+        # bids: price >= bound <=> -price <= -bound; asks: price <= bound; both: key <= sign * bound
+        sign, sizes = self.sign, self.sizes
+        return [(sign * k, sizes[sign * k]) for k in self.keys[: bisect_right(self.keys, sign * bound)]]
 
     def top_raw(self, n: int | None) -> list[RawLevel]:
         if not self.keep_raw:
@@ -176,6 +181,10 @@ class L2Book:
     def asks(self, n: int | None = None) -> list[Level]:
         """The best ``n`` asks (all when None), best first."""
         return self._asks.top(n)
+
+    def within(self, side: Side, bound: float) -> list[Level]:
+        """The levels of ``side`` at ``bound`` or better (bids priced >= bound, asks <= bound), best first."""
+        return self._side(side).within(bound)
 
     def raw_bids(self, n: int | None = None) -> list[RawLevel]:
         return self._bids.top_raw(n)

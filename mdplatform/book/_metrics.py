@@ -15,12 +15,14 @@ Definitions (``bb``/``ba`` best bid/ask price, ``bq``/``aq`` their sizes):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 import polars as pl
 
-from ._l2 import L2Book, Level, Side
+from ._l2 import L2Book, Level
 
 __all__ = ["DEPTH_BPS", "TOP_N", "book_metrics", "samples_schema"]
 
@@ -56,24 +58,15 @@ def samples_schema(depth_bps: Sequence[int] = DEPTH_BPS) -> dict[str, pl.DataTyp
     return schema
 
 
-def _depth(levels: list[Level], bound: float, bids: bool) -> float:
-    total = 0.0
-    for price, size in levels:
-        if (price < bound) if bids else (price > bound):
-            break
-        total += size
-    return total
-
-
-def _within(book: L2Book, side: Side, bound: float) -> list[Level]:
-    """The best levels of a side up to ``bound`` and a little beyond: only as many as the band can hold are
-    copied out of the book (a side holds thousands of levels; a band a few dozen)."""
-    n = 64
-    while True:
-        levels = book.bids(n) if side == "bid" else book.asks(n)
-        if len(levels) < n or ((levels[-1][0] < bound) if side == "bid" else (levels[-1][0] > bound)):
-            return levels
-        n *= 4
+def _band_depths(levels: list[Level], bounds: list[float], bids: bool) -> list[float]:
+    """Summed size of the (best-first) levels at each bound or better, in one pass over the sizes."""
+    keys = [-p for p, _ in levels] if bids else [p for p, _ in levels]
+    cum = list(accumulate(q for _, q in levels))
+    out: list[float] = []
+    for bound in bounds:
+        n = bisect_right(keys, -bound if bids else bound)
+        out.append(cum[n - 1] if n else 0.0)
+    return out
 
 
 def book_metrics(book: L2Book, *, top_n: int = TOP_N, depth_bps: Sequence[int] = DEPTH_BPS) -> dict[str, Any] | None:
@@ -97,11 +90,11 @@ def book_metrics(book: L2Book, *, top_n: int = TOP_N, depth_bps: Sequence[int] =
         "microprice": (bb * aq + ba * bq) / (bq + aq),
     }
     widest = max(depth_bps, default=0)
-    bids = _within(book, "bid", mid * (1.0 - widest / 1e4)) if depth_bps else []
-    asks = _within(book, "ask", mid * (1.0 + widest / 1e4)) if depth_bps else []
-    for x in depth_bps:
-        bd = _depth(bids, mid * (1.0 - x / 1e4), True)
-        ad = _depth(asks, mid * (1.0 + x / 1e4), False)
+    bids = book.within("bid", mid * (1.0 - widest / 1e4)) if depth_bps else []
+    asks = book.within("ask", mid * (1.0 + widest / 1e4)) if depth_bps else []
+    bid_depths = _band_depths(bids, [mid * (1.0 - x / 1e4) for x in depth_bps], True)
+    ask_depths = _band_depths(asks, [mid * (1.0 + x / 1e4) for x in depth_bps], False)
+    for x, bd, ad in zip(depth_bps, bid_depths, ask_depths, strict=True):
         out[f"bid_depth_{x}bps"] = bd
         out[f"ask_depth_{x}bps"] = ad
         out[f"imbalance_{x}bps"] = (bd - ad) / (bd + ad) if bd + ad > 0.0 else None

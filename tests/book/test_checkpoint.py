@@ -27,18 +27,23 @@ def split_run(raw: pl.DataFrame, xid: str, symbol: str, cut: int, tmp_path: Path
 
 
 @pytest.mark.parametrize(
-    ("name", "xid", "symbol"), [("spot/btcusdt", "binance", "BTCUSDT"), ("usdm/btcusdt", "binance-usdm", "BTCUSDT")]
+    ("name", "xid", "symbol"),
+    [
+        ("spot/btcusdt", "binance", "BTCUSDT"),
+        ("usdm/btcusdt", "binance-usdm", "BTCUSDT"),
+        ("cm/btcusd_perp", "binance-coinm", "BTCUSD_PERP"),
+    ],
 )
 def test_hour_boundary_gives_the_uninterrupted_samples(
     recording: Recording, tmp_path: Path, name: str, xid: str, symbol: str
 ) -> None:
     raw = recording(name)
     whole = book_samples(raw, xid, symbol)
-    cut = HOUR if name == "spot/btcusdt" else HOUR - 3 * 60 * S  # usdm ends at 23:59:59: cut at 23:57
+    cut = HOUR if name != "usdm/btcusdt" else HOUR - 3 * 60 * S  # usdm ends at 23:59:59: cut at 23:57
     samples, invalid = split_run(raw, xid, symbol, cut, tmp_path)
     assert samples.equals(whole.samples)
     assert invalid.equals(whole.invalid)
-    assert whole.samples.height == (650 if name == "spot/btcusdt" else 344)
+    assert whole.samples.height == {"spot/btcusdt": 650, "usdm/btcusdt": 344, "cm/btcusd_perp": 647}[name]
     # the samples on both sides of the cut are there
     ts = samples["ts"].dt.epoch("ns")
     assert cut in ts.to_list() and cut - S in ts.to_list()

@@ -53,3 +53,11 @@ def test_one_sided_book_has_no_metrics() -> None:
     b = L2Book("T")
     b.load([["100", "1"]], [])
     assert book_metrics(b) is None
+
+
+def test_levels_within_a_bound_inclusive() -> None:
+    b = book()
+    assert b.within("bid", 99.5) == [(100.0, 2.0), (99.5, 1.0)]
+    assert b.within("bid", 100.5) == []
+    assert b.within("ask", 103.0) == [(101.0, 1.0), (103.0, 3.0)]
+    assert b.within("ask", 100.0) == []
