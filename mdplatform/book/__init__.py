@@ -4,7 +4,7 @@ raw layer with fixed-interval samples and metrics."""
 from ._checkpoint import BookCheckpoint
 from ._l2 import L2Book, Level, RawLevel, Side
 from ._metrics import DEPTH_BPS, TOP_N, book_metrics, samples_schema
-from ._rebuild import BookSamples, InvalidInterval, Rebuild, book_samples, invalid_schema
+from ._rebuild import BookSamples, InvalidInterval, Rebuild, book_samples, invalid_schema, lake_book_samples
 
 __all__ = [
     "DEPTH_BPS",
@@ -20,5 +20,6 @@ __all__ = [
     "book_metrics",
     "book_samples",
     "invalid_schema",
+    "lake_book_samples",
     "samples_schema",
 ]

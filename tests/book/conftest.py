@@ -24,20 +24,33 @@ _END = 1 << 62
 
 
 @pytest.fixture(scope="session")
-def recording(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], pl.DataFrame]:
-    """``recording("spot/btcusdt")`` or ``recording("OKX.ws.1.0.gz")`` -> its raw rows, landed in a lake and read."""
-    cache: dict[str, pl.DataFrame] = {}
+def recording_lake(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """``recording_lake("spot/btcusdt")`` or ``recording_lake("OKX.ws.1.0.gz")`` -> a lake holding it (landed once)."""
+    cache: dict[str, str] = {}
 
-    def load(name: str) -> pl.DataFrame:
+    def land(name: str) -> str:
         if name not in cache:
             lake = str(tmp_path_factory.mktemp("lake"))
             if name in RECORDINGS:
                 xid, _, files = RECORDINGS[name]
                 import_capture([shared_data / "binance-hftbacktest" / f for f in files], xid, lake)
             else:
-                xid = "okx"
-                import_capture([shared_data / "cryptofeed-samples" / name], xid, lake)
-            cache[name] = read_raw(lake, 0, _END, exchanges=[xid])
+                import_capture([shared_data / "cryptofeed-samples" / name], "okx", lake)
+            cache[name] = lake
+        return cache[name]
+
+    return land
+
+
+@pytest.fixture(scope="session")
+def recording(recording_lake: Callable[[str], str]) -> Callable[[str], pl.DataFrame]:
+    """``recording("spot/btcusdt")`` -> its raw rows, landed in a lake and read back."""
+    cache: dict[str, pl.DataFrame] = {}
+
+    def load(name: str) -> pl.DataFrame:
+        if name not in cache:
+            xid = RECORDINGS[name][0] if name in RECORDINGS else "okx"
+            cache[name] = read_raw(recording_lake(name), 0, _END, exchanges=[xid])
         return cache[name]
 
     return load

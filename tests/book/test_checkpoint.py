@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from conftest import depth, raw_rows
 
-from mdplatform.book import BookCheckpoint, book_samples
+from mdplatform.book import BookCheckpoint, book_samples, lake_book_samples
 
 Recording = Callable[[str], pl.DataFrame]
 S = 1_000_000_000
@@ -91,3 +91,29 @@ def test_checkpoint_json_round_trip_and_an_invalid_checkpoint() -> None:
     assert third.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows() == [
         (6 * S, 8 * S, "gap: U=105 > previous u+1=102 (u=105)")
     ]
+
+
+def test_hourly_windows_read_from_the_lake_chain_through_checkpoints(
+    recording: Recording, recording_lake: Callable[[str], str]
+) -> None:
+    """Hour 23:00 then hour 00:00 of the spot recording, each read from the lake by its own window."""
+    lake = recording_lake("spot/btcusdt")
+    whole = book_samples(recording("spot/btcusdt"), "binance", "BTCUSDT")
+    h23 = lake_book_samples(lake, "binance", "BTCUSDT", HOUR - 3600 * S, HOUR)
+    h00 = lake_book_samples(lake, "binance", "BTCUSDT", HOUR, HOUR + 3600 * S, checkpoint=h23.checkpoint)
+    # 23:54:15 .. 23:59:59 and 00:00:00 .. the recording's end (00:05:04.5) + 60 s of silence
+    assert (h23.samples.height, h00.samples.height) == (345, 365)
+    assert h00.samples.filter(pl.col("ts").dt.epoch("ns") <= whole.checkpoint.recv_ns).equals(whole.samples.tail(305))
+    assert pl.concat([h23.samples, h00.samples]).head(650).equals(whole.samples)
+    # the hour before the recording starts is invalid up to the snapshot; the next hour from 60 s after its last frame
+    assert h23.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows() == [
+        (HOUR - 3600 * S, 1_723_161_254_206_652_067, "no snapshot yet")
+    ]
+    assert h00.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows() == [
+        (whole.checkpoint.recv_ns + 60 * S, HOUR + 3600 * S, "silent: no book frame for 60 s")
+    ]
+    assert h00.checkpoint.valid
+    # without the checkpoint the second hour waits for a snapshot that never comes: no samples, all invalid
+    alone = lake_book_samples(lake, "binance", "BTCUSDT", HOUR, HOUR + 3600 * S)
+    assert alone.samples.height == 0
+    assert alone.invalid.select(pl.col("start", "end").dt.epoch("ns")).rows() == [(HOUR, HOUR + 3600 * S)]

@@ -93,3 +93,19 @@ def test_a_frame_the_builder_refuses_invalidates_the_book() -> None:
     assert out.samples["ts"].dt.epoch("ns").to_list() == [2 * S, 3 * S]
     (start, end, reason) = out.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows()[-1]
     assert (start, end) == (3_100_000_000, 5 * S) and reason.startswith("frame_error: size 'NaN'")
+
+
+def test_a_silent_book_is_not_sampled_until_its_next_frame() -> None:
+    rows = stream().head(4)  # valid from 1.5 s, last frame at 2.7 s
+    late = raw_rows("binance", "BTCUSDT", [(9 * S, "depth", depth(104, 104, [], []))])
+    out = book_samples(pl.concat([rows, late]), "binance", "BTCUSDT", end_ns=12 * S, max_silence_ns=3 * S)
+    # sampled up to 2.7 s + 3 s, then again from the frame at 9 s (the chain goes on: the book is whole)
+    assert out.samples["ts"].dt.epoch("ns").to_list() == [2 * S, 3 * S, 4 * S, 5 * S, 9 * S, 10 * S, 11 * S]
+    assert out.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows() == [
+        (S // 2, 1_500_000_000, "no snapshot yet"),
+        (5_700_000_000, 9 * S, "silent: no book frame for 3 s"),
+    ]
+    # silent at the end of the window too; None turns the rule off
+    out = book_samples(rows, "binance", "BTCUSDT", end_ns=7 * S, max_silence_ns=3 * S)
+    assert out.invalid.select(pl.col("start", "end").dt.epoch("ns")).rows()[-1] == (5_700_000_000, 7 * S)
+    assert book_samples(rows, "binance", "BTCUSDT", end_ns=7 * S, max_silence_ns=None).samples.height == 5
