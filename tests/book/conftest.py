@@ -1,25 +1,18 @@
-"""Raw lake rows for the book tests: real recordings landed with ``import_capture`` and read back with ``read_raw``
-(cached per session), and small hand-written rows."""
+"""Fixtures of the book tests: real recordings landed with ``import_capture`` and read back with ``read_raw``
+(cached per session)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 import polars as pl
 import pytest
+from _book_util import RECORDINGS
 
 from mdplatform.capture import import_capture
 from mdplatform.lake import read_raw
-from mdplatform.schemas import RAW
 
-# recording -> (registry id, symbol, files)
-RECORDINGS = {
-    "spot/btcusdt": ("binance", "BTCUSDT", ("spot/btcusdt_20240808.gz", "spot/btcusdt_20240809.gz")),
-    "usdm/btcusdt": ("binance-usdm", "BTCUSDT", ("usdm/btcusdt_20240808.gz",)),
-    "cm/btcusd_perp": ("binance-coinm", "BTCUSD_PERP", ("cm/btcusd_perp_20240808.gz", "cm/btcusd_perp_20240809.gz")),
-}
 _END = 1 << 62
 
 
@@ -54,25 +47,3 @@ def recording(recording_lake: Callable[[str], str]) -> Callable[[str], pl.DataFr
         return cache[name]
 
     return load
-
-
-def raw_rows(exchange: str, symbol: str, rows: list[tuple[int, str, object]]) -> pl.DataFrame:
-    """Lake rows (``RAW``) from (recv ns, channel, payload as a JSON-able object)."""
-    return pl.DataFrame(
-        {
-            "recv_ts": [ts for ts, _, _ in rows],
-            "exchange": [exchange] * len(rows),
-            "channel": [c for _, c, _ in rows],
-            "symbol": [symbol] * len(rows),
-            "conn_id": ["c1"] * len(rows),
-            "seq": list(range(1, len(rows) + 1)),
-            "payload": [orjson.dumps(p).decode() for _, _, p in rows],
-        },
-        schema=RAW,
-    )
-
-
-def depth(first: int, last: int, bids: list[list[str]], asks: list[list[str]]) -> dict[str, object]:
-    """A Binance spot combined-stream diff for BTCUSDT."""
-    data = {"e": "depthUpdate", "E": 1, "s": "BTCUSDT", "U": first, "u": last, "b": bids, "a": asks}
-    return {"stream": "btcusdt@depth@100ms", "data": data}

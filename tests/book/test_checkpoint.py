@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import depth, raw_rows
+from _book_util import depth, raw_rows
 
 from mdplatform.book import BookCheckpoint, book_samples, lake_book_samples
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import orjson
 import polars as pl
 import pytest
-from conftest import RECORDINGS
+from _book_util import RECORDINGS
 
 from mdplatform.book import Rebuild, book_samples
 

@@ -4,7 +4,7 @@ A small hand-written Binance spot stream: every expected value worked out by han
 from __future__ import annotations
 
 import polars as pl
-from conftest import depth, raw_rows
+from _book_util import depth, raw_rows
 
 from mdplatform.book import book_samples
 
