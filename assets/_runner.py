@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,12 @@ class HourRunner:
         # executes on the main thread; here the main thread only waits, takes the signal, and the worker stops
         # after the hour it is in
         with stop_signals(stop, received), ThreadPoolExecutor(1, thread_name_prefix="mdp-hours") as pool:
-            pool.submit(self._run_hours, hours, candles_only, stop).result()
+            work = pool.submit(self._run_hours, hours, candles_only, stop)
+            # wake up now and then: the kernel may deliver the signal to the worker thread, and a main thread
+            # blocked in an untimed wait would run the Python handler only once every hour is done
+            while not wait([work], timeout=0.1).done:
+                pass
+            work.result()
         if stop.is_set():
             self.stopped_by = received[0] if received else "a signal"
 
