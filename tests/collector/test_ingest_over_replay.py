@@ -171,10 +171,11 @@ def test_reconnect_backs_off_exponentially_one_attempt_at_a_time(lake: str) -> N
             ws_url=f"ws://127.0.0.1:{port}",
             reconnect_initial_s=0.1,
             reconnect_max_s=0.8,
+            connects_per_s=1000.0,  # the backoff alone (Binance's own rate would space attempts 6+ at 1/s)
         )
         manager = CollectorManager([config], writer)
         await manager.start()
-        await until(lambda: len(attempts) >= 6, 20)
+        await until(lambda: len(attempts) >= 6 and manager.get_status()["errors"] >= 6, 20)
         status = manager.get_status()
         await manager.stop()
         server.close()
