@@ -8,12 +8,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .._time import iso_ns
 from ..exchanges import Subscription, get_exchange
 from ..history import RestClient
 from ._config import ExchangeCollectorConfig
 from ._connection import Connection, RawSink
 from ._gate import ConnectGate
-from ._status import iso_ns
 
 __all__ = ["ExchangeCollector", "create_collector", "gate_for"]
 

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ConnectionCounters", "iso_ns"]
+from .._time import iso_ns
 
-
-def iso_ns(ns: int | None) -> str | None:
-    if not ns:
-        return None
-    seconds, frac = divmod(ns, 10**9)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
+__all__ = ["ConnectionCounters"]
 
 
 @dataclass(slots=True)
