@@ -17,17 +17,31 @@ from ._signals import stop_signals
 __all__ = ["cli", "main"]
 
 
+#: commands of this package kept in their own modules ("module:attribute"), imported only when one is run
+_LAZY_COMMANDS = {
+    "db": "mdplatform._cli_db:db",
+    "sql": "mdplatform._cli_sql:sql",
+}
+
+
 class _PluginGroup(click.Group):
-    """Adds commands from the ``mdplatform.cli`` entry points, imported only when one is run
-    (``materialize`` pulls in Dagster, which takes seconds to import)."""
+    """Adds the lazy commands of ``_LAZY_COMMANDS`` and those of the ``mdplatform.cli`` entry points, imported
+    only when one is run (``materialize`` pulls in Dagster, which takes seconds to import)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *(ep.name for ep in entry_points(group="mdplatform.cli"))})
+        plugins = (ep.name for ep in entry_points(group="mdplatform.cli"))
+        return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS, *plugins})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
         if command is not None:
             return command
+        if name in _LAZY_COMMANDS:
+            from importlib import import_module
+
+            module, attr = _LAZY_COMMANDS[name].split(":")
+            lazy = getattr(import_module(module), attr)
+            return lazy if isinstance(lazy, click.Command) else None
         for ep in entry_points(group="mdplatform.cli", name=name):
             loaded = ep.load()
             if isinstance(loaded, click.Command):
