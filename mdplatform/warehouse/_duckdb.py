@@ -80,9 +80,10 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def default_sql_dir() -> Path:
-    """``$MDP_SQL_DIR``, else ``sql/duckdb`` of the source checkout this package lives in."""
+    """``$MDP_SQL_DIR``, else the DuckDB DDL shipped in the package, ``mdplatform/_sql/duckdb``: the repo's
+    ``sql/duckdb`` through a symlink in a checkout or an editable install, real files in a wheel."""
     env = os.environ.get("MDP_SQL_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "sql" / "duckdb"
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "_sql" / "duckdb"
 
 
 def default_warehouse_path(lake: str | None = None) -> str:

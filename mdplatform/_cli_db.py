@@ -1,0 +1,129 @@
+"""``mdp db``: the PostgreSQL sink's migrations, contents and retention (mdplatform.pg)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+__all__ = ["db"]
+
+_DSN = click.option(
+    "--dsn",
+    envvar="MDP_PG_DSN",
+    show_envvar=True,
+    help="PostgreSQL DSN (postgresql://user@host:5432/db); default $MDP_PG_DSN.",
+)
+
+
+def _require(dsn: str | None) -> str:
+    if not dsn:
+        raise click.UsageError("no PostgreSQL DSN: pass --dsn or set MDP_PG_DSN")
+    return dsn
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    # mdplatform.pg's errors carry no password; anything else is reported by type only, for the same reason
+    from mdplatform.pg import PgError
+
+    return click.ClickException(str(exc) if isinstance(exc, PgError) else type(exc).__name__)
+
+
+@click.group()
+def db() -> None:
+    """The PostgreSQL / TimescaleDB sink: migrate it, see what it holds."""
+
+
+@db.command()
+@_DSN
+def migrate(dsn: str | None) -> None:
+    """Apply the migrations not applied yet (sql/postgres/NNN_*.sql); a no-op when up to date."""
+    from mdplatform.pg import PgError, migrate, redact_dsn
+
+    try:
+        applied = migrate(_require(dsn))
+    except PgError as exc:
+        raise _fail(exc) from None
+    target = redact_dsn(_require(dsn))
+    if not applied:
+        click.echo(f"{target}: up to date")
+    for m in applied:
+        click.echo(f"{target}: applied {m.name} ({m.checksum[:12]})")
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+@db.command()
+@_DSN
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
+def info(dsn: str | None, as_json: bool) -> None:
+    """Which server, whether TimescaleDB is present, the migrations applied and what each table holds."""
+    from mdplatform.pg import PgError, info
+
+    try:
+        found = info(_require(dsn))
+    except PgError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        click.echo(json.dumps(asdict(found), default=_plain, indent=2))
+        return
+    click.echo(f"database:    {found.dsn}")
+    click.echo(f"server:      PostgreSQL {found.server_version}")
+    ts = f"yes ({found.timescaledb}): hypertables" if found.timescaledb else "no: plain tables"
+    click.echo(f"timescaledb: {ts}")
+    last = found.migrations[-1].name if found.migrations else "none (run `mdp db migrate`)"
+    click.echo(f"migrations:  {len(found.migrations)} applied, last {last}")
+    if not found.tables:
+        return
+    header = ("table", "rows", "size", "from", "to", "retention")
+    rows = [
+        (
+            t.name + (" (hypertable)" if t.hypertable else ""),
+            f"{t.rows:,}",
+            _human_bytes(t.bytes),
+            t.first.isoformat() if t.first else "-",
+            t.last.isoformat() if t.last else "-",
+            t.retention or "forever",
+        )
+        for t in found.tables
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+@db.command()
+@_DSN
+@click.argument("table", required=False)
+@click.argument("keep", required=False)
+@click.option("--enforce", is_flag=True, help="Delete the rows past each table's retention (plain PostgreSQL).")
+def retention(dsn: str | None, table: str | None, keep: str | None, enforce: bool) -> None:
+    """Set TABLE's retention to KEEP (an interval such as '30 days', or 'forever'), and/or --enforce it."""
+    from mdplatform.pg import PgError, enforce_retention, set_retention
+
+    if table is None and not enforce:
+        raise click.UsageError("give TABLE KEEP, or --enforce")
+    if table is not None and keep is None:
+        raise click.UsageError("give the interval to keep TABLE's rows for, e.g. '30 days', or 'forever'")
+    try:
+        if table is not None:
+            set_retention(table, None if keep == "forever" else keep, dsn=_require(dsn))
+            click.echo(f"{table}: kept {keep}")
+        if enforce:
+            for name, deleted in enforce_retention(dsn=_require(dsn)).items():
+                click.echo(f"{name}: {deleted:,} rows deleted")
+    except PgError as exc:
+        raise _fail(exc) from None

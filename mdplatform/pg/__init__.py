@@ -1,0 +1,41 @@
+"""The PostgreSQL / TimescaleDB sink: migrations, window loads by binary COPY, and what a database holds.
+
+    from mdplatform.pg import migrate, replace_window, replace_windows, info
+    migrate()                                             # $MDP_PG_DSN, or migrate("postgresql://...")
+    replace_window("trades", df, "ts", hour_ns, hour_ns + 3_600 * 10**9)
+    replace_windows([Window("trades", ...), Window("coverage", ...)])   # one transaction
+
+The DSN comes from the ``dsn`` argument or ``$MDP_PG_DSN``; loads share a connection pool per DSN. No message,
+exception or returned value holds the DSN's password (``redact_dsn``). See docs/postgres.md.
+"""
+
+from mdplatform.warehouse import Window
+
+from ._dsn import ENV_VAR, PgConfigError, PgError, redact_dsn, resolve_dsn
+from ._info import DatabaseInfo, TableInfo, info
+from ._load import LoadResult, replace_window, replace_windows
+from ._migrate import Migration, MigrationError, default_migrations_dir, migrate
+from ._pool import close_pools
+from ._retention import enforce_retention, set_retention
+
+__all__ = [
+    "ENV_VAR",
+    "DatabaseInfo",
+    "LoadResult",
+    "Migration",
+    "MigrationError",
+    "PgConfigError",
+    "PgError",
+    "TableInfo",
+    "Window",
+    "close_pools",
+    "default_migrations_dir",
+    "enforce_retention",
+    "info",
+    "migrate",
+    "redact_dsn",
+    "replace_window",
+    "replace_windows",
+    "resolve_dsn",
+    "set_retention",
+]
