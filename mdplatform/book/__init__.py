@@ -1,25 +1,45 @@
 """A generic L2 (price-level) order book, fed by the exchange modules' sync logic, and its offline rebuild from the
-raw layer with fixed-interval samples and metrics."""
+raw layer with fixed-interval samples, metrics, heatmaps and a cross-exchange view."""
 
 from ._checkpoint import BookCheckpoint
+from ._heatmap import (
+    BOOK_HEATMAP,
+    CONSOLIDATED,
+    BookHeatmapSpec,
+    bucket_levels,
+    consolidate_heatmap,
+    rollup_heatmap,
+    spot_base,
+)
 from ._l2 import L2Book, Level, RawLevel, Side
 from ._metrics import DEPTH_BPS, TOP_N, book_metrics, samples_schema
-from ._rebuild import BookSamples, InvalidInterval, Rebuild, book_samples, invalid_schema, lake_book_samples
+from ._rebuild import InvalidInterval, Rebuild, invalid_schema
+from ._samples import BookSamples, Clock, book_clock, book_samples, lake_book_samples, step_label
 
 __all__ = [
+    "BOOK_HEATMAP",
+    "CONSOLIDATED",
     "DEPTH_BPS",
     "TOP_N",
     "BookCheckpoint",
+    "BookHeatmapSpec",
     "BookSamples",
+    "Clock",
     "InvalidInterval",
     "L2Book",
     "Level",
     "RawLevel",
     "Rebuild",
     "Side",
+    "book_clock",
     "book_metrics",
     "book_samples",
+    "bucket_levels",
+    "consolidate_heatmap",
     "invalid_schema",
     "lake_book_samples",
+    "rollup_heatmap",
     "samples_schema",
+    "spot_base",
+    "step_label",
 ]

@@ -32,6 +32,9 @@ class BookCheckpoint:
     state: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     invalid_since: int | None = None
+    #: the range the book's last snapshot covered (``L2Book.bid_floor``/``ask_ceiling``)
+    bid_floor: float | None = None
+    ask_ceiling: float | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -46,6 +49,8 @@ class BookCheckpoint:
                 "state": self.state,
                 "reason": self.reason,
                 "invalid_since": self.invalid_since,
+                "bid_floor": self.bid_floor,
+                "ask_ceiling": self.ask_ceiling,
             }
         )
 
@@ -63,6 +68,8 @@ class BookCheckpoint:
             state=dict(obj.get("state") or {}),
             reason=str(obj.get("reason", "")),
             invalid_since=obj.get("invalid_since"),
+            bid_floor=obj.get("bid_floor"),
+            ask_ceiling=obj.get("ask_ceiling"),
         )
 
     def write(self, path: str | Path) -> None:

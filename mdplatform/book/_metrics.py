@@ -11,6 +11,10 @@ Definitions (``bb``/``ba`` best bid/ask price, ``bq``/``aq`` their sizes):
 - ``bid_depth_{X}bps``: summed size of the bid levels with price ``>= mid * (1 - X / 1e4)``; ``ask_depth_{X}bps``:
   the ask levels with price ``<= mid * (1 + X / 1e4)`` (base-asset units, bounds inclusive);
 - ``imbalance_{X}bps = (bid_depth - ask_depth) / (bid_depth + ask_depth)`` in [-1, 1], null when both are 0.
+
+A band that reaches past the range the book's snapshot covered (``bid_floor``/``ask_ceiling``, see ``L2Book``) is
+null, and so is its imbalance: beyond that range the book is partial and a sum there would understate the depth.
+``bid_floor``/``ask_ceiling`` are columns of their own, so a reader sees how far the book is known.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ def samples_schema(depth_bps: Sequence[int] = DEPTH_BPS) -> dict[str, pl.DataTyp
         "exchange": pl.String(),
         "symbol": pl.String(),
         "update_id": pl.Int64(),
+        "book_ts": pl.Datetime("ns", "UTC"),  # the time of the last frame the book reflects (its staleness)
         "bid_price": f,
         "bid_size": f,
         "ask_price": f,
@@ -48,6 +53,8 @@ def samples_schema(depth_bps: Sequence[int] = DEPTH_BPS) -> dict[str, pl.DataTyp
         "spread": f,
         "spread_bps": f,
         "microprice": f,
+        "bid_floor": f,
+        "ask_ceiling": f,
     }
     for x in depth_bps:
         schema[f"bid_depth_{x}bps"] = f
@@ -92,12 +99,19 @@ def book_metrics(book: L2Book, *, top_n: int = TOP_N, depth_bps: Sequence[int] =
     widest = max(depth_bps, default=0)
     bids = book.within("bid", mid * (1.0 - widest / 1e4)) if depth_bps else []
     asks = book.within("ask", mid * (1.0 + widest / 1e4)) if depth_bps else []
-    bid_depths = _band_depths(bids, [mid * (1.0 - x / 1e4) for x in depth_bps], True)
-    ask_depths = _band_depths(asks, [mid * (1.0 + x / 1e4) for x in depth_bps], False)
-    for x, bd, ad in zip(depth_bps, bid_depths, ask_depths, strict=True):
-        out[f"bid_depth_{x}bps"] = bd
-        out[f"ask_depth_{x}bps"] = ad
-        out[f"imbalance_{x}bps"] = (bd - ad) / (bd + ad) if bd + ad > 0.0 else None
+    bid_bounds = [mid * (1.0 - x / 1e4) for x in depth_bps]
+    ask_bounds = [mid * (1.0 + x / 1e4) for x in depth_bps]
+    bid_depths = _band_depths(bids, bid_bounds, True)
+    ask_depths = _band_depths(asks, ask_bounds, False)
+    floor = book.bid_floor if book.bid_floor is not None else 0.0
+    ceiling = book.ask_ceiling if book.ask_ceiling is not None else float("inf")
+    out["bid_floor"] = book.bid_floor
+    out["ask_ceiling"] = book.ask_ceiling
+    for x, bd, ad, lo, hi in zip(depth_bps, bid_depths, ask_depths, bid_bounds, ask_bounds, strict=True):
+        known_bid, known_ask = lo >= floor, hi <= ceiling
+        out[f"bid_depth_{x}bps"] = bd if known_bid else None
+        out[f"ask_depth_{x}bps"] = ad if known_ask else None
+        out[f"imbalance_{x}bps"] = (bd - ad) / (bd + ad) if known_bid and known_ask and bd + ad > 0.0 else None
     top_bids, top_asks = book.bids(top_n), book.asks(top_n)
     out["bid_px"] = [p for p, _ in top_bids]
     out["bid_sz"] = [q for _, q in top_bids]

@@ -13,20 +13,19 @@ yet: disconnections known only from the lake's ``coverage``/events (a quiet dead
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import polars as pl
 
 from ._checkpoint import BookCheckpoint
 from ._l2 import L2Book
-from ._metrics import DEPTH_BPS, TOP_N, book_metrics, samples_schema
 
 if TYPE_CHECKING:
     from ..exchanges import BookBuilder, BookRebuilding
 
-__all__ = ["BookSamples", "InvalidInterval", "Rebuild", "book_samples", "invalid_schema", "lake_book_samples"]
+__all__ = ["BEFORE_SNAPSHOT", "SECOND_NS", "InvalidInterval", "Rebuild", "invalid_schema"]
 
 SECOND_NS = 1_000_000_000
 #: the reason of the interval before a window's first snapshot
@@ -84,6 +83,9 @@ class Rebuild:
             self._last_ns = checkpoint.recv_ns
             if checkpoint.valid:
                 self.builder.restore(checkpoint.bids, checkpoint.asks, checkpoint.state)
+                # restoring loads the levels as if a snapshot: the range known is the original snapshot's
+                self.builder.book.bid_floor = checkpoint.bid_floor
+                self.builder.book.ask_ceiling = checkpoint.ask_ceiling
                 self._since = None
             else:
                 self._since = checkpoint.invalid_since if start_ns is None else start_ns
@@ -172,6 +174,8 @@ class Rebuild:
             bids=tuple(book.raw_bids()),
             asks=tuple(book.raw_asks()),
             state=self.builder.checkpoint(),
+            bid_floor=book.bid_floor,
+            ask_ceiling=book.ask_ceiling,
         )
 
     def rows(self, raw: pl.DataFrame) -> Iterator[tuple[int, str, str]]:
@@ -189,138 +193,3 @@ class Rebuild:
             self.feed(recv_ns, channel, payload)
             if self.builder.valid:
                 yield recv_ns
-
-
-@dataclass(frozen=True, slots=True)
-class BookSamples:
-    """``samples`` (``samples_schema``), ``invalid`` intervals (``invalid_schema``) and the end state."""
-
-    samples: pl.DataFrame
-    invalid: pl.DataFrame
-    checkpoint: BookCheckpoint
-
-
-def book_samples(
-    raw: pl.DataFrame,
-    exchange_id: str,
-    symbol: str,
-    *,
-    interval_ns: int = SECOND_NS,
-    top_n: int = TOP_N,
-    depth_bps: Sequence[int] = DEPTH_BPS,
-    start_ns: int | None = None,
-    end_ns: int | None = None,
-    checkpoint: BookCheckpoint | None = None,
-    max_silence_ns: int | None = 60 * SECOND_NS,
-) -> BookSamples:
-    """Rebuild ``symbol``'s book from ``raw`` (lake rows in receive order) and sample it every ``interval_ns``.
-
-    Samples sit on the grid of multiples of ``interval_ns`` in [start_ns, end_ns) (defaults: the first book row's
-    time, and just after the last one's); rows before ``start_ns`` are applied (warm-up) and those from ``end_ns`` on
-    are not (they belong to the next window); invalid intervals are clipped to the window. The sample at ``t`` is
-    the book after every row received at or before ``t``, taken only while the book is valid (after a gap, samples
-    already taken since the last frame in sequence are withdrawn). ``checkpoint``: the previous window's end state
-    (pass that window's ``end_ns`` as this one's ``start_ns``); the returned checkpoint continues into the next one.
-    ``max_silence_ns``: a book without any frame for this long is not sampled from then until its next frame (an
-    interval "silent: ..."): a dead connection shows only as silence here, since the lake's coverage is not read
-    yet (None: never).
-    """
-    if interval_ns <= 0:
-        raise ValueError("interval_ns must be > 0")
-    rebuild = Rebuild(exchange_id, symbol, checkpoint=checkpoint, start_ns=start_ns)
-    rows = list(rebuild.rows(raw))
-    if start_ns is None:
-        start_ns = rows[0][0] if rows else (checkpoint.recv_ns if checkpoint is not None else 0)
-    if end_ns is None:
-        end_ns = rows[-1][0] + 1 if rows else start_ns
-    else:
-        rows = [r for r in rows if r[0] < end_ns]  # later rows belong to the next window
-    out: list[dict[str, Any]] = []
-    t = -(-start_ns // interval_ns) * interval_ns
-    cached_version = -1
-    metrics: dict[str, Any] | None = None
-    silence = max_silence_ns if max_silence_ns is not None else 1 << 62
-    last = checkpoint.recv_ns if checkpoint is not None else None  # the last book row's receive time
-    silent: list[InvalidInterval] = []
-    silent_reason = f"silent: no book frame for {silence / SECOND_NS:g} s"
-
-    def take(at: int) -> None:
-        nonlocal cached_version, metrics
-        if not rebuild.valid or (last is not None and at >= last + silence):
-            return
-        if cached_version != rebuild.version:
-            metrics, cached_version = book_metrics(rebuild.book, top_n=top_n, depth_bps=depth_bps), rebuild.version
-        if metrics is not None:
-            out.append({"ts": at, "exchange": exchange_id, "symbol": symbol, **metrics})
-
-    for recv_ns, channel, payload in rows:
-        while t < recv_ns and t < end_ns:
-            take(t)
-            t += interval_ns
-        was_valid = rebuild.valid
-        rebuild.feed(recv_ns, channel, payload)
-        since = rebuild.invalid_since
-        while out and since is not None and out[-1]["ts"] >= since:
-            out.pop()  # taken after the frames a gap lost had arrived: not the exchange's book
-        if was_valid and last is not None and recv_ns - last > silence and (since is None or since > last + silence):
-            silent.append(InvalidInterval(last + silence, recv_ns, silent_reason))
-        last = recv_ns
-    while t < end_ns:
-        take(t)
-        t += interval_ns
-    if rebuild.valid and last is not None and end_ns > last + silence:
-        silent.append(InvalidInterval(last + silence, end_ns, silent_reason))
-
-    schema = samples_schema(depth_bps)
-    samples = pl.DataFrame(out, schema={**schema, "ts": pl.Int64()}).with_columns(pl.col("ts").cast(schema["ts"]))
-    intervals = [
-        InvalidInterval(max(iv.start_ns, start_ns), iv.end_ns, iv.reason)
-        for iv in sorted(rebuild.close(end_ns) + silent, key=lambda iv: iv.start_ns)
-        if iv.end_ns > start_ns  # rows before start_ns only warm the book up
-    ]
-    invalid = pl.DataFrame(
-        {
-            "exchange": [exchange_id] * len(intervals),
-            "symbol": [symbol] * len(intervals),
-            "start": [iv.start_ns for iv in intervals],
-            "end": [iv.end_ns for iv in intervals],
-            "reason": [iv.reason for iv in intervals],
-        },
-        schema={**invalid_schema(), "start": pl.Int64(), "end": pl.Int64()},
-    ).with_columns(pl.col("start", "end").cast(pl.Datetime("ns", "UTC")))
-    return BookSamples(samples, invalid, rebuild.checkpoint())
-
-
-def lake_book_samples(
-    root: str | None,
-    exchange_id: str,
-    symbol: str,
-    start_ns: int,
-    end_ns: int,
-    *,
-    checkpoint: BookCheckpoint | None = None,
-    interval_ns: int = SECOND_NS,
-    top_n: int = TOP_N,
-    depth_bps: Sequence[int] = DEPTH_BPS,
-    max_silence_ns: int | None = 60 * SECOND_NS,
-) -> BookSamples:
-    """``book_samples`` of the window [start_ns, end_ns) read from the lake's raw layer at ``root`` (the book
-    channels of ``exchange_id`` only), continuing from ``checkpoint`` (the previous window's). Without one the
-    window's book is invalid until its first snapshot: it never replays earlier windows."""
-    from ..lake import read_raw
-
-    channels = sorted(_builder(exchange_id, symbol).channels)
-    raw = read_raw(root, start_ns, end_ns, exchanges=[exchange_id], channels=channels)
-    raw = raw.filter(pl.col("symbol") == symbol, pl.col("recv_ts").dt.epoch("ns") >= start_ns)
-    return book_samples(
-        raw,
-        exchange_id,
-        symbol,
-        interval_ns=interval_ns,
-        top_n=top_n,
-        depth_bps=depth_bps,
-        start_ns=start_ns,
-        end_ns=end_ns,
-        checkpoint=checkpoint,
-        max_silence_ns=max_silence_ns,
-    )

@@ -348,4 +348,9 @@ class BookBuilder(Protocol):
 class BookRebuilding(Protocol):
     """The optional part of ``Exchange`` an offline book rebuild needs (Binance markets and OKX have it)."""
 
+    #: regular expressions whose first group is the exchange's time (epoch ms) in a book frame, by preference:
+    #: the rebuild samples books on the exchange's clock, as trades are timed (frames without one, such as REST
+    #: snapshots, take their neighbour's)
+    book_time_patterns: tuple[str, ...]
+
     def book_builder(self, symbol: str, *, keep_raw: bool = False) -> BookBuilder: ...

@@ -368,6 +368,10 @@ class BinanceExchange:
     def new_session(self, subs: Sequence[Subscription], rest_url: str | None) -> BinanceSession:
         return BinanceSession(self, subs, rest_url or self.rest_url)
 
+    #: BookRebuilding: depth diffs carry the event time E, futures also the transaction time T (the one the
+    #: builder stamps the book with)
+    book_time_patterns = (r'"T":(\d+)', r'"E":(\d+)')
+
     def book_builder(self, symbol: str, *, keep_raw: bool = False) -> BinanceBookBuilder:  # BookRebuilding
         return BinanceBookBuilder(symbol, futures=self.futures, keep_raw=keep_raw)
 

@@ -218,6 +218,9 @@ class OkxExchange:
     def new_session(self, subs: Sequence[Subscription], rest_url: str | None) -> OkxSession:
         return OkxSession(self, subs)
 
+    #: BookRebuilding: every ``books`` push carries the exchange's time as a string
+    book_time_patterns = (r'"ts":"(\d+)"',)
+
     def book_builder(self, symbol: str, *, keep_raw: bool = True) -> OkxBookBuilder:  # BookRebuilding
         """The ``books`` book of one instId (raw strings are always kept: the checksum needs them)."""
         return OkxBookBuilder(symbol)

@@ -10,19 +10,25 @@ import polars as pl
 import pytest
 from _book_util import depth, raw_rows
 
-from mdplatform.book import BookCheckpoint, book_samples, lake_book_samples
+from mdplatform.book import BookCheckpoint, Clock, Rebuild, book_clock, book_samples, lake_book_samples
 
 Recording = Callable[[str], pl.DataFrame]
 S = 1_000_000_000
 HOUR = 1_723_161_600 * S  # 2024-08-09 00:00:00 UTC, inside the spot recording (23:54:13 to 00:05:04)
 
 
-def split_run(raw: pl.DataFrame, xid: str, symbol: str, cut: int, tmp_path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    recv = pl.col("recv_ts").dt.epoch("ns")
-    first = book_samples(raw.filter(recv < cut), xid, symbol, end_ns=cut)
+def split_run(
+    raw: pl.DataFrame, xid: str, symbol: str, cut: int, tmp_path: Path, clock: Clock = "exchange"
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The book rows before ``cut`` (on ``clock``), then those from it on continuing from the first's checkpoint."""
+    rows = raw.filter(pl.col("symbol") == symbol, pl.col("channel").is_in(list(Rebuild(xid, symbol).channels)))
+    at = book_clock(rows, xid, clock)
+    first = book_samples(rows.filter(at < cut), xid, symbol, end_ns=cut, clock=clock)
     path = tmp_path / "checkpoint.json"
     first.checkpoint.write(path)
-    second = book_samples(raw.filter(recv >= cut), xid, symbol, start_ns=cut, checkpoint=BookCheckpoint.read(path))
+    second = book_samples(
+        rows.filter(at >= cut), xid, symbol, start_ns=cut, checkpoint=BookCheckpoint.read(path), clock=clock
+    )
     return pl.concat([first.samples, second.samples]), pl.concat([first.invalid, second.invalid])
 
 
@@ -43,7 +49,7 @@ def test_hour_boundary_gives_the_uninterrupted_samples(
     samples, invalid = split_run(raw, xid, symbol, cut, tmp_path)
     assert samples.equals(whole.samples)
     assert invalid.equals(whole.invalid)
-    assert whole.samples.height == {"spot/btcusdt": 650, "usdm/btcusdt": 344, "cm/btcusd_perp": 647}[name]
+    assert whole.samples.height == {"spot/btcusdt": 650, "usdm/btcusdt": 345, "cm/btcusd_perp": 647}[name]
     # the samples on both sides of the cut are there
     ts = samples["ts"].dt.epoch("ns")
     assert cut in ts.to_list() and cut - S in ts.to_list()
@@ -66,14 +72,20 @@ def test_checkpoint_json_round_trip_and_an_invalid_checkpoint() -> None:
         (2 * S, "depth", depth(101, 101, [], [["101", "0.5"]])),
         (4 * S, "depth", depth(105, 105, [], [])),  # a gap
     ]
-    first = book_samples(raw_rows("binance", "BTCUSDT", rows[:2]), "binance", "BTCUSDT", end_ns=3 * S)
+    first = book_samples(raw_rows("binance", "BTCUSDT", rows[:2]), "binance", "BTCUSDT", end_ns=3 * S, clock="receive")
     cp = first.checkpoint
     assert (cp.valid, cp.update_id, cp.state, cp.recv_ns) == (True, 101, {"last_update_id": 101}, 2 * S)
     assert (cp.bids, cp.asks) == ((("100.10", "2.000"),), (("101", "0.5"),))  # the exchange's strings
     assert BookCheckpoint.from_json(cp.to_json()) == cp
     # the next window starts with the gap: invalid from just after the last frame of the previous window
     second = book_samples(
-        raw_rows("binance", "BTCUSDT", rows[2:]), "binance", "BTCUSDT", start_ns=3 * S, end_ns=6 * S, checkpoint=cp
+        raw_rows("binance", "BTCUSDT", rows[2:]),
+        "binance",
+        "BTCUSDT",
+        start_ns=3 * S,
+        end_ns=6 * S,
+        checkpoint=cp,
+        clock="receive",
     )
     assert second.samples["ts"].dt.epoch("ns").to_list() == []  # the sample at 3 s is withdrawn
     assert second.invalid.select(pl.col("start", "end").dt.epoch("ns")).rows() == [(3 * S, 6 * S)]
@@ -86,6 +98,7 @@ def test_checkpoint_json_round_trip_and_an_invalid_checkpoint() -> None:
         start_ns=6 * S,
         end_ns=8 * S,
         checkpoint=BookCheckpoint.from_json(second.checkpoint.to_json()),
+        clock="receive",
     )
     assert third.samples.height == 0
     assert third.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows() == [
@@ -96,18 +109,21 @@ def test_checkpoint_json_round_trip_and_an_invalid_checkpoint() -> None:
 def test_hourly_windows_read_from_the_lake_chain_through_checkpoints(
     recording: Recording, recording_lake: Callable[[str], str]
 ) -> None:
-    """Hour 23:00 then hour 00:00 of the spot recording, each read from the lake by its own window."""
+    """Hour 23:00 then hour 00:00 of the spot recording (exchange clock), each read from the lake by its own window.
+    The recording machine's clock ran 1.3 s behind Binance's: the first frames stamped 00:00 were received in the
+    minute 23:59, which the second window must read too."""
     lake = recording_lake("spot/btcusdt")
     whole = book_samples(recording("spot/btcusdt"), "binance", "BTCUSDT")
     h23 = lake_book_samples(lake, "binance", "BTCUSDT", HOUR - 3600 * S, HOUR)
     h00 = lake_book_samples(lake, "binance", "BTCUSDT", HOUR, HOUR + 3600 * S, checkpoint=h23.checkpoint)
-    # 23:54:15 .. 23:59:59 and 00:00:00 .. the recording's end (00:05:04.5) + 60 s of silence
-    assert (h23.samples.height, h00.samples.height) == (345, 365)
-    assert h00.samples.filter(pl.col("ts").dt.epoch("ns") <= whole.checkpoint.recv_ns).equals(whole.samples.tail(305))
+    # 23:54:16 .. 23:59:59 and 00:00:00 .. the last frame (00:05:05.809 by Binance's clock) + 60 s of silence
+    assert (h23.samples.height, h00.samples.height) == (344, 366)
+    assert h00.samples.filter(pl.col("ts").dt.epoch("ns") <= whole.checkpoint.recv_ns).equals(whole.samples.tail(306))
     assert pl.concat([h23.samples, h00.samples]).head(650).equals(whole.samples)
-    # the hour before the recording starts is invalid up to the snapshot; the next hour from 60 s after its last frame
+    # the hour before the recording starts is invalid up to the first frame after the snapshot (Binance's time of
+    # the diff that completed it); the next hour from 60 s after its last frame
     assert h23.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows() == [
-        (HOUR - 3600 * S, 1_723_161_254_206_652_067, "no snapshot yet")
+        (HOUR - 3600 * S, 1_723_161_255_408_000_000, "no snapshot yet")
     ]
     assert h00.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows() == [
         (whole.checkpoint.recv_ns + 60 * S, HOUR + 3600 * S, "silent: no book frame for 60 s")

@@ -66,7 +66,7 @@ def test_okx_corrupted_checksum_is_an_invalid_interval_until_the_end(recording: 
         .then(pl.lit(orjson.dumps(payload).decode()))
         .otherwise("payload")
     ).drop("index")
-    out = book_samples(bad, "okx", "BTC-USDT")
+    out = book_samples(bad, "okx", "BTC-USDT", clock="receive")
     (start, reason) = out.invalid.select(pl.col("start").dt.epoch("ns"), "reason").row(0)
     t_bad = victim["recv_ts"].timestamp()
     assert start == round(t_bad * 1e9) or abs(start / 1e9 - t_bad) < 1e-6
@@ -76,7 +76,7 @@ def test_okx_corrupted_checksum_is_an_invalid_interval_until_the_end(recording: 
 
 def test_forced_gap_gives_an_invalid_interval_and_no_samples_in_it(recording: Recording) -> None:
     raw = recording("spot/btcusdt")
-    whole = book_samples(raw, "binance", "BTCUSDT")
+    whole = book_samples(raw, "binance", "BTCUSDT", clock="receive")
     # 23:54:13.94 to 00:05:04.54: samples from the first second after the snapshot to the last row
     assert whole.samples.height == 650
     assert whole.samples["ts"].dt.epoch("ns").min() == 1_723_161_255_000_000_000
@@ -89,7 +89,7 @@ def test_forced_gap_gives_an_invalid_interval_and_no_samples_in_it(recording: Re
     recv = depth_rows["recv_ts"].dt.epoch("ns")
     last_good, next_recv = recv[2999], recv[3005]
     gapped = raw.with_row_index().filter(~pl.col("index").is_in(dropped.implode())).drop("index")
-    out = book_samples(gapped, "binance", "BTCUSDT")
+    out = book_samples(gapped, "binance", "BTCUSDT", clock="receive")
     iv = out.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows()
     assert iv[0] == (1_723_161_253_937_085_768, SNAPSHOT_RECV, "no snapshot yet")
     assert iv[1][:2] == (last_good + 1, whole.checkpoint.recv_ns + 1)  # no snapshot follows: invalid to the end

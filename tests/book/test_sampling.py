@@ -1,4 +1,5 @@
-"""Samples on a fixed grid of receive time, only while the book is valid; invalid intervals with their reasons.
+"""Samples on a fixed grid (of receive time here: the hand-written frames carry no exchange time), only while the
+book is valid; invalid intervals with their reasons.
 A small hand-written Binance spot stream: every expected value worked out by hand."""
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def stream() -> pl.DataFrame:
 
 
 def test_samples_on_the_grid_while_valid() -> None:
-    out = book_samples(stream(), "binance", "BTCUSDT", end_ns=6_500_000_000)
+    out = book_samples(stream(), "binance", "BTCUSDT", end_ns=6_500_000_000, clock="receive")
     s = out.samples
     # t=1 s precedes the snapshot; 3 s and 4 s follow the diff at 2.7 s after which the gap lost frames; t=5 s
     # includes the snapshot received at exactly 5 s
@@ -50,12 +51,15 @@ def test_samples_on_the_grid_while_valid() -> None:
     # after the resync the buffered diff 106..107 added 99.5 x1
     assert s["bid_px"].to_list()[-1] == [100.0, 99.5, 99.0]
     assert s["bid_sz"].to_list()[-1] == [3.0, 1.0, 1.0]
-    assert (s["exchange"].unique().to_list(), s["symbol"].unique().to_list()) == (["binance"], ["BTCUSDT"])
+    assert (s["exchange"].unique().to_list(), s["symbol"].unique().to_list()) == (
+        ["binance"],
+        ["BTC-USDT"],
+    )  # labelled as trades are
 
 
 def test_invalid_intervals_before_the_snapshot_and_after_a_gap() -> None:
     # the gap is seen at 4.2 s, but the frames it lost arrived after the diff at 2.7 s: invalid from just after it
-    out = book_samples(stream(), "binance", "BTCUSDT", end_ns=6_500_000_000)
+    out = book_samples(stream(), "binance", "BTCUSDT", end_ns=6_500_000_000, clock="receive")
     iv = out.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows()
     assert iv == [
         (S // 2, 1_500_000_000, "no snapshot yet"),
@@ -64,13 +68,15 @@ def test_invalid_intervals_before_the_snapshot_and_after_a_gap() -> None:
 
 
 def test_interval_and_window_options() -> None:
-    out = book_samples(stream(), "binance", "BTCUSDT", interval_ns=S // 2, start_ns=2 * S, end_ns=4 * S)
+    out = book_samples(
+        stream(), "binance", "BTCUSDT", interval_ns=S // 2, start_ns=2 * S, end_ns=4 * S, clock="receive"
+    )
     assert out.samples["ts"].dt.epoch("ns").to_list() == [2 * S, 2_500_000_000, 3 * S, 3_500_000_000]
     assert out.samples["update_id"].to_list() == [101, 101, 103, 103]
     # the rows from end_ns on are not applied: the gap at 4.2 s lies in the next window
     assert out.invalid.height == 0 and out.checkpoint.valid and out.checkpoint.update_id == 103
     # invalid intervals are clipped to the window
-    out = book_samples(stream(), "binance", "BTCUSDT", start_ns=S, end_ns=4_500_000_000)
+    out = book_samples(stream(), "binance", "BTCUSDT", start_ns=S, end_ns=4_500_000_000, clock="receive")
     assert out.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows() == [
         (S, 1_500_000_000, "no snapshot yet"),
         (2_700_000_001, 4_500_000_000, "gap: U=106 > previous u+1=104 (u=107)"),
@@ -79,7 +85,7 @@ def test_interval_and_window_options() -> None:
 
 def test_still_invalid_at_the_end_of_the_window() -> None:
     rows = stream().head(5)  # the resync snapshot never comes
-    out = book_samples(rows, "binance", "BTCUSDT", end_ns=7 * S)
+    out = book_samples(rows, "binance", "BTCUSDT", end_ns=7 * S, clock="receive")
     assert out.samples["ts"].dt.epoch("ns").to_list() == [2 * S]
     last = out.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows()[-1]
     assert last == (2_700_000_001, 7 * S, "gap: U=106 > previous u+1=104 (u=107)")
@@ -89,7 +95,7 @@ def test_still_invalid_at_the_end_of_the_window() -> None:
 def test_a_frame_the_builder_refuses_invalidates_the_book() -> None:
     rows = stream().head(4)
     bad = raw_rows("binance", "BTCUSDT", [(3_100_000_000, "depth", depth(104, 104, [["100", "NaN"]], []))])
-    out = book_samples(pl.concat([rows, bad]), "binance", "BTCUSDT", end_ns=5 * S)
+    out = book_samples(pl.concat([rows, bad]), "binance", "BTCUSDT", end_ns=5 * S, clock="receive")
     assert out.samples["ts"].dt.epoch("ns").to_list() == [2 * S, 3 * S]
     (start, end, reason) = out.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows()[-1]
     assert (start, end) == (3_100_000_000, 5 * S) and reason.startswith("frame_error: size 'NaN'")
@@ -98,7 +104,9 @@ def test_a_frame_the_builder_refuses_invalidates_the_book() -> None:
 def test_a_silent_book_is_not_sampled_until_its_next_frame() -> None:
     rows = stream().head(4)  # valid from 1.5 s, last frame at 2.7 s
     late = raw_rows("binance", "BTCUSDT", [(9 * S, "depth", depth(104, 104, [], []))])
-    out = book_samples(pl.concat([rows, late]), "binance", "BTCUSDT", end_ns=12 * S, max_silence_ns=3 * S)
+    out = book_samples(
+        pl.concat([rows, late]), "binance", "BTCUSDT", end_ns=12 * S, max_silence_ns=3 * S, clock="receive"
+    )
     # sampled up to 2.7 s + 3 s, then again from the frame at 9 s (the chain goes on: the book is whole)
     assert out.samples["ts"].dt.epoch("ns").to_list() == [2 * S, 3 * S, 4 * S, 5 * S, 9 * S, 10 * S, 11 * S]
     assert out.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows() == [
@@ -106,6 +114,8 @@ def test_a_silent_book_is_not_sampled_until_its_next_frame() -> None:
         (5_700_000_000, 9 * S, "silent: no book frame for 3 s"),
     ]
     # silent at the end of the window too; None turns the rule off
-    out = book_samples(rows, "binance", "BTCUSDT", end_ns=7 * S, max_silence_ns=3 * S)
+    out = book_samples(rows, "binance", "BTCUSDT", end_ns=7 * S, max_silence_ns=3 * S, clock="receive")
     assert out.invalid.select(pl.col("start", "end").dt.epoch("ns")).rows()[-1] == (5_700_000_000, 7 * S)
-    assert book_samples(rows, "binance", "BTCUSDT", end_ns=7 * S, max_silence_ns=None).samples.height == 5
+    assert (
+        book_samples(rows, "binance", "BTCUSDT", end_ns=7 * S, max_silence_ns=None, clock="receive").samples.height == 5
+    )

@@ -1,0 +1,266 @@
+"""Fixed-interval samples of a rebuilt book: metrics, heatmap rows and the intervals with no valid book.
+
+The clock. By default samples sit on **exchange time**: each book frame is placed at the time the exchange stamped
+it (``BookRebuilding.book_time_patterns``: Binance ``T``/``E``, OKX ``ts``), the clock trades and candles use, so a
+book sample, a trade and a candle of the same instant line up; a frame without one (a REST snapshot) takes the
+time of the frame before it (or after it, for the first). The clock never goes back within a book (a running
+maximum). ``clock="receive"`` samples on receive time instead.
+
+A window is [start_ns, end_ns) of that clock: frames before start_ns only warm the book up, frames from end_ns on
+belong to the next window, which continues from this one's ``BookCheckpoint``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal, cast
+
+import polars as pl
+
+from .._time import MINUTE_NS
+from ._checkpoint import BookCheckpoint
+from ._heatmap import BOOK_HEATMAP, BookHeatmapSpec, bucket_levels, heatmap_frame
+from ._metrics import DEPTH_BPS, TOP_N, book_metrics, samples_schema
+from ._rebuild import SECOND_NS, InvalidInterval, Rebuild, invalid_schema
+
+__all__ = ["BookSamples", "Clock", "book_clock", "book_samples", "lake_book_samples", "step_label"]
+
+Clock = Literal["exchange", "receive"]
+
+
+@dataclass(frozen=True, slots=True)
+class BookSamples:
+    """``samples`` (``samples_schema``), ``invalid`` intervals (``invalid_schema``), ``heatmap`` rows
+    (``BOOK_HEATMAP``, empty without a heatmap spec) and the end state."""
+
+    samples: pl.DataFrame
+    invalid: pl.DataFrame
+    checkpoint: BookCheckpoint
+    heatmap: pl.DataFrame
+
+
+def step_label(interval_ns: int) -> str:
+    """1_000_000_000 -> "1s", 60 s -> "1m"; other intervals in ms ("250ms")."""
+    for unit, ns in (("h", 3_600 * SECOND_NS), ("m", 60 * SECOND_NS), ("s", SECOND_NS)):
+        if interval_ns % ns == 0:
+            return f"{interval_ns // ns}{unit}"
+    return f"{interval_ns / 1e6:g}ms"
+
+
+def _exchange(exchange_id: str) -> Any:
+    from ..exchanges import get_exchange  # here: the exchange modules import mdplatform.book themselves
+
+    return get_exchange(exchange_id)
+
+
+def book_clock(
+    raw: pl.DataFrame, exchange_id: str, clock: Clock = "exchange", *, after_ns: int | None = None
+) -> pl.Series:
+    """The clock (Int64 ns) of each row of one book's raw rows (module doc), in the rows' order. ``after_ns``: the
+    time of the frame before these rows (a checkpoint's), which untimed first rows take and none goes below."""
+    recv = raw.get_column("recv_ts").cast(pl.Int64)
+    if clock == "receive" or raw.is_empty():
+        return recv.alias("clock")
+    patterns: Sequence[str] = getattr(_exchange(exchange_id), "book_time_patterns", ())
+    payload = pl.col("payload")
+    found = pl.coalesce([payload.str.extract(p, 1).cast(pl.Int64) for p in patterns]) if patterns else None
+    if found is None:
+        return recv.alias("clock")
+    ms = raw.select(found.alias("ms")).get_column("ms")
+    if ms.null_count() == len(ms):
+        return recv.alias("clock")
+    ns = ms.fill_null(strategy="forward") * 1_000_000
+    if after_ns is not None:
+        ns = ns.fill_null(after_ns).clip(lower_bound=after_ns)
+    return ns.fill_null(strategy="backward").cum_max().alias("clock")
+
+
+def book_samples(
+    raw: pl.DataFrame,
+    exchange_id: str,
+    symbol: str,
+    *,
+    interval_ns: int = SECOND_NS,
+    top_n: int = TOP_N,
+    depth_bps: Sequence[int] = DEPTH_BPS,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    checkpoint: BookCheckpoint | None = None,
+    max_silence_ns: int | None = 60 * SECOND_NS,
+    clock: Clock = "exchange",
+    heatmap: BookHeatmapSpec | None = None,
+    gaps: Iterable[tuple[int, int, str]] = (),
+) -> BookSamples:
+    """Rebuild ``symbol``'s book (the exchange's id) from ``raw`` (lake rows in receive order) and sample it every
+    ``interval_ns`` of ``clock``.
+
+    Samples sit on the grid of multiples of ``interval_ns`` in [start_ns, end_ns) (defaults: the first book row's
+    time, and just after the last one's); invalid intervals are clipped to the window. The sample at ``t`` is the
+    book after every row at or before ``t``, taken only while the book is valid (after a gap, samples already
+    taken since the last frame in sequence are withdrawn). ``checkpoint``: the previous window's end state (pass
+    that window's ``end_ns`` as this one's ``start_ns``); the returned checkpoint continues into the next one.
+    ``max_silence_ns``: a book without any frame for this long is not sampled from then until its next frame (an
+    interval "silent: ..."; None: never). ``gaps``: (start, end, reason) spans known not observed (the lake's
+    ``coverage``: not connected, lost on a crash...): no sample there, each an invalid interval "coverage: reason".
+    ``heatmap``: also bucket the book at every sample (``BookSamples.heatmap``). Rows are labelled with the
+    normalized symbol (BASE-QUOTE[-SUFFIX]), as trades and candles are.
+    """
+    if interval_ns <= 0:
+        raise ValueError("interval_ns must be > 0")
+    label = cast("str", _exchange(exchange_id).normalize_symbol(symbol))
+    rebuild = Rebuild(exchange_id, symbol, checkpoint=checkpoint, start_ns=start_ns)
+    mine = raw.filter(pl.col("symbol") == symbol, pl.col("channel").is_in(list(rebuild.channels)))
+    if "exchange" in mine.columns:
+        mine = mine.filter(pl.col("exchange") == exchange_id)
+    after = checkpoint.recv_ns if checkpoint is not None else None
+    rows = list(rebuild.rows(mine.with_columns(recv_ts=book_clock(mine, exchange_id, clock, after_ns=after))))
+    if start_ns is None:
+        start_ns = rows[0][0] if rows else (checkpoint.recv_ns if checkpoint is not None else 0)
+    if end_ns is None:
+        end_ns = rows[-1][0] + 1 if rows else start_ns
+    else:
+        rows = [r for r in rows if r[0] < end_ns]  # later rows belong to the next window
+    if checkpoint is not None:
+        rows = [r for r in rows if r[0] >= start_ns]  # earlier ones are in the checkpoint already
+    out: list[dict[str, Any]] = []
+    hm: dict[str, list[Any]] = {"ts": [], "side": [], "k": [], "size": []}
+    t = -(-start_ns // interval_ns) * interval_ns
+    cached_version = -1
+    metrics: dict[str, Any] | None = None
+    buckets: tuple[list[int], list[float], list[int], list[float]] = ([], [], [], [])
+    silence = max_silence_ns if max_silence_ns is not None else 1 << 62
+    last = checkpoint.recv_ns if checkpoint is not None else None  # the last book row's time
+    silent: list[InvalidInterval] = []
+    silent_reason = f"silent: no book frame for {silence / SECOND_NS:g} s"
+
+    def take(at: int) -> None:
+        nonlocal cached_version, metrics, buckets
+        if not rebuild.valid or (last is not None and at >= last + silence):
+            return
+        if cached_version != rebuild.version:
+            metrics = book_metrics(rebuild.book, top_n=top_n, depth_bps=depth_bps)
+            if heatmap is not None:
+                buckets = bucket_levels(rebuild.book, heatmap)
+            cached_version = rebuild.version
+        if metrics is not None:
+            out.append({"ts": at, "exchange": exchange_id, "symbol": label, "book_ts": last, **metrics})
+            if heatmap is not None:
+                bid_k, bid_q, ask_k, ask_q = buckets
+                n_bid, n_ask = len(bid_k), len(ask_k)
+                hm["ts"].extend([at] * (n_bid + n_ask))
+                hm["side"].extend(["bid"] * n_bid + ["ask"] * n_ask)
+                hm["k"].extend(bid_k + ask_k)
+                hm["size"].extend(bid_q + ask_q)
+
+    for at, channel, payload in rows:
+        while t < at and t < end_ns:
+            take(t)
+            t += interval_ns
+        was_valid = rebuild.valid
+        rebuild.feed(at, channel, payload)
+        since = rebuild.invalid_since
+        while out and since is not None and out[-1]["ts"] >= since:
+            dropped = out.pop()["ts"]  # taken after the frames a gap lost had arrived: not the exchange's book
+            while hm["ts"] and hm["ts"][-1] == dropped:
+                for col in hm.values():
+                    col.pop()
+        if was_valid and last is not None and at - last > silence and (since is None or since > last + silence):
+            silent.append(InvalidInterval(last + silence, at, silent_reason))
+        last = at
+    while t < end_ns:
+        take(t)
+        t += interval_ns
+    if rebuild.valid and last is not None and end_ns > last + silence:
+        silent.append(InvalidInterval(last + silence, end_ns, silent_reason))
+
+    lost = sorted((max(a, start_ns), min(b, end_ns), f"coverage: {why}") for a, b, why in gaps if b > start_ns)
+    lost = [g for g in lost if g[1] > g[0]]
+    schema = samples_schema(depth_bps)
+    samples = pl.DataFrame(out, schema={**schema, "ts": pl.Int64(), "book_ts": pl.Int64()})
+    hm_df = heatmap_frame(
+        hm["ts"],
+        [exchange_id] * len(hm["ts"]),
+        [label] * len(hm["ts"]),
+        hm["side"],
+        hm["k"],
+        [heatmap.bucket if heatmap is not None else Decimal(0)] * len(hm["ts"]),
+        hm["size"],
+        step=step_label(interval_ns),
+    )
+    if lost:
+        inside = pl.any_horizontal([pl.col("ts").is_between(a, b, closed="left") for a, b, _ in lost])
+        samples = samples.filter(~inside)
+        t_ns = pl.col("ts").dt.epoch("ns")
+        hm_df = hm_df.filter(~pl.any_horizontal([t_ns.is_between(a, b, closed="left") for a, b, _ in lost]))
+    samples = samples.with_columns(pl.col("ts", "book_ts").cast(schema["ts"]))
+    intervals = [
+        InvalidInterval(max(iv.start_ns, start_ns), iv.end_ns, iv.reason)
+        for iv in rebuild.close(end_ns) + silent
+        if iv.end_ns > start_ns  # rows before start_ns only warm the book up
+    ] + [InvalidInterval(a, b, why) for a, b, why in lost]
+    intervals.sort(key=lambda iv: (iv.start_ns, iv.end_ns))
+    invalid = pl.DataFrame(
+        {
+            "exchange": [exchange_id] * len(intervals),
+            "symbol": [label] * len(intervals),
+            "start": [iv.start_ns for iv in intervals],
+            "end": [iv.end_ns for iv in intervals],
+            "reason": [iv.reason for iv in intervals],
+        },
+        schema={**invalid_schema(), "start": pl.Int64(), "end": pl.Int64()},
+    ).with_columns(pl.col("start", "end").cast(pl.Datetime("ns", "UTC")))
+    return BookSamples(samples, invalid, rebuild.checkpoint(), hm_df if heatmap is not None else _empty_heatmap())
+
+
+def _empty_heatmap() -> pl.DataFrame:
+    return pl.DataFrame(schema=BOOK_HEATMAP)
+
+
+def lake_book_samples(
+    root: str | None,
+    exchange_id: str,
+    symbol: str,
+    start_ns: int,
+    end_ns: int,
+    *,
+    checkpoint: BookCheckpoint | None = None,
+    lateness_ns: int = 10 * SECOND_NS,
+    interval_ns: int = SECOND_NS,
+    top_n: int = TOP_N,
+    depth_bps: Sequence[int] = DEPTH_BPS,
+    max_silence_ns: int | None = 60 * SECOND_NS,
+    clock: Clock = "exchange",
+    heatmap: BookHeatmapSpec | None = None,
+    gaps: Iterable[tuple[int, int, str]] = (),
+) -> BookSamples:
+    """``book_samples`` of the window [start_ns, end_ns) of ``clock``, read from the lake's raw layer at ``root``
+    (the book channels of ``exchange_id``, received in [start_ns - lateness_ns, end_ns + lateness_ns): on the
+    exchange clock a frame lands after its time when the collector lagged, and before it when the collector's clock
+    is behind the exchange's: 1.3 s in the Binance recordings), continuing from
+    ``checkpoint`` (the previous window's). Without one the window's book is invalid until its first snapshot: it
+    never replays earlier windows."""
+    from ..lake import read_raw
+
+    channels = sorted(Rebuild(exchange_id, symbol).channels)
+    # the lake reads whole receive minutes starting in the range: widen the start to its minute, or a frame the
+    # exchange stamped after start_ns but received (by a clock behind the exchange's) before it would be missed
+    first = (start_ns - lateness_ns) // MINUTE_NS * MINUTE_NS
+    raw = read_raw(root, first, end_ns + lateness_ns, exchanges=[exchange_id], channels=channels)
+    raw = raw.filter(pl.col("symbol") == symbol)
+    return book_samples(
+        raw,
+        exchange_id,
+        symbol,
+        interval_ns=interval_ns,
+        top_n=top_n,
+        depth_bps=depth_bps,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        checkpoint=checkpoint,
+        max_silence_ns=max_silence_ns,
+        clock=clock,
+        heatmap=heatmap,
+        gaps=gaps,
+    )
