@@ -2,6 +2,7 @@
 raw layer with fixed-interval samples, metrics, heatmaps and a cross-exchange view."""
 
 from ._checkpoint import BookCheckpoint
+from ._consolidated import CONSOLIDATED_BOOK, consolidated_book, consolidated_schema
 from ._heatmap import (
     BOOK_HEATMAP,
     CONSOLIDATED,
@@ -19,6 +20,7 @@ from ._samples import BookSamples, Clock, book_clock, book_samples, lake_book_sa
 __all__ = [
     "BOOK_HEATMAP",
     "CONSOLIDATED",
+    "CONSOLIDATED_BOOK",
     "DEPTH_BPS",
     "TOP_N",
     "BookCheckpoint",
@@ -36,6 +38,8 @@ __all__ = [
     "book_samples",
     "bucket_levels",
     "consolidate_heatmap",
+    "consolidated_book",
+    "consolidated_schema",
     "invalid_schema",
     "lake_book_samples",
     "rollup_heatmap",
