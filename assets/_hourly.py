@@ -127,8 +127,8 @@ class TradesHour:
 def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse | None = None) -> TradesHour:
     """Trades with exchange ts in [hour, hour + 1h) and the coverage of every stream over the hour, from raw
     frames and collector events received in [hour - lateness, hour + 1h + lateness) and the REST history
-    backfilled for those exchange-time minutes; written to the lake
-    partitions (replacing them), the quarantine and DuckDB ``trades``/``coverage`` (window replaced)."""
+    backfilled for those exchange-time minutes; written to DuckDB ``trades``/``coverage`` (window replaced, then
+    published), then the quarantine and the lake partitions (replacing them)."""
     root = settings.root
     end = hour + HOUR_NS
     read_start, read_end = hour - settings.lateness_ns, end + settings.lateness_ns
@@ -142,10 +142,13 @@ def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse 
     coverage = compute_coverage(
         events, window.observed, hour, end, kinds=registry_stream_kinds(), rules=settings.coverage_rules
     )
-    path = partition_path(root, "trades", hour)
-    write_partition(path, window.trades)
-    coverage_path = partition_path(root, "coverage", hour)
-    write_partition(coverage_path, coverage)
+    # DuckDB first, the lake files last: the hour counts as materialized once its lake files exist, so a failed
+    # warehouse write fails the hour before anything marks it done, and a retry or the sensor redoes it
+    wh = warehouse or Warehouse(settings.warehouse_path)
+    wh.create_lake_views(root)
+    (deleted, _), _ = wh.replace_windows(
+        [Window("trades", window.trades, "ts", hour, end), Window("coverage", coverage, "start_time", hour, end)]
+    )
     qpath: str | None = quarantine_path(root, "trades", hour)
     assert qpath is not None
     if window.rejects.height:
@@ -153,13 +156,10 @@ def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse 
     else:
         remove_file(qpath)
         qpath = None
-    wh = warehouse or Warehouse(settings.warehouse_path)
-    (deleted, _), _ = wh.replace_windows(
-        [Window("trades", window.trades, "ts", hour, end), Window("coverage", coverage, "start_time", hour, end)]
-    )
-    if not wh.has_relation("raw"):
-        # the view globs the lake when queried, so creating it once is enough
-        wh.create_raw_view(root)
+    path = partition_path(root, "trades", hour)
+    write_partition(path, window.trades)
+    coverage_path = partition_path(root, "coverage", hour)
+    write_partition(coverage_path, coverage)
     return TradesHour(hour, window, coverage, path, coverage_path, qpath, deleted)
 
 
@@ -192,7 +192,7 @@ def _upstream(settings: Settings, table: str, hour: int, schema: dict[str, pl.Da
 def materialize_candles_hour(settings: Settings, hour: int, warehouse: Warehouse | None = None) -> CandlesHour:
     """Candles with close_time in (hour, hour + 1h] that are known closed, from the hour's trades and coverage
     partitions and the stored 1m candles of the hours before (longer timeframes, the price carried into flat
-    minutes); written to the lake partition and DuckDB ``candles`` (window replaced)."""
+    minutes); written to DuckDB ``candles`` (window replaced, then published), then the lake partition."""
     root = settings.root
     end = hour + HOUR_NS
     trades = _upstream(settings, "trades", hour, TRADES)
@@ -208,10 +208,10 @@ def materialize_candles_hour(settings: Settings, hour: int, warehouse: Warehouse
         publish_end_ns=end,
         earlier_1m=earlier.filter(pl.col("timeframe") == "1m"),
     )
-    path = partition_path(root, "candles", hour)
-    write_partition(path, candles.select(list(CANDLES)))
     wh = warehouse or Warehouse(settings.warehouse_path)
     deleted, _ = wh.replace_window("candles", candles, "close_time", hour, end, closed="right")
+    path = partition_path(root, "candles", hour)  # last, as for trades: the lake file marks the hour done
+    write_partition(path, candles.select(list(CANDLES)))
     counts = candles.group_by("timeframe").len()
     by_tf = {str(tf): int(n) for tf, n in counts.iter_rows()}
     return CandlesHour(hour, candles, path, trades.height, deleted, {tf: by_tf.get(tf, 0) for tf in TIMEFRAMES})

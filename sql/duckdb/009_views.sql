@@ -1,5 +1,5 @@
--- Convenience views over the tables (the `raw` view over the raw Parquet lake is created by
--- mdplatform.warehouse.Warehouse.create_raw_view, since it needs the lake's location).
+-- Convenience views over the tables. The views over the lake's minute trees (`raw`, `raw_between(lo, hi)`,
+-- `events`, ...) are made by mdplatform.warehouse.Warehouse.create_lake_views, since they need the lake's location.
 CREATE OR REPLACE VIEW candles_1m AS
 SELECT * FROM candles WHERE timeframe = '1m';
 
