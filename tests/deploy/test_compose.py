@@ -477,11 +477,7 @@ def test_the_warehouse_and_its_ddl_are_found_in_the_image() -> None:
     assert _on_host(service, env["MDP_WAREHOUSE"]) == "warehouse"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dagster-postgres is not in requirements.lock: deploy/dagster.yaml's PostgreSQL storage cannot load in "
-    "the image until it is added (pyproject dependencies + make lock); then remove this marker",
-)
 def test_the_image_has_dagster_postgres() -> None:
+    """deploy/dagster.yaml's PostgreSQL run storage loads in the image: the lock it installs has the package."""
     lock = (REPO / "requirements.lock").read_text()
     assert re.search(r"^dagster-postgres==", lock, re.MULTILINE)
