@@ -3,9 +3,19 @@ resource."""
 
 from dagster import Definitions, in_process_executor
 
-from ._assets import POOL, candles, hourly_assets, trades_and_coverage
-from ._checks import candles_valid, coverage_valid, trades_valid
-from ._jobs import candles_job, definitions_for, hourly_checks, hourly_job, make_candles_job, make_hourly_job
+from ._assets import POOL, candles, trades_and_coverage
+from ._book_assets import books, consolidated_book, trade_heatmap
+from ._checks import book_heatmap_valid, book_snapshots_valid, candles_valid, coverage_valid, trades_valid
+from ._jobs import (
+    HOURLY_ASSETS,
+    candles_job,
+    definitions_for,
+    hourly_assets,
+    hourly_checks,
+    hourly_job,
+    make_candles_job,
+    make_hourly_job,
+)
 from ._rawscan import list_minutes, minute_bounds
 from ._resources import MdpResource
 from ._settings import Settings
@@ -13,12 +23,17 @@ from .partitions import HOURLY, hour_key, hour_ns, hourly_partitions, mdp_start,
 
 __all__ = [
     "HOURLY",
+    "HOURLY_ASSETS",
     "POOL",
     "MdpResource",
     "Settings",
+    "book_heatmap_valid",
+    "book_snapshots_valid",
+    "books",
     "candles",
     "candles_job",
     "candles_valid",
+    "consolidated_book",
     "coverage_valid",
     "definitions_for",
     "defs",
@@ -34,13 +49,14 @@ __all__ = [
     "mdp_start",
     "minute_bounds",
     "start_ns",
+    "trade_heatmap",
     "trades_and_coverage",
     "trades_valid",
 ]
 
 defs = Definitions(
-    assets=[trades_and_coverage, candles],
-    asset_checks=[trades_valid, coverage_valid, candles_valid],
+    assets=HOURLY_ASSETS,
+    asset_checks=[trades_valid, coverage_valid, candles_valid, book_snapshots_valid, book_heatmap_valid],
     jobs=[hourly_job, candles_job],
     resources={"mdp": MdpResource()},
     # the default executor of every job without its own, the UI's implicit asset job included: a run's few steps

@@ -18,12 +18,10 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetKey,
-    AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    PartitionsDefinition,
     TimeWindowPartitionMapping,
     asset,
     multi_asset,
@@ -49,7 +47,6 @@ __all__ = [
     "POOL",
     "TRADES_KEY",
     "candles",
-    "hourly_assets",
     "trades_and_coverage",
 ]
 
@@ -275,14 +272,3 @@ def candles(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResu
             ),
         }
     )
-
-
-def hourly_assets(partitions_def: PartitionsDefinition = HOURLY) -> list[AssetsDefinition]:
-    """``trades_and_coverage`` and ``candles`` on these partitions (`mdp materialize` on a lake whose first day
-    differs from the one the definitions were loaded for)."""
-    if partitions_def == HOURLY:
-        return [trades_and_coverage, candles]
-    return [
-        a.map_asset_specs(lambda spec: spec.replace_attributes(partitions_def=partitions_def))
-        for a in (trades_and_coverage, candles)
-    ]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from dagster import (
     AssetChecksDefinition,
+    AssetsDefinition,
     AssetSelection,
     Definitions,
     PartitionsDefinition,
@@ -18,8 +19,9 @@ from dagster import (
     in_process_executor,
 )
 
-from ._assets import CANDLES_KEY, hourly_assets
-from ._checks import candles_valid, coverage_valid, trades_valid
+from ._assets import CANDLES_KEY, candles, trades_and_coverage
+from ._book_assets import books, consolidated_book, trade_heatmap
+from ._checks import book_heatmap_valid, book_snapshots_valid, candles_valid, coverage_valid, trades_valid
 from .partitions import HOURLY
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ __all__ = [
     "SERIAL_TAG",
     "candles_job",
     "definitions_for",
+    "hourly_assets",
     "hourly_checks",
     "hourly_job",
     "make_candles_job",
@@ -42,15 +45,32 @@ __all__ = [
 SERIAL_TAG = "mdp/serial"
 
 
+#: every hourly asset, in the order a run computes them
+HOURLY_ASSETS: list[AssetsDefinition] = [trades_and_coverage, candles, books, trade_heatmap, consolidated_book]
+
+
+def hourly_assets(partitions_def: PartitionsDefinition = HOURLY) -> list[AssetsDefinition]:
+    """The hourly assets on these partitions (`mdp materialize` on a lake whose first day differs from the one the
+    definitions were loaded for)."""
+    if partitions_def == HOURLY:
+        return list(HOURLY_ASSETS)
+    return [
+        a.map_asset_specs(lambda spec: spec.replace_attributes(partitions_def=partitions_def)) for a in HOURLY_ASSETS
+    ]
+
+
 def make_hourly_job(partitions_def: PartitionsDefinition = HOURLY) -> UnresolvedAssetJobDefinition:
     return define_asset_job(
         "mdp_hourly",
-        selection=AssetSelection.keys("trades", "coverage", "candles"),
+        selection=AssetSelection.all(),
         partitions_def=partitions_def,
-        # one process for the four small steps: a subprocess per step costs more than the work
+        # one process for the small steps: a subprocess per step costs more than the work
         executor_def=in_process_executor,
         tags={SERIAL_TAG: "hourly"},
-        description="trades and coverage, then candles, for one exchange-time hour",
+        description=(
+            "trades and coverage, then candles, book snapshots and heatmaps, the trade heatmap and the "
+            "consolidated book, for one exchange-time hour"
+        ),
     )
 
 
@@ -74,7 +94,7 @@ candles_job = make_candles_job()
 
 def hourly_checks(partitions_def: PartitionsDefinition = HOURLY) -> list[AssetChecksDefinition]:
     """The asset checks, on these partitions (the same check functions, declared again)."""
-    checks = [trades_valid, coverage_valid, candles_valid]
+    checks = [trades_valid, coverage_valid, candles_valid, book_snapshots_valid, book_heatmap_valid]
     if partitions_def == HOURLY:
         return checks
     rebound = []

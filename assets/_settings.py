@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from mdplatform.lake import lake_root
-from mdplatform.transforms import MINUTE_NS, SECOND_NS, CoverageRules, ceil_ns
+from mdplatform.transforms import MINUTE_NS, SECOND_NS, CoverageRules, HeatmapBuckets, ceil_ns
 from mdplatform.warehouse import default_warehouse_path
 
 __all__ = ["Settings"]
@@ -15,6 +15,11 @@ DEFAULT_SKEW_S = 10.0
 DEFAULT_LATENESS_S = 900.0
 DEFAULT_GRACE_S = 1.0
 DEFAULT_MAX_SILENCE_S = 15.0
+DEFAULT_BOOK_INTERVAL_S = 1.0
+DEFAULT_BOOK_TOP_N = 25
+DEFAULT_HEATMAP_RANGE_BPS = 100.0
+#: a book frame-less for this long is not sampled (the collector's own silence rule is per stream and shorter)
+DEFAULT_BOOK_SILENCE_S = 60.0
 
 
 def _env_float(name: str, default: float) -> float:
@@ -25,7 +30,9 @@ def _env_float(name: str, default: float) -> float:
 @dataclass(frozen=True, slots=True)
 class Settings:
     """``None`` fields resolve from ``MDP_LAKE``, ``MDP_WAREHOUSE``, ``MDP_SKEW_S``, ``MDP_LATENESS_S``,
-    ``MDP_GRACE_S``, ``MDP_MAX_SILENCE_S`` at use time (a long-lived process sees the environment it runs in)."""
+    ``MDP_GRACE_S``, ``MDP_MAX_SILENCE_S``, ``MDP_BOOK_INTERVAL_S``, ``MDP_BOOK_TOP_N``,
+    ``MDP_HEATMAP_RANGE_BPS`` and ``MDP_HEATMAP_BUCKETS`` (``BTC=10,ETH=1,SOL-USDT=0.05``: bucket sizes per base or
+    symbol over the defaults) at use time (a long-lived process sees the environment it runs in)."""
 
     lake: str | None = None
     warehouse: str | None = None
@@ -33,6 +40,10 @@ class Settings:
     lateness_s: float | None = None
     grace_s: float | None = None
     max_silence_s: float | None = None
+    book_interval_s: float | None = None
+    book_top_n: int | None = None
+    heatmap_range_bps: float | None = None
+    heatmap_buckets: str | None = None
 
     @property
     def root(self) -> str:
@@ -72,3 +83,33 @@ class Settings:
     @property
     def coverage_rules(self) -> CoverageRules:
         return CoverageRules(grace_ns=self.grace_ns, max_silence_ns=self.max_silence_ns, skew_ns=self.skew_ns)
+
+    @property
+    def book_interval_ns(self) -> int:
+        """The book sampling step (and the book heatmap's finest step)."""
+        s = self.book_interval_s
+        if s is None:
+            s = _env_float("MDP_BOOK_INTERVAL_S", DEFAULT_BOOK_INTERVAL_S)
+        ns = round(s * SECOND_NS)
+        if ns <= 0 or MINUTE_NS % ns:
+            raise ValueError(f"the book interval must divide a minute, not {s} s")
+        return ns
+
+    @property
+    def top_n(self) -> int:
+        return self.book_top_n if self.book_top_n is not None else int(_env_float("MDP_BOOK_TOP_N", DEFAULT_BOOK_TOP_N))
+
+    @property
+    def book_silence_ns(self) -> int:
+        return round(DEFAULT_BOOK_SILENCE_S * SECOND_NS)
+
+    @property
+    def range_bps(self) -> float:
+        if self.heatmap_range_bps is not None:
+            return self.heatmap_range_bps
+        return _env_float("MDP_HEATMAP_RANGE_BPS", DEFAULT_HEATMAP_RANGE_BPS)
+
+    @property
+    def buckets(self) -> HeatmapBuckets:
+        spec = self.heatmap_buckets if self.heatmap_buckets is not None else os.environ.get("MDP_HEATMAP_BUCKETS", "")
+        return HeatmapBuckets.from_spec(spec)

@@ -146,11 +146,12 @@ def main() -> int:
     if ingest.returncode != 0:
         raise SystemExit(f"ingest exited with {ingest.returncode}")
 
-    step("materializing trades and candles with Dagster (mdp materialize)")
+    step("materializing trades, candles, order books and heatmaps with Dagster (mdp materialize)")
     subprocess.run([*MDP, "materialize", "--lake", str(LAKE)], check=True, env=env, cwd=REPO)
 
     step("checking the results against the recording")
     failures = check(sent, shift_ns, captures)
+    failures += check_books()
     summarize()
     print(
         f"\ndemo finished in {time.monotonic() - started:.0f}s; timestamps were shifted by "
@@ -223,6 +224,51 @@ def check(sent: int, shift_ns: int, captures: list[Path]) -> list[str]:
             f"computed, {'equal field by field, exactly' if not problems else 'DIFFERENT'}"
         )
         failures += [f"{norm}: {p}" for p in problems[:10]]
+    return failures
+
+
+def check_books() -> list[str]:
+    """The rebuilt books against the recording's own bookTicker stream: every book sample whose update id a
+    bookTicker also carries has that bookTicker's best bid/ask and sizes; heatmaps, pictures, consolidated view."""
+    failures: list[str] = []
+    con = duckdb.connect(str(LAKE / "warehouse.duckdb"), read_only=True)
+    ticker = duckdb.sql(
+        f"select symbol, payload from read_parquet('{LAKE}/raw/**/*.parquet', hive_partitioning = true) "
+        "where channel = 'bookTicker'"
+    ).pl()
+    tickers = {}
+    for symbol, payload in ticker.iter_rows():
+        d = json.loads(payload)["data"]
+        tickers[(f"{symbol[:-4]}-{symbol[-4:]}", int(d["u"]))] = tuple(float(d[k]) for k in ("b", "B", "a", "A"))
+    samples = con.execute(
+        "select symbol, update_id, bid_price, bid_size, ask_price, ask_size from book_snapshots"
+    ).fetchall()
+    for symbol in sorted({s[0] for s in samples}):
+        mine = [s for s in samples if s[0] == symbol]
+        shared = [s for s in mine if (symbol, s[1]) in tickers]
+        equal = [s for s in shared if tuple(s[2:]) == tickers[(symbol, s[1])]]
+        print(
+            f"  book {symbol}: {len(mine)} one-second samples; {len(shared)} share an update id with a bookTicker, "
+            f"{len(equal)} of them equal in best bid/ask and sizes"
+        )
+        if not shared or len(equal) != len(shared):
+            failures.append(f"book {symbol}: {len(equal)} of {len(shared)} samples equal their bookTicker")
+    if not samples:
+        failures.append("no book snapshots")
+    heat = con.execute(
+        "select exchange, step, count(*), count(distinct ts) from book_heatmap group by all order by all"
+    ).fetchall()
+    print("  book heatmap rows (exchange, step, rows, steps): " + ", ".join(str(h) for h in heat))
+    if {(h[0], h[1]) for h in heat} != {("binance", "1s"), ("binance", "1m"), ("*", "1s"), ("*", "1m")}:
+        failures.append(f"book heatmap steps: {heat}")
+    (consolidated,) = con.execute("select count(*) from consolidated_book").fetchone() or (0,)
+    (trade_heat,) = con.execute("select count(*) from trade_heatmap").fetchone() or (0,)
+    pictures = sorted(LAKE.glob("*heatmap/**/*.png"))
+    print(f"  consolidated book steps: {consolidated}; trade heatmap rows: {trade_heat}; pictures: {len(pictures)}")
+    for p in pictures:
+        print(f"    {p.relative_to(LAKE)}")
+    if not consolidated or not trade_heat or not pictures:
+        failures.append(f"consolidated {consolidated}, trade heatmap {trade_heat}, pictures {len(pictures)}")
     return failures
 
 

@@ -210,24 +210,25 @@ def spot_base(symbol: str, usd_like: frozenset[str]) -> str | None:
     return None
 
 
-def consolidate_heatmap(heatmap: pl.DataFrame, usd_like: frozenset[str]) -> pl.DataFrame:
-    """One heatmap per base asset across the spot books quoting it in USD-like currencies (module doc): summed
-    size per (ts, side, price) over the books that had a sample at that step, bucket per base the coarsest of
-    theirs (finer buckets are re-cut into it: exact, as every bucket here is a multiple of the finer ones...
-    when it is not, the books are refused with a ValueError naming them). ``exchange_count``: books summed."""
+def consolidate_heatmap(heatmap: pl.DataFrame, usd_like: frozenset[str]) -> tuple[pl.DataFrame, list[str]]:
+    """One heatmap per base asset across the spot books quoting it in USD-like currencies (module doc), and the
+    books left out of it ("exchange symbol"). Summed size per (ts, step, side, price) over the books with a sample
+    at that step; the bucket per base is the coarsest of its books', into which finer buckets are re-cut exactly
+    when they divide it; a book whose bucket does not divide it (odd ticks, a configured size) is left out rather
+    than smeared across buckets. ``exchange_count``: books summed."""
+    empty = heatmap.clear()
     if heatmap.is_empty():
-        return heatmap.clear()
+        return empty, []
     keyed = heatmap.with_columns(
         base=pl.col("symbol").map_elements(lambda s: spot_base(s, usd_like), return_dtype=pl.String())
     ).filter(pl.col("base").is_not_null())
     if keyed.is_empty():
-        return heatmap.clear()
+        return empty, []
     coarse = keyed.group_by("base").agg(pl.col("bucket").max().alias("_coarse"))
     keyed = keyed.join(coarse, on="base")
-    uneven = keyed.filter((pl.col("_coarse") % pl.col("bucket")) != 0)
-    if uneven.height:
-        names = sorted({f"{e} {s}" for e, s in uneven.select("exchange", "symbol").iter_rows()})
-        raise ValueError(f"bucket sizes that do not divide their base's coarsest bucket: {', '.join(names)}")
+    nests = (pl.col("_coarse") % pl.col("bucket")) == 0
+    left_out = sorted({f"{e} {s}" for e, s in keyed.filter(~nests).select("exchange", "symbol").iter_rows()})
+    keyed = keyed.filter(nests)
     units = (pl.col("price") / pl.col("_coarse")).floor().cast(pl.Decimal(38, 0))
     books = keyed.group_by("base", "ts", "step").agg(
         exchange_count=pl.struct("exchange", "symbol").n_unique().cast(pl.Int32()),
@@ -241,4 +242,4 @@ def consolidate_heatmap(heatmap: pl.DataFrame, usd_like: frozenset[str]) -> pl.D
         .join(books, on=["base", "ts", "step"])
         .with_columns(exchange=pl.lit(CONSOLIDATED), symbol=pl.col("base") + "-USD*")
     )
-    return _finish(merged)
+    return _finish(merged), left_out

@@ -12,7 +12,8 @@ belong to the next window, which continues from this one's ``BookCheckpoint``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, cast
@@ -90,7 +91,7 @@ def book_samples(
     checkpoint: BookCheckpoint | None = None,
     max_silence_ns: int | None = 60 * SECOND_NS,
     clock: Clock = "exchange",
-    heatmap: BookHeatmapSpec | None = None,
+    heatmap: BookHeatmapSpec | Callable[[float], BookHeatmapSpec] | None = None,
     gaps: Iterable[tuple[int, int, str]] = (),
 ) -> BookSamples:
     """Rebuild ``symbol``'s book (the exchange's id) from ``raw`` (lake rows in receive order) and sample it every
@@ -103,8 +104,12 @@ def book_samples(
     that window's ``end_ns`` as this one's ``start_ns``); the returned checkpoint continues into the next one.
     ``max_silence_ns``: a book without any frame for this long is not sampled from then until its next frame (an
     interval "silent: ..."; None: never). ``gaps``: (start, end, reason) spans known not observed (the lake's
-    ``coverage``: not connected, lost on a crash...): no sample there, each an invalid interval "coverage: reason".
-    ``heatmap``: also bucket the book at every sample (``BookSamples.heatmap``). Rows are labelled with the
+    ``coverage``: not connected, lost on a crash...): no sample there, each an invalid interval "coverage: reason",
+    unless the exchange's sequence bridges it: the first frame after it continued the book in sequence (Binance's
+    update ids, OKX's seqId and checksums), which proves nothing was missed (a recording split into files, a
+    reconnect with no update in between).
+    ``heatmap``: also bucket the book at every sample (``BookSamples.heatmap``); a function of the first sample's
+    mid gives the spec when the bucket depends on the price (~1 bp). Rows are labelled with the
     normalized symbol (BASE-QUOTE[-SUFFIX]), as trades and candles are.
     """
     if interval_ns <= 0:
@@ -125,24 +130,29 @@ def book_samples(
     if checkpoint is not None:
         rows = [r for r in rows if r[0] >= start_ns]  # earlier ones are in the checkpoint already
     out: list[dict[str, Any]] = []
+    clocks: list[int] = []  # every row's clock, and whether it continued a valid book in sequence
+    chained: list[bool] = []
     hm: dict[str, list[Any]] = {"ts": [], "side": [], "k": [], "size": []}
     t = -(-start_ns // interval_ns) * interval_ns
     cached_version = -1
     metrics: dict[str, Any] | None = None
     buckets: tuple[list[int], list[float], list[int], list[float]] = ([], [], [], [])
+    spec = heatmap if isinstance(heatmap, BookHeatmapSpec) else None
     silence = max_silence_ns if max_silence_ns is not None else 1 << 62
     last = checkpoint.recv_ns if checkpoint is not None else None  # the last book row's time
     silent: list[InvalidInterval] = []
     silent_reason = f"silent: no book frame for {silence / SECOND_NS:g} s"
 
     def take(at: int) -> None:
-        nonlocal cached_version, metrics, buckets
+        nonlocal cached_version, metrics, buckets, spec
         if not rebuild.valid or (last is not None and at >= last + silence):
             return
         if cached_version != rebuild.version:
             metrics = book_metrics(rebuild.book, top_n=top_n, depth_bps=depth_bps)
-            if heatmap is not None:
-                buckets = bucket_levels(rebuild.book, heatmap)
+            if heatmap is not None and metrics is not None:
+                if spec is None:
+                    spec = cast("Callable[[float], BookHeatmapSpec]", heatmap)(metrics["mid"])
+                buckets = bucket_levels(rebuild.book, spec)
             cached_version = rebuild.version
         if metrics is not None:
             out.append({"ts": at, "exchange": exchange_id, "symbol": label, "book_ts": last, **metrics})
@@ -160,6 +170,8 @@ def book_samples(
             t += interval_ns
         was_valid = rebuild.valid
         rebuild.feed(at, channel, payload)
+        clocks.append(at)
+        chained.append(was_valid and rebuild.valid)
         since = rebuild.invalid_since
         while out and since is not None and out[-1]["ts"] >= since:
             dropped = out.pop()["ts"]  # taken after the frames a gap lost had arrived: not the exchange's book
@@ -175,8 +187,17 @@ def book_samples(
     if rebuild.valid and last is not None and end_ns > last + silence:
         silent.append(InvalidInterval(last + silence, end_ns, silent_reason))
 
-    lost = sorted((max(a, start_ns), min(b, end_ns), f"coverage: {why}") for a, b, why in gaps if b > start_ns)
-    lost = [g for g in lost if g[1] > g[0]]
+    rebuilt = [iv for iv in rebuild.close(end_ns) + silent if iv.end_ns > start_ns]
+    # coverage gaps count where the rebuild itself had a valid book (elsewhere the book is invalid already) and
+    # its sequence does not bridge them
+    lost = [
+        g
+        for g in _minus(
+            sorted((max(a, start_ns), min(b, end_ns), f"coverage: {why}") for a, b, why in gaps),
+            [(iv.start_ns, iv.end_ns) for iv in rebuilt],
+        )
+        if not _bridged(g[1], clocks, chained)
+    ]
     schema = samples_schema(depth_bps)
     samples = pl.DataFrame(out, schema={**schema, "ts": pl.Int64(), "book_ts": pl.Int64()})
     hm_df = heatmap_frame(
@@ -185,7 +206,7 @@ def book_samples(
         [label] * len(hm["ts"]),
         hm["side"],
         hm["k"],
-        [heatmap.bucket if heatmap is not None else Decimal(0)] * len(hm["ts"]),
+        [spec.bucket if spec is not None else Decimal(0)] * len(hm["ts"]),
         hm["size"],
         step=step_label(interval_ns),
     )
@@ -197,8 +218,7 @@ def book_samples(
     samples = samples.with_columns(pl.col("ts", "book_ts").cast(schema["ts"]))
     intervals = [
         InvalidInterval(max(iv.start_ns, start_ns), iv.end_ns, iv.reason)
-        for iv in rebuild.close(end_ns) + silent
-        if iv.end_ns > start_ns  # rows before start_ns only warm the book up
+        for iv in rebuilt  # rows before start_ns only warm the book up
     ] + [InvalidInterval(a, b, why) for a, b, why in lost]
     intervals.sort(key=lambda iv: (iv.start_ns, iv.end_ns))
     invalid = pl.DataFrame(
@@ -212,6 +232,23 @@ def book_samples(
         schema={**invalid_schema(), "start": pl.Int64(), "end": pl.Int64()},
     ).with_columns(pl.col("start", "end").cast(pl.Datetime("ns", "UTC")))
     return BookSamples(samples, invalid, rebuild.checkpoint(), hm_df if heatmap is not None else _empty_heatmap())
+
+
+def _bridged(end: int, clocks: list[int], chained: list[bool]) -> bool:
+    """Whether the first frame at or after ``end`` continued the book in sequence."""
+    i = bisect_left(clocks, end)
+    return i < len(clocks) and chained[i]
+
+
+def _minus(spans: list[tuple[int, int, str]], cut: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+    """The parts of ``spans`` (start, end, reason) outside every [start, end) of ``cut``; empty ones dropped."""
+    out: list[tuple[int, int, str]] = []
+    for a, b, why in spans:
+        pieces = [(a, b)]
+        for c, d in cut:
+            pieces = [p for x, y in pieces for p in ((x, min(y, c)), (max(x, d), y)) if p[1] > p[0]]
+        out.extend((x, y, why) for x, y in pieces)
+    return out
 
 
 def _empty_heatmap() -> pl.DataFrame:
@@ -232,7 +269,7 @@ def lake_book_samples(
     depth_bps: Sequence[int] = DEPTH_BPS,
     max_silence_ns: int | None = 60 * SECOND_NS,
     clock: Clock = "exchange",
-    heatmap: BookHeatmapSpec | None = None,
+    heatmap: BookHeatmapSpec | Callable[[float], BookHeatmapSpec] | None = None,
     gaps: Iterable[tuple[int, int, str]] = (),
 ) -> BookSamples:
     """``book_samples`` of the window [start_ns, end_ns) of ``clock``, read from the lake's raw layer at ``root``

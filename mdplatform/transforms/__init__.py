@@ -10,7 +10,13 @@ from ._candles import (
     resample,
     sort_candles,
 )
-from ._checks import validate_candles, validate_coverage, validate_trades
+from ._checks import (
+    validate_book_heatmap,
+    validate_book_snapshots,
+    validate_candles,
+    validate_coverage,
+    validate_trades,
+)
 from ._coverage import (
     COVERED,
     GAP_STATUS,
@@ -69,6 +75,8 @@ __all__ = [
     "trade_gaps",
     "trade_heatmap",
     "trades_for_window",
+    "validate_book_heatmap",
+    "validate_book_snapshots",
     "validate_candles",
     "validate_coverage",
     "validate_trades",

@@ -11,7 +11,13 @@ from mdplatform.schemas import CANDLES, COVERAGE, TIMEFRAMES, TRADES
 
 from ._coverage import COVERED, GAP_STATUS
 
-__all__ = ["validate_candles", "validate_coverage", "validate_trades"]
+__all__ = [
+    "validate_book_heatmap",
+    "validate_book_snapshots",
+    "validate_candles",
+    "validate_coverage",
+    "validate_trades",
+]
 
 
 def _schema_problems(df: pl.DataFrame, expected: dict[str, pl.DataType]) -> list[str]:
@@ -107,4 +113,72 @@ def validate_coverage(df: pl.DataFrame, start_ns: int | None = None, end_ns: int
         problems += _count(df, (s < start_ns) | (e > end_ns), "rows outside the partition")
         first = tiled.filter(pl.col("_prev_end").is_null())
         problems += _count(first, s != start_ns, "streams not starting at the partition start")
+    return problems
+
+
+def _in_window(df: pl.DataFrame, col: str, start_ns: int | None, end_ns: int | None) -> list[str]:
+    t = pl.col(col).dt.epoch("ns")
+    problems: list[str] = []
+    if start_ns is not None:
+        problems += _count(df, t < start_ns, f"{col} before the window")
+    if end_ns is not None:
+        problems += _count(df, t >= end_ns, f"{col} at or after the window's end")
+    return problems
+
+
+def validate_book_snapshots(
+    df: pl.DataFrame, start_ns: int | None = None, end_ns: int | None = None, invalid: pl.DataFrame | None = None
+) -> list[str]:
+    """Problems found in book samples (``samples_schema``): a valid book is never crossed or empty at the top,
+    metrics are consistent with its levels, one sample per book and step, the book's last frame is not after
+    the sample, imbalances are in [-1, 1]; with ``invalid`` (``book_invalid`` rows) no sample lies in one of
+    its spans."""
+    from mdplatform.book import samples_schema
+
+    problems = _schema_problems(df, samples_schema())
+    if problems:
+        return problems
+    nullable = tuple(
+        c for c in df.columns if "depth" in c or "imbalance" in c or c in ("update_id", "bid_floor", "ask_ceiling")
+    )
+    problems += _null_problems(df, nullable)
+    problems += _in_window(df, "ts", start_ns, end_ns)
+    problems += _count(df, ~(pl.col("bid_price") < pl.col("ask_price")), "a crossed or locked book (bid >= ask)")
+    problems += _count(df, ~((pl.col("bid_size") > 0) & (pl.col("ask_size") > 0)), "a best level of size 0")
+    problems += _count(df, pl.col("book_ts") > pl.col("ts"), "book_ts after the sample")
+    problems += _count(
+        df, pl.col("bid_px").list.first() != pl.col("bid_price"), "a top bid level other than the best bid"
+    )
+    for c in (c for c in df.columns if c.startswith("imbalance_")):
+        problems += _count(df.filter(pl.col(c).is_not_null()), ~pl.col(c).is_between(-1.0, 1.0), f"{c} outside [-1, 1]")
+    dup = df.height - df.select("exchange", "symbol", "ts").unique().height
+    if dup:
+        problems.append(f"{dup} duplicate (exchange, symbol, ts)")
+    if invalid is not None and invalid.height and df.height:
+        inside = df.join(invalid, on=["exchange", "symbol"]).filter(
+            (pl.col("ts") >= pl.col("start")) & (pl.col("ts") < pl.col("end"))
+        )
+        if inside.height:
+            problems.append(f"{inside.height} samples inside an invalid span")
+    return problems
+
+
+def validate_book_heatmap(df: pl.DataFrame, start_ns: int | None = None, end_ns: int | None = None) -> list[str]:
+    """Problems found in book heatmap rows (``BOOK_HEATMAP``): sizes > 0, intensity in (0, 1] with a 1 per step,
+    edges exact multiples of the bucket, steps 1s/1m, counts >= 1, ``complete`` only with every sample."""
+    from mdplatform.book import BOOK_HEATMAP
+
+    problems = _schema_problems(df, BOOK_HEATMAP)
+    if problems:
+        return problems
+    problems += _null_problems(df)
+    problems += _in_window(df, "ts", start_ns, end_ns)
+    problems += _count(df, ~(pl.col("size") > 0), "size not > 0")
+    problems += _count(df, ~((pl.col("intensity") > 0) & (pl.col("intensity") <= 1)), "intensity outside (0, 1]")
+    problems += _count(df, (pl.col("price") % pl.col("bucket")) != 0, "a price that is not a bucket edge")
+    problems += _count(df, ~pl.col("side").is_in(["bid", "ask"]), "a side other than bid/ask")
+    problems += _count(df, (pl.col("exchange_count") < 1) | (pl.col("samples") < 1), "a count < 1")
+    problems += _count(df, (pl.col("step") == "1s") & (pl.col("samples") != 1), "a 1 s step of more than one sample")
+    peaks = df.group_by("exchange", "symbol", "step", "ts").agg(pl.col("intensity").max())
+    problems += _count(peaks, pl.col("intensity") != 1.0, "a step whose largest bucket's intensity is not 1")
     return problems

@@ -67,6 +67,21 @@ class HeatmapBuckets:
     ticks: Mapping[str, Decimal] = field(default_factory=dict)
     defaults: Mapping[str, Decimal] = field(default_factory=lambda: {"BTC": Decimal(10), "ETH": Decimal(1)})
 
+    @classmethod
+    def from_spec(cls, spec: str) -> HeatmapBuckets:
+        """``"BTC=10,ETH=1,SOL-USDT=0.05"`` (per base or symbol; empty: the defaults only). A malformed entry
+        raises ValueError naming it."""
+        sizes: dict[str, Decimal] = {}
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"heatmap bucket {item!r}: expected NAME=SIZE (BTC=10, SOL-USDT=0.05)")
+            try:
+                sizes[key.strip().upper()] = _decimal(value.strip())
+            except (ArithmeticError, ValueError) as exc:
+                raise ValueError(f"heatmap bucket {item!r}: {exc}") from None
+        return cls(sizes=sizes)
+
     @staticmethod
     def _lookup(table: Mapping[str, Decimal], symbol: str) -> Decimal | None:
         base = symbol.split("-")[0]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import polars as pl
-import pytest
 from _book_util import depth, raw_rows
 
 from mdplatform.book import (
@@ -125,7 +124,8 @@ def test_consolidated_heatmap_sums_spot_usd_like_books_only() -> None:
             (1, "binance", "BTC-USDT", "bid", "60000", 1.0),
         ]
     )
-    out = consolidate_heatmap(heat, USD_LIKE)
+    out, left_out = consolidate_heatmap(heat, USD_LIKE)
+    assert left_out == []
     assert out.select(
         pl.col("ts").dt.epoch("ns"), "exchange", "symbol", "side", "price", "size", "exchange_count"
     ).rows() == [
@@ -135,14 +135,15 @@ def test_consolidated_heatmap_sums_spot_usd_like_books_only() -> None:
     ]
 
 
-def test_consolidated_heatmap_refuses_buckets_that_do_not_nest() -> None:
-    heat = hm_rows([(0, "binance", "BTC-USDT", "bid", "60000", 2.0)]).vstack(
-        hm_rows([(0, "coinbase", "BTC-USD", "bid", "60003", 1.0)]).with_columns(
-            bucket=pl.lit(Decimal(3)).cast(BOOK_HEATMAP["bucket"])
-        )
+def test_a_book_whose_bucket_does_not_nest_is_left_out_of_the_consolidated_heatmap() -> None:
+    odd = hm_rows([(0, "coinbase", "BTC-USD", "bid", "60003", 1.0)]).with_columns(
+        bucket=pl.lit(Decimal(3)).cast(BOOK_HEATMAP["bucket"])
     )
-    with pytest.raises(ValueError, match="coinbase BTC-USD"):
-        consolidate_heatmap(heat, USD_LIKE)
+    out, left_out = consolidate_heatmap(
+        hm_rows([(0, "binance", "BTC-USDT", "bid", "60000", 2.0)]).vstack(odd), USD_LIKE
+    )
+    assert left_out == ["coinbase BTC-USD"]
+    assert out.select("price", "size", "exchange_count").rows() == [(Decimal("60000"), 2.0, 1)]
 
 
 def test_consolidated_book_best_levels_depth_and_staleness() -> None:

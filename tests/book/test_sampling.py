@@ -119,3 +119,25 @@ def test_a_silent_book_is_not_sampled_until_its_next_frame() -> None:
     assert (
         book_samples(rows, "binance", "BTCUSDT", end_ns=7 * S, max_silence_ns=None, clock="receive").samples.height == 5
     )
+
+
+def test_coverage_gaps_remove_samples_unless_the_sequence_bridges_them() -> None:
+    # the lake's coverage says the stream was not observed over [1.8 s, 2.5 s) and [4.5 s, 6 s)
+    gaps = [(1_800_000_000, 2_500_000_000, "not connected"), (4_500_000_000, 6 * S, "lost on crash")]
+    out = book_samples(stream(), "binance", "BTCUSDT", end_ns=6_500_000_000, clock="receive", gaps=gaps)
+    # the first is bridged: the next frame (2.7 s, ids 102..103 after 101) continues the book, nothing was missed,
+    # and the sample at 2 s stays. The second overlaps the rebuild's own gap interval; its part after the resync at
+    # 5 s has no frame after it to prove anything: the sample at 5 s goes, the one at 6 s is after it
+    assert out.samples["ts"].dt.epoch("ns").to_list() == [2 * S, 6 * S]
+    assert out.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows() == [
+        (S // 2, 1_500_000_000, "no snapshot yet"),
+        (2_700_000_001, 5 * S, "gap: U=106 > previous u+1=104 (u=107)"),
+        (5 * S, 6 * S, "coverage: lost on crash"),
+    ]
+    # without the frame at 2.7 s nothing bridges the first: the sample at 2 s goes too
+    cut = stream().filter(pl.col("recv_ts").dt.epoch("ns") != 2_700_000_000)
+    out = book_samples(cut, "binance", "BTCUSDT", end_ns=4 * S, clock="receive", gaps=gaps[:1])
+    assert out.samples["ts"].dt.epoch("ns").to_list() == [3 * S]
+    assert (1_800_000_000, 2_500_000_000, "coverage: not connected") in out.invalid.select(
+        pl.col("start", "end").dt.epoch("ns"), "reason"
+    ).rows()

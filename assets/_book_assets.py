@@ -1,0 +1,292 @@
+"""The book assets: ``book_snapshots`` and ``book_heatmap`` (one rebuild pass over the raw hour), ``trade_heatmap``
+and ``consolidated_book``. Hourly, single-run backfills, in the ``mdp_warehouse`` pool like the other assets; each
+hour's work is a function of ``_books`` and each heatmap hour's pictures are shown in the UI (PNG in markdown)
+and kept beside the partition file."""
+
+# no `from __future__ import annotations`: Dagster inspects the real annotation of `context`
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import polars as pl
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    TimeWindowPartitionMapping,
+    asset,
+    multi_asset,
+)
+
+from mdplatform.book import CONSOLIDATED
+from mdplatform.schemas import TRADES
+from mdplatform.transforms import USD_LIKE
+from mdplatform.warehouse import Warehouse, partition_path, read_partition
+
+from ._assets import BACKFILL_POLICY, COVERAGE_KEY, POOL, TRADES_KEY, _each_hour, _path, _total
+from ._books import (
+    BooksHour,
+    materialize_books_hour,
+    materialize_consolidated_hour,
+    materialize_trade_heatmap_hour,
+    picture_path,
+    write_picture,
+)
+from ._hourly import hour_text
+from ._resources import MdpResource
+from ._settings import Settings
+from .partitions import HOURLY, hour_key
+
+__all__ = [
+    "BOOK_HEATMAP_KEY",
+    "BOOK_SNAPSHOTS_KEY",
+    "CONSOLIDATED_BOOK_KEY",
+    "TRADE_HEATMAP_KEY",
+    "books",
+    "consolidated_book",
+    "trade_heatmap",
+]
+
+BOOK_SNAPSHOTS_KEY = AssetKey("book_snapshots")
+BOOK_HEATMAP_KEY = AssetKey("book_heatmap")
+TRADE_HEATMAP_KEY = AssetKey("trade_heatmap")
+CONSOLIDATED_BOOK_KEY = AssetKey("consolidated_book")
+
+#: pictures embedded in one materialization's metadata (every one is written beside the partition file)
+SHOWN = 3
+
+
+def _png_markdown(pictures: list[tuple[str, bytes]]) -> MetadataValue:
+    parts = [
+        f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+        for name, png in pictures[:SHOWN]
+    ]
+    return MetadataValue.md("\n\n".join(parts) if parts else "no picture: nothing to draw in this hour")
+
+
+def _trades_of(trades: pl.DataFrame | None, exchange: str, symbol: str) -> pl.DataFrame | None:
+    """The trades drawn over a book's heatmap: the book's own, or for a consolidated one every spot book of the
+    base quoted in a USD-like currency."""
+    if trades is None:
+        return None
+    if exchange != CONSOLIDATED:
+        return trades.filter(pl.col("exchange") == exchange, pl.col("symbol") == symbol)
+    base = symbol.split("-")[0]
+    quotes = pl.col("symbol").str.split("-")
+    return trades.filter(quotes.list.len() == 2, quotes.list.get(0) == base, quotes.list.get(1).is_in(list(USD_LIKE)))
+
+
+def _book_pictures(settings: Settings, done: BooksHour) -> list[tuple[str, bytes]]:
+    """One picture per consolidated base (first) and per book of the hour, written beside the heatmap partition."""
+    from mdplatform.plots import render_book_heatmap
+
+    trades = read_partition(partition_path(settings.root, "trades", done.hour), TRADES)
+    keys = done.heatmap.filter(pl.col("step") == "1s").select("exchange", "symbol").unique()
+    ordered = sorted(keys.iter_rows(), key=lambda k: (k[0] != CONSOLIDATED, k))
+    out: list[tuple[str, bytes]] = []
+    for exchange, symbol in ordered:
+        heat = done.heatmap.filter(pl.col("exchange") == exchange, pl.col("symbol") == symbol)
+        is_book = exchange != CONSOLIDATED
+        mine = (pl.col("exchange") == exchange) & (pl.col("symbol") == symbol)
+        png = render_book_heatmap(
+            heat,
+            trades=_trades_of(trades, exchange, symbol),
+            samples=done.samples.filter(mine) if is_book else None,
+            invalid=done.invalid.filter(mine) if is_book else None,
+            title=f"{'consolidated' if not is_book else exchange} {symbol} book, {hour_text(done.hour)}",
+        )
+        name = f"{'consolidated' if not is_book else exchange}_{symbol.replace('*', '')}"
+        write_picture(picture_path(settings, "book_heatmap", done.hour, name), png)
+        out.append((name, png))
+    return out
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            BOOK_SNAPSHOTS_KEY,
+            group_name="order_books",
+            kinds={"polars", "parquet", "duckdb"},
+            deps=[
+                COVERAGE_KEY,
+                # the previous hour's end state (its checkpoints): the rebuild continues from it, never replays
+                AssetDep(
+                    BOOK_SNAPSHOTS_KEY,
+                    partition_mapping=TimeWindowPartitionMapping(
+                        start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
+                    ),
+                ),
+            ],
+            description=(
+                "Every (exchange, symbol) order book rebuilt from the raw layer under the exchange's sync rules, "
+                "sampled every second of exchange time while valid: best levels, mid, spread, microprice, depth "
+                "and imbalance within 10/25/50/100 bp, top 25 levels. Spans with no valid book (no snapshot yet, "
+                "gap, checksum, silent, coverage gaps) have no sample and are in book_invalid. "
+                "Lake: book_snapshots/, book_invalid/, book_checkpoints/; DuckDB: book_snapshots, book_invalid."
+            ),
+        ),
+        AssetSpec(
+            BOOK_HEATMAP_KEY,
+            group_name="order_books",
+            kinds={"polars", "parquet", "duckdb"},
+            deps=[COVERAGE_KEY, TRADES_KEY],
+            description=(
+                "Resting size per price bucket and side per second and per minute (mean over the valid seconds), "
+                "per book and consolidated per base across spot books quoted in USD/USDT/USDC... (exchange '*', "
+                "exchange_count). Pictures (time x price, trades overlaid) in the metadata and beside the "
+                "partition. Lake: book_heatmap/; DuckDB: book_heatmap."
+            ),
+        ),
+    ],
+    partitions_def=HOURLY,
+    backfill_policy=BACKFILL_POLICY,
+    pool=POOL,
+)
+def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[MaterializeResult[None]]:
+    settings = mdp.settings()
+    warehouse = Warehouse(settings.warehouse_path)
+
+    def hour_done(hour: int) -> BooksHour:
+        done = materialize_books_hour(settings, hour, warehouse)
+        context.log.info(
+            f"{hour_text(hour)}: {done.samples.height} samples of {len(done.books)} books "
+            f"({done.continued} continued from the previous hour), {done.invalid.height} invalid spans, "
+            f"{done.heatmap.height} heatmap rows"
+        )
+        if done.left_out:
+            context.log.warning(f"left out of the consolidated heatmap (bucket does not nest): {done.left_out}")
+        return done
+
+    done = _each_hour(context, "book snapshots and heatmaps", hour_done)
+    hours = list(done.values())
+    last = hours[-1]
+    pictures = _book_pictures(settings, last)
+    yield MaterializeResult(
+        asset_key=BOOK_SNAPSHOTS_KEY,
+        metadata={
+            "dagster/row_count": sum(h.samples.height for h in hours),
+            "hours": len(hours),
+            "books": MetadataValue.json(sorted({b for h in hours for b in h.books})),
+            "continued_from_checkpoint": sum(h.continued for h in hours),
+            "invalid_spans": sum(h.invalid.height for h in hours),
+            "invalid_seconds_by_book": MetadataValue.json(_total(h.invalid_seconds for h in hours)),
+            "path": _path([h.paths["book_snapshots"] for h in hours]),
+            "warehouse_rows_replaced": sum(h.warehouse_deleted for h in hours),
+            "by_hour": MetadataValue.json(
+                {hour_key(h.hour): {"samples": h.samples.height, "invalid_spans": h.invalid.height} for h in hours}
+            ),
+        },
+    )
+    yield MaterializeResult(
+        asset_key=BOOK_HEATMAP_KEY,
+        metadata={
+            "dagster/row_count": sum(h.heatmap.height for h in hours),
+            "hours": len(hours),
+            "rows_by_step": MetadataValue.json(
+                _total(dict(h.heatmap.group_by("step").len().sort("step").iter_rows()) for h in hours)
+            ),
+            "left_out_of_consolidated": MetadataValue.json(sorted({b for h in hours for b in h.left_out})),
+            "path": _path([h.paths["book_heatmap"] for h in hours]),
+            f"pictures ({hour_key(last.hour)})": _png_markdown(pictures),
+            "picture_files": MetadataValue.json(
+                [picture_path(settings, "book_heatmap", last.hour, name) for name, _ in pictures]
+            ),
+        },
+    )
+
+
+@asset(
+    key=TRADE_HEATMAP_KEY,
+    partitions_def=HOURLY,
+    backfill_policy=BACKFILL_POLICY,
+    pool=POOL,
+    group_name="order_books",
+    kinds={"polars", "parquet", "duckdb"},
+    deps=[TRADES_KEY],
+    description=(
+        "Traded volume per price bucket per minute by taker side (a volume profile over time), exact decimals; "
+        "buckets as the book heatmap's. Pictures in the metadata. Lake: trade_heatmap/; DuckDB: trade_heatmap."
+    ),
+)
+def trade_heatmap(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResult[None]:
+    from mdplatform.plots import render_trade_heatmap
+
+    settings = mdp.settings()
+    warehouse = Warehouse(settings.warehouse_path)
+    frames: dict[int, pl.DataFrame] = {}
+
+    def hour_done(hour: int) -> dict[str, Any]:
+        out, trades, path, deleted = materialize_trade_heatmap_hour(settings, hour, warehouse)
+        frames[hour] = out
+        context.log.info(f"{hour_text(hour)}: {out.height} trade heatmap rows from {trades.height} trades")
+        return {"rows": out.height, "trades_read": trades.height, "path": path, "deleted": deleted}
+
+    done = _each_hour(context, "trade heatmap", hour_done)
+    last_hour = max(done)
+    last = frames[last_hour]
+    pictures: list[tuple[str, bytes]] = []
+    for exchange, symbol in sorted(last.select("exchange", "symbol").unique().iter_rows()):
+        png = render_trade_heatmap(
+            last.filter(pl.col("exchange") == exchange, pl.col("symbol") == symbol),
+            title=f"{exchange} {symbol} trades, {hour_text(last_hour)}",
+        )
+        name = f"{exchange}_{symbol}"
+        write_picture(picture_path(settings, "trade_heatmap", last_hour, name), png)
+        pictures.append((name, png))
+    hours = list(done.values())
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": sum(h["rows"] for h in hours),
+            "hours": len(hours),
+            "trades_read": sum(h["trades_read"] for h in hours),
+            "path": _path([h["path"] for h in hours]),
+            "warehouse_rows_replaced": sum(h["deleted"] for h in hours),
+            f"pictures ({hour_key(last_hour)})": _png_markdown(pictures),
+        }
+    )
+
+
+@asset(
+    key=CONSOLIDATED_BOOK_KEY,
+    partitions_def=HOURLY,
+    backfill_policy=BACKFILL_POLICY,
+    pool=POOL,
+    group_name="order_books",
+    kinds={"polars", "parquet", "duckdb"},
+    deps=[BOOK_SNAPSHOTS_KEY],
+    description=(
+        "Per base asset and second: best bid/ask across the spot books quoted in USD-like currencies (with the "
+        "exchange that has it), summed depth bands and imbalance, the books that contributed and how stale each "
+        "was (ms). Lake: consolidated_book/; DuckDB: consolidated_book."
+    ),
+)
+def consolidated_book(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResult[None]:
+    settings = mdp.settings()
+    warehouse = Warehouse(settings.warehouse_path)
+
+    def hour_done(hour: int) -> dict[str, Any]:
+        out, path, deleted = materialize_consolidated_hour(settings, hour, warehouse)
+        counts = dict(out.group_by("exchange_count").len().sort("exchange_count").iter_rows())
+        context.log.info(f"{hour_text(hour)}: {out.height} consolidated steps; by exchange count {counts}")
+        return {
+            "rows": out.height,
+            "steps_by_exchange_count": {str(k): v for k, v in counts.items()},
+            "crossed": int(out["crossed"].sum()),
+            "path": path,
+            "deleted": deleted,
+        }
+
+    hours = list(_each_hour(context, "consolidated book", hour_done).values())
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": sum(h["rows"] for h in hours),
+            "hours": len(hours),
+            "steps_by_exchange_count": MetadataValue.json(_total(h["steps_by_exchange_count"] for h in hours)),
+            "crossed_steps": sum(h["crossed"] for h in hours),
+            "path": _path([h["path"] for h in hours]),
+            "warehouse_rows_replaced": sum(h["deleted"] for h in hours),
+        }
+    )

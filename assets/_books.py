@@ -1,0 +1,249 @@
+"""The work of one hour partition for the book assets, as plain functions (the Dagster assets wrap these).
+
+``materialize_books_hour``: every (exchange, symbol) book in the raw layer rebuilt over the exchange-time hour from
+the previous hour's checkpoint (``book_checkpoints``), sampled every ``Settings.book_interval_ns``, with the hour's
+coverage gaps of its book channels as invalid spans; book heatmaps per book and consolidated per base, 1 s and 1 m.
+``materialize_consolidated_hour``: the consolidated book from the hour's samples. ``materialize_trade_heatmap_hour``:
+the trade heatmap from the hour's trades. Each writes its lake partitions and replaces the hour in DuckDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import polars as pl
+
+from mdplatform.book import (
+    BOOK_HEATMAP,
+    CONSOLIDATED_BOOK,
+    BookCheckpoint,
+    BookHeatmapSpec,
+    BookSamples,
+    Rebuild,
+    consolidate_heatmap,
+    consolidated_book,
+    invalid_schema,
+    lake_book_samples,
+    rollup_heatmap,
+    samples_schema,
+)
+from mdplatform.exchanges import EXCHANGES
+from mdplatform.lake import filesystem, join, list_exchanges, read_raw
+from mdplatform.schemas import COVERAGE, TRADES
+from mdplatform.transforms import GAP_STATUS, HOUR_NS, MINUTE_NS, USD_LIKE, trade_heatmap
+from mdplatform.transforms import HEATMAP as TRADE_HEATMAP
+from mdplatform.warehouse import Warehouse, Window, partition_path, read_partition, write_partition
+
+from ._hourly import MissingUpstreamError, hour_text
+from ._settings import Settings
+
+__all__ = [
+    "BOOK_TABLES",
+    "BooksHour",
+    "book_streams",
+    "materialize_books_hour",
+    "materialize_consolidated_hour",
+    "materialize_trade_heatmap_hour",
+    "picture_path",
+]
+
+#: lake tables the book assets write (besides the per-hour checkpoints)
+BOOK_TABLES = ("book_snapshots", "book_invalid", "book_heatmap", "consolidated_book", "trade_heatmap")
+CHECKPOINTS = "book_checkpoints"
+_CHECKPOINT_SCHEMA: dict[str, pl.DataType] = {"exchange": pl.String(), "symbol": pl.String(), "state": pl.String()}
+
+
+def _rebuildable() -> dict[str, frozenset[str]]:
+    """exchange id -> the raw channels its book builder reads, for exchanges that have one."""
+    out: dict[str, frozenset[str]] = {}
+    for xid, exchange in EXCHANGES.items():
+        if callable(getattr(exchange, "book_builder", None)):
+            out[xid] = Rebuild(xid, "X").channels
+    return out
+
+
+def book_streams(settings: Settings, hour: int) -> list[tuple[str, str]]:
+    """(exchange, exchange symbol) of every book with frames received around the hour, sorted."""
+    found: set[tuple[str, str]] = set()
+    channels = _rebuildable()
+    lo, hi = _read_range(settings, hour)
+    for xid in list_exchanges(settings.root):
+        if xid in channels:
+            df = read_raw(settings.root, lo, hi, exchanges=[xid], channels=sorted(channels[xid]), columns=["symbol"])
+            found |= {(xid, s) for s in df.get_column("symbol").unique().to_list() if s}
+    return sorted(found)
+
+
+def _read_range(settings: Settings, hour: int) -> tuple[int, int]:
+    lo = (hour - settings.lateness_ns) // MINUTE_NS * MINUTE_NS
+    return lo, hour + HOUR_NS + settings.lateness_ns
+
+
+def _checkpoints(settings: Settings, hour: int) -> dict[tuple[str, str], BookCheckpoint]:
+    """The books' states at the end of the previous hour, if it was materialized."""
+    df = read_partition(partition_path(settings.root, CHECKPOINTS, hour - HOUR_NS), _CHECKPOINT_SCHEMA)
+    if df is None:
+        return {}
+    return {(x, s): BookCheckpoint.from_json(j) for x, s, j in df.iter_rows()}
+
+
+def _gaps(coverage: pl.DataFrame, exchange: str, symbol: str, channels: frozenset[str]) -> list[tuple[int, int, str]]:
+    """The coverage gaps of a book's channels (normalized symbol) as (start ns, end ns, reason)."""
+    rows = coverage.filter(
+        pl.col("status") == GAP_STATUS,
+        pl.col("exchange") == exchange,
+        pl.col("symbol") == symbol,
+        pl.col("channel").is_in(list(channels)),
+    ).select(pl.col("start_time", "end_time").dt.epoch("ns"), pl.col("reason").fill_null("gap"))
+    return [(int(a), int(b), str(r)) for a, b, r in rows.iter_rows()]
+
+
+def _spec(settings: Settings, symbol: str) -> Callable[[float], BookHeatmapSpec]:
+    """The heatmap spec of a book (normalized symbol), its bucket resolved at the first mid (~1 bp rules)."""
+    buckets, reach = settings.buckets, settings.range_bps
+
+    def resolve(mid: float) -> BookHeatmapSpec:
+        return BookHeatmapSpec(buckets.size_for(symbol, Decimal(repr(mid))), reach)
+
+    return resolve
+
+
+@dataclass(frozen=True, slots=True)
+class BooksHour:
+    hour: int
+    samples: pl.DataFrame
+    invalid: pl.DataFrame
+    heatmap: pl.DataFrame
+    books: list[str]
+    #: books whose bucket did not nest in their base's consolidated bucket (left out of it)
+    left_out: list[str]
+    paths: dict[str, str]
+    warehouse_deleted: int
+    continued: int
+    invalid_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse | None = None) -> BooksHour:
+    """Book snapshots, invalid spans and heatmaps of every book over the exchange-time hour (module doc), the
+    checkpoints at its end; written to the lake (replacing the hour) and DuckDB (window replaced)."""
+    end = hour + HOUR_NS
+    coverage = read_partition(partition_path(settings.root, "coverage", hour), COVERAGE)
+    if coverage is None:
+        raise MissingUpstreamError(f"the coverage partition for {hour_text(hour)} is not materialized")
+    channels = _rebuildable()
+    before = _checkpoints(settings, hour)
+    results: list[BookSamples] = []
+    for xid, symbol in book_streams(settings, hour):
+        normalized = EXCHANGES[xid].normalize_symbol(symbol)
+        results.append(
+            lake_book_samples(
+                settings.root,
+                xid,
+                symbol,
+                hour,
+                end,
+                checkpoint=before.get((xid, symbol)),
+                lateness_ns=settings.lateness_ns,
+                interval_ns=settings.book_interval_ns,
+                top_n=settings.top_n,
+                max_silence_ns=settings.book_silence_ns,
+                heatmap=_spec(settings, normalized),
+                gaps=_gaps(coverage, xid, normalized, channels[xid]),
+            )
+        )
+    schema = samples_schema()
+    samples = pl.concat([r.samples for r in results]) if results else pl.DataFrame(schema=schema)
+    invalid = pl.concat([r.invalid for r in results]) if results else pl.DataFrame(schema=invalid_schema())
+    fine = pl.concat([r.heatmap for r in results]) if results else pl.DataFrame(schema=BOOK_HEATMAP)
+    minute = rollup_heatmap(fine, samples, step_ns=MINUTE_NS, step="1m")
+    consolidated, left_out = consolidate_heatmap(pl.concat([fine, minute]), USD_LIKE)
+    heatmap = pl.concat([fine, minute, consolidated])
+    paths = {
+        "book_snapshots": partition_path(settings.root, "book_snapshots", hour),
+        "book_invalid": partition_path(settings.root, "book_invalid", hour),
+        "book_heatmap": partition_path(settings.root, "book_heatmap", hour),
+    }
+    write_partition(paths["book_snapshots"], samples)
+    write_partition(paths["book_invalid"], invalid)
+    write_partition(paths["book_heatmap"], heatmap)
+    checkpoints = pl.DataFrame(
+        {
+            "exchange": [r.checkpoint.exchange for r in results],
+            "symbol": [r.checkpoint.symbol for r in results],
+            "state": [r.checkpoint.to_json().decode() for r in results],
+        },
+        schema=_CHECKPOINT_SCHEMA,
+    )
+    write_partition(partition_path(settings.root, CHECKPOINTS, hour), checkpoints)
+    wh = warehouse or Warehouse(settings.warehouse_path)
+    replaced = wh.replace_windows(
+        [
+            Window("book_snapshots", samples, "ts", hour, end),
+            Window("book_invalid", invalid, "start", hour, end),
+            Window("book_heatmap", heatmap, "ts", hour, end),
+        ]
+    )
+    deleted = sum(d for d, _ in replaced)
+    seconds = invalid.group_by("exchange", "symbol").agg(
+        ((pl.col("end") - pl.col("start")).dt.total_nanoseconds().sum() / 1e9).round(3)
+    )
+    books = sorted(f"{x}/{s}" for x, s in samples.select("exchange", "symbol").unique().iter_rows())
+    return BooksHour(
+        hour,
+        samples,
+        invalid,
+        heatmap,
+        books,
+        left_out,
+        paths,
+        deleted,
+        continued=sum(1 for r in results if (r.checkpoint.exchange, r.checkpoint.symbol) in before),
+        invalid_seconds={f"{x}/{s}": float(v) for x, s, v in seconds.sort("exchange", "symbol").iter_rows()},
+    )
+
+
+def _upstream(settings: Settings, table: str, hour: int, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    df = read_partition(partition_path(settings.root, table, hour), schema)
+    if df is None:
+        raise MissingUpstreamError(f"the {table} partition for {hour_text(hour)} is not materialized")
+    return df
+
+
+def materialize_consolidated_hour(
+    settings: Settings, hour: int, warehouse: Warehouse | None = None
+) -> tuple[pl.DataFrame, str, int]:
+    """(consolidated book rows, lake path, warehouse rows replaced) of the hour, from its book snapshots."""
+    samples = _upstream(settings, "book_snapshots", hour, samples_schema())
+    out = consolidated_book(samples, USD_LIKE)
+    path = partition_path(settings.root, "consolidated_book", hour)
+    write_partition(path, out.select(list(CONSOLIDATED_BOOK)))
+    wh = warehouse or Warehouse(settings.warehouse_path)
+    deleted, _ = wh.replace_window("consolidated_book", out, "ts", hour, hour + HOUR_NS)
+    return out, path, deleted
+
+
+def materialize_trade_heatmap_hour(
+    settings: Settings, hour: int, warehouse: Warehouse | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, str, int]:
+    """(trade heatmap rows, the hour's trades, lake path, warehouse rows replaced), from the hour's trades."""
+    trades = _upstream(settings, "trades", hour, TRADES)
+    out = trade_heatmap(trades, settings.buckets, start_ns=hour, end_ns=hour + HOUR_NS)
+    path = partition_path(settings.root, "trade_heatmap", hour)
+    write_partition(path, out.select(list(TRADE_HEATMAP)))
+    wh = warehouse or Warehouse(settings.warehouse_path)
+    deleted, _ = wh.replace_window("trade_heatmap", out, "minute", hour, hour + HOUR_NS)
+    return out, trades, path, deleted
+
+
+def picture_path(settings: Settings, table: str, hour: int, name: str) -> str:
+    """Where an hour's picture of ``table`` is kept: beside its partition file (``<name>.png``)."""
+    folder = partition_path(settings.root, table, hour).rsplit("/", 1)[0]
+    return join(folder, f"{name}.png")
+
+
+def write_picture(path: str, png: bytes) -> None:
+    fs, target = filesystem(path)
+    fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+    fs.pipe_file(target, png)
