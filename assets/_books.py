@@ -160,14 +160,21 @@ def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse |
     minute = rollup_heatmap(fine, samples, step_ns=MINUTE_NS, step="1m")
     consolidated, left_out = consolidate_heatmap(pl.concat([fine, minute]), USD_LIKE)
     heatmap = pl.concat([fine, minute, consolidated])
+    # DuckDB first, the lake files last (as the other assets): the hour counts as materialized once its lake files
+    # exist, so a failed warehouse write fails the hour before anything marks it done
+    wh = warehouse or Warehouse(settings.warehouse_path)
+    replaced = wh.replace_windows(
+        [
+            Window("book_snapshots", samples, "ts", hour, end),
+            Window("book_invalid", invalid, "start", hour, end),
+            Window("book_heatmap", heatmap, "ts", hour, end),
+        ]
+    )
     paths = {
         "book_snapshots": partition_path(settings.root, "book_snapshots", hour),
         "book_invalid": partition_path(settings.root, "book_invalid", hour),
         "book_heatmap": partition_path(settings.root, "book_heatmap", hour),
     }
-    write_partition(paths["book_snapshots"], samples)
-    write_partition(paths["book_invalid"], invalid)
-    write_partition(paths["book_heatmap"], heatmap)
     checkpoints = pl.DataFrame(
         {
             "exchange": [r.checkpoint.exchange for r in results],
@@ -177,14 +184,9 @@ def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse |
         schema=_CHECKPOINT_SCHEMA,
     )
     write_partition(partition_path(settings.root, CHECKPOINTS, hour), checkpoints)
-    wh = warehouse or Warehouse(settings.warehouse_path)
-    replaced = wh.replace_windows(
-        [
-            Window("book_snapshots", samples, "ts", hour, end),
-            Window("book_invalid", invalid, "start", hour, end),
-            Window("book_heatmap", heatmap, "ts", hour, end),
-        ]
-    )
+    write_partition(paths["book_invalid"], invalid)
+    write_partition(paths["book_heatmap"], heatmap)
+    write_partition(paths["book_snapshots"], samples)
     deleted = sum(d for d, _ in replaced)
     seconds = invalid.group_by("exchange", "symbol").agg(
         ((pl.col("end") - pl.col("start")).dt.total_nanoseconds().sum() / 1e9).round(3)
@@ -217,10 +219,10 @@ def materialize_consolidated_hour(
     """(consolidated book rows, lake path, warehouse rows replaced) of the hour, from its book snapshots."""
     samples = _upstream(settings, "book_snapshots", hour, samples_schema())
     out = consolidated_book(samples, USD_LIKE)
-    path = partition_path(settings.root, "consolidated_book", hour)
-    write_partition(path, out.select(list(CONSOLIDATED_BOOK)))
     wh = warehouse or Warehouse(settings.warehouse_path)
     deleted, _ = wh.replace_window("consolidated_book", out, "ts", hour, hour + HOUR_NS)
+    path = partition_path(settings.root, "consolidated_book", hour)
+    write_partition(path, out.select(list(CONSOLIDATED_BOOK)))
     return out, path, deleted
 
 
@@ -230,10 +232,10 @@ def materialize_trade_heatmap_hour(
     """(trade heatmap rows, the hour's trades, lake path, warehouse rows replaced), from the hour's trades."""
     trades = _upstream(settings, "trades", hour, TRADES)
     out = trade_heatmap(trades, settings.buckets, start_ns=hour, end_ns=hour + HOUR_NS)
-    path = partition_path(settings.root, "trade_heatmap", hour)
-    write_partition(path, out.select(list(TRADE_HEATMAP)))
     wh = warehouse or Warehouse(settings.warehouse_path)
     deleted, _ = wh.replace_window("trade_heatmap", out, "minute", hour, hour + HOUR_NS)
+    path = partition_path(settings.root, "trade_heatmap", hour)
+    write_partition(path, out.select(list(TRADE_HEATMAP)))
     return out, trades, path, deleted
 
 
