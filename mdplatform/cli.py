@@ -396,6 +396,112 @@ def plot_trade_heatmap(
     )
 
 
+def _consolidated_base(symbol: str) -> str:
+    """The base asset of a consolidated book named as stored (BTC-USD*), without dashes (BTCUSD*) or bare (BTC)."""
+    from .transforms import USD_LIKE
+
+    plain = symbol.upper().rstrip("*")
+    if "-" in plain:
+        return plain.split("-")[0]
+    for quote in sorted(USD_LIKE, key=len, reverse=True):
+        if plain.endswith(quote) and len(plain) > len(quote):
+            return plain.removesuffix(quote)
+    return plain
+
+
+@plot.command("heatmap")
+@_with_plot_options
+@click.option("--step", type=click.Choice(["1s", "1m"]), default=None, help="Default: 1s up to 2 hours, else 1m.")
+@click.option("--trades/--no-trades", "with_trades", default=True, show_default=True, help="Overlay the trades.")
+def plot_heatmap(
+    exchange: str,
+    symbol: str,
+    start: str,
+    end: str,
+    lake: str | None,
+    output: str,
+    width: int,
+    height: int,
+    step: str | None,
+    with_trades: bool,
+) -> None:
+    """Resting book per price bucket in [--from, --to) from the hourly `book_heatmap` partitions: bids in blues,
+    asks in oranges, with the mid (`book_snapshots`), the spans the book was invalid (`book_invalid`, grey) and
+    the trades. --exchange '*' draws the consolidated book of a base (--symbol BTC, BTC-USD* ...) with the spot
+    trades of every venue quoting it in a USD-like currency."""
+    import polars as pl
+
+    from .book import BOOK_HEATMAP, CONSOLIDATED, invalid_schema, samples_schema, spot_base
+    from .plots import render_book_heatmap
+    from .plots._book_heatmap import pick_step
+    from .schemas import TRADES
+    from .transforms import USD_LIKE
+    from .warehouse import read_partitions
+
+    lo, hi = _range(start, end)
+    t = pl.col("ts").dt.epoch("ns")
+    consolidated = exchange == CONSOLIDATED
+    base = _consolidated_base(symbol) if consolidated else ""
+    which: Any = pl.col("symbol") == f"{base}-USD*" if consolidated else _same_symbol(symbol)
+    rows = read_partitions(lake, "book_heatmap", lo, hi, BOOK_HEATMAP).filter(
+        pl.col("exchange") == exchange, which, t >= lo, t < hi
+    )
+    if rows.is_empty():
+        raise click.ClickException(
+            f"no book heatmap for {exchange} {symbol} between {start} and {end}: materialize book_heatmap first "
+            f"(mdp materialize --from {start} --to {end})"
+        )
+    if rows.get_column("symbol").n_unique() > 1:
+        raise click.ClickException(f"{symbol!r} matches {sorted(set(rows.get_column('symbol')))}: give one")
+    if step is not None:
+        rows = rows.filter(pl.col("step") == step)
+        if rows.is_empty():
+            raise click.ClickException(f"no {step} book heatmap for {exchange} {symbol} between {start} and {end}")
+    stored = str(rows.get_column("symbol")[0])
+    drawn = step or pick_step(rows)
+
+    def of_base(df: pl.DataFrame) -> pl.Expr:
+        # the spot books of the consolidated base (as consolidate_heatmap picks them), looked up once per symbol
+        return pl.col("symbol").is_in([s for s in set(df.get_column("symbol")) if spot_base(s, USD_LIKE) == base])
+
+    snapshots = read_partitions(lake, "book_snapshots", lo, hi, samples_schema())
+    invalid: pl.DataFrame | None = None
+    if consolidated:
+        # the consolidated mid: the best bid and ask across the spot books of the base at each sample
+        samples = (
+            snapshots.filter(of_base(snapshots))
+            .group_by("ts")
+            .agg(pl.col("bid_price").max(), pl.col("ask_price").min())
+            .with_columns(mid=(pl.col("bid_price") + pl.col("ask_price")) / 2)
+            .filter(pl.col("bid_price") < pl.col("ask_price"))  # a crossed consolidated book has no mid
+            .sort("ts")
+        )
+    else:
+        samples = snapshots.filter(pl.col("exchange") == exchange, pl.col("symbol") == stored)
+        # an interval overlapping the window may sit in an earlier partition: read from an hour before
+        invalid = read_partitions(lake, "book_invalid", lo - 3_600 * 10**9, hi, invalid_schema()).filter(
+            pl.col("exchange") == exchange, pl.col("symbol") == stored
+        )
+    trades: pl.DataFrame | None = None
+    if with_trades:
+        trades = read_partitions(lake, "trades", lo, hi, TRADES)
+        if consolidated:
+            trades = trades.filter(of_base(trades))
+        else:
+            trades = trades.filter(pl.col("exchange") == exchange, pl.col("symbol") == stored)
+    png = render_book_heatmap(
+        rows, trades=trades, samples=samples, invalid=invalid, step=drawn, width=width, height=height
+    )
+    with open(output, "wb") as fh:
+        fh.write(png)
+    n_trades = trades.height if trades is not None else 0
+    steps = rows.filter(pl.col("step") == drawn).get_column("ts").n_unique()
+    click.echo(
+        f"{output}: {exchange} {stored}, {steps} {drawn} steps, "
+        f"{samples.height} book samples, {n_trades} trades, {len(png)} bytes"
+    )
+
+
 def main() -> None:
     cli(prog_name="mdp")
 
