@@ -10,6 +10,7 @@ from typing import Literal
 import polars as pl
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from mdplatform.warehouse import Window
 
@@ -81,7 +82,8 @@ def _load(conn: psycopg.Connection, w: Window, fast: bool) -> LoadResult:
     copy_sql = sql.SQL("COPY {t} ({cols}) FROM STDIN (FORMAT BINARY)").format(
         t=sql.Identifier(table), cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     )
-    with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+    # the queued writer sends from its own thread: the server parses one batch while the next is encoded
+    with conn.cursor() as cur, cur.copy(copy_sql, writer=QueuedLibpqWriter(cur)) as copy:
         if fast and supported(columns, w.rows.schema):
             for chunk in encode(w.rows, columns):
                 copy.write(chunk)
