@@ -148,7 +148,8 @@ def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse |
                 lateness_ns=settings.lateness_ns,
                 interval_ns=settings.book_interval_ns,
                 top_n=settings.top_n,
-                max_silence_ns=settings.book_silence_ns,
+                # a book with no frame for as long as coverage calls a stream silent is not sampled on (nobody knows it)
+                max_silence_ns=settings.max_silence_ns,
                 heatmap=_spec(settings, normalized),
                 gaps=_gaps(coverage, xid, normalized, channels[xid]),
             )

@@ -18,8 +18,6 @@ DEFAULT_MAX_SILENCE_S = 15.0
 DEFAULT_BOOK_INTERVAL_S = 1.0
 DEFAULT_BOOK_TOP_N = 25
 DEFAULT_HEATMAP_RANGE_BPS = 100.0
-#: a book frame-less for this long is not sampled (the collector's own silence rule is per stream and shorter)
-DEFAULT_BOOK_SILENCE_S = 60.0
 
 
 def _env_float(name: str, default: float) -> float:
@@ -98,10 +96,6 @@ class Settings:
     @property
     def top_n(self) -> int:
         return self.book_top_n if self.book_top_n is not None else int(_env_float("MDP_BOOK_TOP_N", DEFAULT_BOOK_TOP_N))
-
-    @property
-    def book_silence_ns(self) -> int:
-        return round(DEFAULT_BOOK_SILENCE_S * SECOND_NS)
 
     @property
     def range_bps(self) -> float:
