@@ -80,11 +80,21 @@ def _trades_of(trades: pl.DataFrame | None, exchange: str, symbol: str) -> pl.Da
 
 
 def _book_pictures(settings: Settings, done: BooksHour) -> list[tuple[str, bytes]]:
-    """One picture per consolidated base (first) and per book of the hour, written beside the heatmap partition."""
+    """One picture per consolidated base (first) and per book of the hour, written beside the heatmap partition.
+    A base with a single book has no consolidated picture: it would be that book's again (a second of drawing)."""
     from mdplatform.plots import render_book_heatmap
 
     trades = read_partition(partition_path(settings.root, "trades", done.hour), TRADES)
-    keys = done.heatmap.filter(pl.col("step") == "1s").select("exchange", "symbol").unique()
+    fine = done.heatmap.filter(pl.col("step") == "1s")
+    alone = set(
+        fine.filter(pl.col("exchange") == CONSOLIDATED)
+        .group_by("symbol")
+        .agg(pl.col("exchange_count").max())
+        .filter(pl.col("exchange_count") == 1)
+        .get_column("symbol")
+        .to_list()
+    )
+    keys = fine.select("exchange", "symbol").unique().filter(~pl.col("symbol").is_in(list(alone)))
     ordered = sorted(keys.iter_rows(), key=lambda k: (k[0] != CONSOLIDATED, k))
     out: list[tuple[str, bytes]] = []
     for exchange, symbol in ordered:

@@ -33,6 +33,7 @@ import polars as pl
 
 from ..schemas import PRICE, TS
 from ._l2 import L2Book
+from ._metrics import SideArrays, book_arrays
 
 __all__ = [
     "BOOK_HEATMAP",
@@ -81,41 +82,42 @@ class BookHeatmapSpec:
             raise ValueError(f"range_bps must be in (0, 10000], not {self.range_bps}")
 
 
-def _bucketed(levels: list[tuple[float, float]], bucket: float, lo_k: int, hi_k: int) -> tuple[list[int], list[float]]:
+def _bucketed(
+    prices: np.ndarray, sizes: np.ndarray, bucket: float, lo_k: int, hi_k: int
+) -> tuple[list[int], list[float]]:
     """(bucket index, summed size) of price levels, for the buckets lo_k <= k < hi_k, indexes ascending."""
-    if not levels:
-        return [], []
-    arr = np.asarray(levels, dtype=np.float64)
-    q = arr[:, 0] / bucket
+    q = prices / bucket
     idx = np.floor(q + q * _EDGE).astype(np.int64)
     keep = (idx >= lo_k) & (idx < hi_k)
+    if not keep.any():
+        return [], []
     keys, inverse = np.unique(idx[keep], return_inverse=True)
-    sums = np.bincount(inverse, weights=arr[keep, 1], minlength=len(keys))
+    sums = np.bincount(inverse, weights=sizes[keep], minlength=len(keys))
     return keys.tolist(), sums.tolist()
 
 
-def bucket_levels(book: L2Book, spec: BookHeatmapSpec) -> tuple[list[int], list[float], list[int], list[float]]:
+def bucket_levels(
+    book: L2Book, spec: BookHeatmapSpec, arrays: SideArrays | None = None
+) -> tuple[list[int], list[float], list[int], list[float]]:
     """(bid bucket indexes, sizes, ask bucket indexes, sizes) of the whole buckets the book knows (module doc);
-    bucket ``k`` is ``[k * bucket, (k + 1) * bucket)``. Empty when a side is empty."""
-    best_bid, best_ask = book.best_bid(), book.best_ask()
-    if best_bid is None or best_ask is None:
+    bucket ``k`` is ``[k * bucket, (k + 1) * bucket)``. Empty when a side is empty. ``arrays``:
+    ``book_arrays(book)`` when the caller has read them already."""
+    bp, bq, ap, aq = arrays if arrays is not None else book_arrays(book)
+    if not len(bp) or not len(ap):
         return [], [], [], []
     bucket = float(spec.bucket)
-    mid = (best_bid[0] + best_ask[0]) / 2.0
+    mid = (float(bp[0]) + float(ap[0])) / 2.0
     reach = spec.range_bps / 1e4
     floor = book.bid_floor if book.bid_floor is not None else 0.0
     ceiling = book.ask_ceiling if book.ask_ceiling is not None else math.inf
     # whole buckets only: bids from the first edge at or above the lower bound, asks below the last edge at or
-    # under the upper bound (indexes compared, not float prices: k * 0.1 is not an exact float)
+    # under the upper bound (bucket indexes compared, not float prices: k * 0.1 is not an exact float)
     lo = max(mid * (1.0 - reach), floor) / bucket
     hi = min(mid * (1.0 + reach), ceiling) / bucket
     lo_k = math.ceil(lo - lo * _EDGE)
     hi_k = math.floor(hi + hi * _EDGE)
-    # the float bounds a hair wider than the edges; the index test above is the exact cut
-    bids = book.within("bid", lo_k * bucket * (1.0 - _EDGE))
-    asks = book.within("ask", hi_k * bucket * (1.0 + _EDGE))
-    bid_k, bid_q = _bucketed(bids, bucket, lo_k, 1 << 62)
-    ask_k, ask_q = _bucketed(asks, bucket, -(1 << 62), hi_k)
+    bid_k, bid_q = _bucketed(bp, bq, bucket, lo_k, 1 << 62)
+    ask_k, ask_q = _bucketed(ap, aq, bucket, -(1 << 62), hi_k)
     return bid_k, bid_q, ask_k, ask_q
 
 

@@ -19,16 +19,15 @@ null, and so is its imbalance: beyond that range the book is partial and a sum t
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Sequence
-from itertools import accumulate
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from ._l2 import L2Book, Level
+from ._l2 import L2Book
 
-__all__ = ["DEPTH_BPS", "TOP_N", "book_metrics", "samples_schema"]
+__all__ = ["DEPTH_BPS", "TOP_N", "SideArrays", "book_arrays", "book_metrics", "samples_schema"]
 
 #: depth bands (basis points around mid)
 DEPTH_BPS: tuple[int, ...] = (10, 25, 50, 100)
@@ -65,56 +64,63 @@ def samples_schema(depth_bps: Sequence[int] = DEPTH_BPS) -> dict[str, pl.DataTyp
     return schema
 
 
-def _band_depths(levels: list[Level], bounds: list[float], bids: bool) -> list[float]:
-    """Summed size of the (best-first) levels at each bound or better, in one pass over the sizes."""
-    keys = [-p for p, _ in levels] if bids else [p for p, _ in levels]
-    cum = list(accumulate(q for _, q in levels))
-    out: list[float] = []
-    for bound in bounds:
-        n = bisect_right(keys, -bound if bids else bound)
-        out.append(cum[n - 1] if n else 0.0)
-    return out
+#: (bid prices, bid sizes, ask prices, ask sizes) of a book's live levels, best first (``book_arrays``)
+SideArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def book_metrics(book: L2Book, *, top_n: int = TOP_N, depth_bps: Sequence[int] = DEPTH_BPS) -> dict[str, Any] | None:
-    """The metric columns of ``samples_schema`` (all but ts/exchange/symbol) for a book; None when a side is empty."""
-    best_bid, best_ask = book.best_bid(), book.best_ask()
-    if best_bid is None or best_ask is None:
+def book_arrays(book: L2Book) -> SideArrays:
+    """The book's live levels as arrays, best first: read once per sample, shared by the metrics and the heatmap.
+    Sorted, not left in the book's own order, so every sum adds the same numbers in the same order however the
+    book was built (a book restored from a checkpoint must give the very same floats as one never cut)."""
+    bp, bq = book.arrays("bid")
+    ap, aq = book.arrays("ask")
+    bi = np.argsort(-bp, kind="stable")
+    ai = np.argsort(ap, kind="stable")
+    return bp[bi], bq[bi], ap[ai], aq[ai]
+
+
+def book_metrics(
+    book: L2Book,
+    *,
+    top_n: int = TOP_N,
+    depth_bps: Sequence[int] = DEPTH_BPS,
+    arrays: SideArrays | None = None,
+) -> dict[str, Any] | None:
+    """The metric columns of ``samples_schema`` (all but ts/exchange/symbol) for a book; None when a side is empty.
+    ``arrays``: ``book_arrays(book)`` when the caller has read them already."""
+    bp, bq, ap, aq = arrays if arrays is not None else book_arrays(book)
+    if not len(bp) or not len(ap):
         return None
-    bb, bq = best_bid
-    ba, aq = best_ask
+    bb, bsz, ba, asz = float(bp[0]), float(bq[0]), float(ap[0]), float(aq[0])
     mid = (bb + ba) / 2.0
     spread = ba - bb
     out: dict[str, Any] = {
         "update_id": book.update_id,
         "bid_price": bb,
-        "bid_size": bq,
+        "bid_size": bsz,
         "ask_price": ba,
-        "ask_size": aq,
+        "ask_size": asz,
         "mid": mid,
         "spread": spread,
         "spread_bps": spread / mid * 1e4,
-        "microprice": (bb * aq + ba * bq) / (bq + aq),
+        "microprice": (bb * asz + ba * bsz) / (bsz + asz),
     }
-    widest = max(depth_bps, default=0)
-    bids = book.within("bid", mid * (1.0 - widest / 1e4)) if depth_bps else []
-    asks = book.within("ask", mid * (1.0 + widest / 1e4)) if depth_bps else []
-    bid_bounds = [mid * (1.0 - x / 1e4) for x in depth_bps]
-    ask_bounds = [mid * (1.0 + x / 1e4) for x in depth_bps]
-    bid_depths = _band_depths(bids, bid_bounds, True)
-    ask_depths = _band_depths(asks, ask_bounds, False)
     floor = book.bid_floor if book.bid_floor is not None else 0.0
     ceiling = book.ask_ceiling if book.ask_ceiling is not None else float("inf")
     out["bid_floor"] = book.bid_floor
     out["ask_ceiling"] = book.ask_ceiling
-    for x, bd, ad, lo, hi in zip(depth_bps, bid_depths, ask_depths, bid_bounds, ask_bounds, strict=True):
+    # sizes summed best first, as a running total (the same additions whatever the book's history)
+    bcum, acum = np.cumsum(bq), np.cumsum(aq)
+    for x in depth_bps:
+        lo, hi = mid * (1.0 - x / 1e4), mid * (1.0 + x / 1e4)
         known_bid, known_ask = lo >= floor, hi <= ceiling
+        nb = int(np.searchsorted(-bp, -lo, side="right"))  # bids priced >= lo
+        na = int(np.searchsorted(ap, hi, side="right"))  # asks priced <= hi
+        bd = float(bcum[nb - 1]) if nb else 0.0
+        ad = float(acum[na - 1]) if na else 0.0
         out[f"bid_depth_{x}bps"] = bd if known_bid else None
         out[f"ask_depth_{x}bps"] = ad if known_ask else None
         out[f"imbalance_{x}bps"] = (bd - ad) / (bd + ad) if known_bid and known_ask and bd + ad > 0.0 else None
-    top_bids, top_asks = book.bids(top_n), book.asks(top_n)
-    out["bid_px"] = [p for p, _ in top_bids]
-    out["bid_sz"] = [q for _, q in top_bids]
-    out["ask_px"] = [p for p, _ in top_asks]
-    out["ask_sz"] = [q for _, q in top_asks]
+    out["bid_px"], out["bid_sz"] = bp[:top_n].tolist(), bq[:top_n].tolist()
+    out["ask_px"], out["ask_sz"] = ap[:top_n].tolist(), aq[:top_n].tolist()
     return out

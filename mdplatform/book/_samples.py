@@ -23,7 +23,7 @@ import polars as pl
 from .._time import MINUTE_NS
 from ._checkpoint import BookCheckpoint
 from ._heatmap import BOOK_HEATMAP, BookHeatmapSpec, bucket_levels, heatmap_frame
-from ._metrics import DEPTH_BPS, TOP_N, book_metrics, samples_schema
+from ._metrics import DEPTH_BPS, TOP_N, book_arrays, book_metrics, samples_schema
 from ._rebuild import SECOND_NS, InvalidInterval, Rebuild, invalid_schema
 
 __all__ = ["BookSamples", "Clock", "book_clock", "book_samples", "lake_book_samples", "step_label"]
@@ -148,11 +148,13 @@ def book_samples(
         if not rebuild.valid or (last is not None and at >= last + silence):
             return
         if cached_version != rebuild.version:
-            metrics = book_metrics(rebuild.book, top_n=top_n, depth_bps=depth_bps)
+            book = rebuild.book
+            arrays = book_arrays(book)
+            metrics = book_metrics(book, top_n=top_n, depth_bps=depth_bps, arrays=arrays)
             if heatmap is not None and metrics is not None:
                 if spec is None:
                     spec = cast("Callable[[float], BookHeatmapSpec]", heatmap)(metrics["mid"])
-                buckets = bucket_levels(rebuild.book, spec)
+                buckets = bucket_levels(book, spec, arrays)
             cached_version = rebuild.version
         if metrics is not None:
             out.append({"ts": at, "exchange": exchange_id, "symbol": label, "book_ts": last, **metrics})
