@@ -38,6 +38,7 @@ from mdplatform.warehouse import Warehouse, Window, partition_path, read_partiti
 
 from ._hourly import MissingUpstreamError, hour_text
 from ._settings import Settings
+from ._sinks import store
 
 __all__ = [
     "BOOK_TABLES",
@@ -164,12 +165,13 @@ def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse |
     # DuckDB first, the lake files last (as the other assets): the hour counts as materialized once its lake files
     # exist, so a failed warehouse write fails the hour before anything marks it done
     wh = warehouse or Warehouse(settings.warehouse_path)
-    replaced = wh.replace_windows(
+    replaced = store(
+        wh,
         [
             Window("book_snapshots", samples, "ts", hour, end),
             Window("book_invalid", invalid, "start", hour, end),
             Window("book_heatmap", heatmap, "ts", hour, end),
-        ]
+        ],
     )
     paths = {
         "book_snapshots": partition_path(settings.root, "book_snapshots", hour),
@@ -221,7 +223,7 @@ def materialize_consolidated_hour(
     samples = _upstream(settings, "book_snapshots", hour, samples_schema())
     out = consolidated_book(samples, USD_LIKE)
     wh = warehouse or Warehouse(settings.warehouse_path)
-    deleted, _ = wh.replace_window("consolidated_book", out, "ts", hour, hour + HOUR_NS)
+    ((deleted, _),) = store(wh, [Window("consolidated_book", out, "ts", hour, hour + HOUR_NS)])
     path = partition_path(settings.root, "consolidated_book", hour)
     write_partition(path, out.select(list(CONSOLIDATED_BOOK)))
     return out, path, deleted
@@ -234,7 +236,7 @@ def materialize_trade_heatmap_hour(
     trades = _upstream(settings, "trades", hour, TRADES)
     out = trade_heatmap(trades, settings.buckets, start_ns=hour, end_ns=hour + HOUR_NS)
     wh = warehouse or Warehouse(settings.warehouse_path)
-    deleted, _ = wh.replace_window("trade_heatmap", out, "minute", hour, hour + HOUR_NS)
+    ((deleted, _),) = store(wh, [Window("trade_heatmap", out, "minute", hour, hour + HOUR_NS)])
     path = partition_path(settings.root, "trade_heatmap", hour)
     write_partition(path, out.select(list(TRADE_HEATMAP)))
     return out, trades, path, deleted

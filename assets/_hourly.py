@@ -37,6 +37,7 @@ from mdplatform.warehouse import (
 )
 
 from ._settings import Settings
+from ._sinks import store
 
 __all__ = [
     "CandlesHour",
@@ -146,8 +147,8 @@ def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse 
     # warehouse write fails the hour before anything marks it done, and a retry or the sensor redoes it
     wh = warehouse or Warehouse(settings.warehouse_path)
     wh.create_lake_views(root)
-    (deleted, _), _ = wh.replace_windows(
-        [Window("trades", window.trades, "ts", hour, end), Window("coverage", coverage, "start_time", hour, end)]
+    (deleted, _), _ = store(
+        wh, [Window("trades", window.trades, "ts", hour, end), Window("coverage", coverage, "start_time", hour, end)]
     )
     qpath: str | None = quarantine_path(root, "trades", hour)
     assert qpath is not None
@@ -209,7 +210,7 @@ def materialize_candles_hour(settings: Settings, hour: int, warehouse: Warehouse
         earlier_1m=earlier.filter(pl.col("timeframe") == "1m"),
     )
     wh = warehouse or Warehouse(settings.warehouse_path)
-    deleted, _ = wh.replace_window("candles", candles, "close_time", hour, end, closed="right")
+    ((deleted, _),) = store(wh, [Window("candles", candles, "close_time", hour, end, closed="right")])
     path = partition_path(root, "candles", hour)  # last, as for trades: the lake file marks the hour done
     write_partition(path, candles.select(list(CANDLES)))
     counts = candles.group_by("timeframe").len()

@@ -8,6 +8,7 @@ CREATE TABLE IF NOT EXISTS book_snapshots (
     exchange         TEXT               NOT NULL,
     symbol           TEXT               NOT NULL,
     update_id        BIGINT,
+    book_ts          TIMESTAMPTZ,  -- the time of the last frame the book reflects
     bid_price        DOUBLE PRECISION,
     bid_size         DOUBLE PRECISION,
     ask_price        DOUBLE PRECISION,
@@ -16,6 +17,8 @@ CREATE TABLE IF NOT EXISTS book_snapshots (
     spread           DOUBLE PRECISION,
     spread_bps       DOUBLE PRECISION,
     microprice       DOUBLE PRECISION,
+    bid_floor        DOUBLE PRECISION,  -- the range the book's snapshot covered (bands beyond it are null)
+    ask_ceiling      DOUBLE PRECISION,
     bid_depth_10bps  DOUBLE PRECISION,
     bid_depth_25bps  DOUBLE PRECISION,
     bid_depth_50bps  DOUBLE PRECISION,
@@ -52,6 +55,8 @@ CREATE TABLE IF NOT EXISTS consolidated_book (
     best_bid_exchange TEXT,
     best_ask          DOUBLE PRECISION,
     best_ask_exchange TEXT,
+    mid               DOUBLE PRECISION,
+    crossed           BOOLEAN,
     bid_depth_10bps   DOUBLE PRECISION,
     bid_depth_25bps   DOUBLE PRECISION,
     bid_depth_50bps   DOUBLE PRECISION,
@@ -64,7 +69,9 @@ CREATE TABLE IF NOT EXISTS consolidated_book (
     imbalance_25bps   DOUBLE PRECISION,
     imbalance_50bps   DOUBLE PRECISION,
     imbalance_100bps  DOUBLE PRECISION,
+    exchange_count    INT,
     exchanges         TEXT[],
+    symbols           TEXT[],
     staleness_ms      DOUBLE PRECISION[]
 );
 CREATE INDEX IF NOT EXISTS consolidated_book_base_ts ON consolidated_book (base, ts);

@@ -8,29 +8,31 @@
 CREATE TABLE IF NOT EXISTS book_heatmap (
     ts             TIMESTAMPTZ      NOT NULL,
     step           TEXT             NOT NULL CHECK (step IN ('1s', '1m')),
-    exchange       TEXT             NOT NULL,
-    base           TEXT,
-    symbol         TEXT,
-    side           TEXT             NOT NULL,
+    exchange       TEXT             NOT NULL,  -- '*' for the consolidated heatmap
+    symbol         TEXT             NOT NULL,  -- BASE-USD* for the consolidated heatmap
+    side           TEXT             NOT NULL CHECK (side IN ('bid', 'ask')),
     price          NUMERIC(38,12)   NOT NULL,  -- the bucket's low edge
     bucket         NUMERIC(38,12)   NOT NULL,  -- the bucket's width
     size           DOUBLE PRECISION,
     intensity      DOUBLE PRECISION,
-    exchange_count INT
+    exchange_count INT              NOT NULL,
+    samples        INT              NOT NULL,  -- book samples a roll-up averages (1 for a 1 s row)
+    complete       BOOLEAN          NOT NULL   -- every step of the roll-up sampled
 );
 CREATE INDEX IF NOT EXISTS book_heatmap_symbol_ts ON book_heatmap (exchange, symbol, step, ts);
 
 -- Traded volume per minute and price bucket.
 CREATE TABLE IF NOT EXISTS trade_heatmap (
-    minute    TIMESTAMPTZ      NOT NULL,
-    exchange  TEXT             NOT NULL,
-    symbol    TEXT             NOT NULL,
-    price     NUMERIC(38,12)   NOT NULL,  -- the bucket's low edge
-    bucket    NUMERIC(38,12)   NOT NULL,
-    side      TEXT             NOT NULL,
-    volume    NUMERIC(38,12)   NOT NULL,
-    trades    BIGINT           NOT NULL,
-    intensity DOUBLE PRECISION
+    minute       TIMESTAMPTZ      NOT NULL,
+    exchange     TEXT             NOT NULL,
+    symbol       TEXT             NOT NULL,
+    price_bucket NUMERIC(38,12)   NOT NULL,  -- the bucket's low edge
+    bucket_size  NUMERIC(38,12)   NOT NULL,
+    buy_size     NUMERIC(38,12)   NOT NULL,
+    sell_size    NUMERIC(38,12)   NOT NULL,
+    buy_count    BIGINT           NOT NULL,
+    sell_count   BIGINT           NOT NULL,
+    intensity    DOUBLE PRECISION
 );
 CREATE INDEX IF NOT EXISTS trade_heatmap_symbol_minute ON trade_heatmap (exchange, symbol, minute);
 

@@ -56,22 +56,25 @@ def test_decimals_round_trip_exactly(dsn: str, fast: bool) -> None:
             "minute": [datetime.fromtimestamp(H0 / 1e9, UTC)] * n,
             "exchange": ["binance"] * n,
             "symbol": [f"S{i}" for i in range(n)],
-            "price": pl.Series(EDGE_PRICES, dtype=PRICE),
-            "bucket": pl.Series(EDGE_PRICES[::-1], dtype=PRICE),
-            "side": ["buy"] * n,
-            "volume": pl.Series(EDGE_QUOTES, dtype=QUOTE),  # rounds to the column's 12 places, as PostgreSQL does
-            "trades": [2**62, -1, 0, 1, 2, 3, 4, 5, 6],
+            "price_bucket": pl.Series(EDGE_PRICES, dtype=PRICE),
+            "bucket_size": pl.Series(EDGE_PRICES[::-1], dtype=PRICE),
+            "buy_size": pl.Series(EDGE_QUOTES, dtype=QUOTE),  # rounds to the column's 12 places, as PostgreSQL does
+            "sell_size": pl.Series([Decimal(0)] * n, dtype=PRICE),
+            "buy_count": [2**62, -1, 0, 1, 2, 3, 4, 5, 6],
+            "sell_count": [0] * n,
             "intensity": [0.1, None, math.inf, -0.0, 1e-300, 2.5, 0.3, 1.0, 7.0],
         }
     ).with_columns(pl.col("minute").cast(pl.Datetime("ns", "UTC")))
     replace_windows([Window("trade_heatmap", df, "minute", H0, H0 + HOUR)], dsn=dsn, fast=fast)
-    got = fetch(dsn, "SELECT price, bucket, volume, trades, intensity FROM trade_heatmap ORDER BY symbol")
+    got = fetch(
+        dsn, "SELECT price_bucket, bucket_size, buy_size, buy_count, intensity FROM trade_heatmap ORDER BY symbol"
+    )
     assert [r[0] for r in got] == EDGE_PRICES
     assert [str(r[0]) for r in got][:3] == [str(d) for d in EDGE_PRICES[:3]]  # same digits, not merely equal
     assert [r[1] for r in got] == EDGE_PRICES[::-1]
     with localcontext(prec=50, rounding=ROUND_HALF_UP):  # PostgreSQL rounds half away from zero
         assert [r[2] for r in got] == [q.quantize(Decimal("1e-12")) for q in EDGE_QUOTES]
-    assert [r[3] for r in got] == df["trades"].to_list()
+    assert [r[3] for r in got] == df["buy_count"].to_list()
     assert [r[4] for r in got] == df["intensity"].to_list()
 
 
