@@ -39,6 +39,9 @@ bench: install
 	$(PY) bench/ingest.py
 	$(PY) bench/decimals.py
 	$(PY) bench/import_memory.py
+	$(PY) bench/book_rebuild.py
+	$(PY) bench/duckdb_queries.py
+	$(PY) bench/pg_load.py
 
 # ten minutes: not part of `bench`
 soak: install
