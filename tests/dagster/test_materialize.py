@@ -135,7 +135,13 @@ def test_rerun_replaces_and_checks_pass(spot_lake: str, dagster_home: str) -> No
     )
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"trades_valid": True, "coverage_valid": True, "candles_valid": True}
+    assert checks == {
+        "trades_valid": True,
+        "coverage_valid": True,
+        "candles_valid": True,
+        "book_snapshots_valid": True,
+        "book_heatmap_valid": True,
+    }
     assert wh.query("SELECT count(*), count(DISTINCT trade_id) FROM trades").row(0) == (19_904, 19_904)
     assert wh.query("SELECT count(*) FROM candles").item() == before
     dup = wh.query(
