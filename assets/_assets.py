@@ -15,14 +15,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from dagster import (
-    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    TimeWindowPartitionMapping,
     asset,
     multi_asset,
 )
@@ -39,7 +37,7 @@ from ._hourly import (
     materialize_trades_hour,
 )
 from ._resources import MdpResource
-from .partitions import HOURLY, hour_key
+from .partitions import HOURLY, hour_key, previous_hour
 
 __all__ = [
     "CANDLES_KEY",
@@ -50,8 +48,6 @@ __all__ = [
     "trades_and_coverage",
 ]
 
-# allow_nonexistent_upstream_partitions is "beta" in Dagster 1.13; it keeps the first hour after MDP_START valid
-warnings.filterwarnings("ignore", message=".*allow_nonexistent_upstream_partitions.*")
 # so is an asset's backfill_policy (single-run backfills have been stable in use since Dagster 1.5)
 warnings.filterwarnings("ignore", message=".*`backfill_policy`.*")
 
@@ -222,12 +218,7 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
         COVERAGE_KEY,
         # the previous hour's 1m candles: the price carried into flat minutes, and the minutes of 4h/1d candles
         # (a range run computes its hours in order, so each hour finds the one before it written)
-        AssetDep(
-            CANDLES_KEY,
-            partition_mapping=TimeWindowPartitionMapping(
-                start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
-            ),
-        ),
+        previous_hour(CANDLES_KEY),
     ],
     description=(
         "OHLCV candles (1m 5m 15m 1h 4h 1d) whose close_time is in (H, H + 1h] and that are known closed, each "

@@ -10,13 +10,11 @@ from typing import Any
 
 import polars as pl
 from dagster import (
-    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
     MaterializeResult,
     MetadataValue,
-    TimeWindowPartitionMapping,
     asset,
     multi_asset,
 )
@@ -38,7 +36,7 @@ from ._books import (
 from ._hourly import hour_text
 from ._resources import MdpResource
 from ._settings import Settings
-from .partitions import HOURLY, hour_key
+from .partitions import HOURLY, hour_key, previous_hour
 
 __all__ = [
     "BOOK_HEATMAP_KEY",
@@ -123,12 +121,7 @@ def _book_pictures(settings: Settings, done: BooksHour) -> list[tuple[str, bytes
             deps=[
                 COVERAGE_KEY,
                 # the previous hour's end state (its checkpoints): the rebuild continues from it, never replays
-                AssetDep(
-                    BOOK_SNAPSHOTS_KEY,
-                    partition_mapping=TimeWindowPartitionMapping(
-                        start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
-                    ),
-                ),
+                previous_hour(BOOK_SNAPSHOTS_KEY),
             ],
             description=(
                 "Every (exchange, symbol) order book rebuilt from the raw layer under the exchange's sync rules, "

@@ -21,7 +21,7 @@ import os
 import warnings
 from datetime import UTC, datetime
 
-from dagster import HourlyPartitionsDefinition
+from dagster import AssetDep, AssetKey, HourlyPartitionsDefinition, TimeWindowPartitionMapping
 
 from mdplatform.lake import raw_minute_bounds
 from mdplatform.transforms import DAY_NS, HOUR_NS, floor_ns, from_ns, to_ns
@@ -36,6 +36,7 @@ __all__ = [
     "hour_ns",
     "hourly_partitions",
     "mdp_start",
+    "previous_hour",
     "start_ns",
 ]
 
@@ -64,6 +65,21 @@ def mdp_start(lake: str | None = None) -> datetime:
     else:
         first = floor_ns(to_ns(datetime.now(UTC)), DAY_NS) - DEFAULT_DAYS_BACK * DAY_NS
     return from_ns(first)
+
+
+# allow_nonexistent_upstream_partitions is "beta" in Dagster 1.13; it keeps the first hour after MDP_START valid
+warnings.filterwarnings("ignore", message=".*allow_nonexistent_upstream_partitions.*")
+
+
+def previous_hour(key: AssetKey) -> AssetDep:
+    """A dependency on the hour before of ``key`` (its own, for the assets that continue from it); the first hour has
+    none, and needs none."""
+    return AssetDep(
+        key,
+        partition_mapping=TimeWindowPartitionMapping(
+            start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
+        ),
+    )
 
 
 def hourly_partitions(start: datetime) -> HourlyPartitionsDefinition:
