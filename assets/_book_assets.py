@@ -57,12 +57,14 @@ CONSOLIDATED_BOOK_KEY = AssetKey("consolidated_book")
 SHOWN = 3
 
 
-def _png_markdown(pictures: list[tuple[str, bytes]]) -> MetadataValue:
+def _png_markdown(pictures: list[tuple[str, bytes]], settings: Settings) -> MetadataValue:
     parts = [
         f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
         for name, png in pictures[:SHOWN]
     ]
-    return MetadataValue.md("\n\n".join(parts) if parts else "no picture: nothing to draw in this hour")
+    if parts:
+        return MetadataValue.md("\n\n".join(parts))
+    return MetadataValue.md("pictures are off (MDP_PICTURES=0)" if not settings.draw else "nothing to draw this hour")
 
 
 def _trades_of(trades: pl.DataFrame | None, exchange: str, symbol: str) -> pl.DataFrame | None:
@@ -166,7 +168,7 @@ def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[Material
     done = _each_hour(context, "book snapshots and heatmaps", hour_done)
     hours = list(done.values())
     last = hours[-1]
-    pictures = _book_pictures(settings, last)
+    pictures = _book_pictures(settings, last) if settings.draw else []
     yield MaterializeResult(
         asset_key=BOOK_SNAPSHOTS_KEY,
         metadata={
@@ -193,7 +195,7 @@ def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[Material
             ),
             "left_out_of_consolidated": MetadataValue.json(sorted({b for h in hours for b in h.left_out})),
             "path": _path([h.paths["book_heatmap"] for h in hours]),
-            f"pictures ({hour_key(last.hour)})": _png_markdown(pictures),
+            f"pictures ({hour_key(last.hour)})": _png_markdown(pictures, settings),
             "picture_files": MetadataValue.json(
                 [picture_path(settings, "book_heatmap", last.hour, name) for name, _ in pictures]
             ),
@@ -231,7 +233,8 @@ def trade_heatmap(context: AssetExecutionContext, mdp: MdpResource) -> Materiali
     last_hour = max(done)
     last = frames[last_hour]
     pictures: list[tuple[str, bytes]] = []
-    for exchange, symbol in sorted(last.select("exchange", "symbol").unique().iter_rows()):
+    drawn = last.select("exchange", "symbol").unique() if settings.draw else last.clear().select("exchange", "symbol")
+    for exchange, symbol in sorted(drawn.iter_rows()):
         png = render_trade_heatmap(
             last.filter(pl.col("exchange") == exchange, pl.col("symbol") == symbol),
             title=f"{exchange} {symbol} trades, {hour_text(last_hour)}",
@@ -247,7 +250,7 @@ def trade_heatmap(context: AssetExecutionContext, mdp: MdpResource) -> Materiali
             "trades_read": sum(h["trades_read"] for h in hours),
             "path": _path([h["path"] for h in hours]),
             "warehouse_rows_replaced": sum(h["deleted"] for h in hours),
-            f"pictures ({hour_key(last_hour)})": _png_markdown(pictures),
+            f"pictures ({hour_key(last_hour)})": _png_markdown(pictures, settings),
         }
     )
 

@@ -29,8 +29,9 @@ def _env_float(name: str, default: float) -> float:
 class Settings:
     """``None`` fields resolve from ``MDP_LAKE``, ``MDP_WAREHOUSE``, ``MDP_SKEW_S``, ``MDP_LATENESS_S``,
     ``MDP_GRACE_S``, ``MDP_MAX_SILENCE_S``, ``MDP_BOOK_INTERVAL_S``, ``MDP_BOOK_TOP_N``,
-    ``MDP_HEATMAP_RANGE_BPS`` and ``MDP_HEATMAP_BUCKETS`` (``BTC=10,ETH=1,SOL-USDT=0.05``: bucket sizes per base or
-    symbol over the defaults) at use time (a long-lived process sees the environment it runs in)."""
+    ``MDP_HEATMAP_RANGE_BPS``, ``MDP_HEATMAP_BUCKETS`` (``BTC=10,ETH=1,SOL-USDT=0.05``: bucket sizes per base or
+    symbol over the defaults) and ``MDP_PICTURES`` (0: no heatmap pictures) at use time (a long-lived process sees
+    the environment it runs in)."""
 
     lake: str | None = None
     warehouse: str | None = None
@@ -42,6 +43,7 @@ class Settings:
     book_top_n: int | None = None
     heatmap_range_bps: float | None = None
     heatmap_buckets: str | None = None
+    pictures: bool | None = None
 
     @property
     def root(self) -> str:
@@ -107,3 +109,10 @@ class Settings:
     def buckets(self) -> HeatmapBuckets:
         spec = self.heatmap_buckets if self.heatmap_buckets is not None else os.environ.get("MDP_HEATMAP_BUCKETS", "")
         return HeatmapBuckets.from_spec(spec)
+
+    @property
+    def draw(self) -> bool:
+        """Whether the heatmap assets draw their pictures (about a second each per hour run)."""
+        if self.pictures is not None:
+            return self.pictures
+        return os.environ.get("MDP_PICTURES", "1").strip().lower() not in ("0", "false", "no", "off")

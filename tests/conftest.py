@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+# the heatmap assets' pictures cost about a second each per hour run; the tests about pictures turn them back on
+# (tests/dagster/test_book_assets.py), the others test the data
+os.environ.setdefault("MDP_PICTURES", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 # the independent candle computation lives with the transform tests; the repo root makes `assets`/`sensors`

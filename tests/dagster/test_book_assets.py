@@ -30,7 +30,9 @@ S = 1_000_000_000
 def lake(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, dagster_home: str) -> str:
     root = str(tmp_path_factory.mktemp("books") / "lake")
     import_capture(spot_files(shared_data), "binance", root)
-    result = CliRunner().invoke(materialize_cli, ["--lake", root, "--no-progress"], catch_exceptions=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MDP_PICTURES", "1")  # the suite turns them off elsewhere
+        result = CliRunner().invoke(materialize_cli, ["--lake", root, "--no-progress"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "check failed" not in result.output
     return root
@@ -109,7 +111,8 @@ def test_heatmaps_consolidated_view_and_pictures(lake: str) -> None:
         assert (Path(lake) / "trade_heatmap" / hour / "binance_BTC-USDT.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
-def test_rerun_of_an_hour_replaces_it(lake: str, dagster_home: str) -> None:
+def test_rerun_of_an_hour_replaces_it(lake: str, dagster_home: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MDP_PICTURES", "1")
     wh = _wh(lake)
     before = {
         t: wh.query(f"SELECT count(*) FROM {t}").item() for t in ("book_snapshots", "book_heatmap", "consolidated_book")
