@@ -4,8 +4,8 @@ resource."""
 from dagster import Definitions, in_process_executor
 
 from ._assets import POOL, candles, trades_and_coverage
-from ._book_assets import books, consolidated_book, trade_heatmap
-from ._checks import book_heatmap_valid, book_snapshots_valid, candles_valid, coverage_valid, trades_valid
+from ._book_assets import books
+from ._checks import candles_valid, coverage_valid, trades_valid
 from ._jobs import (
     HOURLY_ASSETS,
     candles_job,
@@ -27,13 +27,10 @@ __all__ = [
     "POOL",
     "MdpResource",
     "Settings",
-    "book_heatmap_valid",
-    "book_snapshots_valid",
     "books",
     "candles",
     "candles_job",
     "candles_valid",
-    "consolidated_book",
     "coverage_valid",
     "definitions_for",
     "defs",
@@ -49,14 +46,13 @@ __all__ = [
     "mdp_start",
     "minute_bounds",
     "start_ns",
-    "trade_heatmap",
     "trades_and_coverage",
     "trades_valid",
 ]
 
 defs = Definitions(
     assets=HOURLY_ASSETS,
-    asset_checks=[trades_valid, coverage_valid, candles_valid, book_snapshots_valid, book_heatmap_valid],
+    asset_checks=[trades_valid, coverage_valid, candles_valid],
     jobs=[hourly_job, candles_job],
     resources={"mdp": MdpResource()},
     # the default executor of every job without its own, the UI's implicit asset job included: a run's few steps

@@ -1,27 +1,29 @@
-"""The book assets: ``book_snapshots`` and ``book_heatmap`` (one rebuild pass over the raw hour), ``trade_heatmap``
-and ``consolidated_book``. Hourly, single-run backfills, in the ``mdp_warehouse`` pool like the other assets; each
-hour's work is a function of ``_books`` and each heatmap hour's pictures are shown in the UI (PNG in markdown)
-and kept beside the partition file."""
+"""The book assets: ``book_snapshots``, ``book_heatmap``, ``trade_heatmap`` and ``consolidated_book``, one step
+(one rebuild pass over the raw hour feeds them all) with the checks of the first two. Hourly, single-run
+backfills, in the ``mdp_warehouse`` pool like the other assets; each hour's work is a function of ``_books`` and
+each heatmap hour's pictures are shown in the UI (PNG in markdown) and kept beside the partition file."""
 
 # no `from __future__ import annotations`: Dagster inspects the real annotation of `context`
 import base64
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
 
 import polars as pl
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
     MaterializeResult,
     MetadataValue,
-    asset,
     multi_asset,
 )
 
 from mdplatform.book import CONSOLIDATED
 from mdplatform.schemas import TRADES
-from mdplatform.transforms import USD_LIKE
+from mdplatform.transforms import HOUR_NS, USD_LIKE, validate_book_heatmap, validate_book_snapshots
 from mdplatform.warehouse import Warehouse, partition_path, read_partition
 
 from ._assets import BACKFILL_POLICY, COVERAGE_KEY, POOL, TRADES_KEY, _each_hour, _path, _total
@@ -44,8 +46,6 @@ __all__ = [
     "CONSOLIDATED_BOOK_KEY",
     "TRADE_HEATMAP_KEY",
     "books",
-    "consolidated_book",
-    "trade_heatmap",
 ]
 
 BOOK_SNAPSHOTS_KEY = AssetKey("book_snapshots")
@@ -114,185 +114,203 @@ def _book_pictures(settings: Settings, done: BooksHour) -> list[tuple[str, bytes
     return out
 
 
+_DESCRIPTIONS = {
+    BOOK_SNAPSHOTS_KEY: (
+        "Every (exchange, symbol) order book rebuilt from the raw layer under the exchange's sync rules, sampled "
+        "every second of exchange time while valid: best levels, mid, spread, microprice, depth and imbalance "
+        "within 10/25/50/100 bp, top 25 levels. Spans with no valid book (no snapshot yet, gap, checksum, silent, "
+        "coverage gaps) have no sample and are in book_invalid. Lake: book_snapshots/, book_invalid/, "
+        "book_checkpoints/; DuckDB: book_snapshots, book_invalid."
+    ),
+    BOOK_HEATMAP_KEY: (
+        "Resting size per price bucket and side per second and per minute (mean over the valid seconds), per book "
+        "and consolidated per base across spot books quoted in USD/USDT/USDC... (exchange '*', exchange_count). "
+        "Pictures (time x price, trades overlaid) in the metadata and beside the partition. Lake: book_heatmap/; "
+        "DuckDB: book_heatmap."
+    ),
+    TRADE_HEATMAP_KEY: (
+        "Traded volume per price bucket per minute by taker side (a volume profile over time), exact decimals; "
+        "buckets as the book heatmap's. Pictures in the metadata. Lake: trade_heatmap/; DuckDB: trade_heatmap."
+    ),
+    CONSOLIDATED_BOOK_KEY: (
+        "Per base asset and second: best bid/ask across the spot books quoted in USD-like currencies (with the "
+        "exchange that has it), summed depth bands and imbalance, the books that contributed and how stale each "
+        "was (ms). Lake: consolidated_book/; DuckDB: consolidated_book."
+    ),
+}
+_DEPS = {
+    # the previous hour's end state (its checkpoints): the rebuild continues from it, never replays
+    BOOK_SNAPSHOTS_KEY: [COVERAGE_KEY, previous_hour(BOOK_SNAPSHOTS_KEY)],
+    BOOK_HEATMAP_KEY: [COVERAGE_KEY, TRADES_KEY],
+    TRADE_HEATMAP_KEY: [TRADES_KEY],
+    CONSOLIDATED_BOOK_KEY: [COVERAGE_KEY],  # and this step's book_snapshots, computed just before it
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Hour:
+    books: BooksHour
+    trade_heatmap: pl.DataFrame
+    trades_read: int
+    trade_heatmap_path: str
+    consolidated: pl.DataFrame
+    consolidated_path: str
+    deleted: int
+    snapshot_problems: list[str]
+    heatmap_problems: list[str]
+
+
+def _check(key: AssetKey, name: str, hours: list[_Hour], problems: list[list[str]]) -> AssetCheckResult:
+    """One check over the run's hours (a problem names its hour when the run has several)."""
+    found = [
+        f"{hour_text(h.books.hour)}: {p}" if len(hours) > 1 else p
+        for h, ps in zip(hours, problems, strict=True)
+        for p in ps
+    ]
+    return AssetCheckResult(
+        asset_key=key,
+        check_name=name,
+        passed=not found,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"problems": MetadataValue.json(found)},
+        description="; ".join(found) if found else None,
+    )
+
+
 @multi_asset(
     specs=[
-        AssetSpec(
-            BOOK_SNAPSHOTS_KEY,
-            group_name="order_books",
-            kinds={"polars", "parquet", "duckdb"},
-            deps=[
-                COVERAGE_KEY,
-                # the previous hour's end state (its checkpoints): the rebuild continues from it, never replays
-                previous_hour(BOOK_SNAPSHOTS_KEY),
-            ],
+        AssetSpec(key, group_name="order_books", kinds={"polars", "parquet", "duckdb"}, deps=_DEPS[key], description=d)
+        for key, d in _DESCRIPTIONS.items()
+    ],
+    check_specs=[
+        AssetCheckSpec(
+            "book_snapshots_valid",
+            asset=BOOK_SNAPSHOTS_KEY,
             description=(
-                "Every (exchange, symbol) order book rebuilt from the raw layer under the exchange's sync rules, "
-                "sampled every second of exchange time while valid: best levels, mid, spread, microprice, depth "
-                "and imbalance within 10/25/50/100 bp, top 25 levels. Spans with no valid book (no snapshot yet, "
-                "gap, checksum, silent, coverage gaps) have no sample and are in book_invalid. "
-                "Lake: book_snapshots/, book_invalid/, book_checkpoints/; DuckDB: book_snapshots, book_invalid."
+                "schema, never crossed or empty at the top, top level = best level, book_ts <= ts, imbalances in "
+                "[-1, 1], one sample per book and second, none inside a span of book_invalid"
             ),
         ),
-        AssetSpec(
-            BOOK_HEATMAP_KEY,
-            group_name="order_books",
-            kinds={"polars", "parquet", "duckdb"},
-            deps=[COVERAGE_KEY, TRADES_KEY],
-            description=(
-                "Resting size per price bucket and side per second and per minute (mean over the valid seconds), "
-                "per book and consolidated per base across spot books quoted in USD/USDT/USDC... (exchange '*', "
-                "exchange_count). Pictures (time x price, trades overlaid) in the metadata and beside the "
-                "partition. Lake: book_heatmap/; DuckDB: book_heatmap."
-            ),
+        AssetCheckSpec(
+            "book_heatmap_valid",
+            asset=BOOK_HEATMAP_KEY,
+            description="schema, sizes > 0, intensity in (0, 1] peaking at 1 per step, exact bucket edges, counts >= 1",
         ),
     ],
     partitions_def=HOURLY,
     backfill_policy=BACKFILL_POLICY,
     pool=POOL,
 )
-def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[MaterializeResult[None]]:
+def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[MaterializeResult[None] | AssetCheckResult]:
+    """One step for the four book assets and their checks: the rebuild feeds them all, and every step of a run
+    costs Dagster's bookkeeping (a fraction of a second each, per hour)."""
     settings = mdp.settings()
     warehouse = Warehouse(settings.warehouse_path)
 
-    def hour_done(hour: int) -> BooksHour:
+    def hour_done(hour: int) -> _Hour:
         done = materialize_books_hour(settings, hour, warehouse)
+        heat, trades, heat_path, heat_deleted = materialize_trade_heatmap_hour(settings, hour, warehouse)
+        cons, cons_path, cons_deleted = materialize_consolidated_hour(settings, hour, warehouse)
         context.log.info(
             f"{hour_text(hour)}: {done.samples.height} samples of {len(done.books)} books "
             f"({done.continued} continued from the previous hour), {done.invalid.height} invalid spans, "
-            f"{done.heatmap.height} heatmap rows"
+            f"{done.heatmap.height} book heatmap rows, {heat.height} trade heatmap rows, {cons.height} "
+            "consolidated steps"
         )
         if done.left_out:
             context.log.warning(f"left out of the consolidated heatmap (bucket does not nest): {done.left_out}")
-        return done
+        end = hour + HOUR_NS
+        return _Hour(
+            done,
+            heat,
+            trades.height,
+            heat_path,
+            cons,
+            cons_path,
+            done.warehouse_deleted + heat_deleted + cons_deleted,
+            validate_book_snapshots(done.samples, hour, end, done.invalid),
+            validate_book_heatmap(done.heatmap, hour, end),
+        )
 
-    done = _each_hour(context, "book snapshots and heatmaps", hour_done)
-    hours = list(done.values())
+    hours = list(_each_hour(context, "book snapshots, heatmaps and the consolidated book", hour_done).values())
+    books_hours = [h.books for h in hours]
     last = hours[-1]
-    pictures = _book_pictures(settings, last) if settings.draw else []
+    pictures = _book_pictures(settings, last.books) if settings.draw else []
+    trade_pictures = _trade_pictures(settings, last.books.hour, last.trade_heatmap) if settings.draw else []
     yield MaterializeResult(
         asset_key=BOOK_SNAPSHOTS_KEY,
         metadata={
-            "dagster/row_count": sum(h.samples.height for h in hours),
+            "dagster/row_count": sum(h.samples.height for h in books_hours),
             "hours": len(hours),
-            "books": MetadataValue.json(sorted({b for h in hours for b in h.books})),
-            "continued_from_checkpoint": sum(h.continued for h in hours),
-            "invalid_spans": sum(h.invalid.height for h in hours),
-            "invalid_seconds_by_book": MetadataValue.json(_total(h.invalid_seconds for h in hours)),
-            "path": _path([h.paths["book_snapshots"] for h in hours]),
-            "warehouse_rows_replaced": sum(h.warehouse_deleted for h in hours),
+            "books": MetadataValue.json(sorted({b for h in books_hours for b in h.books})),
+            "continued_from_checkpoint": sum(h.continued for h in books_hours),
+            "invalid_spans": sum(h.invalid.height for h in books_hours),
+            "invalid_seconds_by_book": MetadataValue.json(_total(h.invalid_seconds for h in books_hours)),
+            "path": _path([h.paths["book_snapshots"] for h in books_hours]),
+            "warehouse_rows_replaced": sum(h.deleted for h in hours),
             "by_hour": MetadataValue.json(
-                {hour_key(h.hour): {"samples": h.samples.height, "invalid_spans": h.invalid.height} for h in hours}
+                {
+                    hour_key(h.hour): {"samples": h.samples.height, "invalid_spans": h.invalid.height}
+                    for h in books_hours
+                }
             ),
         },
     )
     yield MaterializeResult(
         asset_key=BOOK_HEATMAP_KEY,
         metadata={
-            "dagster/row_count": sum(h.heatmap.height for h in hours),
+            "dagster/row_count": sum(h.heatmap.height for h in books_hours),
             "hours": len(hours),
             "rows_by_step": MetadataValue.json(
-                _total(dict(h.heatmap.group_by("step").len().sort("step").iter_rows()) for h in hours)
+                _total(dict(h.heatmap.group_by("step").len().sort("step").iter_rows()) for h in books_hours)
             ),
-            "left_out_of_consolidated": MetadataValue.json(sorted({b for h in hours for b in h.left_out})),
-            "path": _path([h.paths["book_heatmap"] for h in hours]),
-            f"pictures ({hour_key(last.hour)})": _png_markdown(pictures, settings),
+            "left_out_of_consolidated": MetadataValue.json(sorted({b for h in books_hours for b in h.left_out})),
+            "path": _path([h.paths["book_heatmap"] for h in books_hours]),
+            f"pictures ({hour_key(last.books.hour)})": _png_markdown(pictures, settings),
             "picture_files": MetadataValue.json(
-                [picture_path(settings, "book_heatmap", last.hour, name) for name, _ in pictures]
+                [picture_path(settings, "book_heatmap", last.books.hour, name) for name, _ in pictures]
             ),
         },
     )
+    yield MaterializeResult(
+        asset_key=TRADE_HEATMAP_KEY,
+        metadata={
+            "dagster/row_count": sum(h.trade_heatmap.height for h in hours),
+            "hours": len(hours),
+            "trades_read": sum(h.trades_read for h in hours),
+            "path": _path([h.trade_heatmap_path for h in hours]),
+            f"pictures ({hour_key(last.books.hour)})": _png_markdown(trade_pictures, settings),
+        },
+    )
+    counts = [
+        {str(k): v for k, v in h.consolidated.group_by("exchange_count").len().sort("exchange_count").iter_rows()}
+        for h in hours
+    ]
+    yield MaterializeResult(
+        asset_key=CONSOLIDATED_BOOK_KEY,
+        metadata={
+            "dagster/row_count": sum(h.consolidated.height for h in hours),
+            "hours": len(hours),
+            "steps_by_exchange_count": MetadataValue.json(_total(counts)),
+            "crossed_steps": sum(int(h.consolidated["crossed"].sum()) for h in hours),
+            "path": _path([h.consolidated_path for h in hours]),
+        },
+    )
+    yield _check(BOOK_SNAPSHOTS_KEY, "book_snapshots_valid", hours, [h.snapshot_problems for h in hours])
+    yield _check(BOOK_HEATMAP_KEY, "book_heatmap_valid", hours, [h.heatmap_problems for h in hours])
 
 
-@asset(
-    key=TRADE_HEATMAP_KEY,
-    partitions_def=HOURLY,
-    backfill_policy=BACKFILL_POLICY,
-    pool=POOL,
-    group_name="order_books",
-    kinds={"polars", "parquet", "duckdb"},
-    deps=[TRADES_KEY],
-    description=(
-        "Traded volume per price bucket per minute by taker side (a volume profile over time), exact decimals; "
-        "buckets as the book heatmap's. Pictures in the metadata. Lake: trade_heatmap/; DuckDB: trade_heatmap."
-    ),
-)
-def trade_heatmap(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResult[None]:
+def _trade_pictures(settings: Settings, hour: int, heat: pl.DataFrame) -> list[tuple[str, bytes]]:
+    """One trade heatmap picture per book of the hour, written beside the partition file."""
     from mdplatform.plots import render_trade_heatmap
 
-    settings = mdp.settings()
-    warehouse = Warehouse(settings.warehouse_path)
-    frames: dict[int, pl.DataFrame] = {}
-
-    def hour_done(hour: int) -> dict[str, Any]:
-        out, trades, path, deleted = materialize_trade_heatmap_hour(settings, hour, warehouse)
-        frames[hour] = out
-        context.log.info(f"{hour_text(hour)}: {out.height} trade heatmap rows from {trades.height} trades")
-        return {"rows": out.height, "trades_read": trades.height, "path": path, "deleted": deleted}
-
-    done = _each_hour(context, "trade heatmap", hour_done)
-    last_hour = max(done)
-    last = frames[last_hour]
-    pictures: list[tuple[str, bytes]] = []
-    drawn = last.select("exchange", "symbol").unique() if settings.draw else last.clear().select("exchange", "symbol")
-    for exchange, symbol in sorted(drawn.iter_rows()):
+    out: list[tuple[str, bytes]] = []
+    for exchange, symbol in sorted(heat.select("exchange", "symbol").unique().iter_rows()):
         png = render_trade_heatmap(
-            last.filter(pl.col("exchange") == exchange, pl.col("symbol") == symbol),
-            title=f"{exchange} {symbol} trades, {hour_text(last_hour)}",
+            heat.filter(pl.col("exchange") == exchange, pl.col("symbol") == symbol),
+            title=f"{exchange} {symbol} trades, {hour_text(hour)}",
         )
         name = f"{exchange}_{symbol}"
-        write_picture(picture_path(settings, "trade_heatmap", last_hour, name), png)
-        pictures.append((name, png))
-    hours = list(done.values())
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": sum(h["rows"] for h in hours),
-            "hours": len(hours),
-            "trades_read": sum(h["trades_read"] for h in hours),
-            "path": _path([h["path"] for h in hours]),
-            "warehouse_rows_replaced": sum(h["deleted"] for h in hours),
-            f"pictures ({hour_key(last_hour)})": _png_markdown(pictures, settings),
-        }
-    )
-
-
-@asset(
-    key=CONSOLIDATED_BOOK_KEY,
-    partitions_def=HOURLY,
-    backfill_policy=BACKFILL_POLICY,
-    pool=POOL,
-    group_name="order_books",
-    kinds={"polars", "parquet", "duckdb"},
-    deps=[BOOK_SNAPSHOTS_KEY],
-    description=(
-        "Per base asset and second: best bid/ask across the spot books quoted in USD-like currencies (with the "
-        "exchange that has it), summed depth bands and imbalance, the books that contributed and how stale each "
-        "was (ms). Lake: consolidated_book/; DuckDB: consolidated_book."
-    ),
-)
-def consolidated_book(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResult[None]:
-    settings = mdp.settings()
-    warehouse = Warehouse(settings.warehouse_path)
-
-    def hour_done(hour: int) -> dict[str, Any]:
-        out, path, deleted = materialize_consolidated_hour(settings, hour, warehouse)
-        counts = dict(out.group_by("exchange_count").len().sort("exchange_count").iter_rows())
-        context.log.info(f"{hour_text(hour)}: {out.height} consolidated steps; by exchange count {counts}")
-        return {
-            "rows": out.height,
-            "steps_by_exchange_count": {str(k): v for k, v in counts.items()},
-            "crossed": int(out["crossed"].sum()),
-            "path": path,
-            "deleted": deleted,
-        }
-
-    hours = list(_each_hour(context, "consolidated book", hour_done).values())
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": sum(h["rows"] for h in hours),
-            "hours": len(hours),
-            "steps_by_exchange_count": MetadataValue.json(_total(h["steps_by_exchange_count"] for h in hours)),
-            "crossed_steps": sum(h["crossed"] for h in hours),
-            "path": _path([h["path"] for h in hours]),
-            "warehouse_rows_replaced": sum(h["deleted"] for h in hours),
-        }
-    )
+        write_picture(picture_path(settings, "trade_heatmap", hour, name), png)
+        out.append((name, png))
+    return out

@@ -15,23 +15,15 @@ from dagster import (
     asset_check,
 )
 
-from mdplatform.transforms import (
-    HOUR_NS,
-    validate_book_heatmap,
-    validate_book_snapshots,
-    validate_candles,
-    validate_coverage,
-    validate_trades,
-)
+from mdplatform.transforms import HOUR_NS, validate_candles, validate_coverage, validate_trades
 from mdplatform.warehouse import partition_path
 
 from ._assets import CANDLES_KEY, COVERAGE_KEY, TRADES_KEY
-from ._book_assets import BOOK_HEATMAP_KEY, BOOK_SNAPSHOTS_KEY
 from ._hourly import hour_text
 from ._resources import MdpResource
 from .partitions import HOURLY, hour_ns
 
-__all__ = ["book_heatmap_valid", "book_snapshots_valid", "candles_valid", "coverage_valid", "trades_valid"]
+__all__ = ["candles_valid", "coverage_valid", "trades_valid"]
 
 # partitioned asset checks are a Dagster preview feature; they give one result per hour partition
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
@@ -112,33 +104,3 @@ def coverage_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> Ass
 )
 def candles_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
     return _check(context, mdp, "candles", validate_candles)
-
-
-@asset_check(
-    asset=BOOK_SNAPSHOTS_KEY,
-    partitions_def=HOURLY,
-    description=(
-        "schema, never crossed or empty at the top, top level = best level, book_ts <= ts, imbalances in [-1, 1], "
-        "one sample per book and second, none inside a span of book_invalid"
-    ),
-)
-def book_snapshots_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
-    from mdplatform.book import invalid_schema
-    from mdplatform.warehouse import read_partition
-
-    root = mdp.settings().root
-
-    def validate(df: pl.DataFrame, start: int, end: int) -> list[str]:
-        invalid = read_partition(partition_path(root, "book_invalid", start), invalid_schema())
-        return validate_book_snapshots(df, start, end, invalid)
-
-    return _check(context, mdp, "book_snapshots", validate)
-
-
-@asset_check(
-    asset=BOOK_HEATMAP_KEY,
-    partitions_def=HOURLY,
-    description="schema, sizes > 0, intensity in (0, 1] peaking at 1 per step, exact bucket edges, counts >= 1",
-)
-def book_heatmap_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
-    return _check(context, mdp, "book_heatmap", validate_book_heatmap)

@@ -20,8 +20,8 @@ from dagster import (
 )
 
 from ._assets import CANDLES_KEY, candles, trades_and_coverage
-from ._book_assets import books, consolidated_book, trade_heatmap
-from ._checks import book_heatmap_valid, book_snapshots_valid, candles_valid, coverage_valid, trades_valid
+from ._book_assets import books
+from ._checks import candles_valid, coverage_valid, trades_valid
 from .partitions import HOURLY
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ SERIAL_TAG = "mdp/serial"
 
 
 #: every hourly asset, in the order a run computes them
-HOURLY_ASSETS: list[AssetsDefinition] = [trades_and_coverage, candles, books, trade_heatmap, consolidated_book]
+HOURLY_ASSETS: list[AssetsDefinition] = [trades_and_coverage, candles, books]
 
 
 def hourly_assets(partitions_def: PartitionsDefinition = HOURLY) -> list[AssetsDefinition]:
@@ -94,7 +94,7 @@ candles_job = make_candles_job()
 
 def hourly_checks(partitions_def: PartitionsDefinition = HOURLY) -> list[AssetChecksDefinition]:
     """The asset checks, on these partitions (the same check functions, declared again)."""
-    checks = [trades_valid, coverage_valid, candles_valid, book_snapshots_valid, book_heatmap_valid]
+    checks = [trades_valid, coverage_valid, candles_valid]
     if partitions_def == HOURLY:
         return checks
     rebound = []
