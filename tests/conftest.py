@@ -86,17 +86,21 @@ def dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 #: the slowest test files (measured with ``--durations``), longest first: ``make test`` hands them to its workers
 #: first (``--no-loadscope-reorder``) so the short ones fill in at the end and both workers finish together
 SLOWEST_FIRST = (
-    "tests/dagster/test_ui_backfill.py",
     "tests/dagster/test_reaggregation.py",
-    "tests/e2e/test_backfill_heals.py",
     "tests/e2e/test_complete_candles.py",
+    "tests/e2e/test_backfill_heals.py",
+    "tests/dagster/test_materialize.py",
     "tests/dagster/test_stop_signals.py",
     "tests/e2e/test_demo_pipeline.py",
     "tests/capture/test_import_stops.py",
     "tests/e2e/test_futures_import.py",
     "tests/e2e/test_live_outage.py",
     "tests/e2e/test_s3_lake.py",
-    "tests/dagster/test_materialize.py",
+    "tests/book/test_checkpoint.py",
+    "tests/dagster/test_book_assets.py",
+    "tests/plots/test_book_heatmap.py",
+    "tests/dagster/test_ui_backfill.py",
+    "tests/postgres/test_pg_sink.py",
 )
 
 

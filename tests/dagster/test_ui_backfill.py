@@ -143,6 +143,8 @@ def _candles(warehouse: Path) -> list[tuple[object, ...]]:
         con.close()
 
 
+# most of its minute and a half is waiting for the daemon's 30 s backfill ticks: it runs beside the CPU-bound suite
+@pytest.mark.waits
 @pytest.mark.timeout(300)
 def test_ui_backfill_two_runs_same_candles_as_mdp_materialize(tmp_path: Path) -> None:
     lake, home = tmp_path / "lake", tmp_path / "dagster"
