@@ -41,7 +41,6 @@ from ._settings import Settings
 from ._sinks import store
 
 __all__ = [
-    "BOOK_TABLES",
     "BooksHour",
     "book_streams",
     "materialize_books_hour",
@@ -50,8 +49,6 @@ __all__ = [
     "picture_path",
 ]
 
-#: lake tables the book assets write (besides the per-hour checkpoints)
-BOOK_TABLES = ("book_snapshots", "book_invalid", "book_heatmap", "consolidated_book", "trade_heatmap")
 CHECKPOINTS = "book_checkpoints"
 _CHECKPOINT_SCHEMA: dict[str, pl.DataType] = {"exchange": pl.String(), "symbol": pl.String(), "state": pl.String()}
 
