@@ -4,6 +4,7 @@ partitions, for `mdp materialize` on a lake whose first day is not the one the d
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SERIAL_TAG",
+    "books_on",
     "candles_job",
     "definitions_for",
     "hourly_assets",
@@ -59,10 +61,18 @@ def hourly_assets(partitions_def: PartitionsDefinition = HOURLY) -> list[AssetsD
     ]
 
 
+def books_on() -> bool:
+    """``MDP_BOOKS`` (read when the definitions load; default on): 0 leaves the book step out of the hourly runs
+    the sensor and `mdp materialize` launch (a lake without order books, or a deployment that only wants trades and
+    candles); the book assets can still be materialized from the UI."""
+    return os.environ.get("MDP_BOOKS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def make_hourly_job(partitions_def: PartitionsDefinition = HOURLY) -> UnresolvedAssetJobDefinition:
+    every = AssetSelection.all()
     return define_asset_job(
         "mdp_hourly",
-        selection=AssetSelection.all(),
+        selection=every if books_on() else every - AssetSelection.assets(books),
         partitions_def=partitions_def,
         # one process for the small steps: a subprocess per step costs more than the work
         executor_def=in_process_executor,

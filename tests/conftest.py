@@ -14,6 +14,9 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 # the heatmap assets' pictures cost about a second each per hour run; the tests about pictures turn them back on
 # (tests/dagster/test_book_assets.py), the others test the data
 os.environ.setdefault("MDP_PICTURES", "0")
+# likewise the book step (a few seconds per hour of recording) in the hourly runs of the tests about trades, coverage
+# and candles; the book tests, the demo and the sinks' tests turn it on
+os.environ.setdefault("MDP_BOOKS", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 # the independent candle computation lives with the transform tests; the repo root makes `assets`/`sensors`

@@ -32,6 +32,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, dagster_ho
     import_capture(spot_files(shared_data), "binance", root)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MDP_PICTURES", "1")  # the suite turns them off elsewhere
+        mp.setenv("MDP_BOOKS", "1")
         result = CliRunner().invoke(materialize_cli, ["--lake", root, "--no-progress"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "check failed" not in result.output

@@ -131,7 +131,7 @@ def test_the_installed_mdp_materializes_into_duckdb_and_postgres(
 ) -> None:
     """What the image runs: the installed `mdp` lands a real capture, migrates, materializes every asset, and the
     rows are in the published DuckDB snapshot and in PostgreSQL."""
-    env = {**_env(), "MDP_PG_DSN": database, "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env = {**_env(), "MDP_PG_DSN": database, "DAGSTER_HOME": str(tmp_path / "dagster"), "MDP_BOOKS": "1"}
     (tmp_path / "dagster").mkdir()
     lake = tmp_path / "lake"
     capture = REPO / "demo" / "data" / "binance-spot" / "btcusdt_20240808.gz"

@@ -41,6 +41,7 @@ def loaded(migrated: str, tmp_path_factory: pytest.TempPathFactory, dagster_home
     import_capture(sorted((REPO / "demo" / "data" / "binance-spot").glob("btcusdt_*.gz")), "binance", lake)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MDP_PG_DSN", migrated)
+        mp.setenv("MDP_BOOKS", "1")
         result = CliRunner().invoke(materialize_cli, ["--lake", lake, "--no-progress"], catch_exceptions=False)
         assert result.exit_code == 0, result.output
     return lake, migrated
