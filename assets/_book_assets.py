@@ -210,7 +210,7 @@ def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[Material
     def hour_done(hour: int) -> _Hour:
         done = materialize_books_hour(settings, hour, warehouse)
         heat, trades, heat_path, heat_deleted = materialize_trade_heatmap_hour(settings, hour, warehouse)
-        cons, cons_path, cons_deleted = materialize_consolidated_hour(settings, hour, warehouse)
+        cons, cons_path, cons_deleted = materialize_consolidated_hour(settings, hour, done.samples, warehouse)
         context.log.info(
             f"{hour_text(hour)}: {done.samples.height} samples of {len(done.books)} books "
             f"({done.continued} continued from the previous hour), {done.invalid.height} invalid spans, "

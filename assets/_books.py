@@ -21,16 +21,17 @@ from mdplatform.book import (
     BookCheckpoint,
     BookHeatmapSpec,
     BookSamples,
-    Rebuild,
+    book_channels,
+    book_samples,
     consolidate_heatmap,
     consolidated_book,
     invalid_schema,
-    lake_book_samples,
+    lake_book_rows,
     rollup_heatmap,
     samples_schema,
 )
 from mdplatform.exchanges import EXCHANGES
-from mdplatform.lake import filesystem, join, list_exchanges, read_raw
+from mdplatform.lake import filesystem, join, list_exchanges
 from mdplatform.schemas import COVERAGE, TRADES
 from mdplatform.transforms import GAP_STATUS, HOUR_NS, MINUTE_NS, USD_LIKE, trade_heatmap
 from mdplatform.transforms import HEATMAP as TRADE_HEATMAP
@@ -42,7 +43,6 @@ from ._sinks import store
 
 __all__ = [
     "BooksHour",
-    "book_streams",
     "materialize_books_hour",
     "materialize_consolidated_hour",
     "materialize_trade_heatmap_hour",
@@ -55,28 +55,11 @@ _CHECKPOINT_SCHEMA: dict[str, pl.DataType] = {"exchange": pl.String(), "symbol":
 
 def _rebuildable() -> dict[str, frozenset[str]]:
     """exchange id -> the raw channels its book builder reads, for exchanges that have one."""
-    out: dict[str, frozenset[str]] = {}
-    for xid, exchange in EXCHANGES.items():
-        if callable(getattr(exchange, "book_builder", None)):
-            out[xid] = Rebuild(xid, "X").channels
-    return out
-
-
-def book_streams(settings: Settings, hour: int) -> list[tuple[str, str]]:
-    """(exchange, exchange symbol) of every book with frames received around the hour, sorted."""
-    found: set[tuple[str, str]] = set()
-    channels = _rebuildable()
-    lo, hi = _read_range(settings, hour)
-    for xid in list_exchanges(settings.root):
-        if xid in channels:
-            df = read_raw(settings.root, lo, hi, exchanges=[xid], channels=sorted(channels[xid]), columns=["symbol"])
-            found |= {(xid, s) for s in df.get_column("symbol").unique().to_list() if s}
-    return sorted(found)
-
-
-def _read_range(settings: Settings, hour: int) -> tuple[int, int]:
-    lo = (hour - settings.lateness_ns) // MINUTE_NS * MINUTE_NS
-    return lo, hour + HOUR_NS + settings.lateness_ns
+    return {
+        xid: book_channels(xid)
+        for xid, exchange in EXCHANGES.items()
+        if callable(getattr(exchange, "book_builder", None))
+    }
 
 
 def _checkpoints(settings: Settings, hour: int) -> dict[tuple[str, str], BookCheckpoint]:
@@ -133,25 +116,27 @@ def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse |
     channels = _rebuildable()
     before = _checkpoints(settings, hour)
     results: list[BookSamples] = []
-    for xid, symbol in book_streams(settings, hour):
-        normalized = EXCHANGES[xid].normalize_symbol(symbol)
-        results.append(
-            lake_book_samples(
-                settings.root,
-                xid,
-                symbol,
-                hour,
-                end,
-                checkpoint=before.get((xid, symbol)),
-                lateness_ns=settings.lateness_ns,
-                interval_ns=settings.book_interval_ns,
-                top_n=settings.top_n,
-                # a book with no frame for as long as coverage calls a stream silent is not sampled on (nobody knows it)
-                max_silence_ns=settings.max_silence_ns,
-                heatmap=_spec(settings, normalized),
-                gaps=_gaps(coverage, xid, normalized, channels[xid]),
+    for xid in (x for x in list_exchanges(settings.root) if x in channels):
+        # the hour's book frames of the exchange, read once for all its symbols
+        rows = lake_book_rows(settings.root, xid, hour, end, lateness_ns=settings.lateness_ns)
+        for symbol in sorted(s for s in rows.get_column("symbol").unique().to_list() if s):
+            normalized = EXCHANGES[xid].normalize_symbol(symbol)
+            results.append(
+                book_samples(
+                    rows.filter(pl.col("symbol") == symbol),
+                    xid,
+                    symbol,
+                    start_ns=hour,
+                    end_ns=end,
+                    checkpoint=before.get((xid, symbol)),
+                    interval_ns=settings.book_interval_ns,
+                    top_n=settings.top_n,
+                    # a book with no frame for as long as coverage calls a stream silent is not sampled on
+                    max_silence_ns=settings.max_silence_ns,
+                    heatmap=_spec(settings, normalized),
+                    gaps=_gaps(coverage, xid, normalized, channels[xid]),
+                )
             )
-        )
     schema = samples_schema()
     samples = pl.concat([r.samples for r in results]) if results else pl.DataFrame(schema=schema)
     invalid = pl.concat([r.invalid for r in results]) if results else pl.DataFrame(schema=invalid_schema())
@@ -214,10 +199,10 @@ def _upstream(settings: Settings, table: str, hour: int, schema: dict[str, pl.Da
 
 
 def materialize_consolidated_hour(
-    settings: Settings, hour: int, warehouse: Warehouse | None = None
+    settings: Settings, hour: int, samples: pl.DataFrame, warehouse: Warehouse | None = None
 ) -> tuple[pl.DataFrame, str, int]:
-    """(consolidated book rows, lake path, warehouse rows replaced) of the hour, from its book snapshots."""
-    samples = _upstream(settings, "book_snapshots", hour, samples_schema())
+    """(consolidated book rows, lake path, warehouse rows replaced) of the hour, from its book snapshots (those
+    ``materialize_books_hour`` just wrote)."""
     out = consolidated_book(samples, USD_LIKE)
     wh = warehouse or Warehouse(settings.warehouse_path)
     ((deleted, _),) = store(wh, [Window("consolidated_book", out, "ts", hour, hour + HOUR_NS)])

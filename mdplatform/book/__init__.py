@@ -14,8 +14,8 @@ from ._heatmap import (
 )
 from ._l2 import L2Book, Level, RawLevel, Side
 from ._metrics import DEPTH_BPS, TOP_N, book_metrics, samples_schema
-from ._rebuild import InvalidInterval, Rebuild, invalid_schema
-from ._samples import BookSamples, Clock, book_clock, book_samples, lake_book_samples, step_label
+from ._rebuild import InvalidInterval, Rebuild, book_channels, invalid_schema
+from ._samples import BookSamples, Clock, book_clock, book_samples, lake_book_rows, lake_book_samples, step_label
 
 __all__ = [
     "BOOK_HEATMAP",
@@ -33,6 +33,7 @@ __all__ = [
     "RawLevel",
     "Rebuild",
     "Side",
+    "book_channels",
     "book_clock",
     "book_metrics",
     "book_samples",
@@ -41,6 +42,7 @@ __all__ = [
     "consolidated_book",
     "consolidated_schema",
     "invalid_schema",
+    "lake_book_rows",
     "lake_book_samples",
     "rollup_heatmap",
     "samples_schema",

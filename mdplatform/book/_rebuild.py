@@ -25,7 +25,7 @@ from ._l2 import L2Book
 if TYPE_CHECKING:
     from ..exchanges import BookBuilder, BookRebuilding
 
-__all__ = ["BEFORE_SNAPSHOT", "SECOND_NS", "InvalidInterval", "Rebuild", "invalid_schema"]
+__all__ = ["BEFORE_SNAPSHOT", "SECOND_NS", "InvalidInterval", "Rebuild", "book_channels", "invalid_schema"]
 
 SECOND_NS = 1_000_000_000
 #: the reason of the interval before a window's first snapshot
@@ -44,6 +44,11 @@ class InvalidInterval:
 def invalid_schema() -> dict[str, pl.DataType]:
     ts = pl.Datetime("ns", "UTC")
     return {"exchange": pl.String(), "symbol": pl.String(), "start": ts, "end": ts, "reason": pl.String()}
+
+
+def book_channels(exchange_id: str) -> frozenset[str]:
+    """The raw channels the exchange's book builder reads (ValueError: the exchange has no builder)."""
+    return _builder(exchange_id, "").channels
 
 
 def _builder(exchange_id: str, symbol: str) -> BookBuilder:

@@ -24,9 +24,9 @@ from .._time import MINUTE_NS
 from ._checkpoint import BookCheckpoint
 from ._heatmap import BOOK_HEATMAP, BookHeatmapSpec, bucket_levels, heatmap_frame
 from ._metrics import DEPTH_BPS, TOP_N, book_arrays, book_metrics, samples_schema
-from ._rebuild import SECOND_NS, InvalidInterval, Rebuild, invalid_schema
+from ._rebuild import SECOND_NS, InvalidInterval, Rebuild, book_channels, invalid_schema
 
-__all__ = ["BookSamples", "Clock", "book_clock", "book_samples", "lake_book_samples", "step_label"]
+__all__ = ["BookSamples", "Clock", "book_clock", "book_samples", "lake_book_rows", "lake_book_samples", "step_label"]
 
 Clock = Literal["exchange", "receive"]
 
@@ -257,6 +257,21 @@ def _empty_heatmap() -> pl.DataFrame:
     return pl.DataFrame(schema=BOOK_HEATMAP)
 
 
+def lake_book_rows(
+    root: str | None, exchange_id: str, start_ns: int, end_ns: int, *, lateness_ns: int = 10 * SECOND_NS
+) -> pl.DataFrame:
+    """The raw rows of every book of ``exchange_id`` a window [start_ns, end_ns) of the exchange clock needs: its
+    book channels received in [start_ns - lateness_ns, end_ns + lateness_ns) (see ``lake_book_samples``), read
+    once for all the exchange's symbols."""
+    from ..lake import read_raw
+
+    # the lake reads whole receive minutes starting in the range: widen the start to its minute, or a frame the
+    # exchange stamped after start_ns but received (by a clock behind the exchange's) before it would be missed
+    first = (start_ns - lateness_ns) // MINUTE_NS * MINUTE_NS
+    channels = sorted(book_channels(exchange_id))
+    return read_raw(root, first, end_ns + lateness_ns, exchanges=[exchange_id], channels=channels)
+
+
 def lake_book_samples(
     root: str | None,
     exchange_id: str,
@@ -280,16 +295,9 @@ def lake_book_samples(
     is behind the exchange's: 1.3 s in the Binance recordings), continuing from
     ``checkpoint`` (the previous window's). Without one the window's book is invalid until its first snapshot: it
     never replays earlier windows."""
-    from ..lake import read_raw
-
-    channels = sorted(Rebuild(exchange_id, symbol).channels)
-    # the lake reads whole receive minutes starting in the range: widen the start to its minute, or a frame the
-    # exchange stamped after start_ns but received (by a clock behind the exchange's) before it would be missed
-    first = (start_ns - lateness_ns) // MINUTE_NS * MINUTE_NS
-    raw = read_raw(root, first, end_ns + lateness_ns, exchanges=[exchange_id], channels=channels)
-    raw = raw.filter(pl.col("symbol") == symbol)
+    raw = lake_book_rows(root, exchange_id, start_ns, end_ns, lateness_ns=lateness_ns)
     return book_samples(
-        raw,
+        raw.filter(pl.col("symbol") == symbol),
         exchange_id,
         symbol,
         interval_ns=interval_ns,
