@@ -26,7 +26,6 @@ from dagster import (
 )
 
 from mdplatform.transforms import GAP_STATUS
-from mdplatform.warehouse import Warehouse
 
 from ._hourly import (
     by_symbol,
@@ -36,7 +35,9 @@ from ._hourly import (
     materialize_candles_hour,
     materialize_trades_hour,
 )
+from ._range import HourRange
 from ._resources import MdpResource
+from ._run_hooks import HOOKS, StoppedBetweenHours
 from .partitions import HOURLY, hour_key, previous_hour
 
 __all__ = [
@@ -71,16 +72,22 @@ def _hours(context: AssetExecutionContext) -> list[int]:
 
 
 def _each_hour(context: AssetExecutionContext, what: str, work: Callable[[int], T]) -> dict[int, T]:
-    """``work(hour)`` for the run's hours in order; a failure is logged naming the hour and what was written."""
+    """``work(hour)`` for the run's hours in order; a failure is logged naming the hour and what was written. A
+    stop asked for between two hours of the run's first step (``HOOKS``: a signal to `mdp materialize`) ends the
+    run there."""
     hours = _hours(context)
     done: dict[int, T] = {}
     for i, hour in enumerate(hours):
+        if HOOKS.stopping(what):
+            written = f"{hour_range_text(hours[:i])} written" if i else "nothing written"
+            raise StoppedBetweenHours(f"{what}: stopped before {hour_text(hour)}; {written}")
         try:
             done[hour] = work(hour)
         except Exception:
             written = f"; {hour_range_text(hours[:i])} already written" if i else ""
             context.log.error(f"{what} for {hour_text(hour)} failed (hour {i + 1} of {len(hours)}{written})")
             raise
+        HOOKS.hour_done(what, hour)
     return done
 
 
@@ -127,11 +134,11 @@ def _path(paths: list[str]) -> MetadataValue:
 )
 def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[MaterializeResult[None]]:
     settings = mdp.settings()
-    warehouse = Warehouse(settings.warehouse_path)
+    lake = HourRange(settings)
 
     def hour_done(hour: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """The hour's trades and coverage summaries (the frames themselves are not kept: a range may be long)."""
-        done = materialize_trades_hour(settings, hour, warehouse)
+        done = materialize_trades_hour(settings, hour, lake)
         w, cov = done.window, done.coverage
         gaps = cov.filter(cov["status"] == GAP_STATUS).height
         context.log.info(
@@ -145,7 +152,7 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
             "duplicates": w.duplicates,
             "aggregates_dropped_for_their_fills": w.overlaps,
             "rejects": w.rejects.height,
-            "warehouse_rows_replaced": done.warehouse_deleted,
+            "pg_rows_replaced": done.sink_rows_replaced,
             "rows_by_symbol": done.rows_by_symbol,
             "late_by_symbol": by_symbol(w.late),
             "rejects_by_reason": done.rejects_by_reason,
@@ -181,7 +188,7 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
                 if len(quarantined) == 1
                 else MetadataValue.text(", ".join(quarantined))
             ),
-            "warehouse_rows_replaced": sum(t["warehouse_rows_replaced"] for t in trades),
+            "pg_rows_replaced": sum(t["pg_rows_replaced"] for t in trades),
             "by_hour": MetadataValue.json(
                 {hour_key(h): {k: t[k] for k in ("rows", *counts)} for h, (t, _) in done.items()}
             ),
@@ -228,15 +235,15 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
 )
 def candles(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResult[None]:
     settings = mdp.settings()
-    warehouse = Warehouse(settings.warehouse_path)
+    lake = HourRange(settings)
 
     def hour_done(hour: int) -> dict[str, Any]:
-        c = materialize_candles_hour(settings, hour, warehouse)
+        c = materialize_candles_hour(settings, hour, lake)
         context.log.info(f"{hour_text(hour)}: {c.candles.height} candles {c.by_timeframe} from {c.trades_read} trades")
         return {
             "rows": c.candles.height,
             "trades_read": c.trades_read,
-            "warehouse_rows_replaced": c.warehouse_deleted,
+            "pg_rows_replaced": c.sink_rows_replaced,
             "rows_by_symbol": c.rows_by_symbol,
             "rows_by_timeframe": c.by_timeframe,
             "incomplete_by_timeframe": c.incomplete_by_timeframe,
@@ -254,7 +261,7 @@ def candles(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResu
             "incomplete_by_timeframe": MetadataValue.json(_total(c["incomplete_by_timeframe"] for c in hours)),
             "trades_read": sum(c["trades_read"] for c in hours),
             "path": _path([c["path"] for c in hours]),
-            "warehouse_rows_replaced": sum(c["warehouse_rows_replaced"] for c in hours),
+            "pg_rows_replaced": sum(c["pg_rows_replaced"] for c in hours),
             "by_hour": MetadataValue.json(
                 {
                     hour_key(h): {"rows": c["rows"], "trades_read": c["trades_read"], **c["rows_by_timeframe"]}

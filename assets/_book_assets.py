@@ -149,11 +149,24 @@ _DEPS = {
 
 @dataclass(frozen=True, slots=True)
 class _Hour:
-    books: BooksHour
-    trade_heatmap: pl.DataFrame
+    """What the run's metadata says of one hour (its frames are not kept: a range may be long)."""
+
+    hour: int
+    samples: int
+    books: list[str]
+    continued: int
+    invalid_spans: int
+    invalid_seconds: dict[str, float]
+    paths: dict[str, str]
+    heatmap_rows: int
+    heatmap_by_step: dict[str, int]
+    left_out: list[str]
+    trade_heatmap_rows: int
     trades_read: int
     trade_heatmap_path: str
-    consolidated: pl.DataFrame
+    consolidated_rows: int
+    consolidated_by_count: dict[str, int]
+    crossed: int
     consolidated_path: str
     deleted: int
     snapshot_problems: list[str]
@@ -163,9 +176,7 @@ class _Hour:
 def _check(key: AssetKey, name: str, hours: list[_Hour], problems: list[list[str]]) -> AssetCheckResult:
     """One check over the run's hours (a problem names its hour when the run has several)."""
     found = [
-        f"{hour_text(h.books.hour)}: {p}" if len(hours) > 1 else p
-        for h, ps in zip(hours, problems, strict=True)
-        for p in ps
+        f"{hour_text(h.hour)}: {p}" if len(hours) > 1 else p for h, ps in zip(hours, problems, strict=True) for p in ps
     ]
     return AssetCheckResult(
         asset_key=key,
@@ -205,7 +216,10 @@ def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[Material
     """One step for the four book assets and their checks: the rebuild feeds them all, and every step of a run
     costs Dagster's bookkeeping (a fraction of a second each, per hour)."""
     settings = mdp.settings()
-    warehouse = Warehouse(settings.warehouse_path)
+    warehouse = Warehouse(settings.warehouse_path, lake=settings.root)
+
+    #: the last hour's pictures, shown in the metadata (every hour's are written beside its partition files)
+    shown: dict[str, list[tuple[str, bytes]]] = {"book": [], "trade": []}
 
     def hour_done(hour: int) -> _Hour:
         done = materialize_books_hour(settings, hour, warehouse)
@@ -219,80 +233,84 @@ def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[Material
         )
         if done.left_out:
             context.log.warning(f"left out of the consolidated heatmap (bucket does not nest): {done.left_out}")
+        if settings.draw:
+            shown["book"] = _book_pictures(settings, done)
+            shown["trade"] = _trade_pictures(settings, hour, heat)
         end = hour + HOUR_NS
         return _Hour(
-            done,
-            heat,
-            trades.height,
-            heat_path,
-            cons,
-            cons_path,
-            done.warehouse_deleted + heat_deleted + cons_deleted,
-            validate_book_snapshots(done.samples, hour, end, done.invalid),
-            validate_book_heatmap(done.heatmap, hour, end),
+            hour=hour,
+            samples=done.samples.height,
+            books=done.books,
+            continued=done.continued,
+            invalid_spans=done.invalid.height,
+            invalid_seconds=done.invalid_seconds,
+            paths=done.paths,
+            heatmap_rows=done.heatmap.height,
+            heatmap_by_step=dict(done.heatmap.group_by("step").len().sort("step").iter_rows()),
+            left_out=done.left_out,
+            trade_heatmap_rows=heat.height,
+            trades_read=trades.height,
+            trade_heatmap_path=heat_path,
+            consolidated_rows=cons.height,
+            consolidated_by_count={
+                str(k): v for k, v in cons.group_by("exchange_count").len().sort("exchange_count").iter_rows()
+            },
+            crossed=int(cons["crossed"].sum()),
+            consolidated_path=cons_path,
+            deleted=done.sink_rows_replaced + heat_deleted + cons_deleted,
+            snapshot_problems=validate_book_snapshots(done.samples, hour, end, done.invalid),
+            heatmap_problems=validate_book_heatmap(done.heatmap, hour, end),
         )
 
     hours = list(_each_hour(context, "book snapshots, heatmaps and the consolidated book", hour_done).values())
-    books_hours = [h.books for h in hours]
-    last = hours[-1]
-    pictures = _book_pictures(settings, last.books) if settings.draw else []
-    trade_pictures = _trade_pictures(settings, last.books.hour, last.trade_heatmap) if settings.draw else []
+    last = hours[-1].hour
     yield MaterializeResult(
         asset_key=BOOK_SNAPSHOTS_KEY,
         metadata={
-            "dagster/row_count": sum(h.samples.height for h in books_hours),
+            "dagster/row_count": sum(h.samples for h in hours),
             "hours": len(hours),
-            "books": MetadataValue.json(sorted({b for h in books_hours for b in h.books})),
-            "continued_from_checkpoint": sum(h.continued for h in books_hours),
-            "invalid_spans": sum(h.invalid.height for h in books_hours),
-            "invalid_seconds_by_book": MetadataValue.json(_total(h.invalid_seconds for h in books_hours)),
-            "path": _path([h.paths["book_snapshots"] for h in books_hours]),
-            "warehouse_rows_replaced": sum(h.deleted for h in hours),
+            "books": MetadataValue.json(sorted({b for h in hours for b in h.books})),
+            "continued_from_checkpoint": sum(h.continued for h in hours),
+            "invalid_spans": sum(h.invalid_spans for h in hours),
+            "invalid_seconds_by_book": MetadataValue.json(_total(h.invalid_seconds for h in hours)),
+            "path": _path([h.paths["book_snapshots"] for h in hours]),
+            "pg_rows_replaced": sum(h.deleted for h in hours),
             "by_hour": MetadataValue.json(
-                {
-                    hour_key(h.hour): {"samples": h.samples.height, "invalid_spans": h.invalid.height}
-                    for h in books_hours
-                }
+                {hour_key(h.hour): {"samples": h.samples, "invalid_spans": h.invalid_spans} for h in hours}
             ),
         },
     )
     yield MaterializeResult(
         asset_key=BOOK_HEATMAP_KEY,
         metadata={
-            "dagster/row_count": sum(h.heatmap.height for h in books_hours),
+            "dagster/row_count": sum(h.heatmap_rows for h in hours),
             "hours": len(hours),
-            "rows_by_step": MetadataValue.json(
-                _total(dict(h.heatmap.group_by("step").len().sort("step").iter_rows()) for h in books_hours)
-            ),
-            "left_out_of_consolidated": MetadataValue.json(sorted({b for h in books_hours for b in h.left_out})),
-            "path": _path([h.paths["book_heatmap"] for h in books_hours]),
-            f"pictures ({hour_key(last.books.hour)})": _png_markdown(pictures, settings),
+            "rows_by_step": MetadataValue.json(_total(h.heatmap_by_step for h in hours)),
+            "left_out_of_consolidated": MetadataValue.json(sorted({b for h in hours for b in h.left_out})),
+            "path": _path([h.paths["book_heatmap"] for h in hours]),
+            f"pictures ({hour_key(last)})": _png_markdown(shown["book"], settings),
             "picture_files": MetadataValue.json(
-                [picture_path(settings, "book_heatmap", last.books.hour, name) for name, _ in pictures]
+                [picture_path(settings, "book_heatmap", last, name) for name, _ in shown["book"]]
             ),
         },
     )
     yield MaterializeResult(
         asset_key=TRADE_HEATMAP_KEY,
         metadata={
-            "dagster/row_count": sum(h.trade_heatmap.height for h in hours),
+            "dagster/row_count": sum(h.trade_heatmap_rows for h in hours),
             "hours": len(hours),
             "trades_read": sum(h.trades_read for h in hours),
             "path": _path([h.trade_heatmap_path for h in hours]),
-            f"pictures ({hour_key(last.books.hour)})": _png_markdown(trade_pictures, settings),
+            f"pictures ({hour_key(last)})": _png_markdown(shown["trade"], settings),
         },
     )
-    counts = [
-        {str(k): v for k, v in h.consolidated.group_by("exchange_count").len().sort("exchange_count").iter_rows()}
-        for h in hours
-    ]
     yield MaterializeResult(
         asset_key=CONSOLIDATED_BOOK_KEY,
         metadata={
-            "dagster/row_count": sum(h.consolidated.height for h in hours),
+            "dagster/row_count": sum(h.consolidated_rows for h in hours),
             "hours": len(hours),
-            "steps_by_exchange_count": MetadataValue.json(_total(counts)),
-            "crossed_steps": sum(int(h.consolidated["crossed"].sum()) for h in hours),
+            "steps_by_exchange_count": MetadataValue.json(_total(h.consolidated_by_count for h in hours)),
+            "crossed_steps": sum(h.crossed for h in hours),
             "path": _path([h.consolidated_path for h in hours]),
         },
     )

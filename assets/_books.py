@@ -4,7 +4,8 @@
 the previous hour's checkpoint (``book_checkpoints``), sampled every ``Settings.book_interval_ns``, with the hour's
 coverage gaps of its book channels as invalid spans; book heatmaps per book and consolidated per base, 1 s and 1 m.
 ``materialize_consolidated_hour``: the consolidated book from the hour's samples. ``materialize_trade_heatmap_hour``:
-the trade heatmap from the hour's trades. Each writes its lake partitions and replaces the hour in DuckDB.
+the trade heatmap from the hour's trades. Each loads the hour into PostgreSQL when configured, then writes its
+lake partitions.
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ from mdplatform.lake import filesystem, join, list_exchanges
 from mdplatform.schemas import COVERAGE, TRADES
 from mdplatform.transforms import GAP_STATUS, HOUR_NS, MINUTE_NS, USD_LIKE, trade_heatmap
 from mdplatform.transforms import HEATMAP as TRADE_HEATMAP
-from mdplatform.warehouse import Warehouse, Window, partition_path, read_partition, write_partition
+from mdplatform.warehouse import Warehouse, hour_window, partition_path, read_partition, write_partition
 
 from ._hourly import MissingUpstreamError, hour_text
 from ._settings import Settings
-from ._sinks import store
+from ._sinks import load_sinks
 
 __all__ = [
     "BooksHour",
@@ -101,14 +102,14 @@ class BooksHour:
     #: books whose bucket did not nest in their base's consolidated bucket (left out of it)
     left_out: list[str]
     paths: dict[str, str]
-    warehouse_deleted: int
+    sink_rows_replaced: int
     continued: int
     invalid_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse | None = None) -> BooksHour:
     """Book snapshots, invalid spans and heatmaps of every book over the exchange-time hour (module doc), the
-    checkpoints at its end; written to the lake (replacing the hour) and DuckDB (window replaced)."""
+    checkpoints at its end; loaded into PostgreSQL when configured, then written to the lake (replacing the hour)."""
     end = hour + HOUR_NS
     coverage = read_partition(partition_path(settings.root, "coverage", hour), COVERAGE)
     if coverage is None:
@@ -144,16 +145,14 @@ def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse |
     minute = rollup_heatmap(fine, samples, step_ns=MINUTE_NS, step="1m")
     consolidated, left_out = consolidate_heatmap(pl.concat([fine, minute]), USD_LIKE)
     heatmap = pl.concat([fine, minute, consolidated])
-    # DuckDB first, the lake files last (as the other assets): the hour counts as materialized once its lake files
-    # exist, so a failed warehouse write fails the hour before anything marks it done
-    wh = warehouse or Warehouse(settings.warehouse_path)
-    replaced = store(
-        wh,
+    # the sinks first, the lake files last (as the other assets): the hour counts as materialized once its lake
+    # files exist, so a failed load fails the hour before anything marks it done
+    replaced = load_sinks(
         [
-            Window("book_snapshots", samples, "ts", hour, end),
-            Window("book_invalid", invalid, "start", hour, end),
-            Window("book_heatmap", heatmap, "ts", hour, end),
-        ],
+            hour_window("book_snapshots", samples, hour),
+            hour_window("book_invalid", invalid, hour),
+            hour_window("book_heatmap", heatmap, hour),
+        ]
     )
     paths = {
         "book_snapshots": partition_path(settings.root, "book_snapshots", hour),
@@ -172,7 +171,7 @@ def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse |
     write_partition(paths["book_invalid"], invalid)
     write_partition(paths["book_heatmap"], heatmap)
     write_partition(paths["book_snapshots"], samples)
-    deleted = sum(d for d, _ in replaced)
+    _published(settings, warehouse)
     seconds = invalid.group_by("exchange", "symbol").agg(
         ((pl.col("end") - pl.col("start")).dt.total_nanoseconds().sum() / 1e9).round(3)
     )
@@ -185,7 +184,7 @@ def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse |
         books,
         left_out,
         paths,
-        deleted,
+        replaced,
         continued=sum(1 for r in results if (r.checkpoint.exchange, r.checkpoint.symbol) in before),
         invalid_seconds={f"{x}/{s}": float(v) for x, s, v in seconds.sort("exchange", "symbol").iter_rows()},
     )
@@ -201,27 +200,32 @@ def _upstream(settings: Settings, table: str, hour: int, schema: dict[str, pl.Da
 def materialize_consolidated_hour(
     settings: Settings, hour: int, samples: pl.DataFrame, warehouse: Warehouse | None = None
 ) -> tuple[pl.DataFrame, str, int]:
-    """(consolidated book rows, lake path, warehouse rows replaced) of the hour, from its book snapshots (those
+    """(consolidated book rows, lake path, PostgreSQL rows replaced) of the hour, from its book snapshots (those
     ``materialize_books_hour`` just wrote)."""
     out = consolidated_book(samples, USD_LIKE)
-    wh = warehouse or Warehouse(settings.warehouse_path)
-    ((deleted, _),) = store(wh, [Window("consolidated_book", out, "ts", hour, hour + HOUR_NS)])
+    replaced = load_sinks([hour_window("consolidated_book", out, hour)])
     path = partition_path(settings.root, "consolidated_book", hour)
     write_partition(path, out.select(list(CONSOLIDATED_BOOK)))
-    return out, path, deleted
+    _published(settings, warehouse)
+    return out, path, replaced
 
 
 def materialize_trade_heatmap_hour(
     settings: Settings, hour: int, warehouse: Warehouse | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, str, int]:
-    """(trade heatmap rows, the hour's trades, lake path, warehouse rows replaced), from the hour's trades."""
+    """(trade heatmap rows, the hour's trades, lake path, PostgreSQL rows replaced), from the hour's trades."""
     trades = _upstream(settings, "trades", hour, TRADES)
     out = trade_heatmap(trades, settings.buckets, start_ns=hour, end_ns=hour + HOUR_NS)
-    wh = warehouse or Warehouse(settings.warehouse_path)
-    ((deleted, _),) = store(wh, [Window("trade_heatmap", out, "minute", hour, hour + HOUR_NS)])
+    replaced = load_sinks([hour_window("trade_heatmap", out, hour)])
     path = partition_path(settings.root, "trade_heatmap", hour)
     write_partition(path, out.select(list(TRADE_HEATMAP)))
-    return out, trades, path, deleted
+    _published(settings, warehouse)
+    return out, trades, path, replaced
+
+
+def _published(settings: Settings, warehouse: Warehouse | None) -> None:
+    """The hour's files are in the lake: the readers' catalog refreshed (a new one only when a day appeared)."""
+    (warehouse or Warehouse(settings.warehouse_path, lake=settings.root)).refresh()
 
 
 def picture_path(settings: Settings, table: str, hour: int, name: str) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import polars as pl
 
-from mdplatform.lake import list_exchanges, read_backfill, read_backfill_events, read_events, read_raw
+from mdplatform.lake import read_backfill, read_backfill_events
 from mdplatform.schemas import CANDLES, COVERAGE, TIMEFRAMES, TRADES
 from mdplatform.transforms import (
     GAP_STATUS,
@@ -18,26 +18,24 @@ from mdplatform.transforms import (
     candle_range_start,
     compute_coverage,
     from_ns,
-    registry_normalizer,
     registry_stream_kinds,
     registry_trade_channels,
     symbol_coverage,
     to_ns,
-    trades_for_window,
+    window_trades,
 )
 from mdplatform.warehouse import (
-    Warehouse,
-    Window,
+    hour_window,
     partition_path,
     quarantine_path,
     read_partition,
-    read_partitions,
     remove_file,
     write_partition,
 )
 
+from ._range import HourRange
 from ._settings import Settings
-from ._sinks import store
+from ._sinks import load_sinks
 
 __all__ = [
     "CandlesHour",
@@ -49,7 +47,6 @@ __all__ = [
     "hours_between",
     "materialize_candles_hour",
     "materialize_trades_hour",
-    "trade_channels",
 ]
 
 
@@ -78,17 +75,6 @@ def hours_between(start: datetime, end: datetime) -> list[int]:
     return list(range(lo, hi, HOUR_NS))
 
 
-def trade_channels(exchanges: list[str]) -> list[str] | None:
-    """Channels carrying trades for these exchanges (None: read everything, some exchange is unknown)."""
-    known = registry_trade_channels()
-    channels: set[str] = set()
-    for exchange_id in exchanges:
-        if exchange_id not in known:
-            return None
-        channels |= known[exchange_id]
-    return sorted(channels)
-
-
 def by_symbol(df: pl.DataFrame) -> dict[str, int]:
     """ "exchange/symbol" -> rows."""
     if not df.height:
@@ -105,7 +91,7 @@ class TradesHour:
     path: str
     coverage_path: str
     quarantine: str | None
-    warehouse_deleted: int
+    sink_rows_replaced: int
 
     @property
     def rows_by_symbol(self) -> dict[str, int]:
@@ -125,31 +111,34 @@ class TradesHour:
         return {str(r): float(s) for r, s in seconds.sort("reason").iter_rows()}
 
 
-def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse | None = None) -> TradesHour:
+def materialize_trades_hour(settings: Settings, hour: int, lake: HourRange | None = None) -> TradesHour:
     """Trades with exchange ts in [hour, hour + 1h) and the coverage of every stream over the hour, from raw
     frames and collector events received in [hour - lateness, hour + 1h + lateness) and the REST history
-    backfilled for those exchange-time minutes; written to DuckDB ``trades``/``coverage`` (window replaced, then
-    published), then the quarantine and the lake partitions (replacing them)."""
+    backfilled for those exchange-time minutes; loaded into PostgreSQL if configured, then written to the lake
+    (quarantine, trades, coverage: replacing the hour). ``lake``: the reader of a range of hours (each raw file
+    read and each frame normalized once for all of them); a fresh one reads just this hour's span."""
     root = settings.root
     end = hour + HOUR_NS
+    lake = lake or HourRange(settings)
     read_start, read_end = hour - settings.lateness_ns, end + settings.lateness_ns
-    raw = read_raw(root, read_start, read_end, channels=trade_channels(list_exchanges(root)))
     # REST history fetched for these exchange-time minutes, whenever it was fetched
     backfill = read_backfill(root, read_start, read_end)
-    events = pl.concat([read_events(root, read_start, read_end), read_backfill_events(root, read_start, read_end)])
-    window = trades_for_window(
-        raw, hour, end, settings.lateness_ns, normalize=registry_normalizer, skew_ns=settings.skew_ns, backfill=backfill
+    events = pl.concat([lake.events(read_start, read_end), read_backfill_events(root, read_start, read_end)])
+    window = window_trades(
+        lake.trades(read_start, read_end),
+        hour,
+        end,
+        settings.lateness_ns,
+        normalize=lake.normalize,
+        skew_ns=settings.skew_ns,
+        backfill=backfill,
     )
     coverage = compute_coverage(
         events, window.observed, hour, end, kinds=registry_stream_kinds(), rules=settings.coverage_rules
     )
-    # DuckDB first, the lake files last: the hour counts as materialized once its lake files exist, so a failed
-    # warehouse write fails the hour before anything marks it done, and a retry or the sensor redoes it
-    wh = warehouse or Warehouse(settings.warehouse_path)
-    wh.create_lake_views(root)
-    (deleted, _), _ = store(
-        wh, [Window("trades", window.trades, "ts", hour, end), Window("coverage", coverage, "start_time", hour, end)]
-    )
+    # the sinks first, the lake files last: the hour counts as materialized once its lake files exist, so a failed
+    # load fails the hour before anything marks it done, and a retry or the sensor redoes it
+    replaced = load_sinks([hour_window("trades", window.trades, hour), hour_window("coverage", coverage, hour)])
     qpath: str | None = quarantine_path(root, "trades", hour)
     assert qpath is not None
     if window.rejects.height:
@@ -161,7 +150,8 @@ def materialize_trades_hour(settings: Settings, hour: int, warehouse: Warehouse 
     write_partition(path, window.trades)
     coverage_path = partition_path(root, "coverage", hour)
     write_partition(coverage_path, coverage)
-    return TradesHour(hour, window, coverage, path, coverage_path, qpath, deleted)
+    lake.published(hour)
+    return TradesHour(hour, window, coverage, path, coverage_path, qpath, replaced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +160,7 @@ class CandlesHour:
     candles: pl.DataFrame
     path: str
     trades_read: int
-    warehouse_deleted: int
+    sink_rows_replaced: int
     by_timeframe: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -190,29 +180,29 @@ def _upstream(settings: Settings, table: str, hour: int, schema: dict[str, pl.Da
     return df
 
 
-def materialize_candles_hour(settings: Settings, hour: int, warehouse: Warehouse | None = None) -> CandlesHour:
+def materialize_candles_hour(settings: Settings, hour: int, lake: HourRange | None = None) -> CandlesHour:
     """Candles with close_time in (hour, hour + 1h] that are known closed, from the hour's trades and coverage
     partitions and the stored 1m candles of the hours before (longer timeframes, the price carried into flat
-    minutes); written to DuckDB ``candles`` (window replaced, then published), then the lake partition."""
-    root = settings.root
+    minutes); loaded into PostgreSQL if configured, then written to the lake partition. ``lake``: the reader of
+    a range of hours, which keeps the 1m candles it made for the next hours."""
     end = hour + HOUR_NS
+    lake = lake or HourRange(settings)
     trades = _upstream(settings, "trades", hour, TRADES)
     covered, horizon = symbol_coverage(_upstream(settings, "coverage", hour, COVERAGE), registry_trade_channels())
-    earlier = read_partitions(
-        root, "candles", min(candle_range_start(hour, end, TIMEFRAMES), hour - HOUR_NS), hour, CANDLES
-    )
+    earlier = lake.candles_1m(min(candle_range_start(hour, end, TIMEFRAMES), hour - HOUR_NS), hour)
     candles = build_candles(
         trades,
         covered,
         horizon,
         publish_start_ns=hour,
         publish_end_ns=end,
-        earlier_1m=earlier.filter(pl.col("timeframe") == "1m"),
+        earlier_1m=earlier,
     )
-    wh = warehouse or Warehouse(settings.warehouse_path)
-    ((deleted, _),) = store(wh, [Window("candles", candles, "close_time", hour, end, closed="right")])
-    path = partition_path(root, "candles", hour)  # last, as for trades: the lake file marks the hour done
-    write_partition(path, candles.select(list(CANDLES)))
+    replaced = load_sinks([hour_window("candles", candles, hour)])
+    path = partition_path(settings.root, "candles", hour)  # last, as for trades: the lake file marks the hour done
+    stored = candles.select(list(CANDLES))
+    write_partition(path, stored)
+    lake.candles_written(hour, stored)
     counts = candles.group_by("timeframe").len()
     by_tf = {str(tf): int(n) for tf, n in counts.iter_rows()}
-    return CandlesHour(hour, candles, path, trades.height, deleted, {tf: by_tf.get(tf, 0) for tf in TIMEFRAMES})
+    return CandlesHour(hour, candles, path, trades.height, replaced, {tf: by_tf.get(tf, 0) for tf in TIMEFRAMES})

@@ -36,6 +36,7 @@ __all__ = [
     "hourly_assets",
     "hourly_checks",
     "hourly_job",
+    "make_after_trades_job",
     "make_candles_job",
     "make_hourly_job",
 ]
@@ -84,6 +85,20 @@ def make_hourly_job(partitions_def: PartitionsDefinition = HOURLY) -> Unresolved
     )
 
 
+def make_after_trades_job(partitions_def: PartitionsDefinition = HOURLY) -> UnresolvedAssetJobDefinition:
+    """What follows trades and coverage in an hourly run: candles and (``MDP_BOOKS``) the book assets. `mdp
+    materialize` runs it for the hours a stopped run had written trades for, so each of them is whole."""
+    after = AssetSelection.all() - AssetSelection.assets(trades_and_coverage)
+    return define_asset_job(
+        "mdp_after_trades",
+        selection=after if books_on() else after - AssetSelection.assets(books),
+        partitions_def=partitions_def,
+        executor_def=in_process_executor,
+        tags={SERIAL_TAG: "hourly"},
+        description="candles, then the book assets, for hours whose trades and coverage are materialized",
+    )
+
+
 def make_candles_job(partitions_def: PartitionsDefinition = HOURLY) -> UnresolvedAssetJobDefinition:
     return define_asset_job(
         "mdp_candles",
@@ -129,7 +144,7 @@ def definitions_for(partitions_def: PartitionsDefinition, resources: Mapping[str
     return Definitions(
         assets=hourly_assets(partitions_def),
         asset_checks=hourly_checks(partitions_def),
-        jobs=[make_hourly_job(partitions_def), make_candles_job(partitions_def)],
+        jobs=[make_hourly_job(partitions_def), make_candles_job(partitions_def), make_after_trades_job(partitions_def)],
         resources=resources,
         executor=in_process_executor,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mdplatform._signals import stop_signals
+from mdplatform.transforms import HOUR_NS
 
 __all__ = ["HourRunner", "ensure_dagster_home"]
 
@@ -36,15 +37,34 @@ def ensure_dagster_home() -> str:
     return home
 
 
+def _contiguous(hours: list[int], most: int) -> list[list[int]]:
+    """``hours`` (sorted, distinct) as runs of consecutive hours of at most ``most`` each."""
+    out: list[list[int]] = []
+    for hour in hours:
+        if out and hour == out[-1][-1] + HOUR_NS and len(out[-1]) < most:
+            out[-1].append(hour)
+        else:
+            out.append([hour])
+    return out
+
+
 @dataclass
 class HourRunner:
-    """Runs ``mdp_hourly`` (trades, coverage, candles) or ``mdp_candles`` for hours, one Dagster run per hour, in
-    order, on the partitions of this lake. ``failed``: partition keys of failed runs; ``failed_checks``: checks
-    that did not pass; ``metadata``: the materializations' metadata summed where numeric (late trades, rejects)."""
+    """Runs ``mdp_hourly`` (trades, coverage, candles, books) or ``mdp_candles`` over hours of this lake, recorded in
+    DAGSTER_HOME. Consecutive hours go as one Dagster run over their partition range (the assets loop over its
+    hours, reading each raw file once), at most ``run_hours`` per run so a stop or a failure costs little.
+    ``failed``: the partition keys of failed runs' hours; ``failed_checks``: checks that did not pass;
+    ``totals``: the materializations' metadata summed where numeric (late trades, rejects).
+
+    A signal stops the run between two hours of its first step (trades and coverage); the hours that step wrote
+    are then finished (candles, books) in a run of their own, so every hour run is whole and none after it is
+    touched."""
 
     lake: str
     warehouse: str
     progress: bool = True
+    #: hours per Dagster run: a run costs about a second of Dagster's bookkeeping, an hour 0.1 s to seconds
+    run_hours: int = 24
     failed: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
@@ -53,7 +73,7 @@ class HourRunner:
     stopped_by: str | None = None
 
     def run(self, hours: list[int], *, candles_only: bool = False) -> None:
-        if self.stopped_by:
+        if self.stopped_by or not hours:
             return
         os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
         ensure_dagster_home()
@@ -62,7 +82,7 @@ class HourRunner:
         # executes on the main thread; here the main thread only waits, takes the signal, and the worker stops
         # after the hour it is in
         with stop_signals(stop, received), ThreadPoolExecutor(1, thread_name_prefix="mdp-hours") as pool:
-            work = pool.submit(self._run_hours, hours, candles_only, stop)
+            work = pool.submit(self._run_hours, sorted(set(hours)), candles_only, stop)
             # wake up now and then: the kernel may deliver the signal to the worker thread, and a main thread
             # blocked in an untimed wait would run the Python handler only once every hour is done
             while not wait([work], timeout=0.1).done:
@@ -75,31 +95,67 @@ class HourRunner:
         from dagster import DagsterInstance
         from tqdm import tqdm  # type: ignore[import-untyped]
 
+        from ._run_hooks import HOOKS
         from .partitions import hour_key
 
-        job = self._job(candles_only)
+        jobs = self._jobs()
+        first_step = "candles" if candles_only else "trades and coverage"
         with DagsterInstance.get() as instance:
-            bar = tqdm(hours, unit="h", disable=not self.progress, file=sys.stderr)
-            for hour in bar:
-                if stop.is_set():
-                    break
-                key = hour_key(hour)
-                bar.set_postfix_str(f"{'candles ' if candles_only else ''}{key}")
-                result = job.execute_in_process(
-                    partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET
-                )
-                self.done += 1
-                if not result.success:
-                    self.failed.append(key)
-                for ev in result.get_asset_check_evaluations():
-                    if not ev.passed:
-                        self.failed_checks.append(f"{key} {ev.check_name}: {ev.description or ''}")
-                for mat in result.get_asset_materialization_events():
-                    for name in ("late_trades", "rejects"):
-                        value = getattr(mat.materialization.metadata.get(name), "value", 0) or 0
-                        self.totals[name] = self.totals.get(name, 0) + int(value)
+            bar = tqdm(total=len(hours), unit="h", disable=not self.progress, file=sys.stderr)
+            written: list[int] = []
 
-    def _job(self, candles_only: bool) -> Any:
+            def on_hour(what: str, hour: int) -> None:
+                if what == first_step:
+                    written.append(hour)
+                    bar.update(1)
+                    bar.set_postfix_str(f"{'candles ' if candles_only else ''}{hour_key(hour)}")
+
+            HOOKS.stop, HOOKS.on_hour = stop, on_hour
+            try:
+                for run in _contiguous(hours, self.run_hours):
+                    if stop.is_set():
+                        break
+                    del written[:]
+                    HOOKS.stoppable = first_step
+                    result = self._execute(jobs["mdp_candles" if candles_only else "mdp_hourly"], run, instance)
+                    if stop.is_set() and written[-1:] != run[-1:]:
+                        # stopped between two hours of the first step: the hours it wrote are finished (candles,
+                        # books) and none after them is touched
+                        if written and not candles_only:
+                            HOOKS.stoppable = None
+                            self._record(self._execute(jobs["mdp_after_trades"], written, instance), written)
+                        self.done += len(written)
+                        break
+                    self._record(result, run)
+                    self.done += len(run)
+            finally:
+                HOOKS.stop = HOOKS.on_hour = HOOKS.stoppable = None
+                bar.close()
+
+    @staticmethod
+    def _execute(job: Any, hours: list[int], instance: Any) -> Any:
+        from .partitions import hour_key
+
+        tags = {
+            "dagster/asset_partition_range_start": hour_key(hours[0]),
+            "dagster/asset_partition_range_end": hour_key(hours[-1]),
+        }
+        return job.execute_in_process(instance=instance, raise_on_error=False, run_config=_QUIET, tags=tags)
+
+    def _record(self, result: Any, hours: list[int]) -> None:
+        from .partitions import hour_key
+
+        if not result.success:
+            self.failed += [hour_key(h) for h in hours]
+        for ev in result.get_asset_check_evaluations():
+            if not ev.passed:
+                self.failed_checks.append(f"{ev.check_name}: {ev.description or ''}")
+        for mat in result.get_asset_materialization_events():
+            for name in ("late_trades", "rejects"):
+                value = getattr(mat.materialization.metadata.get(name), "value", 0) or 0
+                self.totals[name] = self.totals.get(name, 0) + int(value)
+
+    def _jobs(self) -> dict[str, Any]:
         from ._jobs import definitions_for
         from ._resources import MdpResource
         from .partitions import hourly_partitions, mdp_start
@@ -108,4 +164,4 @@ class HourRunner:
         defs = definitions_for(
             hourly_partitions(mdp_start(self.lake)), {"mdp": MdpResource(lake=self.lake, warehouse=self.warehouse)}
         )
-        return defs.resolve_job_def("mdp_candles" if candles_only else "mdp_hourly")
+        return {name: defs.resolve_job_def(name) for name in ("mdp_hourly", "mdp_candles", "mdp_after_trades")}

@@ -1,16 +1,16 @@
-"""Where an hour's derived rows go besides the lake: DuckDB always, PostgreSQL/TimescaleDB when ``MDP_PG_DSN`` is
-set. Both replace the hour's window in one transaction each (delete, then insert / binary COPY), DuckDB first; the
-caller writes the lake files last, so a failed load anywhere fails the hour before its lake file marks it done
-and the retry (or the sensor) redoes it in both."""
+"""Where an hour's derived rows go besides the lake: PostgreSQL/TimescaleDB when ``MDP_PG_DSN`` is set (DuckDB
+readers see the lake's partition files themselves, through the warehouse catalog). PostgreSQL replaces the hour's
+window in one transaction (delete, then binary COPY); the caller writes the lake files last, so a failed load
+fails the hour before its lake file marks it done and the retry (or the sensor) redoes it."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 
-from mdplatform.warehouse import Warehouse, Window
+from mdplatform.warehouse import Window
 
-__all__ = ["pg_dsn", "store"]
+__all__ = ["load_sinks", "pg_dsn"]
 
 
 def pg_dsn() -> str | None:
@@ -18,12 +18,11 @@ def pg_dsn() -> str | None:
     return os.environ.get("MDP_PG_DSN") or None
 
 
-def store(warehouse: Warehouse, windows: Sequence[Window]) -> list[tuple[int, int]]:
-    """Replace the windows in DuckDB, then in PostgreSQL if configured; DuckDB's (deleted, inserted) per window."""
-    done = warehouse.replace_windows(windows)
+def load_sinks(windows: Sequence[Window]) -> int:
+    """Replace the windows in PostgreSQL if it is configured; the rows it held there before (0 when off)."""
     dsn = pg_dsn()
-    if dsn is not None:
-        from mdplatform.pg import replace_windows  # psycopg is imported only when the sink is on
+    if dsn is None:
+        return 0
+    from mdplatform.pg import replace_windows  # psycopg is imported only when the sink is on
 
-        replace_windows(windows, dsn=dsn)
-    return done
+    return sum(r.deleted for r in replace_windows(windows, dsn=dsn))

@@ -50,11 +50,11 @@ def hours_in_range(start: str | None, end: str | None, lake: str) -> list[int]:
     return list(range(lo, hi, HOUR_NS))
 
 
-def _summary(warehouse: str, lo: int, hi: int) -> str:
+def _summary(warehouse: str, lake: str, lo: int, hi: int) -> str:
     from mdplatform.schemas import TIMEFRAMES
     from mdplatform.warehouse import Warehouse
 
-    wh = Warehouse(warehouse)
+    wh = Warehouse(warehouse, lake=lake)
     t = wh.query(
         "SELECT exchange, symbol, count(*) AS trades, sum(fills) AS fills FROM trades WHERE ts >= ? AND ts < ? "
         "GROUP BY ALL ORDER BY ALL",
@@ -96,8 +96,9 @@ def _summary(warehouse: str, lo: int, hi: int) -> str:
 def materialize(start: str | None, end: str | None, lake: str | None, warehouse: str | None, progress: bool) -> None:
     """Materialize the hourly `trades`, `coverage` and `candles` partitions (and their checks) for a time range.
 
-    Runs in this process, one Dagster run per hour, recorded in DAGSTER_HOME (default ./.dagster), then
-    prints trades, candles (complete/published per timeframe) and coverage gaps per exchange/symbol.
+    Runs in this process, consecutive hours as one Dagster run over their range (each raw file read once),
+    recorded in DAGSTER_HOME (default ./.dagster), then prints trades, candles (complete/published per timeframe)
+    and coverage gaps per exchange/symbol.
     """
     from mdplatform.lake import lake_root
 
@@ -125,7 +126,7 @@ def materialize(start: str | None, end: str | None, lake: str | None, warehouse:
         f"materialized {runner.done} hour(s) {from_ns(lo):%Y-%m-%d %H:%M} .. {from_ns(hi):%Y-%m-%d %H:%M} UTC "
         f"in {elapsed:.1f} s; late trades {late}, rejects {rejects}; warehouse {settings.warehouse_path}"
     )
-    click.echo(_summary(settings.warehouse_path, lo, hi))
+    click.echo(_summary(settings.warehouse_path, root, lo, hi))
     for line in failed_checks:
         click.echo(f"check failed: {line}", err=True)
     if failed:

@@ -24,7 +24,7 @@ _TABLE_ROWS = 200
 @click.option("--warehouse", metavar="PATH", help="DuckDB file (default $MDP_WAREHOUSE or <lake>/warehouse.duckdb)")
 @click.option(
     "--rebuild-warehouse", is_flag=True,
-    help="rebuild the warehouse from every lake partition of every table, publish it, and print rows per table",
+    help="publish the warehouse's catalog afresh from the lake's folders, and print rows per table",
 )  # fmt: skip
 def sql(
     query: str | None, fmt: str, out: Path | None, lake: str | None, warehouse: str | None, rebuild_warehouse: bool
@@ -32,37 +32,41 @@ def sql(
     """Run QUERY on the warehouse: the tables (trades, candles, coverage, and any other of sql/duckdb), their
     views, and the lake's raw trees (`raw`, `events`, ...; fast for a time range: `raw_between(lo, hi)`).
 
-    Reads the snapshot the pipeline last published, read-only: a query never blocks the pipeline, and the
-    pipeline never fails because of it. Times are TIMESTAMPTZ, compared in UTC: `WHERE ts >= '2024-08-09 00:00'`.
+    Reads the catalog the pipeline last published (views over the lake's partition files), read-only: a query
+    never blocks the pipeline, and the pipeline never fails because of it. Times are TIMESTAMPTZ, compared in UTC:
+    `WHERE ts >= '2024-08-09 00:00'`.
     """
     import duckdb
 
-    from mdplatform.lake import lake_root
-    from mdplatform.warehouse import Warehouse, default_warehouse_path
+    from mdplatform.lake import filesystem, lake_root
+    from mdplatform.warehouse import Warehouse, default_warehouse_path, register_lake_filesystem
 
     root = lake_root(lake)
     path = warehouse or default_warehouse_path(root)
+    wh = Warehouse(path, lake=root)
     if rebuild_warehouse:
         if query:
             raise click.UsageError("--rebuild-warehouse takes no QUERY")
-        counts = Warehouse(path).rebuild(root)
+        counts = wh.rebuild()
         for table, rows in counts.items():
             click.echo(f"{table:24s} {rows:>12,d} rows")
-        click.echo(f"rebuilt {path} from {root}")
+        click.echo(f"published {path} from {root}")
         return
     if not query:
         raise click.UsageError("give a QUERY (or --rebuild-warehouse)")
     if fmt == "parquet" and out is None:
         raise click.UsageError("--format parquet needs --out FILE")
     if not Path(path).exists():
-        raise click.ClickException(
-            f"no warehouse at {path}: run `mdp materialize`, or `mdp sql --rebuild-warehouse` to build it from the lake"
-        )
+        fs, base = filesystem(root)
+        if not fs.exists(base):
+            raise click.ClickException(f"no warehouse at {path} and no lake at {root}: give --lake or set MDP_LAKE")
+        wh.refresh()  # the catalog is views over the lake: made in a moment
     try:
         con = duckdb.connect(path, read_only=True)
     except duckdb.Error as exc:
         raise click.ClickException(f"cannot open {path}: {exc}") from None
     try:
+        register_lake_filesystem(con, root)
         # plain literals and the printed times in UTC, whatever this machine's zone
         con.execute("SET TimeZone = 'UTC'")
         rel = con.sql(query)

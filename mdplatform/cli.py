@@ -23,10 +23,34 @@ _LAZY_COMMANDS = {
     "sql": "mdplatform._cli_sql:sql",
 }
 
+#: the one-line help `mdp --help` shows for commands it does not import to list them (a plugin's own help is
+#: shown by `mdp NAME --help`); importing them would take seconds (Dagster, DuckDB, polars)
+_LISTED_HELP = {
+    "db": "PostgreSQL/TimescaleDB: migrate, info, retention.",
+    "sql": "Run a SQL query on the DuckDB warehouse (read-only).",
+    "materialize": "Materialize the hourly assets of a time range.",
+    "backfill": "Heal a range's trade gaps from REST history.",
+}
+
 
 class _PluginGroup(click.Group):
     """Adds the lazy commands of ``_LAZY_COMMANDS`` and those of the ``mdplatform.cli`` entry points, imported
-    only when one is run (``materialize`` pulls in Dagster, which takes seconds to import)."""
+    only when one is run (``materialize`` pulls in Dagster, which takes seconds to import); ``mdp --help`` lists
+    them from ``_LISTED_HELP`` without importing them."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names), default=0)
+        rows = []
+        for name in names:
+            own = self.commands.get(name)
+            if own is None:
+                rows.append((name, _LISTED_HELP.get(name, f"(see `mdp {name} --help`)")))
+            elif not own.hidden:
+                rows.append((name, own.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         plugins = (ep.name for ep in entry_points(group="mdplatform.cli"))
@@ -50,6 +74,7 @@ class _PluginGroup(click.Group):
 
 
 @click.group(cls=_PluginGroup)
+@click.version_option(package_name="mdplatform", prog_name="mdp")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def cli(verbose: int) -> None:
     """mdplatform: collect, land and materialize crypto market data."""

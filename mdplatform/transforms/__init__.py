@@ -30,11 +30,14 @@ from ._coverage import (
 from ._heatmap import HEATMAP, USD_LIKE, HeatmapBuckets, empty_heatmap, one_bp_bucket, trade_heatmap
 from ._normalize import registry_normalizer, registry_stream_kinds, registry_trade_channels
 from ._trades import (
+    NormalizedRaw,
     Normalizer,
     TradesWindow,
+    normalize_raw,
     reject,
     sort_trades,
     trades_for_window,
+    window_trades,
 )
 
 __all__ = [
@@ -48,6 +51,7 @@ __all__ = [
     "USD_LIKE",
     "CoverageRules",
     "HeatmapBuckets",
+    "NormalizedRaw",
     "Normalizer",
     "StreamKinds",
     "TradesWindow",
@@ -61,6 +65,7 @@ __all__ = [
     "empty_heatmap",
     "floor_ns",
     "from_ns",
+    "normalize_raw",
     "one_bp_bucket",
     "publishing_hours",
     "registry_normalizer",
@@ -80,4 +85,5 @@ __all__ = [
     "validate_candles",
     "validate_coverage",
     "validate_trades",
+    "window_trades",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -12,11 +12,14 @@ from mdplatform.exchanges import NORMALIZED_TRADES, empty_normalized_trades, emp
 from mdplatform.schemas import BACKFILL_CONN_PREFIX, RAW, REJECTS, TRADES
 
 __all__ = [
+    "NormalizedRaw",
     "Normalizer",
     "TradesWindow",
+    "normalize_raw",
     "reject",
     "sort_trades",
     "trades_for_window",
+    "window_trades",
 ]
 
 #: (exchange id, raw rows of that exchange) -> (TRADES + TRADE_LINEAGE rows, REJECTS rows)
@@ -136,6 +139,48 @@ def _covered_by_single_fills(trades: pl.DataFrame) -> pl.Series:
     return pl.Series(flags, dtype=pl.Boolean)
 
 
+@dataclass(frozen=True, slots=True)
+class NormalizedRaw:
+    """Raw rows normalized once, to be windowed later (a range of hours reads each raw file once).
+
+    ``trades``: NORMALIZED_TRADES of the rows, the invalid ones (``_invalid_reason``) left out; ``rejects``:
+    REJECTS of the rows that could not be used; ``minutes``: raw rows per receive minute (``minute`` Int64 ns,
+    ``rows``)."""
+
+    trades: pl.DataFrame
+    rejects: pl.DataFrame
+    minutes: pl.DataFrame
+
+
+def normalize_raw(raw: pl.DataFrame, *, normalize: Normalizer, skew_ns: int) -> NormalizedRaw:
+    """Every row of ``raw`` (RAW schema, any exchange/channel) normalized: row by row, so the result of a
+    concatenation of raw frames is the concatenation of their results."""
+    raw = raw.select([pl.col(c).cast(t) for c, t in RAW.items()])
+    trade_parts: list[pl.DataFrame] = []
+    reject_parts: list[pl.DataFrame] = []
+    for exchange_id in sorted(raw.get_column("exchange").unique().to_list()):
+        got_trades, got_rejects = normalize(exchange_id, raw.filter(pl.col("exchange") == exchange_id))
+        trade_parts.append(_conform(got_trades))
+        reject_parts.append(got_rejects.select([pl.col(c).cast(t) for c, t in REJECTS.items()]))
+    trades = pl.concat(trade_parts) if trade_parts else empty_normalized_trades()
+    rejects = pl.concat(reject_parts) if reject_parts else empty_rejects()
+
+    checked = trades.with_columns(_reason=_invalid_reason(skew_ns))
+    bad = checked.filter(pl.col("_reason").is_not_null())
+    if bad.height:
+        rejects = pl.concat([rejects, _invalid_as_rejects(bad, raw)])
+        trades = checked.filter(pl.col("_reason").is_null()).drop("_reason")
+    recv_i = pl.col("recv_ts").cast(pl.Int64)
+    minutes = raw.group_by(minute=recv_i - recv_i % MINUTE_NS).agg(rows=pl.len())
+    return NormalizedRaw(trades, rejects, minutes)
+
+
+def _received_in(df: pl.DataFrame, lo: int, hi: int) -> pl.DataFrame:
+    recv_i = pl.col("recv_ts").cast(pl.Int64)
+    recv_minute = recv_i - recv_i % MINUTE_NS
+    return df.filter((recv_minute >= lo) & (recv_minute < hi))
+
+
 def trades_for_window(
     raw: pl.DataFrame,
     start_ns: int,
@@ -156,6 +201,32 @@ def trades_for_window(
     ``minute``, from ``read_backfill``); received whenever the backfill ran, they are never late, lose to a live
     receipt of the same trade, and their rejects belong to the window holding their minute.
     """
+    read_start = start_ns - lateness_ns
+    raw = _received_in(raw, read_start, end_ns + lateness_ns)
+    return window_trades(
+        [normalize_raw(raw, normalize=normalize, skew_ns=skew_ns)],
+        start_ns,
+        end_ns,
+        lateness_ns,
+        normalize=normalize,
+        skew_ns=skew_ns,
+        backfill=backfill,
+    )
+
+
+def window_trades(
+    parts: Sequence[NormalizedRaw],
+    start_ns: int,
+    end_ns: int,
+    lateness_ns: int,
+    *,
+    normalize: Normalizer,
+    skew_ns: int,
+    backfill: pl.DataFrame | None = None,
+) -> TradesWindow:
+    """``trades_for_window`` over raw rows already normalized (``normalize_raw``), in receive order: ``parts`` may
+    hold more than the window's read range (rows received outside it are ignored), so consecutive windows share
+    the normalized receive hours they overlap on. ``normalize``/``skew_ns`` apply to ``backfill`` only."""
     length = end_ns - start_ns
     if length <= 0:
         raise ValueError("empty window")
@@ -163,8 +234,11 @@ def trades_for_window(
 
     recv_i = pl.col("recv_ts").cast(pl.Int64)
     recv_minute = recv_i - recv_i % MINUTE_NS
-    raw = raw.select([pl.col(c).cast(t) for c, t in RAW.items()]).filter(
-        (recv_minute >= read_start) & (recv_minute < read_end)
+    trade_parts = [_received_in(p.trades, read_start, read_end) for p in parts]
+    reject_parts = [_received_in(p.rejects, read_start, read_end) for p in parts]
+    raw_rows = sum(
+        int(p.minutes.filter((pl.col("minute") >= read_start) & (pl.col("minute") < read_end))["rows"].sum())
+        for p in parts
     )
     # the backfill rows whose rejects this window reports: those of its own minutes
     owned_backfill = pl.DataFrame(schema={"exchange": pl.String, "conn_id": pl.String, "seq": pl.Int64})
@@ -173,22 +247,12 @@ def trades_for_window(
         owned_backfill = backfill.filter((pl.col("minute") >= start_ns) & (pl.col("minute") < end_ns)).select(
             "exchange", "conn_id", "seq"
         )
-        raw = pl.concat([raw, backfill.select([pl.col(c).cast(t) for c, t in RAW.items()])])
-
-    trade_parts: list[pl.DataFrame] = []
-    reject_parts: list[pl.DataFrame] = []
-    for exchange_id in sorted(raw.get_column("exchange").unique().to_list()):
-        got_trades, got_rejects = normalize(exchange_id, raw.filter(pl.col("exchange") == exchange_id))
-        trade_parts.append(_conform(got_trades))
-        reject_parts.append(got_rejects.select([pl.col(c).cast(t) for c, t in REJECTS.items()]))
+        fetched = normalize_raw(backfill, normalize=normalize, skew_ns=skew_ns)
+        trade_parts.append(fetched.trades)
+        reject_parts.append(fetched.rejects)
+        raw_rows += backfill.height
     trades = pl.concat(trade_parts) if trade_parts else empty_normalized_trades()
     rejects = pl.concat(reject_parts) if reject_parts else empty_rejects()
-
-    checked = trades.with_columns(_reason=_invalid_reason(skew_ns))
-    bad = checked.filter(pl.col("_reason").is_not_null())
-    if bad.height:
-        rejects = pl.concat([rejects, _invalid_as_rejects(bad, raw)])
-        trades = checked.filter(pl.col("_reason").is_null()).drop("_reason")
 
     ts_i = pl.col("ts").cast(pl.Int64)
     own_start = ts_i - ts_i % length
@@ -221,7 +285,7 @@ def trades_for_window(
         observed=observed,
         rejects=rejects,
         late=sort_trades(late.select(list(TRADES))),
-        raw_rows=raw.height,
+        raw_rows=raw_rows,
         duplicates=duplicates,
         overlaps=overlaps,
     )

@@ -1,39 +1,62 @@
-"""Read-only snapshots of the pipeline's private DuckDB file, published under the warehouse's public name.
+"""Publishing the readers' catalog: a new small DuckDB file per change, swapped in under the warehouse's public name.
 
 Layout for a warehouse at ``<dir>/warehouse.duckdb``::
 
-    <dir>/.warehouse.duckdb/writer.duckdb        # the pipeline's own file: only the pipeline ever opens it
-    <dir>/.warehouse.duckdb/snapshot-<n>.duckdb  # copies of it, never written after they appear
+    <dir>/.warehouse.duckdb/snapshot-<n>.duckdb  # catalogs (views only), never written after they appear
+    <dir>/.warehouse.duckdb/catalog.sha256       # the statements the current catalog was made from
+    <dir>/.warehouse.duckdb/anchors/             # empty Parquet files the views' file lists start from
     <dir>/warehouse.duckdb -> .warehouse.duckdb/snapshot-<n>.duckdb   # readers open this, read-only
 
-A DuckDB file is locked by whoever opens it, so a reader holding the file the pipeline writes blocks the pipeline.
-Readers here open a snapshot the pipeline never opens again: the lock of one never meets the other. Publishing is
-a copy and two renames (the snapshot, then the symlink), so a reader opening the public name gets the old snapshot
-or the new one, complete. Older snapshots are unlinked, which on POSIX leaves readers that still hold them
-reading until they close (the previous one is kept, for a reader between reading the link and opening it).
+A DuckDB file is locked by whoever opens it; readers open a catalog the pipeline never opens again, so no lock of
+theirs meets the pipeline's. Publishing builds the next catalog in a temporary file, renames it, then re-points
+the public symlink (a rename too): a reader opening the public name gets the old catalog or the new one, whole.
+Older catalogs are unlinked, which on POSIX leaves readers holding them reading until they close (the previous
+one is kept, for a reader between reading the link and opening it). Publishers on one machine take turns on a
+lock file.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import re
-import shutil
 import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["adopt_legacy_file", "current_snapshot", "publish_copy", "state_dir", "writer_path"]
+import duckdb
+
+__all__ = ["current_snapshot", "publish_statements", "published_signature", "state_dir", "statements_signature"]
 
 _SNAPSHOT = re.compile(r"^snapshot-(\d+)\.duckdb$")
-#: snapshots kept besides the current one
+#: catalogs kept besides the current one
 _KEEP_PREVIOUS = 1
+#: what earlier releases kept here: a private DuckDB file holding the tables (their data is in the lake)
+_LEGACY_WRITER = ("writer.duckdb", "writer.duckdb.wal")
 
 
 def state_dir(public: Path) -> Path:
     return public.parent / f".{public.name}"
 
 
-def writer_path(public: Path) -> Path:
-    return state_dir(public) / "writer.duckdb"
+def statements_signature(statements: Sequence[str]) -> str:
+    return hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()
+
+
+def _signature_file(public: Path) -> Path:
+    return state_dir(public) / "catalog.sha256"
+
+
+def published_signature(public: Path) -> str | None:
+    """The signature of the statements the current catalog was made from (None: none published)."""
+    if current_snapshot(public) is None:
+        return None
+    try:
+        return _signature_file(public).read_text().strip()
+    except OSError:
+        return None
 
 
 def _snapshots(directory: Path) -> list[tuple[int, Path]]:
@@ -42,39 +65,63 @@ def _snapshots(directory: Path) -> list[tuple[int, Path]]:
 
 
 def current_snapshot(public: Path) -> Path | None:
-    """The file readers open now (the public name itself when it is a plain file); None before any publish."""
+    """The file readers open now; None before any publish."""
     if not public.exists():
         return None
     return public.resolve()
 
 
-def adopt_legacy_file(public: Path) -> None:
-    """A warehouse written by an earlier release is a plain file at the public name: it becomes the writer file
-    (with its WAL), and the next publish puts a snapshot there instead. Readers holding it keep reading it."""
-    writer = writer_path(public)
-    if public.is_symlink() or not public.is_file() or writer.exists():
-        return
-    writer.parent.mkdir(parents=True, exist_ok=True)
-    wal = Path(f"{public}.wal")
-    if wal.exists():
-        wal.replace(Path(f"{writer}.wal"))
-    public.replace(writer)
+@contextmanager
+def _publish_lock(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".publish.lock", "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def publish_copy(public: Path, checkpointed_writer: Path) -> Path:
-    """Copy the writer file (checkpointed, its WAL empty, and held by the caller so nobody writes it meanwhile)
-    to a new snapshot and point the public name at it. Returns the snapshot."""
+def publish_statements(
+    public: Path,
+    statements: Sequence[str],
+    *,
+    prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> Path:
+    """Run ``statements`` in a new catalog file and point the public name at it. ``prepare`` readies the build
+    connection (an fsspec filesystem for a remote lake: views bind when created). Returns the catalog."""
     directory = state_dir(public)
-    existing = _snapshots(directory)
-    number = existing[-1][0] + 1 if existing else 1
-    snapshot = directory / f"snapshot-{number:06d}.duckdb"
-    tmp = directory / f".{snapshot.name}.{uuid.uuid4().hex}.tmp"
-    shutil.copyfile(checkpointed_writer, tmp)
-    os.replace(tmp, snapshot)
-    link_tmp = public.parent / f".{public.name}.{uuid.uuid4().hex}.link"
-    # relative, so the lake directory can be moved or mounted elsewhere (docker) and still resolve
-    os.symlink(os.path.relpath(snapshot, public.parent), link_tmp)
-    os.replace(link_tmp, public)
-    for _, old in _snapshots(directory)[: -(_KEEP_PREVIOUS + 1)]:
-        old.unlink(missing_ok=True)
+    with _publish_lock(directory):
+        existing = _snapshots(directory)
+        number = existing[-1][0] + 1 if existing else 1
+        snapshot = directory / f"snapshot-{number:06d}.duckdb"
+        tmp = directory / f".{snapshot.name}.{uuid.uuid4().hex}.tmp"
+        con = duckdb.connect(str(tmp))
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            if prepare is not None:
+                prepare(con)
+            for text in statements:
+                con.execute(text)
+            con.execute("CHECKPOINT")
+        except BaseException:
+            con.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        con.close()
+        os.replace(tmp, snapshot)
+        link_tmp = public.parent / f".{public.name}.{uuid.uuid4().hex}.link"
+        # relative, so the lake directory can be moved or mounted elsewhere (docker) and still resolve
+        os.symlink(os.path.relpath(snapshot, public.parent), link_tmp)
+        os.replace(link_tmp, public)
+        sig_tmp = directory / f".catalog.{uuid.uuid4().hex}.tmp"
+        sig_tmp.write_text(statements_signature(statements) + "\n")
+        os.replace(sig_tmp, _signature_file(public))
+        for _, old in _snapshots(directory)[: -(_KEEP_PREVIOUS + 1)]:
+            old.unlink(missing_ok=True)
+        for name in _LEGACY_WRITER:
+            (directory / name).unlink(missing_ok=True)
+        for stale in directory.glob(".snapshot-*.tmp"):
+            # a publisher that died mid-build (we hold the lock, so no live one is writing it)
+            stale.unlink(missing_ok=True)
     return snapshot

@@ -90,8 +90,9 @@ def test_the_installed_package_holds_its_ddl(installed: Path, tmp_path: Path) ->
 
 def test_the_installed_package_creates_a_duckdb_warehouse(installed: Path, tmp_path: Path) -> None:
     create = (
-        "import sys, duckdb; from mdplatform.warehouse import Warehouse; Warehouse(sys.argv[1]).ensure_schema(); "
-        "print(' '.join(sorted(r[0] for r in duckdb.connect(sys.argv[1]).execute('SHOW TABLES').fetchall())))"
+        "import sys, duckdb; from mdplatform.warehouse import Warehouse; Warehouse(sys.argv[1]).refresh(); "
+        "print(' '.join(sorted(r[0] for r in duckdb.connect(sys.argv[1], read_only=True).execute('SHOW TABLES')"
+        ".fetchall())))"
     )
     tables = _run([str(installed / "python"), "-c", create, str(tmp_path / "w.duckdb")], tmp_path, _env()).split()
     assert {"trades", "candles", "coverage"} <= set(tables)

@@ -1,0 +1,120 @@
+"""The lake as a run over consecutive hours reads it: each hour's window of raw frames and events overlaps the next
+one's (an hour reads receive minutes [H - lateness, H + 1h + lateness)), so a range keeps what it read and asks the
+lake only for the minutes past what it has: each raw file is read, and each frame normalized, once for the whole
+range. The 1m candles an hour writes are kept for the longer candles of the hours after it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import polars as pl
+
+from mdplatform.lake import list_exchanges, read_events, read_raw
+from mdplatform.schemas import CANDLES
+from mdplatform.transforms import (
+    HOUR_NS,
+    MINUTE_NS,
+    NormalizedRaw,
+    Normalizer,
+    floor_ns,
+    normalize_raw,
+    registry_normalizer,
+    registry_trade_channels,
+)
+from mdplatform.warehouse import Warehouse, partition_path, read_partition
+
+from ._settings import Settings
+
+__all__ = ["HourRange", "trade_channels"]
+
+T = TypeVar("T")
+
+#: hours of 1m candles kept in memory: the longest candle (1d) reaches back a day
+_CANDLE_HOURS_KEPT = 25
+
+
+def trade_channels(exchanges: list[str]) -> list[str] | None:
+    """Channels carrying trades for these exchanges (None: read everything, some exchange is unknown)."""
+    known = registry_trade_channels()
+    channels: set[str] = set()
+    for exchange_id in exchanges:
+        if exchange_id not in known:
+            return None
+        channels |= known[exchange_id]
+    return sorted(channels)
+
+
+class _Spans(Generic[T]):
+    """What ``read(lo, hi)`` gave for consecutive spans of receive minutes; a window moving forward reads only the
+    minutes past the last span, and spans wholly before a window are let go (windows only move forward)."""
+
+    def __init__(self, read: Callable[[int, int], T]) -> None:
+        self._read = read
+        self._parts: list[tuple[int, int, T]] = []
+
+    def get(self, lo: int, hi: int) -> list[T]:
+        parts = self._parts
+        if parts and not parts[0][0] <= lo <= parts[-1][1]:
+            parts = []  # not the next window of the same run: start again
+        covered = parts[-1][1] if parts else lo
+        if hi > covered:
+            parts.append((covered, hi, self._read(covered, hi)))
+        self._parts = [p for p in parts if p[1] > lo]
+        return [data for start, _, data in self._parts if start < hi]
+
+
+def _received_in(df: pl.DataFrame, lo: int, hi: int) -> pl.DataFrame:
+    recv_i = pl.col("recv_ts").cast(pl.Int64)
+    minute = recv_i - recv_i % MINUTE_NS
+    return df.filter((minute >= lo) & (minute < hi))
+
+
+class HourRange:
+    """The reads of one run of hours, in order (a fresh one per hour reads just that hour's span)."""
+
+    def __init__(self, settings: Settings, *, normalize: Normalizer = registry_normalizer) -> None:
+        self.settings = settings
+        self.normalize = normalize
+        self.warehouse = Warehouse(settings.warehouse_path, lake=settings.root)
+        root = settings.root
+        channels = trade_channels(list_exchanges(root))
+
+        def read_trades(lo: int, hi: int) -> NormalizedRaw:
+            raw = read_raw(root, lo, hi, channels=channels)
+            return normalize_raw(raw, normalize=normalize, skew_ns=settings.skew_ns)
+
+        self._trades = _Spans(read_trades)
+        self._events = _Spans(lambda lo, hi: read_events(root, lo, hi))
+        self._candles: dict[int, pl.DataFrame] = {}
+
+    def trades(self, lo: int, hi: int) -> list[NormalizedRaw]:
+        """The normalized trade frames received in minutes [lo, hi), in receive order (with some received just
+        before lo: ``window_trades`` keeps its own read range)."""
+        return self._trades.get(lo, hi)
+
+    def events(self, lo: int, hi: int) -> pl.DataFrame:
+        """The collector's events received in minutes [lo, hi), ordered by ``recv_ts``."""
+        return _received_in(pl.concat(self._events.get(lo, hi)), lo, hi)
+
+    def candles_1m(self, lo: int, hi: int) -> pl.DataFrame:
+        """The stored 1m candles of the hour partitions in [lo, hi): those this run wrote, else the lake's."""
+        parts = []
+        for hour in range(floor_ns(lo, HOUR_NS), hi, HOUR_NS):
+            got = self._candles.get(hour)
+            if got is None:
+                got = read_partition(partition_path(self.settings.root, "candles", hour), CANDLES)
+            if got is not None and got.height:
+                parts.append(got.filter(pl.col("timeframe") == "1m"))
+        return pl.concat(parts) if parts else pl.DataFrame(schema=CANDLES).filter(pl.col("timeframe") == "1m")
+
+    def candles_written(self, hour: int, candles: pl.DataFrame) -> None:
+        self._candles[hour] = candles.filter(pl.col("timeframe") == "1m")
+        for old in [h for h in self._candles if h <= hour - _CANDLE_HOURS_KEPT * HOUR_NS]:
+            del self._candles[old]
+        self.published(hour)
+
+    def published(self, hour: int) -> None:
+        """An hour's partition files are in the lake: readers' catalog refreshed (a new one only when a day
+        folder appeared)."""
+        self.warehouse.refresh()
