@@ -91,6 +91,14 @@ def _each_hour(context: AssetExecutionContext, what: str, work: Callable[[int], 
     return done
 
 
+def _hour_log(context: AssetExecutionContext) -> Callable[[str], None]:
+    """Where an hour's summary line goes: the run's log when it runs one hour; for a range the ``by_hour``
+    metadata holds the same numbers (each log line is an event Dagster stores: hundreds slow a long range down)."""
+    if len(_hours(context)) == 1:
+        return context.log.info
+    return lambda _text: None
+
+
 def _total(counts: Iterable[Mapping[str, float]]) -> dict[str, Any]:
     """Per-key sums of per-hour counts (seconds rounded to the ms), keys in the order first seen (timeframes stay
     1m .. 1d)."""
@@ -135,13 +143,14 @@ def _path(paths: list[str]) -> MetadataValue:
 def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[MaterializeResult[None]]:
     settings = mdp.settings()
     lake = HourRange(settings)
+    log = _hour_log(context)
 
     def hour_done(hour: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """The hour's trades and coverage summaries (the frames themselves are not kept: a range may be long)."""
         done = materialize_trades_hour(settings, hour, lake)
         w, cov = done.window, done.coverage
         gaps = cov.filter(cov["status"] == GAP_STATUS).height
-        context.log.info(
+        log(
             f"{hour_text(hour)}: {w.trades.height} trades from {w.raw_rows} raw rows; late {w.late.height}, "
             f"duplicates {w.duplicates}, overlaps {w.overlaps}, rejects {w.rejects.height}; {gaps} coverage gaps"
         )
@@ -236,10 +245,11 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
 def candles(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResult[None]:
     settings = mdp.settings()
     lake = HourRange(settings)
+    log = _hour_log(context)
 
     def hour_done(hour: int) -> dict[str, Any]:
         c = materialize_candles_hour(settings, hour, lake)
-        context.log.info(f"{hour_text(hour)}: {c.candles.height} candles {c.by_timeframe} from {c.trades_read} trades")
+        log(f"{hour_text(hour)}: {c.candles.height} candles {c.by_timeframe} from {c.trades_read} trades")
         return {
             "rows": c.candles.height,
             "trades_read": c.trades_read,

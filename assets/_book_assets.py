@@ -26,7 +26,7 @@ from mdplatform.schemas import TRADES
 from mdplatform.transforms import HOUR_NS, USD_LIKE, validate_book_heatmap, validate_book_snapshots
 from mdplatform.warehouse import Warehouse, partition_path, read_partition
 
-from ._assets import BACKFILL_POLICY, COVERAGE_KEY, POOL, TRADES_KEY, _each_hour, _path, _total
+from ._assets import BACKFILL_POLICY, COVERAGE_KEY, POOL, TRADES_KEY, _each_hour, _hour_log, _path, _total
 from ._books import (
     BooksHour,
     materialize_books_hour,
@@ -218,6 +218,7 @@ def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[Material
     settings = mdp.settings()
     warehouse = Warehouse(settings.warehouse_path, lake=settings.root)
 
+    log = _hour_log(context)
     #: the last hour's pictures, shown in the metadata (every hour's are written beside its partition files)
     shown: dict[str, list[tuple[str, bytes]]] = {"book": [], "trade": []}
 
@@ -225,7 +226,7 @@ def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[Material
         done = materialize_books_hour(settings, hour, warehouse)
         heat, trades, heat_path, heat_deleted = materialize_trade_heatmap_hour(settings, hour, warehouse)
         cons, cons_path, cons_deleted = materialize_consolidated_hour(settings, hour, done.samples, warehouse)
-        context.log.info(
+        log(
             f"{hour_text(hour)}: {done.samples.height} samples of {len(done.books)} books "
             f"({done.continued} continued from the previous hour), {done.invalid.height} invalid spans, "
             f"{done.heatmap.height} book heatmap rows, {heat.height} trade heatmap rows, {cons.height} "

@@ -97,7 +97,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from mdplatform.warehouse import Warehouse
 
-    wh = Warehouse(str(public))
+    wh = Warehouse(str(public), lake=str(lake))
     last = wh.query("SELECT max(ts) AS t FROM trades").item()
     hour = last.replace(minute=0, second=0, microsecond=0, tzinfo=UTC)
     if args.widen_days:
@@ -105,9 +105,8 @@ def main() -> None:
         shutil.copytree(lake, copy, symlinks=True)
         lake, public = copy, copy / "warehouse.duckdb"
         print(f"added {_widen(lake, args.widen_days, hour)} synthetic raw minute files to {lake}")
-        wh = Warehouse(str(public))
-    wh.create_lake_views(str(lake))
-    wh.publish()
+        wh = Warehouse(str(public), lake=str(lake))
+    wh.refresh(force=True)
     day = hour.replace(hour=0)
     symbol = wh.query("SELECT symbol FROM candles GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").item()
     lo, hi = f"{hour:%Y-%m-%d %H:%M}", f"{hour + timedelta(hours=1):%Y-%m-%d %H:%M}"
@@ -120,7 +119,7 @@ def main() -> None:
         ),
         "the last hour of trades": f"SELECT * FROM trades WHERE ts >= TIMESTAMPTZ '{last}' - INTERVAL 1 HOUR",
     }
-    relations = {name for (name,) in wh.query("SELECT table_name FROM duckdb_tables()").iter_rows()}
+    relations = {name for (name,) in wh.query("SELECT view_name FROM duckdb_views() WHERE NOT internal").iter_rows()}
     for heatmap in sorted(r for r in relations if r.endswith("heatmap")):
         queries[f"a {heatmap} window (1 h)"] = f"SELECT * FROM {heatmap} WHERE {_time_column(wh, heatmap)} >= '{lo}'"
     print(f"lake {lake} ({args.runs} runs each, median)")

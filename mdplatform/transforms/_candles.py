@@ -246,6 +246,8 @@ def build_candles(
     ``earlier_1m``, the stored 1m candles from ``candle_range_start(...)`` up to publish_start (the last of them
     also seeds flat minutes). ``covered``/``horizon``: ``symbol_coverage`` of the publish window.
     """
+    if horizon.height == 0:
+        return empty_candles()  # no symbol is known to have reached anywhere: no candle is known closed
     tfs = list(timeframes)
     earlier = earlier_1m if earlier_1m is not None else empty_candles()
     earlier = earlier.filter(pl.col("timeframe") == "1m").select(list(CANDLES)).cast(CANDLES)  # type: ignore[arg-type]

@@ -294,6 +294,8 @@ def compute_coverage(
     across channels (each channel's ids are its own evidence). ``kinds``: per exchange id, what its channels are.
     """
     rules = rules or CoverageRules()
+    if events.height == 0 and trades.height == 0:
+        return empty_coverage()  # no stream was seen: nothing to tile (an hour before collection began)
     events = _normalized(events.filter(pl.col("exchange").is_in(list(kinds))), kinds)
     trades = trades.filter(pl.col("exchange").is_in(list(kinds)))
     points = _conn_points(events, rules)

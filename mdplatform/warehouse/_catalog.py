@@ -19,7 +19,9 @@ UTC); DuckDB pushes time filters through those casts into the Parquet scan.
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -31,10 +33,10 @@ import pyarrow.parquet as pq
 
 from mdplatform.lake import filesystem, is_local, join
 
-from ._lakeviews import lake_view_sql
+from ._lakeviews import MINUTE_TREES, lake_view_sql
 from ._served import SERVED
 
-__all__ = ["DAY_BRANCHES_DAYS", "catalog_statements", "contract_columns", "split_ddl"]
+__all__ = ["DAY_BRANCHES_DAYS", "catalog_layout", "catalog_statements", "contract_columns", "split_ddl"]
 
 #: days before the newest day folder of a table that keep a branch each (from the start of that month); older days
 #: share one per month
@@ -50,8 +52,8 @@ def split_ddl(ddl: Sequence[str]) -> tuple[list[str], list[str]]:
     return tables, [text for text in ddl if not _CREATE_TABLE.search(text)]
 
 
-def contract_columns(table_ddl: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-    """table -> [(column, DuckDB type)] of the ``CREATE TABLE`` statements, in order."""
+@functools.lru_cache(maxsize=8)
+def _contract_columns(table_ddl: tuple[str, ...]) -> dict[str, tuple[tuple[str, str], ...]]:
     import duckdb
 
     con = duckdb.connect(":memory:")
@@ -67,7 +69,13 @@ def contract_columns(table_ddl: Sequence[str]) -> dict[str, list[tuple[str, str]
     out: dict[str, list[tuple[str, str]]] = {}
     for table, column, dtype in rows:
         out.setdefault(table, []).append((column, dtype))
-    return out
+    return {table: tuple(columns) for table, columns in out.items()}
+
+
+def contract_columns(table_ddl: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """table -> [(column, DuckDB type)] of the ``CREATE TABLE`` statements, in order (worked out once per process
+    for the same DDL)."""
+    return {table: list(columns) for table, columns in _contract_columns(tuple(table_ddl)).items()}
 
 
 def _quote(name: str) -> str:
@@ -121,10 +129,13 @@ def _branches(days: list[tuple[int, str]]) -> list[tuple[int, int, str]]:
 
 def _partition_schema(fs: fsspec.AbstractFileSystem, table_dir: str, newest_day: str) -> pa.Schema | None:
     """The schema of one of the newest day's partition files (the anchor takes it), None if it has none."""
-    for path in sorted(fs.glob(join(table_dir, newest_day, "hour=*", "data.parquet")), reverse=True):
-        with fs.open(path, "rb") as fh:
-            schema: pa.Schema = pq.read_schema(fh)
-        return schema.remove_metadata()
+    day_dir = join(table_dir, newest_day)
+    for hour in reversed(_names(fs, day_dir)):
+        path = join(day_dir, hour, "data.parquet")
+        if fs.exists(path):
+            with fs.open(path, "rb") as fh:
+                schema: pa.Schema = pq.read_schema(fh)
+            return schema.remove_metadata()
     return None
 
 
@@ -144,22 +155,39 @@ def _select(columns: list[tuple[str, str]], present: set[str]) -> str:
     return ", ".join(f"CAST({_quote(c) if c in present else 'NULL'} AS {t}) AS {_quote(c)}" for c, t in columns)
 
 
+def _names(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    """The entries of a folder, by name; none if it does not exist."""
+    if is_local(fs):
+        try:
+            return sorted(os.listdir(path))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+    try:
+        return sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
+    except FileNotFoundError:
+        return []
+
+
+def catalog_layout(lake: str, tables: Sequence[str]) -> dict[str, list[str]]:
+    """What the catalog's statements depend on in the lake: each table's day folders, and which raw trees exist
+    (key ``""``). One listing per table: cheap enough to compare after every hour."""
+    fs, lake_path = filesystem(lake)
+    out = {table: [n for n in _names(fs, join(lake_path, table)) if _day_ns(n) is not None] for table in tables}
+    out[""] = [n for n in _names(fs, lake_path) if n in MINUTE_TREES]
+    return out
+
+
 def _table_view(
     fs: fsspec.AbstractFileSystem,
     lake_path: str,
     url_prefix: str,
     table: str,
     columns: list[tuple[str, str]],
+    day_names: list[str],
     anchor_dir: Path,
 ) -> str:
     table_dir = join(lake_path, table)
-    days: list[tuple[int, str]] = []
-    if fs.exists(table_dir):
-        for entry in fs.ls(table_dir, detail=False):
-            name = str(entry).rstrip("/").rsplit("/", 1)[-1]
-            day = _day_ns(name)
-            if day is not None:
-                days.append((day, name))
+    days = [(day, name) for name in day_names if (day := _day_ns(name)) is not None]
     schema = _partition_schema(fs, table_dir, max(days)[1]) if days else None
     if schema is None:
         empty = ", ".join(f"CAST(NULL AS {t}) AS {_quote(c)}" for c, t in columns)
@@ -175,21 +203,32 @@ def _table_view(
         if served is not None:
             col = _quote(served.column)
             lo, hi = (">=", "<") if served.closed == "left" else (">", "<=")
-            branch = f"SELECT * FROM ({branch}) WHERE {col} {lo} {_instant(start)} AND {col} {hi} {_instant(end)}"
+            bounds = [f"{col} {lo} {_instant(start)}", f"{col} {hi} {_instant(end)}"]
+            for other, before, after in served.implied:
+                bounds += [
+                    f"{_quote(other)} >= {_instant(start - before)}",
+                    f"{_quote(other)} < {_instant(end + after)}",
+                ]
+            branch = f"SELECT * FROM ({branch}) WHERE {' AND '.join(bounds)}"
         parts.append(branch)
     return f"CREATE OR REPLACE VIEW {_quote(table)} AS " + "\nUNION ALL ".join(parts)
 
 
-def catalog_statements(lake: str, ddl: Sequence[str], anchor_dir: Path) -> list[str]:
+def catalog_statements(
+    lake: str, ddl: Sequence[str], anchor_dir: Path, layout: dict[str, list[str]] | None = None
+) -> list[str]:
     """Every statement of the catalog for ``lake`` (a local path or fsspec URL): the tables' views, the DDL's
-    own views over them, and (local lakes) the views and macros over the raw trees."""
+    own views over them, and (local lakes) the views and macros over the raw trees. ``layout``: the lake's
+    ``catalog_layout``, if just listed."""
     table_ddl, view_ddl = split_ddl(ddl)
+    columns_of = contract_columns(table_ddl)
+    layout = layout if layout is not None else catalog_layout(lake, sorted(columns_of))
     fs, lake_path = filesystem(lake)
     local = is_local(fs)
     protocol = "" if local else lake.split("://", 1)[0] + "://"
     out = [
-        _table_view(fs, lake_path, protocol, table, columns, anchor_dir)
-        for table, columns in sorted(contract_columns(table_ddl).items())
+        _table_view(fs, lake_path, protocol, table, columns, layout.get(table, []), anchor_dir)
+        for table, columns in sorted(columns_of.items())
     ]
     out += view_ddl
     if local:

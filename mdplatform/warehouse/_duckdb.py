@@ -8,6 +8,7 @@ hundred KB. Readers open the published catalog read-only and never hold a lock t
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ import polars as pl
 
 from mdplatform.lake import filesystem, is_local, lake_root
 
-from ._catalog import catalog_statements, contract_columns, split_ddl
+from ._catalog import catalog_layout, catalog_statements, contract_columns, split_ddl
 from ._snapshots import (
     current_snapshot,
     publish_statements,
@@ -81,20 +82,23 @@ class Warehouse:
             raise FileNotFoundError(f"no DDL in {self.sql_dir} (set MDP_SQL_DIR)")
         return tuple(file.read_text() for file in files)
 
-    def _statements(self) -> list[str]:
+    def _statements(self, layout: dict[str, list[str]] | None = None) -> list[str]:
         lake = self.lake.removeprefix("file://")
-        return catalog_statements(lake, self._ddl(), state_dir(Path(self.path)) / "anchors")
+        return catalog_statements(lake, self._ddl(), state_dir(Path(self.path)) / "anchors", layout)
 
     def tables(self) -> list[str]:
         """The served tables (those of the DDL's ``CREATE TABLE`` statements)."""
         return sorted(contract_columns(split_ddl(self._ddl())[0]))
 
     def refresh(self, *, force: bool = False) -> bool:
-        """Publish a new catalog if its statements differ from the published one's (or ``force``); True if it
-        did. Cheap when nothing changed: a listing of each table's day folders."""
-        statements = self._statements()
+        """Publish a new catalog if the lake's layout (each table's day folders, the raw trees) or the DDL differ
+        from those the published one was made from (or ``force``); True if it did. Cheap when nothing changed:
+        a listing of each table's folder."""
+        ddl = self._ddl()
+        layout = catalog_layout(self.lake.removeprefix("file://"), self.tables())
+        signature = statements_signature([*ddl, json.dumps(layout, sort_keys=True)])
         public = Path(self.path)
-        if not force and published_signature(public) == statements_signature(statements):
+        if not force and published_signature(public) == signature:
             return False
         public.parent.mkdir(parents=True, exist_ok=True)
         lake = self.lake
@@ -102,7 +106,7 @@ class Warehouse:
         def prepare(con: duckdb.DuckDBPyConnection) -> None:
             register_lake_filesystem(con, lake)
 
-        publish_statements(public, statements, prepare=prepare)
+        publish_statements(public, self._statements(layout), signature, prepare=prepare)
         return True
 
     @contextmanager

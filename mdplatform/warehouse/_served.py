@@ -16,21 +16,27 @@ from ._window import Window
 
 __all__ = ["SERVED", "Served", "hour_window"]
 
+_DAY_NS = 86_400 * 10**9
+
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """``column`` of every row of the hour partition H lies in [H, H + 1h) ("left") or (H, H + 1h] ("right")."""
+    """``column`` of every row of the hour partition H lies in [H, H + 1h) ("left") or (H, H + 1h] ("right").
+    ``implied``: other columns bounded by the same window, as (column, ns before its start, ns after its end):
+    every row of a window [a, b) has ``a - before <= column < b + after``, so a filter on them prunes too."""
 
     column: str
     closed: Literal["left", "right"] = "left"
+    implied: tuple[tuple[str, int, int], ...] = ()
 
 
 #: table -> the column (and its side) that places a row in its hour partition
 SERVED: dict[str, Served] = {
     "trades": Served("ts"),
     "coverage": Served("start_time"),
-    # a candle belongs to the hour its close falls in: close_time in (H, H + 1h]
-    "candles": Served("close_time", "right"),
+    # a candle belongs to the hour its close falls in: close_time in (H, H + 1h]; it opened at most a day (the
+    # longest timeframe) before it closed, and before it closed: open_time in [H - 1d, H + 1h)
+    "candles": Served("close_time", "right", implied=(("open_time", _DAY_NS, 0),)),
     "book_snapshots": Served("ts"),
     "book_invalid": Served("start"),
     "book_heatmap": Served("ts"),

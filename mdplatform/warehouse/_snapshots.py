@@ -3,7 +3,7 @@
 Layout for a warehouse at ``<dir>/warehouse.duckdb``::
 
     <dir>/.warehouse.duckdb/snapshot-<n>.duckdb  # catalogs (views only), never written after they appear
-    <dir>/.warehouse.duckdb/catalog.sha256       # the statements the current catalog was made from
+    <dir>/.warehouse.duckdb/catalog.sha256       # what the current catalog was made from (DDL, lake layout)
     <dir>/.warehouse.duckdb/anchors/             # empty Parquet files the views' file lists start from
     <dir>/warehouse.duckdb -> .warehouse.duckdb/snapshot-<n>.duckdb   # readers open this, read-only
 
@@ -42,6 +42,7 @@ def state_dir(public: Path) -> Path:
 
 
 def statements_signature(statements: Sequence[str]) -> str:
+    """A digest of texts (the DDL and the lake layout a catalog is made from)."""
     return hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()
 
 
@@ -85,11 +86,13 @@ def _publish_lock(directory: Path) -> Iterator[None]:
 def publish_statements(
     public: Path,
     statements: Sequence[str],
+    signature: str,
     *,
     prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> Path:
-    """Run ``statements`` in a new catalog file and point the public name at it. ``prepare`` readies the build
-    connection (an fsspec filesystem for a remote lake: views bind when created). Returns the catalog."""
+    """Run ``statements`` in a new catalog file and point the public name at it; ``signature`` says what they were
+    made from (``published_signature``). ``prepare`` readies the build connection (an fsspec filesystem for a
+    remote lake: views bind when created). Returns the catalog."""
     directory = state_dir(public)
     with _publish_lock(directory):
         existing = _snapshots(directory)
@@ -115,7 +118,7 @@ def publish_statements(
         os.symlink(os.path.relpath(snapshot, public.parent), link_tmp)
         os.replace(link_tmp, public)
         sig_tmp = directory / f".catalog.{uuid.uuid4().hex}.tmp"
-        sig_tmp.write_text(statements_signature(statements) + "\n")
+        sig_tmp.write_text(signature + "\n")
         os.replace(sig_tmp, _signature_file(public))
         for _, old in _snapshots(directory)[: -(_KEEP_PREVIOUS + 1)]:
             old.unlink(missing_ok=True)
