@@ -20,6 +20,7 @@ __all__ = ["cli", "main"]
 #: commands of this package kept in their own modules ("module:attribute"), imported only when one is run
 _LAZY_COMMANDS = {
     "db": "mdplatform._cli_db:db",
+    "lake": "mdplatform._cli_lake:lake",
     "sql": "mdplatform._cli_sql:sql",
 }
 
@@ -27,6 +28,7 @@ _LAZY_COMMANDS = {
 #: shown by `mdp NAME --help`); importing them would take seconds (Dagster, DuckDB, polars)
 _LISTED_HELP = {
     "db": "PostgreSQL/TimescaleDB: migrate, info, retention.",
+    "lake": "Lake maintenance: compact minute files, stats.",
     "sql": "Run a SQL query on the DuckDB warehouse (read-only).",
     "materialize": "Materialize the hourly assets of a time range.",
     "backfill": "Heal a range's trade gaps from REST history.",
@@ -99,6 +101,13 @@ def cli(verbose: int) -> None:
     default=None,
     help="Disk the journal may fill while the lake cannot be written (default: config, 2048).",
 )
+@click.option(
+    "--shard",
+    default=None,
+    envvar="MDP_SHARD",
+    metavar="I/N",
+    help="Collect shard I of N of the config's (exchange, symbol) pairs (default: config 'shard', $MDP_SHARD).",
+)
 def ingest(
     config_path: str,
     lake: str | None,
@@ -107,6 +116,7 @@ def ingest(
     status_interval: float,
     journal: str | None,
     journal_budget_mb: float | None,
+    shard: str | None,
 ) -> None:
     """Run the collectors of a config file and land every frame in the raw lake (Ctrl-C stops cleanly)."""
     from dataclasses import replace
@@ -116,7 +126,7 @@ def ingest(
     from .lake import JournalError
 
     try:
-        config = load_config(config_path)
+        config = load_config(config_path, shard=shard)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if status_file:

@@ -7,15 +7,18 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
+import socket
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from .collector import CollectorManager, IngestConfig
 from .lake import JournalError, RawWriter, filesystem, is_local, lake_root
 
-__all__ = ["IngestResult", "Ingestor", "ingest", "journal_dir"]
+__all__ = ["IngestResult", "Ingestor", "ingest", "journal_dir", "writer_id"]
 
 log = logging.getLogger("mdplatform.ingest")
 
@@ -25,7 +28,10 @@ TICK_S = 0.2
 
 def journal_dir(configured: str | None, lake: str | None) -> str:
     """The journal's directory: configured, else ``$MDP_JOURNAL``, else beside a local lake (``<lake>-journal``),
-    else ``.mdp-journal/<bucket and prefix>`` in the working directory (an object store cannot hold it)."""
+    else ``.mdp-journal/<bucket and prefix>`` in the working directory (an object store cannot hold it). It does
+    not depend on the shard: what a crashed ingestor left is replayed by the next one on the host whatever shard
+    it runs (the journal holds frames, not subscriptions). Shards on one host each need their own (``--journal``):
+    the journal is locked by its ingestor."""
     if configured or os.environ.get("MDP_JOURNAL"):
         return os.path.abspath(configured or os.environ["MDP_JOURNAL"])
     root = lake_root(lake)
@@ -33,6 +39,17 @@ def journal_dir(configured: str | None, lake: str | None) -> str:
     if is_local(fs):
         return f"{path}-journal"
     return os.path.abspath(os.path.join(".mdp-journal", path.strip("/").replace("/", "_")))
+
+
+def writer_id(config: IngestConfig) -> str:
+    """``<UTC start>-<name>[-s<index>of<count>]-<random>``: the name (config ``writer``, else the host name) and the
+    shard say which ingestor wrote a lake file or a landing manifest; the start time orders a journal's leftover
+    writers (``Journal.leftovers``) and the random part keeps two runs of one host apart (a restarted ingestor must
+    not take its predecessor's journal folder for its own)."""
+    name = config.writer or re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:63] or "host"
+    if config.shard is not None:
+        name += f"-s{config.shard.index}of{config.shard.count}"
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{name}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -62,13 +79,15 @@ class Ingestor:
         """``max_rows``: rows per lake file at most (a minute with more is written in several, as it fills)."""
         self.config = config
         root = lake or config.lake
+        collectors = config.assigned()  # before anything opens: a shard with nothing to collect is a config error
         self.writer = RawWriter(
             root,
+            writer_id=writer_id(config),
             max_rows=max_rows,
             journal=journal_dir(config.journal, root),
             journal_budget_bytes=int(config.journal_budget_mb * 2**20),
         )
-        self.manager = CollectorManager(config.collectors, self.writer)
+        self.manager = CollectorManager(collectors, self.writer)
         self.status_every_s = status_every_s
 
     async def run(self, *, stop: asyncio.Event | None = None, duration_s: float | None = None) -> IngestResult:
@@ -113,7 +132,14 @@ class Ingestor:
         )
 
     def status(self) -> dict[str, Any]:
-        return self.manager.get_status() | {"lake": self.writer.health()}
+        shard = self.config.shard
+        return self.manager.get_status() | {
+            "writer": self.writer.writer_id,
+            "shard": None
+            if shard is None
+            else {"index": shard.index, "count": shard.count, "replicas": shard.replicas},
+            "lake": self.writer.health(),
+        }
 
     def health(self, failure: str | None = None) -> dict[str, Any]:
         """The collectors' health and the lake's: degraded while the lake is failing or catching up (reason in

@@ -1,7 +1,7 @@
 """WebSocket collectors: per-exchange connections with keep-alive, reconnect, book sync and status."""
 
 from ._collector import ExchangeCollector, create_collector
-from ._config import ConfigError, ExchangeCollectorConfig, IngestConfig, load_config
+from ._config import ConfigError, ExchangeCollectorConfig, IngestConfig, Shard, load_config
 from ._connection import Connection, RawSink
 from ._manager import CollectorManager
 
@@ -13,6 +13,7 @@ __all__ = [
     "ExchangeCollectorConfig",
     "IngestConfig",
     "RawSink",
+    "Shard",
     "create_collector",
     "load_config",
 ]

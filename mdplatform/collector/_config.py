@@ -1,15 +1,21 @@
-"""Collector configuration: which exchange, instruments and channels, and where to connect."""
+"""Collector configuration: which exchange, instruments and channels, where to connect, and which share of them
+this ingestor collects when several hosts split one config (``Shard``)."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "ExchangeCollectorConfig", "IngestConfig", "load_config"]
+__all__ = ["ConfigError", "ExchangeCollectorConfig", "IngestConfig", "Shard", "load_config"]
+
+#: what a writer name may hold: it goes into lake file names and S3 keys
+_WRITER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 class ConfigError(ValueError):
@@ -75,6 +81,68 @@ class ExchangeCollectorConfig:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """This ingestor's share of a config that ``count`` ingestors (hosts) run together: the (exchange, symbol) pairs
+    whose ``replicas`` highest rendezvous scores include ``index``, each with every channel the config lists.
+
+    Rendezvous (highest random weight) hashing on the pair's names: every host computes the same owners from the
+    same config alone, every pair has exactly ``replicas`` owners, adding a pair moves no other and adding a shard
+    moves only the pairs the new shard wins (about 1/count of them). A symbol's channels stay on one connection, as
+    an unsharded collector has them: the exchange times its trades and depth frames carry are the liveness evidence
+    of its streams without times (Binance spot ``bookTicker``), so splitting them would leave those uncovered.
+    """
+
+    index: int
+    count: int
+    #: owners per (exchange, symbol): 2 collects every pair on two hosts (the transforms keep each trade once)
+    replicas: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("index", "count", "replicas"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"shard {name} must be a whole number, not {value!r}")
+        if self.count < 1:
+            raise ConfigError(f"shard count must be >= 1, not {self.count}")
+        if not 0 <= self.index < self.count:
+            raise ConfigError(f"shard index must be in 0..{self.count - 1} for {self.count} shards, not {self.index}")
+        if not 1 <= self.replicas <= self.count:
+            raise ConfigError(f"shard replicas must be in 1..{self.count} for {self.count} shards, not {self.replicas}")
+
+    @classmethod
+    def parse(cls, value: object, *, replicas: int = 1) -> Shard:
+        """``"I/N"`` (``--shard``, ``$MDP_SHARD``) with ``replicas``, or the config's mapping
+        ``{index: I, count: N, replicas: R}``."""
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - {"index", "count", "replicas"})
+            if unknown or "index" not in value or "count" not in value:
+                raise ConfigError(f"shard needs 'index' and 'count' (and optionally 'replicas'), not {dict(value)}")
+            return cls(value["index"], value["count"], value.get("replicas", replicas))
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value) if isinstance(value, str) else None
+        if match is None:
+            raise ConfigError(f"shard must be INDEX/COUNT (e.g. 0/3, indexes from 0), not {value!r}")
+        return cls(int(match[1]), int(match[2]), replicas)
+
+    def owners(self, exchange: str, symbol: str) -> tuple[int, ...]:
+        """The shards that collect ``symbol`` of ``exchange``, highest score first."""
+        key = f"{exchange}\x1f{symbol}\x1f".encode()
+        scores = sorted(
+            (
+                (int.from_bytes(hashlib.blake2b(key + str(i).encode(), digest_size=8).digest(), "big"), i)
+                for i in range(self.count)
+            ),
+            reverse=True,
+        )
+        return tuple(i for _, i in scores[: self.replicas])
+
+    def owns(self, exchange: str, symbol: str) -> bool:
+        return self.index in self.owners(exchange, symbol)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}" + (f" (replicas {self.replicas})" if self.replicas > 1 else "")
+
+
+@dataclass(frozen=True)
 class IngestConfig:
     collectors: tuple[ExchangeCollectorConfig, ...]
     lake: str | None = None
@@ -85,16 +153,48 @@ class IngestConfig:
     journal: str | None = None
     #: disk the journal may fill while the lake cannot be written; collection stops only when it is exhausted
     journal_budget_mb: float = 2048.0
+    #: this ingestor's share when several run the same config (None: it collects everything)
+    shard: Shard | None = None
+    #: names this ingestor in its lake files and landing manifests (None: the host name)
+    writer: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.writer is not None and not _WRITER_NAME.fullmatch(self.writer):
+            raise ConfigError(
+                f"writer must be 1-63 letters, digits, '.', '_' or '-' (starting with a letter or digit), "
+                f"not {self.writer!r}"
+            )
+
+    def assigned(self) -> tuple[ExchangeCollectorConfig, ...]:
+        """The collector entries this ingestor runs: every entry, or with a shard each entry narrowed to the symbols
+        the shard owns (entries left without a symbol dropped). ConfigError when the shard owns nothing."""
+        shard = self.shard
+        if shard is None:
+            return self.collectors
+        mine = []
+        for cfg in self.collectors:
+            symbols = tuple(s for s in cfg.symbols if shard.owns(cfg.exchange, s))
+            if symbols:
+                mine.append(replace(cfg, symbols=symbols))
+        if not mine:
+            pairs = sum(len(c.symbols) for c in self.collectors)
+            raise ConfigError(
+                f"shard {shard} collects nothing: the config's {pairs} (exchange, symbol) pair(s) all hash to other "
+                "shards; use fewer shards or more replicas"
+            )
+        return tuple(mine)
 
 
-def load_config(path: str | Path) -> IngestConfig:
+def load_config(path: str | Path, *, shard: str | None = None) -> IngestConfig:
+    """The config at ``path``; ``shard`` ("I/N", ``--shard``) replaces the config's index and count, keeping its
+    replicas. A shard that would collect nothing is an error here, before anything starts."""
     try:
         data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     if not isinstance(data, Mapping) or not isinstance(data.get("collectors"), list) or not data["collectors"]:
         raise ConfigError(f"{path}: expected a mapping with a non-empty 'collectors' list")
-    top = {"collectors", "lake", "status_file", "journal", "journal_budget_mb"}
+    top = {"collectors", "lake", "status_file", "journal", "journal_budget_mb", "shard", "writer"}
     unknown = sorted(set(data) - top)
     if unknown:
         raise ConfigError(f"{path}: unknown top-level field(s) {unknown}")
@@ -109,10 +209,21 @@ def load_config(path: str | Path) -> IngestConfig:
     budget = data.get("journal_budget_mb", 2048.0)
     if not isinstance(budget, int | float) or isinstance(budget, bool) or budget <= 0:
         raise ConfigError(f"{path}: journal_budget_mb must be a positive number of megabytes, not {budget!r}")
-    return IngestConfig(
-        tuple(collectors),
-        lake=data.get("lake"),
-        status_file=data.get("status_file"),
-        journal=data.get("journal"),
-        journal_budget_mb=float(budget),
-    )
+    try:
+        configured = None if data.get("shard") is None else Shard.parse(data["shard"])
+        if shard is not None:
+            configured = Shard.parse(shard, replicas=configured.replicas if configured else 1)
+        writer = data.get("writer")
+        config = IngestConfig(
+            tuple(collectors),
+            lake=data.get("lake"),
+            status_file=data.get("status_file"),
+            journal=data.get("journal"),
+            journal_budget_mb=float(budget),
+            shard=configured,
+            writer=None if writer is None else str(writer),
+        )
+        config.assigned()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return config

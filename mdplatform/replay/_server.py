@@ -138,9 +138,11 @@ class ReplayServer:
     ``rebase`` shifts every exchange timestamp by whole minutes so the recording ends just before the
     current minute (``shift_ns``). ``drop_after`` aborts every client connection once, after that many
     frames were sent in total. ``pause_when_idle`` False: the cursor never waits again once the first client
-    subscribed (frames nobody is subscribed to are lost, counted in ``missed``). ``sent`` counts recorded frames
-    sent (one per client it went to), ``sent_by_stream`` the same per stream; ``finished`` is set when the
-    recording is exhausted, after which connections stay open (as a live exchange's would).
+    subscribed (frames nobody is subscribed to are lost, counted in ``missed``). ``subscribers``: the first frame
+    waits until that many clients have subscribed (several collectors sharing one replay all see it from its start).
+    ``sent`` counts recorded frames sent (one per client it went to), ``sent_by_stream`` the same per stream;
+    ``finished`` is set when the recording is exhausted, after which connections stay open (as a live exchange's
+    would).
 
     REST: ``rest_base`` is the server's http://host:port; trade history serves the recorded trades the cursor has
     passed (the whole recording while no client has subscribed). ``rest_limit`` is the REST budget (default: the
@@ -161,6 +163,7 @@ class ReplayServer:
         verbose: bool = True,
         pause_when_idle: bool = True,
         rest_limit: RateLimit | None = None,
+        subscribers: int = 1,
     ) -> None:
         if not paths:
             raise ValueError("no capture files to replay")
@@ -198,6 +201,7 @@ class ReplayServer:
         self._error: BaseException | None = None
         self._detect = exchange is None
         self.rest_limit = rest_limit
+        self.subscribers = subscribers
         self.rest_requests = 0
         self.rest_throttled = 0
         self._rest_budget: RestBudget | None = None
@@ -446,7 +450,8 @@ class ReplayServer:
         log.info("replay: dropped every connection after %d frames", self.sent)
 
     def _refresh_active(self) -> None:
-        if any(c.keys for c in self._clients):
+        subscribed = sum(1 for c in self._clients if c.keys)
+        if subscribed and subscribed >= (self.subscribers if self.position == 0 else 1):
             self._active.set()
             if self.protocol is not None:
                 self.protocol.subscribed = True  # from now on REST history is what the cursor has passed
