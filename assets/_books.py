@@ -229,8 +229,9 @@ def _published(settings: Settings, warehouse: Warehouse | None) -> None:
 
 
 def picture_path(settings: Settings, table: str, hour: int, name: str) -> str:
-    """Where an hour's picture of ``table`` is kept: beside its partition file (``<name>.png``)."""
-    folder = partition_path(settings.root, table, hour).rsplit("/", 1)[0]
+    """Where an hour's picture of ``table`` is kept: ``pictures/<table>/date=/hour=/<name>.png``, outside the
+    table's own folder, whose files every reader (Spark, Trino, a glob) takes for its Parquet partitions."""
+    folder = partition_path(join(settings.root, "pictures"), table, hour).rsplit("/", 1)[0]
     return join(folder, f"{name}.png")
 
 

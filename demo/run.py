@@ -264,7 +264,7 @@ def check_books() -> list[str]:
         failures.append(f"book heatmap steps: {heat}")
     (consolidated,) = con.execute("select count(*) from consolidated_book").fetchone() or (0,)
     (trade_heat,) = con.execute("select count(*) from trade_heatmap").fetchone() or (0,)
-    pictures = sorted(LAKE.glob("*heatmap/**/*.png"))
+    pictures = sorted((LAKE / "pictures").glob("*heatmap/**/*.png"))
     print(f"  consolidated book steps: {consolidated}; trade heatmap rows: {trade_heat}; pictures: {len(pictures)}")
     for p in pictures:
         print(f"    {p.relative_to(LAKE)}")

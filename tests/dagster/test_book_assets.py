@@ -107,9 +107,12 @@ def test_heatmaps_consolidated_view_and_pictures(lake: str) -> None:
     assert vol.item() is True
     for hour in ("date=2024-08-08/hour=23", "date=2024-08-09/hour=00"):
         # one book for the base: its picture, and no consolidated one that would repeat it
-        assert (Path(lake) / "book_heatmap" / hour / "binance_BTC-USDT.png").read_bytes()[:8] == PNG_SIGNATURE
-        assert not (Path(lake) / "book_heatmap" / hour / "consolidated_BTC-USD.png").exists()
-        assert (Path(lake) / "trade_heatmap" / hour / "binance_BTC-USDT.png").read_bytes()[:8] == PNG_SIGNATURE
+        pictures = Path(lake) / "pictures"
+        assert (pictures / "book_heatmap" / hour / "binance_BTC-USDT.png").read_bytes()[:8] == PNG_SIGNATURE
+        assert not (pictures / "book_heatmap" / hour / "consolidated_BTC-USD.png").exists()
+        assert (pictures / "trade_heatmap" / hour / "binance_BTC-USDT.png").read_bytes()[:8] == PNG_SIGNATURE
+        # the tables' own folders hold their Parquet partitions only: every reader can take them whole
+        assert sorted({p.suffix for p in (Path(lake) / "book_heatmap").rglob("*") if p.is_file()}) == [".parquet"]
 
 
 def test_rerun_of_an_hour_replaces_it(lake: str, dagster_home: str, monkeypatch: pytest.MonkeyPatch) -> None:

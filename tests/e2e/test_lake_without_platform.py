@@ -69,11 +69,9 @@ def save(name, table):
         fh.write_table(table)
 
 def dataset(table):
-    # only the Parquet files (the heatmap tables keep pictures beside them)
-    infos = s3.get_file_info(pafs.FileSelector(f"{lake}/{table}", recursive=True))
-    files = sorted(i.path for i in infos if i.path.endswith(".parquet"))
-    return ds.dataset(files, filesystem=s3, partitioning=ds.partitioning(PARTS, flavor="hive"),
-                      partition_base_dir=f"{lake}/{table}")
+    # the table's folder whole: it holds its Parquet partitions only (pictures live under pictures/)
+    return ds.dataset(f"{lake}/{table}", filesystem=s3, format="parquet",
+                      partitioning=ds.partitioning(PARTS, flavor="hive"))
 
 def scan(table):
     return pl.scan_parquet(f"s3://{lake}/{table}/*/*/*.parquet", hive_partitioning=True,
