@@ -1,5 +1,6 @@
 """A generic L2 (price-level) order book, fed by the exchange modules' sync logic, and its offline rebuild from the
-raw layer with fixed-interval samples, metrics, heatmaps and a cross-exchange view."""
+raw layer with fixed-interval samples, metrics, heatmaps and a cross-exchange view. The levels, the reads a sample
+makes and the reading of Binance diffs are compiled code (``_native.c``, built with the package)."""
 
 from ._checkpoint import BookCheckpoint
 from ._consolidated import CONSOLIDATED_BOOK, consolidated_book, consolidated_schema
@@ -15,6 +16,7 @@ from ._heatmap import (
 from ._l2 import L2Book, Level, RawLevel, Side
 from ._metrics import DEPTH_BPS, TOP_N, book_metrics, samples_schema
 from ._rebuild import InvalidInterval, Rebuild, book_channels, invalid_schema
+from ._rows import BookRows
 from ._samples import BookSamples, Clock, book_clock, book_samples, lake_book_rows, lake_book_samples, step_label
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "TOP_N",
     "BookCheckpoint",
     "BookHeatmapSpec",
+    "BookRows",
     "BookSamples",
     "Clock",
     "InvalidInterval",

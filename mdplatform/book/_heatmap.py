@@ -33,12 +33,14 @@ import polars as pl
 
 from ..schemas import PRICE, TS
 from ._l2 import L2Book
-from ._metrics import SideArrays, book_arrays
 
 __all__ = [
     "BOOK_HEATMAP",
     "CONSOLIDATED",
     "BookHeatmapSpec",
+    "BucketArrays",
+    "SampleBuckets",
+    "bucket_arrays",
     "bucket_levels",
     "consolidate_heatmap",
     "heatmap_frame",
@@ -66,6 +68,13 @@ BOOK_HEATMAP: dict[str, pl.DataType] = {
 
 # a price on a bucket edge can divide to k - 1e-13 in floats: nudge it up by far less than any tick is of it
 _EDGE = 1e-10
+_NO_K = np.zeros(0, np.int64)
+_NO_SIZE = np.zeros(0, np.float64)
+
+#: (bid bucket indexes, sizes, ask bucket indexes, sizes): int64 and float64 arrays, indexes ascending
+BucketArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: a sample's time (ns) and buckets
+SampleBuckets = tuple[int, BucketArrays]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,31 +91,14 @@ class BookHeatmapSpec:
             raise ValueError(f"range_bps must be in (0, 10000], not {self.range_bps}")
 
 
-def _bucketed(
-    prices: np.ndarray, sizes: np.ndarray, bucket: float, lo_k: int, hi_k: int
-) -> tuple[list[int], list[float]]:
-    """(bucket index, summed size) of price levels, for the buckets lo_k <= k < hi_k, indexes ascending."""
-    q = prices / bucket
-    idx = np.floor(q + q * _EDGE).astype(np.int64)
-    keep = (idx >= lo_k) & (idx < hi_k)
-    if not keep.any():
-        return [], []
-    keys, inverse = np.unique(idx[keep], return_inverse=True)
-    sums = np.bincount(inverse, weights=sizes[keep], minlength=len(keys))
-    return keys.tolist(), sums.tolist()
-
-
-def bucket_levels(
-    book: L2Book, spec: BookHeatmapSpec, arrays: SideArrays | None = None
-) -> tuple[list[int], list[float], list[int], list[float]]:
-    """(bid bucket indexes, sizes, ask bucket indexes, sizes) of the whole buckets the book knows (module doc);
-    bucket ``k`` is ``[k * bucket, (k + 1) * bucket)``. Empty when a side is empty. ``arrays``:
-    ``book_arrays(book)`` when the caller has read them already."""
-    bp, bq, ap, aq = arrays if arrays is not None else book_arrays(book)
-    if not len(bp) or not len(ap):
-        return [], [], [], []
+def bucket_arrays(book: L2Book, spec: BookHeatmapSpec) -> BucketArrays:
+    """The whole buckets the book knows (module doc) that hold a level; bucket ``k`` is ``[k * bucket, (k + 1) *
+    bucket)``, each bucket's sizes added best first. Empty when a side is empty."""
+    best_bid, best_ask = book.best_bid(), book.best_ask()
+    if best_bid is None or best_ask is None:
+        return _NO_K, _NO_SIZE, _NO_K, _NO_SIZE
     bucket = float(spec.bucket)
-    mid = (float(bp[0]) + float(ap[0])) / 2.0
+    mid = (best_bid[0] + best_ask[0]) / 2.0
     reach = spec.range_bps / 1e4
     floor = book.bid_floor if book.bid_floor is not None else 0.0
     ceiling = book.ask_ceiling if book.ask_ceiling is not None else math.inf
@@ -116,56 +108,65 @@ def bucket_levels(
     hi = min(mid * (1.0 + reach), ceiling) / bucket
     lo_k = math.ceil(lo - lo * _EDGE)
     hi_k = math.floor(hi + hi * _EDGE)
-    bid_k, bid_q = _bucketed(bp, bq, bucket, lo_k, 1 << 62)
-    ask_k, ask_q = _bucketed(ap, aq, bucket, -(1 << 62), hi_k)
+    # a level's index is floor(q + q * _EDGE), q = price / bucket (the nudge as for the bounds)
+    bid_k, bid_q = book.bucket_sizes("bid", bucket, _EDGE, lo_k, 1 << 62)
+    ask_k, ask_q = book.bucket_sizes("ask", bucket, _EDGE, -(1 << 62), hi_k)
     return bid_k, bid_q, ask_k, ask_q
 
 
+def bucket_levels(book: L2Book, spec: BookHeatmapSpec) -> tuple[list[int], list[float], list[int], list[float]]:
+    """``bucket_arrays`` as lists."""
+    bid_k, bid_q, ask_k, ask_q = bucket_arrays(book, spec)
+    return bid_k.tolist(), bid_q.tolist(), ask_k.tolist(), ask_q.tolist()
+
+
 def heatmap_frame(
-    ts: Sequence[int],
-    exchange: Sequence[str],
-    symbol: Sequence[str],
-    side: Sequence[str],
-    k: Sequence[int],
-    bucket: Sequence[Decimal],
-    size: Sequence[float],
-    *,
-    step: str,
+    samples: Sequence[SampleBuckets], *, exchange: str, symbol: str, bucket: Decimal, step: str
 ) -> pl.DataFrame:
-    """BOOK_HEATMAP rows (one book per row: exchange_count 1, samples 1, complete) from column lists; the price
-    is ``k * bucket`` exactly; intensity normalized per (exchange, symbol, ts)."""
+    """BOOK_HEATMAP rows of one book's samples (ts ascending; exchange_count 1, samples 1, complete); the price is
+    ``k * bucket`` exactly; intensity normalized per ts."""
+    n = len(samples)
+    ts = np.fromiter((at for at, _ in samples), np.int64, n)
+    # the table's order as built: per sample its asks, then its bids, each by price
+    n_ask = np.fromiter((len(b[2]) for _, b in samples), np.int64, n)
+    n_bid = np.fromiter((len(b[0]) for _, b in samples), np.int64, n)
     df = pl.DataFrame(
-        {"ts": ts, "exchange": exchange, "symbol": symbol, "side": side, "_k": k, "bucket": bucket, "size": size},
-        schema={
-            "ts": pl.Int64(),
-            "exchange": pl.String(),
-            "symbol": pl.String(),
-            "side": pl.String(),
-            "_k": pl.Int64(),
-            "bucket": PRICE,
-            "size": pl.Float64(),
+        {
+            "ts": np.repeat(ts, n_ask + n_bid),
+            "_bid": np.repeat(np.tile(np.array([False, True]), n), np.column_stack([n_ask, n_bid]).ravel()),
+            "_k": np.concatenate([_NO_K, *(k for _, b in samples for k in (b[2], b[0]))]),
+            "size": np.concatenate([_NO_SIZE, *(q for _, b in samples for q in (b[3], b[1]))]),
         },
+        schema={"ts": pl.Int64(), "_bid": pl.Boolean(), "_k": pl.Int64(), "size": pl.Float64()},
     )
+    exact = pl.lit(bucket, PRICE)
     return _finish(
         df.with_columns(
-            price=(pl.col("_k").cast(pl.Decimal(38, 0)) * pl.col("bucket")).cast(PRICE),
+            exchange=pl.lit(exchange, pl.String()),
+            symbol=pl.lit(symbol, pl.String()),
+            side=pl.when("_bid").then(pl.lit("bid")).otherwise(pl.lit("ask")),
+            bucket=exact,
+            price=(pl.col("_k").cast(pl.Decimal(38, 0)) * exact).cast(PRICE),
             step=pl.lit(step),
             exchange_count=pl.lit(1, pl.Int32()),
             samples=pl.lit(1, pl.Int32()),
             complete=pl.lit(True),
-        ).with_columns(pl.from_epoch("ts", time_unit="ns").dt.replace_time_zone("UTC").cast(TS))
+        ).with_columns(pl.from_epoch("ts", time_unit="ns").dt.replace_time_zone("UTC").cast(TS)),
+        one_book=True,
     )
 
 
-def _finish(df: pl.DataFrame) -> pl.DataFrame:
-    """Intensity per (exchange, symbol, ts, step), the BOOK_HEATMAP columns in order, sorted."""
-    peak = pl.col("size").max().over("exchange", "symbol", "step", "ts")
-    return (
+def _finish(df: pl.DataFrame, *, one_book: bool = False) -> pl.DataFrame:
+    """Intensity per (exchange, symbol, ts, step), the BOOK_HEATMAP columns in order, sorted by exchange, symbol,
+    ts, side and price. ``one_book``: the rows are one book's at one step (exchange, symbol and step the same on
+    every row), in that order already (the key is unique per row)."""
+    peak = pl.col("size").max().over(*(() if one_book else ("exchange", "symbol", "step")), "ts")
+    out = (
         df.with_columns(intensity=pl.when(peak > 0).then(pl.col("size") / peak).otherwise(0.0))
         .select(list(BOOK_HEATMAP))
         .cast(BOOK_HEATMAP)  # type: ignore[arg-type]
-        .sort("exchange", "symbol", "ts", "side", "price")
     )
+    return out if one_book else out.sort("exchange", "symbol", "ts", "side", "price")
 
 
 def rollup_heatmap(heatmap: pl.DataFrame, samples: pl.DataFrame, *, step_ns: int, step: str) -> pl.DataFrame:

@@ -20,14 +20,14 @@ null, and so is its imbalance: beyond that range the book is partial and a sum t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from ._l2 import L2Book
 
-__all__ = ["DEPTH_BPS", "TOP_N", "SideArrays", "book_arrays", "book_metrics", "samples_schema"]
+__all__ = ["DEPTH_BPS", "TOP_N", "book_metrics", "samples_schema"]
 
 #: depth bands (basis points around mid)
 DEPTH_BPS: tuple[int, ...] = (10, 25, 50, 100)
@@ -64,19 +64,9 @@ def samples_schema(depth_bps: Sequence[int] = DEPTH_BPS) -> dict[str, pl.DataTyp
     return schema
 
 
-#: (bid prices, bid sizes, ask prices, ask sizes) of a book's live levels, best first (``book_arrays``)
-SideArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-def book_arrays(book: L2Book) -> SideArrays:
-    """The book's live levels as arrays, best first: read once per sample, shared by the metrics and the heatmap.
-    Sorted, not left in the book's own order, so every sum adds the same numbers in the same order however the
-    book was built (a book restored from a checkpoint must give the very same floats as one never cut)."""
-    bp, bq = book.arrays("bid")
-    ap, aq = book.arrays("ask")
-    bi = np.argsort(-bp, kind="stable")
-    ai = np.argsort(ap, kind="stable")
-    return bp[bi], bq[bi], ap[ai], aq[ai]
+@cache
+def _band_names(depth_bps: tuple[int, ...]) -> list[tuple[str, str, str]]:
+    return [(f"bid_depth_{x}bps", f"ask_depth_{x}bps", f"imbalance_{x}bps") for x in depth_bps]
 
 
 def book_metrics(
@@ -84,14 +74,13 @@ def book_metrics(
     *,
     top_n: int = TOP_N,
     depth_bps: Sequence[int] = DEPTH_BPS,
-    arrays: SideArrays | None = None,
 ) -> dict[str, Any] | None:
     """The metric columns of ``samples_schema`` (all but ts/exchange/symbol) for a book; None when a side is empty.
-    ``arrays``: ``book_arrays(book)`` when the caller has read them already."""
-    bp, bq, ap, aq = arrays if arrays is not None else book_arrays(book)
-    if not len(bp) or not len(ap):
+    Read from the best level outwards, never from the whole book."""
+    best_bid, best_ask = book.best_bid(), book.best_ask()
+    if best_bid is None or best_ask is None:
         return None
-    bb, bsz, ba, asz = float(bp[0]), float(bq[0]), float(ap[0]), float(aq[0])
+    (bb, bsz), (ba, asz) = best_bid, best_ask
     mid = (bb + ba) / 2.0
     spread = ba - bb
     out: dict[str, Any] = {
@@ -109,18 +98,17 @@ def book_metrics(
     ceiling = book.ask_ceiling if book.ask_ceiling is not None else float("inf")
     out["bid_floor"] = book.bid_floor
     out["ask_ceiling"] = book.ask_ceiling
-    # sizes summed best first, as a running total (the same additions whatever the book's history)
-    bcum, acum = np.cumsum(bq), np.cumsum(aq)
-    for x in depth_bps:
-        lo, hi = mid * (1.0 - x / 1e4), mid * (1.0 + x / 1e4)
+    los = [mid * (1.0 - x / 1e4) for x in depth_bps]
+    his = [mid * (1.0 + x / 1e4) for x in depth_bps]
+    # sizes summed best first (the same additions whatever the book's history): bids priced >= lo, asks <= hi
+    bid_depths, ask_depths = book.depth_sums("bid", los), book.depth_sums("ask", his)
+    for (bid_name, ask_name, imbalance_name), lo, hi, bd, ad in zip(
+        _band_names(tuple(depth_bps)), los, his, bid_depths, ask_depths, strict=True
+    ):
         known_bid, known_ask = lo >= floor, hi <= ceiling
-        nb = int(np.searchsorted(-bp, -lo, side="right"))  # bids priced >= lo
-        na = int(np.searchsorted(ap, hi, side="right"))  # asks priced <= hi
-        bd = float(bcum[nb - 1]) if nb else 0.0
-        ad = float(acum[na - 1]) if na else 0.0
-        out[f"bid_depth_{x}bps"] = bd if known_bid else None
-        out[f"ask_depth_{x}bps"] = ad if known_ask else None
-        out[f"imbalance_{x}bps"] = (bd - ad) / (bd + ad) if known_bid and known_ask and bd + ad > 0.0 else None
-    out["bid_px"], out["bid_sz"] = bp[:top_n].tolist(), bq[:top_n].tolist()
-    out["ask_px"], out["ask_sz"] = ap[:top_n].tolist(), aq[:top_n].tolist()
+        out[bid_name] = bd if known_bid else None
+        out[ask_name] = ad if known_ask else None
+        out[imbalance_name] = (bd - ad) / (bd + ad) if known_bid and known_ask and bd + ad > 0.0 else None
+    out["bid_px"], out["bid_sz"] = book.columns("bid", top_n)
+    out["ask_px"], out["ask_sz"] = book.columns("ask", top_n)
     return out

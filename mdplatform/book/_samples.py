@@ -12,19 +12,24 @@ belong to the next window, which continues from this one's ``BookCheckpoint``.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, cast
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from .._time import MINUTE_NS
 from ._checkpoint import BookCheckpoint
-from ._heatmap import BOOK_HEATMAP, BookHeatmapSpec, bucket_levels, heatmap_frame
-from ._metrics import DEPTH_BPS, TOP_N, book_arrays, book_metrics, samples_schema
+from ._heatmap import BOOK_HEATMAP, BookHeatmapSpec, BucketArrays, SampleBuckets, bucket_arrays, heatmap_frame
+from ._metrics import DEPTH_BPS, TOP_N, book_metrics, samples_schema
+from ._native import first_integers
 from ._rebuild import SECOND_NS, InvalidInterval, Rebuild, book_channels, invalid_schema
+from ._rows import BookRows, arrow_texts, text_buffers
 
 __all__ = ["BookSamples", "Clock", "book_clock", "book_samples", "lake_book_rows", "lake_book_samples", "step_label"]
 
@@ -61,21 +66,53 @@ def book_clock(
 ) -> pl.Series:
     """The clock (Int64 ns) of each row of one book's raw rows (module doc), in the rows' order. ``after_ns``: the
     time of the frame before these rows (a checkpoint's), which untimed first rows take and none goes below."""
-    recv = raw.get_column("recv_ts").cast(pl.Int64)
-    if clock == "receive" or raw.is_empty():
+    return _clock(raw.get_column("recv_ts"), raw.get_column("payload"), None, exchange_id, clock, after_ns)
+
+
+def _clock(
+    recv_ts: pl.Series,
+    payload: pl.Series,
+    texts: pa.LargeStringArray | None,
+    exchange_id: str,
+    clock: Clock,
+    after_ns: int | None,
+) -> pl.Series:
+    """``book_clock`` of the rows' receive times and payloads (``texts``: the payloads as Arrow, when at hand)."""
+    recv = recv_ts.cast(pl.Int64)
+    if clock == "receive" or recv.is_empty():
         return recv.alias("clock")
     patterns: Sequence[str] = getattr(_exchange(exchange_id), "book_time_patterns", ())
-    payload = pl.col("payload")
-    found = pl.coalesce([payload.str.extract(p, 1).cast(pl.Int64) for p in patterns]) if patterns else None
-    if found is None:
+    if not patterns:
         return recv.alias("clock")
-    ms = raw.select(found.alias("ms")).get_column("ms")
+    ms = _first_match(payload, texts, patterns)
     if ms.null_count() == len(ms):
         return recv.alias("clock")
     ns = ms.fill_null(strategy="forward") * 1_000_000
     if after_ns is not None:
         ns = ns.fill_null(after_ns).clip(lower_bound=after_ns)
     return ns.fill_null(strategy="backward").cum_max().alias("clock")
+
+
+#: a pattern ``prefix(\d+)suffix`` whose prefix and suffix are plain characters (no regex syntax), the suffix not
+#: starting with a digit
+_LITERAL_DIGITS = re.compile(r'([A-Za-z0-9_":, -]+)\(\\d\+\)((?:[A-Za-z_":, -][A-Za-z0-9_":, -]*)?)')
+
+
+def _first_match(payload: pl.Series, texts: pa.LargeStringArray | None, patterns: Sequence[str]) -> pl.Series:
+    """The first of ``patterns`` (regexes with one group of digits) found in each payload, as Int64 (null: none):
+    read by compiled code in the Arrow bytes when every pattern is a plain prefix, digits and a suffix and it can
+    answer for every row (``_native.first_integers``), else by polars' regexes."""
+    parts = [_LITERAL_DIGITS.fullmatch(p) for p in patterns]
+    if all(parts) and payload.null_count() == 0:
+        arr = texts if texts is not None else arrow_texts(payload)
+        offsets, data, base = text_buffers(arr)
+        literal = [(m.group(1).encode(), m.group(2).encode()) for m in parts if m is not None]
+        got = first_integers(offsets, data, base, len(arr), literal)
+        if got is not None:
+            values, found = np.frombuffer(got[0], np.int64), np.frombuffer(got[1], np.bool_)
+            return pl.Series("ms", pa.array(values, pa.int64(), mask=~found))
+    expr = pl.coalesce([pl.col("payload").str.extract(p, 1).cast(pl.Int64) for p in patterns])
+    return payload.to_frame("payload").select(expr.alias("ms")).get_column("ms")
 
 
 def book_samples(
@@ -120,28 +157,44 @@ def book_samples(
     if "exchange" in mine.columns:
         mine = mine.filter(pl.col("exchange") == exchange_id)
     after = checkpoint.recv_ns if checkpoint is not None else None
-    rows = list(rebuild.rows(mine.with_columns(recv_ts=book_clock(mine, exchange_id, clock, after_ns=after))))
+    payloads = arrow_texts(mine.get_column("payload"))
+    at_ns = _clock(
+        mine.get_column("recv_ts"), mine.get_column("payload"), payloads, exchange_id, clock, after
+    ).to_numpy()
     if start_ns is None:
-        start_ns = rows[0][0] if rows else (checkpoint.recv_ns if checkpoint is not None else 0)
+        start_ns = int(at_ns[0]) if len(at_ns) else (after if after is not None else 0)
+    keep = None
     if end_ns is None:
-        end_ns = rows[-1][0] + 1 if rows else start_ns
+        end_ns = int(at_ns[-1]) + 1 if len(at_ns) else start_ns
     else:
-        rows = [r for r in rows if r[0] < end_ns]  # later rows belong to the next window
+        keep = at_ns < end_ns  # later rows belong to the next window
     if checkpoint is not None:
-        rows = [r for r in rows if r[0] >= start_ns]  # earlier ones are in the checkpoint already
-    out: list[dict[str, Any]] = []
-    clocks: list[int] = []  # every row's clock, and whether it continued a valid book in sequence
-    chained: list[bool] = []
-    hm: dict[str, list[Any]] = {"ts": [], "side": [], "k": [], "size": []}
+        later = at_ns >= start_ns  # earlier ones are in the checkpoint already
+        keep = later if keep is None else keep & later
+    rows = BookRows(at_ns.tolist(), arrow_texts(mine.get_column("channel")), payloads)
+    if keep is not None and not keep.all():
+        rows, at_ns = rows.select(keep), at_ns[keep]
+    clocks = rows.at
+    n = len(rows)
+    schema = samples_schema(depth_bps)
+    out = _Columns(schema)
+    taken = out.ts
+    chained = [False] * n  # whether each row continued a valid book in sequence
+    hm: list[SampleBuckets] = []  # each sample's buckets
     t = -(-start_ns // interval_ns) * interval_ns
     cached_version = -1
     metrics: dict[str, Any] | None = None
-    buckets: tuple[list[int], list[float], list[int], list[float]] = ([], [], [], [])
+    buckets: BucketArrays | None = None
     spec = heatmap if isinstance(heatmap, BookHeatmapSpec) else None
     silence = max_silence_ns if max_silence_ns is not None else 1 << 62
-    last = checkpoint.recv_ns if checkpoint is not None else None  # the last book row's time
+    last = after  # the last book row's time
     silent: list[InvalidInterval] = []
     silent_reason = f"silent: no book frame for {silence / SECOND_NS:g} s"
+    # runs of rows fed between two samples end where the clock reaches the next sample (the running maximum: the
+    # receive clock may step back) and at a row a silence precedes, which goes through the row-by-row path
+    reach = np.maximum.accumulate(at_ns).tolist() if n else []
+    breaks = [0, *(np.flatnonzero(np.diff(at_ns) > silence) + 1).tolist(), n]
+    next_break = 0
 
     def take(at: int) -> None:
         nonlocal cached_version, metrics, buckets, spec
@@ -149,40 +202,46 @@ def book_samples(
             return
         if cached_version != rebuild.version:
             book = rebuild.book
-            arrays = book_arrays(book)
-            metrics = book_metrics(book, top_n=top_n, depth_bps=depth_bps, arrays=arrays)
+            metrics = book_metrics(book, top_n=top_n, depth_bps=depth_bps)
             if heatmap is not None and metrics is not None:
                 if spec is None:
                     spec = cast("Callable[[float], BookHeatmapSpec]", heatmap)(metrics["mid"])
-                buckets = bucket_levels(book, spec, arrays)
+                buckets = bucket_arrays(book, spec)
             cached_version = rebuild.version
         if metrics is not None:
-            out.append({"ts": at, "exchange": exchange_id, "symbol": label, "book_ts": last, **metrics})
-            if heatmap is not None:
-                bid_k, bid_q, ask_k, ask_q = buckets
-                n_bid, n_ask = len(bid_k), len(ask_k)
-                hm["ts"].extend([at] * (n_bid + n_ask))
-                hm["side"].extend(["bid"] * n_bid + ["ask"] * n_ask)
-                hm["k"].extend(bid_k + ask_k)
-                hm["size"].extend(bid_q + ask_q)
+            out.append(at, last, metrics)
+            if buckets is not None:
+                hm.append((at, buckets))
 
-    for at, channel, payload in rows:
+    i = 0
+    while i < n:
+        at = clocks[i]
         while t < at and t < end_ns:
             take(t)
             t += interval_ns
+        # the rows up to the next sample that continue the valid book in sequence, in one run
+        # (``Rebuild.feed_run``): each of them would leave the book valid, add no interval and withdraw no sample
+        while breaks[next_break] < i:
+            next_break += 1
+        stop = min(bisect_right(reach, t, i) if t < end_ns else n, breaks[next_break])
+        ran = rebuild.feed_run(rows, i, stop)
+        if ran > i:
+            chained[i:ran] = [True] * (ran - i)
+            last = clocks[ran - 1]
+            i = ran
+            continue
         was_valid = rebuild.valid
-        rebuild.feed(at, channel, payload)
-        clocks.append(at)
-        chained.append(was_valid and rebuild.valid)
+        rebuild.feed(*rows.row(i))
+        chained[i] = was_valid and rebuild.valid
         since = rebuild.invalid_since
-        while out and since is not None and out[-1]["ts"] >= since:
-            dropped = out.pop()["ts"]  # taken after the frames a gap lost had arrived: not the exchange's book
-            while hm["ts"] and hm["ts"][-1] == dropped:
-                for col in hm.values():
-                    col.pop()
+        while taken and since is not None and taken[-1] >= since:
+            dropped = out.pop()  # taken after the frames a gap lost had arrived: not the exchange's book
+            if hm and hm[-1][0] == dropped:
+                hm.pop()
         if was_valid and last is not None and at - last > silence and (since is None or since > last + silence):
             silent.append(InvalidInterval(last + silence, at, silent_reason))
         last = at
+        i += 1
     while t < end_ns:
         take(t)
         t += interval_ns
@@ -200,16 +259,12 @@ def book_samples(
         )
         if not _bridged(g[1], clocks, chained)
     ]
-    schema = samples_schema(depth_bps)
-    samples = pl.DataFrame(out, schema={**schema, "ts": pl.Int64(), "book_ts": pl.Int64()})
+    samples = out.frame(exchange_id, label)
     hm_df = heatmap_frame(
-        hm["ts"],
-        [exchange_id] * len(hm["ts"]),
-        [label] * len(hm["ts"]),
-        hm["side"],
-        hm["k"],
-        [spec.bucket if spec is not None else Decimal(0)] * len(hm["ts"]),
-        hm["size"],
+        hm,
+        exchange=exchange_id,
+        symbol=label,
+        bucket=spec.bucket if spec is not None else Decimal(0),
         step=step_label(interval_ns),
     )
     if lost:
@@ -234,6 +289,58 @@ def book_samples(
         schema={**invalid_schema(), "start": pl.Int64(), "end": pl.Int64()},
     ).with_columns(pl.col("start", "end").cast(pl.Datetime("ns", "UTC")))
     return BookSamples(samples, invalid, rebuild.checkpoint(), hm_df if heatmap is not None else _empty_heatmap())
+
+
+class _Columns:
+    """The samples taken so far, column by column (each list column as its values end to end and offsets): cheap
+    to append to, to withdraw the last from, and to turn into a frame. ``exchange`` and ``symbol``, the same on
+    every row, are added by ``frame``."""
+
+    def __init__(self, schema: dict[str, pl.DataType]) -> None:
+        self.schema = schema
+        self.ts: list[int] = []
+        self.book_ts: list[int | None] = []
+        self.scalars: dict[str, list[Any]] = {}
+        self.lists: dict[str, tuple[list[float], list[int]]] = {}
+        for name, dtype in schema.items():
+            if isinstance(dtype, pl.List):
+                self.lists[name] = ([], [0])
+            elif name not in ("ts", "book_ts", "exchange", "symbol"):
+                self.scalars[name] = []
+
+    def append(self, ts: int, book_ts: int | None, metrics: dict[str, Any]) -> None:
+        self.ts.append(ts)
+        self.book_ts.append(book_ts)
+        for name, col in self.scalars.items():
+            col.append(metrics[name])
+        for name, (values, offsets) in self.lists.items():
+            values.extend(metrics[name])
+            offsets.append(len(values))
+
+    def pop(self) -> int:
+        """Withdraw the last sample; its ts."""
+        self.book_ts.pop()
+        for col in self.scalars.values():
+            col.pop()
+        for values, offsets in self.lists.values():
+            offsets.pop()
+            del values[offsets[-1] :]
+        return self.ts.pop()
+
+    def frame(self, exchange: str, symbol: str) -> pl.DataFrame:
+        """``samples_schema`` rows (ts and book_ts as Int64 ns)."""
+        cols: dict[str, pl.Series] = {
+            "ts": pl.Series("ts", self.ts, pl.Int64()),
+            "exchange": pl.Series("exchange", [exchange] * len(self.ts), pl.String()),
+            "symbol": pl.Series("symbol", [symbol] * len(self.ts), pl.String()),
+            "book_ts": pl.Series("book_ts", self.book_ts, pl.Int64()),
+        }
+        for name, col in self.scalars.items():
+            cols[name] = pl.Series(name, col, self.schema[name])
+        for name, (values, offsets) in self.lists.items():
+            lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, pa.float64()))
+            cols[name] = pl.Series(name, lists).cast(self.schema[name])
+        return pl.DataFrame([cols[name] for name in self.schema])
 
 
 def _bridged(end: int, clocks: list[int], chained: list[bool]) -> bool:

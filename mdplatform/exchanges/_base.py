@@ -274,6 +274,11 @@ class Exchange(Protocol):
         operations only; the collector calls it on a connection's first frames and once per liveness check."""
         ...
 
+    def exchange_times(self, frames: pl.Series) -> pl.Series:
+        """``exchange_time`` of many frames at once (Int64 ns, null where it is None), vectorized: an import reads
+        every frame's time."""
+        ...
+
     def control_events(self, frame: str) -> list[StreamEvent]:
         """What a ``control`` frame says about subscriptions: acks (``subscribed``/``unsubscribed``) and
         refusals (``sub_error``); [] for anything else (pongs)."""

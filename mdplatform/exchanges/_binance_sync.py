@@ -189,6 +189,18 @@ class DepthSync(Generic[T]):
         self._set_synced(last_update_id, first_pending=False)
 
     @property
+    def in_sequence(self) -> bool:
+        """Synced past the first diff after a snapshot: ``on_diff`` now applies a diff exactly when it continues
+        the chain (futures: ``pu`` equals the previous ``u``; spot: ``u`` beyond the previous one and ``U`` at most
+        one past it). A run of diffs can be checked by that rule outside (the compiled ``depth_run``), then
+        reported with ``advance``."""
+        return self._synced and not self._first_pending
+
+    def advance(self, last_update_id: int) -> None:
+        """Diffs checked outside by the ``in_sequence`` rule were applied, the last ending at ``last_update_id``."""
+        self.last_update_id = last_update_id
+
+    @property
     def buffered(self) -> int:
         return len(self._buffer)
 

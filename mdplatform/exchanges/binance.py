@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import polars as pl
 
-from ..book import L2Book
+from ..book import BookRows, L2Book
 from ..history import RateLimit
 from ._base import (
     GAP,
@@ -42,7 +42,7 @@ from ._binance_history import BinanceTradeHistory, binance_rest_spec
 from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
-from ._scan import json_object, ms_after
+from ._scan import json_object, ms_after, ms_after_all
 from ._urls import with_default_path
 
 __all__ = [
@@ -76,6 +76,8 @@ _STREAM_SUFFIX = {
     "bookTicker": "bookTicker",
 }
 _CHANNELS = frozenset(_STREAM_SUFFIX)
+#: what precedes a frame's exchange time: its event time ``E`` (ms)
+_TIME_MARKER = '"E":'
 
 # U and u (and pu on futures) sit next to each other near the start of every depthUpdate
 _DEPTH_IDS = re.compile(r'"U":(\d+),"u":(\d+)(?:,"pu":(-?\d+))?')
@@ -344,7 +346,10 @@ class BinanceExchange:
     def exchange_time(self, frame: str) -> int | None:
         """Event time ``E`` (ms) of a stream frame or futures REST snapshot, in ns; None without one (spot
         bookTicker, spot snapshots, acks)."""
-        return ms_after(frame, '"E":')
+        return ms_after(frame, _TIME_MARKER)
+
+    def exchange_times(self, frames: pl.Series) -> pl.Series:
+        return ms_after_all(frames, _TIME_MARKER)
 
     def control_events(self, frame: str) -> list[StreamEvent]:
         """``{"result":null,"id":N}`` acknowledges a live (un)subscribe and says nothing new; an ``error``
@@ -755,6 +760,27 @@ class BinanceBookBuilder:
             if verdict == SnapshotVerdict.GAP:
                 return StreamEvent(GAP, "depth", self.symbol, self.sync.gap_detail)
         return None
+
+    def on_raw_run(self, rows: BookRows, start: int, stop: int) -> int:
+        """Apply ``rows`` from ``start`` (before ``stop``) while each is a ``depth`` diff continuing the synced
+        chain, read from its JSON bytes by compiled code (``L2Book.levels.depth_run``, under the rule of
+        ``DepthSync.in_sequence``); returns the index of the first row not applied (a snapshot, a diff out of that
+        plain sequence, anything the compiled reader does not take whole), which ``on_raw`` decides."""
+        sync = self.sync
+        if not sync.in_sequence or start >= stop:
+            return start
+        book = self.book
+        offsets, data, base = rows.payload_buffers()
+        end, last, ts = book.levels.depth_run(
+            offsets, data, base, len(rows), rows.takes("depth"), start, stop, sync.last_update_id, sync.futures
+        )
+        if end > start:
+            sync.advance(last)
+            book.update_id = last
+            if ts is not None:
+                book.ts = ts * 1_000_000
+            self.applied += end - start
+        return end
 
     def checkpoint(self) -> dict[str, Any]:
         return {"last_update_id": self.sync.last_update_id}

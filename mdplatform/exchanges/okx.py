@@ -41,7 +41,7 @@ from ._binance_sync import SyncState
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
 from ._okx_history import OkxTradeHistory
-from ._scan import json_object, ms_after
+from ._scan import json_object, ms_after, ms_after_all
 from ._urls import with_default_path
 
 __all__ = ["CHECKSUM_DEPTH", "OkxBookBuilder", "OkxExchange", "OkxSession", "okx_checksum"]
@@ -55,6 +55,8 @@ _FULL_BOOK_CHANNELS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt"})
 #: channels whose every push is a complete top-N book
 _TOP_BOOK_CHANNELS = frozenset({"books5", "bbo-tbt"})
 _CHANNELS = frozenset({"trades", "books", "books5", "tickers"})
+#: what precedes a frame's exchange time: the ``ts`` (ms, in a string) of a push's first item
+_TIME_MARKER = '"ts":"'
 #: OKX accepts many args per request; batches keep each frame far below its 64 KB request limit
 _ARGS_PER_MESSAGE = 100
 
@@ -182,7 +184,10 @@ class OkxExchange:
 
     def exchange_time(self, frame: str) -> int | None:
         """``ts`` (ms) of the first item of a push, in ns; None for acks and pongs."""
-        return ms_after(frame, '"ts":"')
+        return ms_after(frame, _TIME_MARKER)
+
+    def exchange_times(self, frames: pl.Series) -> pl.Series:
+        return ms_after_all(frames, _TIME_MARKER)
 
     def control_events(self, frame: str) -> list[StreamEvent]:
         """``{"event":"subscribe","arg":{...}}`` acks one stream; ``{"event":"error","code":..,"msg":..}`` is a

@@ -1,5 +1,5 @@
-"""L2Book's deferred ordering (pending prices, tombstones, purges) gives the book a plain dict model gives, whatever
-the mix of writes and reads: hand-made books, seeded random operations."""
+"""L2Book's compiled sides (levels sorted in blocks that split and merge, read from the best level) give the book a
+plain dict model gives, whatever the mix of writes and reads: hand-made books, seeded random operations."""
 
 from __future__ import annotations
 
@@ -65,29 +65,28 @@ def test_random_writes_and_reads_equal_a_dict_model(seed: int) -> None:
     _check(book, bids, asks)
 
 
-def test_a_price_removed_and_set_again_before_a_read_is_listed_once() -> None:
+def test_a_price_removed_and_set_again_in_one_frame_is_listed_once() -> None:
     book = L2Book(keep_raw=True)
     book.load([("100", "1"), ("99", "1")], [("101", "1")])
     book.apply([("100", "0"), ("100", "2"), ("98", "1"), ("98", "0"), ("98", "3")], [("101", "0"), ("102", "5")])
     assert book.bids() == [(100.0, 2.0), (99.0, 1.0), (98.0, 3.0)]
     assert book.asks() == [(102.0, 5.0)]
     assert book.raw_bids(1) == [("100", "2")] and book.depth() == (3, 1)
-    # the tombstone at the top is dropped by the read, and the price can be set again afterwards
+    # the best level removed, then set again
     book.apply([("100", "0")], [])
     assert book.best_bid() == (99.0, 1.0)
     book.apply([("100", "4")], [])
     assert book.bids(2) == [(100.0, 4.0), (99.0, 1.0)]
 
 
-def test_load_bounds_truncate_and_purge() -> None:
+def test_load_bounds_and_truncate() -> None:
     book = L2Book(keep_raw=True)
     book.load([(str(100 - i), "1") for i in range(50)], [(str(101 + i), "1") for i in range(50)])
     assert (book.bid_floor, book.ask_ceiling) == (51.0, 150.0)
-    # removing most of a side without reading purges the tombstones: the side holds only the live levels
     book.apply([(str(100 - i), "0") for i in range(45)], [])
-    assert book.depth() == (5, 50) and len(book._bids.sizes) == 5
+    assert book.depth() == (5, 50)
     assert book.bids() == [(float(p), 1.0) for p in range(55, 50, -1)]
-    book.apply([], [(str(101 + i), "0") for i in range(0, 50, 2)])  # every other ask: tombstones among live ones
+    book.apply([], [(str(101 + i), "0") for i in range(0, 50, 2)])  # every other ask: gaps among live ones
     book.truncate(3)
     assert book.asks() == [(102.0, 1.0), (104.0, 1.0), (106.0, 1.0)] and book.depth() == (3, 3)
     assert book.raw_asks() == [("102", "1"), ("104", "1"), ("106", "1")]
