@@ -4,18 +4,13 @@ materialized per asset and partition), which cost more than the hours' own work.
 connection (the most recent few databases), in WAL mode with ``synchronous=NORMAL``: a commit is durable once the
 WAL is checkpointed, and a crash of the machine, not of a process, can lose the last events, never corrupt them.
 
-``dagster.yaml``::
-
-    event_log_storage:
-      module: assets._event_log
-      class: PooledSqliteEventLogStorage
-
-``base_dir`` defaults to Dagster's own place for it, ``$DAGSTER_HOME/history/runs``.
+`mdp materialize` and `mdp backfill` run on it (``_runner._instance``) when DAGSTER_HOME keeps Dagster's default
+storage; it reads and writes the same SQLite files as the stock storage that `dagster dev` uses beside it.
+``base_dir``: as the stock one's, ``$DAGSTER_HOME/history/runs``.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -61,14 +56,13 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @classmethod
     def config_type(cls) -> Mapping[str, Any]:
-        return {"base_dir": Field(StringSource, is_required=False)}
+        return {"base_dir": Field(StringSource)}
 
     @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> PooledSqliteEventLogStorage:
-        base = config_value.get("base_dir") or os.path.join(os.environ["DAGSTER_HOME"], "history", "runs")
-        return cls(base, inst_data)
+        return cls(config_value["base_dir"], inst_data)
 
     def _engine(self, shard: str) -> Engine:
         engine = self._engines.pop(shard, None)

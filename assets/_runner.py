@@ -21,6 +21,28 @@ _REPO = Path(__file__).resolve().parents[1]
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+def _instance(home: str) -> Any:
+    """The Dagster instance of DAGSTER_HOME; when it keeps Dagster's default SQLite storage, with the event log that
+    keeps its connections (``_event_log``): a run over a range of hours stores a dozen events an hour, which the
+    stock storage opens a connection and syncs to disk for, each. Other storage (PostgreSQL) is used as configured."""
+    import yaml
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    config = Path(home) / "dagster.yaml"
+    settings = (yaml.safe_load(config.read_text()) if config.exists() else None) or {}
+    if any(key in settings for key in ("storage", "event_log_storage", "run_storage", "instance_class")):
+        return DagsterInstance.get()
+    pooled = {
+        "event_log_storage": {
+            "module": "assets._event_log",
+            "class": "PooledSqliteEventLogStorage",
+            "config": {"base_dir": str(Path(home) / "history" / "runs")},
+        }
+    }
+    return DagsterInstance.from_ref(InstanceRef.from_dir(home, overrides=pooled))
+
+
 def ensure_dagster_home() -> str:
     """DAGSTER_HOME, defaulting to ./.dagster with this repo's dagster.yaml (telemetry off)."""
     home = os.environ.get("DAGSTER_HOME")
@@ -96,7 +118,6 @@ class HourRunner:
             self.stopped_by = received[0] if received else "a signal"
 
     def _run_hours(self, hours: list[int], candles_only: bool, stop: threading.Event) -> None:
-        from dagster import DagsterInstance
         from tqdm import tqdm  # type: ignore[import-untyped]
 
         from ._run_hooks import HOOKS
@@ -104,7 +125,7 @@ class HourRunner:
 
         jobs = self._jobs()
         first_step = "candles" if candles_only else "trades and coverage"
-        with DagsterInstance.get() as instance:
+        with _instance(os.environ["DAGSTER_HOME"]) as instance:
             bar = tqdm(total=len(hours), unit="h", disable=not self.progress, file=sys.stderr)
             written: list[int] = []
 

@@ -35,7 +35,6 @@ import os
 import queue
 import re
 import shutil
-import struct
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
-from ingest import REPO, accept_websocket, read_capture, ws_frame
+from ingest import REPO, accept_websocket, answer_control, read_capture, ws_frame
 
 #: the recording the issue names; the demo bundles the same file (byte for byte), used where shared/ is absent
 CAPTURE = REPO.parent / "shared/data/binance-hftbacktest/spot/btcusdt_20240808.gz"
@@ -109,33 +108,6 @@ class Passes:
             while len(self._cache) > 16:
                 del self._cache[min(self._cache)]
         return frames
-
-
-async def answer_control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gone: asyncio.Event) -> None:
-    """Answer the client's control frames as an exchange does: the collector pings every few seconds to prove the
-    connection alive and closes it when no pong comes within its idle limit; on stop it closes with a handshake.
-    Sets ``gone`` when the client closes or goes away."""
-    try:
-        while True:
-            head = await reader.readexactly(2)
-            n = head[1] & 0x7F
-            if n == 126:
-                n = struct.unpack("!H", await reader.readexactly(2))[0]
-            elif n == 127:
-                n = struct.unpack("!Q", await reader.readexactly(8))[0]
-            mask = await reader.readexactly(4) if head[1] & 0x80 else bytes(4)
-            data = bytes(b ^ mask[i % 4] for i, b in enumerate(await reader.readexactly(n)))
-            # control payloads are at most 125 bytes: a one-byte length; a write lands between two whole frames
-            opcode = head[0] & 0x0F
-            if opcode == 0x9:  # ping -> pong
-                writer.write(bytes([0x8A, len(data)]) + data)
-            elif opcode == 0x8:  # close -> close
-                writer.write(bytes([0x88, len(data)]) + data)
-                return
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return
-    finally:
-        gone.set()
 
 
 def sender(

@@ -14,6 +14,11 @@ event carries ``seq`` (frames landed on the connection so far) and the newest ex
 receive time of the frame that carried it: the largest seen, looked up in the last frame landed whenever an event
 is recorded (a frame without a time, e.g. a spot bookTicker, keeps what was known), so the receive loop only
 keeps a reference to its last frame.
+
+Frames arrive through picows (``_websocket.py``) one callback each, in reads: every frame of one read of the socket
+has the receive time of that read (when its bytes left the kernel), and a read's frames go to the sink in one call
+(``RawSink.append_frames``) once it is parsed. Per frame the hot path does: the payload as text, ``route()``, two
+list appends, and for book and control channels the session's or the ack check.
 """
 
 from __future__ import annotations
@@ -26,13 +31,10 @@ import random
 import time
 import uuid
 from collections.abc import Coroutine, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
-from websockets.frames import CloseCode
 
 from .._time import MINUTE_NS
 from ..exchanges import (
@@ -46,6 +48,7 @@ from ..exchanges import (
     SUBSCRIBED,
     UNSUBSCRIBED,
     Exchange,
+    Route,
     SessionAction,
     StreamSession,
     Subscription,
@@ -54,23 +57,21 @@ from ..history import RestClient, RestError
 from ._config import ExchangeCollectorConfig
 from ._gate import ConnectGate
 from ._status import ConnectionCounters
+from ._websocket import CLOSE_TIMEOUT_S, CONTROL_MAX, MAX_FRAME_BYTES, WsClosed, WsError, WsLink, describe, open_link
 
-__all__ = ["Connection", "RawSink"]
+if TYPE_CHECKING:
+    from picows import WSFrame, WSTransport
+
+__all__ = ["MAX_FRAME_BYTES", "Connection", "RawSink"]
 
 log = logging.getLogger("mdplatform.collector")
-#: the WebSocket library's own log: at DEBUG it writes the handshake's headers, an Authorization header made of the
-#: URL's credentials included, so it is kept at INFO whatever the root level
-_WS_LOG = logging.getLogger("mdplatform.collector.websockets")
-_WS_LOG.setLevel(logging.INFO)
 
 SNAPSHOT_CHANNEL = "depthSnapshot"
 #: the exchange modules' channel for acks, errors and pongs
 CONTROL_CHANNEL = "control"
 #: where a binary frame that is not UTF-8 is landed, base64-encoded (the raw payload column is text)
 BINARY_CHANNEL = "binary"
-#: the largest frame accepted; a larger one makes the library close the connection with 1009 (a runaway or hostile
-#: server must not exhaust memory), and the frame is lost
-MAX_FRAME_BYTES = 2**24
+_BINARY_ROUTE: Route = (BINARY_CHANNEL, "")
 
 #: (channel, symbol) of a subscribed stream
 _Stream = tuple[str, str]
@@ -79,8 +80,8 @@ _Newest = tuple[int | None, int | None]
 
 
 class RawSink(Protocol):
-    def append(
-        self, recv_ts: int, exchange: str, channel: str, symbol: str, conn_id: str, seq: int, payload: str
+    def append_frames(
+        self, recv_ts: int, exchange: str, conn_id: str, seq: int, routes: list[Route], payloads: list[str]
     ) -> None: ...
 
     def event(
@@ -96,16 +97,6 @@ class RawSink(Protocol):
         frame_recv_ts: int | None,
         detail: str,
     ) -> None: ...
-
-
-def _failure(exc: BaseException) -> str:
-    """Why a connection failed, in words: a frame over the size limit is named as such (the library's close
-    reason alone reads like a protocol error)."""
-    sent = exc.sent if isinstance(exc, ConnectionClosed) else None
-    if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
-        limit = f"{MAX_FRAME_BYTES / 2**20:g} MiB"
-        return f"a frame over the {limit} size limit was refused ({sent.reason}): closed with {int(sent.code)}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 class _Last:
@@ -140,7 +131,7 @@ class Connection:
         self.rest = rest
         self.counters = ConnectionCounters()
         self.session: StreamSession | None = None
-        self._ws: ClientConnection | None = None
+        self._link: _Receiver | None = None
         self._stopping = asyncio.Event()
         caps = exchange.capabilities
         self._subscribe_ack = caps.subscribe_ack
@@ -170,16 +161,16 @@ class Connection:
                 break
             try:
                 await self._connect_once()
-            except (TimeoutError, OSError, WebSocketException, httpx.HTTPError) as exc:
+            except (TimeoutError, OSError, WsError, WsClosed, httpx.HTTPError) as exc:
                 if not self._stopping.is_set():  # a close we asked for is not an error
-                    self._error(f"connection failed: {_failure(exc)}")
+                    self._error(f"connection failed: {describe(exc)}")
             except Exception as exc:
                 # whatever escaped (a bug, something nobody expected): this connection reconnects, collection goes on
                 log.exception("%s: connection loop failed", self.exchange.id)
                 self._error(f"connection loop failed: {type(exc).__name__}: {exc}")
             finally:
                 await self._cancel_tasks()
-                self._ws = None
+                self._link = None
             if self._stopping.is_set():
                 break
             # a connection that delivered data was a working one: the next failure starts the backoff over (a
@@ -211,9 +202,10 @@ class Connection:
 
     async def stop(self) -> None:
         self._stopping.set()
-        ws = self._ws
-        if ws is not None:
-            await ws.close()
+        link = self._link
+        if link is not None:
+            link.close()
+            await link.closed(timeout=CLOSE_TIMEOUT_S + 1)
 
     async def _connect_once(self) -> None:
         c = self.counters
@@ -222,46 +214,44 @@ class Connection:
         shown = _shown(url)  # what status, logs and the lake may hold: no credentials
         c.state, c.url = "connecting", shown
         conn_id = f"{self.exchange.id}-{uuid.uuid4().hex[:12]}"
-        async with connect(
-            url,
-            compression=None,  # permessage-deflate halves receive throughput
-            max_size=MAX_FRAME_BYTES,
-            max_queue=4096,
-            open_timeout=10,
-            close_timeout=2,
-            # the liveness loop pings (and records each pong as an ``alive`` event) instead of the library
-            ping_interval=None,
-            ping_timeout=None,
-            logger=_WS_LOG,
-        ) as ws:
-            self._ws = ws
-            now = time.time_ns()
-            self._begin(conn_id, now)
-            c.conn_id, c.connected_since_ns, c.last_message_ns = conn_id, now, now
-            self._event(OPEN, detail=shown, recv_ts=now)
-            failure: str | None = None
-            try:
-                self.session = self.exchange.new_session(self.subs, self.config.rest_url or self.exchange.rest_url)
-                if not self._subscribe_ack:  # the streams named in the URL are live with the connection
-                    for sub in dict.fromkeys(self.subs):
-                        self._subscribe((sub.channel, sub.symbol), now)
-                for message in self.exchange.subscribe_messages(self.subs):
-                    await ws.send(message)
-                c.state = "connected"
-                self._spawn(self._watchdog(ws))
-                self._spawn(self._liveness(ws))
-                log.info("%s: connected %s (%s)", self.exchange.id, conn_id, shown)
-                await self._receive(ws, conn_id)
-            except asyncio.CancelledError:
-                failure = "cancelled"
-                raise
-            except BaseException as exc:
-                failure = _failure(exc)
-                raise
-            finally:
-                self._end(ws, failure)
-        if not self._stopping.is_set() and self._close_reason is None:
-            self._error(f"connection {conn_id} closed: {ws.close_code} {ws.close_reason or ''}".rstrip())
+        link = await open_link(url, lambda: _Receiver(self, conn_id, shown))
+        self._link = link
+        failure: str | None = None
+        try:
+            if self._stopping.is_set():  # stopped while connecting
+                link.close()
+            self._spawn(self._watchdog(link))
+            self._spawn(self._liveness(link))
+            log.info("%s: connected %s (%s)", self.exchange.id, conn_id, shown)
+            await link.wait_closed()
+        except asyncio.CancelledError:
+            failure = "cancelled"
+            link.close()
+            raise
+        except BaseException as exc:
+            failure = describe(exc)
+            raise
+        finally:
+            self._end(link, failure)
+        server = link.server_close()
+        if not self._stopping.is_set() and self._close_reason is None and server is not None:
+            self._error(f"connection {conn_id} closed: {server[0]} {server[1]}".rstrip())
+
+    def _opened(self, link: _Receiver, conn_id: str, shown: str) -> None:
+        """The handshake is complete (picows' callback, before any frame): fresh state, ``open``, subscriptions."""
+        now = time.time_ns()
+        c = self.counters
+        self._link = link
+        self._begin(conn_id, now)
+        c.conn_id, c.connected_since_ns, c.last_message_ns = conn_id, now, now
+        c.state = "connected"
+        self._event(OPEN, detail=shown, recv_ts=now)
+        self.session = self.exchange.new_session(self.subs, self.config.rest_url or self.exchange.rest_url)
+        if not self._subscribe_ack:  # the streams named in the URL are live with the connection
+            for sub in dict.fromkeys(self.subs):
+                self._subscribe((sub.channel, sub.symbol), now)
+        for message in self.exchange.subscribe_messages(self.subs):
+            link.send_text(message)
 
     def _begin(self, conn_id: str, now: int) -> None:
         """Fresh per-connection state."""
@@ -276,88 +266,42 @@ class Connection:
         self.counters.refused = []
         self.counters.subscribed = 0
 
-    def _end(self, ws: ClientConnection, failure: str | None) -> None:
+    def _end(self, link: WsLink, failure: str | None) -> None:
         """Record why the connection ended."""
+        server = link.server_close()
         if self._stopping.is_set():
             reason = "stopped"
         elif self._close_reason is not None:
             reason = self._close_reason
         elif failure is not None:
             reason = failure
+        elif server is not None:
+            reason = f"closed by the server: {server[0]} {server[1]}".rstrip()
         else:
-            reason = f"closed by the server: {ws.close_code} {ws.close_reason or ''}".rstrip()
+            reason = "closed"
         self._event(CLOSE, detail=reason)
         self._subscribed = {}
         self.counters.subscribed = 0
 
-    async def _receive(self, ws: ClientConnection, conn_id: str) -> None:
-        # the hot path: keep per-frame work to routing, one append, two counters, one reference to the frame
-        # (for the liveness check) and, once the first exchange time was seen, one boolean test
-        c = self.counters
-        exchange_id = self.exchange.id
-        route = self.exchange.route
-        append = self.sink.append
-        watch = self._watch
-        session = self.session
-        assert session is not None
-        last = self._last
-        now = time.time_ns
-        started = False
-        seq = 0
-        async for message in ws:
-            recv = now()
-            seq += 1
-            c.messages_received += 1
-            c.last_message_ns = recv
-            if isinstance(message, str):
-                frame = message
-            else:
-                try:
-                    frame = message.decode()
-                except UnicodeDecodeError as exc:
-                    # landed exactly (base64) and quarantined; nothing can be read from it
-                    append(recv, exchange_id, BINARY_CHANNEL, "", conn_id, seq, base64.b64encode(message).decode())
-                    self._quarantine(BINARY_CHANNEL, "", seq, recv, f"is not UTF-8 ({exc.reason} at byte {exc.start}): "
-                                     f"landed base64-encoded in channel {BINARY_CHANNEL!r}")  # fmt: skip
-                    continue
-            last.frame = frame
-            channel, symbol = route(frame)
-            # landed before it is interpreted: whatever happens next, the frame is in the lake
-            append(recv, exchange_id, channel, symbol, conn_id, seq, frame)
-            try:
-                if not started:
-                    started = self._start(frame, recv)
-                if channel in watch:
-                    if channel == CONTROL_CHANNEL:
-                        self._control(frame, recv)
-                    else:
-                        action = session.on_frame(channel, symbol, frame)
-                        if action is not None:
-                            await self._act(ws, conn_id, action, recv)
-            except (ConnectionClosed, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                if await self._uninterpretable(ws, channel, symbol, seq, recv, exc):
-                    return
-                continue
-            c.messages_processed += 1
-
-    async def _uninterpretable(
-        self, ws: ClientConnection, channel: str, symbol: str, seq: int, recv: int, exc: Exception
-    ) -> bool:
+    def _uninterpretable(self, channel: str, symbol: str, seq: int, recv: int, exc: Exception) -> None:
         """A landed frame that could not be interpreted: quarantined, logged with the exchange and stream. A book
         frame leaves its book in an unknown state: its stream is marked out of sync (``gap``, which coverage
-        honours) and the connection closes to start over with a fresh book; True then."""
+        honours) and the connection closes to start over with a fresh book (nothing after it is landed)."""
         reason = f"could not be interpreted: {type(exc).__name__}: {exc}"
         self._quarantine(channel, symbol, seq, recv, reason)
         problem = f"frame {seq} ({channel} {symbol}) {reason}"
         if channel not in self.exchange.capabilities.book_channels:
-            return False
+            return
         self.counters.sync_errors += 1
         self._event(GAP, channel, symbol, problem, recv_ts=recv)
-        self._close_reason = f"resync after an uninterpretable book frame: {problem}"
-        await ws.close()
-        return True
+        # the frames after it would go to a book in an unknown state: not landed, as if the connection ended here
+        self._close(f"resync after an uninterpretable book frame: {problem}", 1000, drop_rest=True)
+
+    def _close(self, reason: str, code: int, why: str = "", *, drop_rest: bool = False) -> None:
+        """Close the connection from our side, for ``reason`` (the close event's detail)."""
+        self._close_reason = reason
+        if self._link is not None:
+            self._link.close(code, why, drop_rest=drop_rest)
 
     def _quarantine(self, channel: str, symbol: str, seq: int, recv: int, reason: str) -> None:
         """A landed frame nothing can be made of: counted, logged, and flagged in ``events/`` (``frame_error`` with
@@ -369,8 +313,9 @@ class Connection:
     # --- events ------------------------------------------------------------------------------------
 
     def _seq(self) -> int:
-        """Frames landed on the current connection so far."""
-        return self.counters.messages_received - self._seq_base
+        """Frames landed on the current connection so far (those of the read being parsed included)."""
+        link = self._link
+        return self.counters.messages_received - self._seq_base + (len(link.payloads) if link is not None else 0)
 
     def _newest(self) -> _Newest:
         """The newest exchange time known and when the frame carrying it arrived: looked up in the last frame
@@ -457,45 +402,45 @@ class Connection:
         self._event(ALIVE, recv_ts=sent, newest=newest, seq=seq)
         self.counters.last_alive_ns = sent
 
-    async def _liveness(self, ws: ClientConnection) -> None:
+    async def _liveness(self, link: WsLink) -> None:
         """Every ``liveness_interval_s``: a WebSocket ping; its pong proves that every frame the server sent
         before answering has arrived (TCP keeps order), recorded as ``alive`` at the time the ping was sent. No
         pong within the idle limit closes the connection (the keep-alive the library would otherwise do)."""
         interval = self.config.liveness_interval_s
         timeout = self._idle_timeout
         due = time.monotonic() + interval
-        while True:
+        while not link.closing:
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             due = max(due + interval, time.monotonic())
+            if link.closing:
+                return
             sent = time.time_ns()
             newest, seq = self._newest(), self._seq()
             try:
-                pong = await ws.ping()
-            except ConnectionClosed:
-                return
-            try:
-                await asyncio.wait_for(pong, timeout)
+                await asyncio.wait_for(link.ping(), timeout)
             except TimeoutError:
-                self._close_reason = f"no pong within {timeout:g}s"
-                self._error(f"{self._close_reason}: closing {self._conn_id}")
-                await ws.close(code=1011, reason="no pong")
+                reason = f"no pong within {timeout:g}s"
+                self._error(f"{reason}: closing {self._conn_id}")
+                self._close(reason, 1011, "no pong")
                 return
-            except ConnectionClosed:
+            except WsClosed:
                 return
             self._alive(sent, newest, seq)
 
-    async def _act(self, ws: ClientConnection, conn_id: str, action: SessionAction, recv: int) -> None:
+    def _act(self, action: SessionAction, recv: int) -> None:
         for ev in action.events:
             self._event(ev.kind, ev.channel, ev.symbol, ev.detail, recv_ts=recv)
         if action.error:
             self.counters.sync_errors += 1
             self._error(action.error)
+        link = self._link
+        assert link is not None
         for message in action.send:
-            await ws.send(message)
+            link.send_text(message)
         if action.fetch_snapshot is not None:
-            self._spawn(self._fetch_snapshot(ws, conn_id, *action.fetch_snapshot))
+            self._spawn(self._fetch_snapshot(self._conn_id, *action.fetch_snapshot))
 
-    async def _fetch_snapshot(self, ws: ClientConnection, conn_id: str, symbol: str, url: str) -> None:
+    async def _fetch_snapshot(self, conn_id: str, symbol: str, url: str) -> None:
         """GET a REST snapshot within the exchange's limits (weights, 429/418 and Retry-After, transport errors and
         5xx retried by the client), land it in the raw layer, hand it to the session."""
         weight, limit = self.exchange.rest_cost(url)
@@ -504,21 +449,21 @@ class Connection:
         except (RestError, ValueError) as exc:
             self._error(f"snapshot {symbol}: {exc}")
             # the book cannot sync on this connection: start over (the backoff spaces the attempts)
-            self._close_reason = f"snapshot of {symbol} unavailable: {exc}"
-            await ws.close(code=1011, reason="snapshot unavailable")
+            self._close(f"snapshot of {symbol} unavailable: {exc}", 1011, "snapshot unavailable")
             return
         body = reply.body.decode()
         self._rest_seq += 1
         self.counters.snapshots += 1
         recv = time.time_ns()
-        self.sink.append(recv, self.exchange.id, SNAPSHOT_CHANNEL, symbol, f"{conn_id}/rest", self._rest_seq, body)
+        route = (SNAPSHOT_CHANNEL, symbol)
+        self.sink.append_frames(recv, self.exchange.id, f"{conn_id}/rest", self._rest_seq, [route], [body])
         session = self.session
         if session is not None:
             action = session.on_snapshot(symbol, body)
             if action is not None:
-                await self._act(ws, conn_id, action, recv)
+                self._act(action, recv)
 
-    async def _watchdog(self, ws: ClientConnection) -> None:
+    async def _watchdog(self, link: WsLink) -> None:
         """Close a silent connection (no data for ``idle_timeout``); send text pings where the exchange wants them."""
         ping = self._keepalive.client_ping
         interval = self.config.ping_interval_s or self._keepalive.interval_s
@@ -527,7 +472,7 @@ class Connection:
         # keep a dead one): activity is a change of the frame count between two looks, so the hot path pays nothing
         last_ping = last_activity = time.monotonic()
         seen = c.messages_received
-        while True:
+        while not link.closing:
             await asyncio.sleep(min(1.0, interval / 2))
             now = time.monotonic()
             if c.messages_received != seen:
@@ -535,16 +480,11 @@ class Connection:
             silent_s = now - last_activity
             if silent_s > self._idle_timeout:
                 self._error(f"no data for {silent_s:.1f}s: closing {self.counters.conn_id}")
-                self._close_reason = f"idle: no data for {silent_s:.1f}s"
-                await ws.close(code=1001, reason="idle")
+                self._close(f"idle: no data for {silent_s:.1f}s", 1001, "idle")
                 return
-            if ping and silent_s >= interval and now - last_ping >= interval:
+            if ping and silent_s >= interval and now - last_ping >= interval and not link.closing:
                 last_ping = now
-                await ws.send(ping)
-
-    def _spawn_close(self, ws: ClientConnection) -> None:
-        close = asyncio.ensure_future(ws.close(code=1011, reason="helper task failed"))
-        close.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: never "never retrieved"
+                link.send_text(ping)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -557,10 +497,8 @@ class Connection:
             self._error(f"task failed: {task.exception()!r}")
             # the watchdog, the liveness pings or a snapshot fetch died: the connection is no longer supervised
             # (or its book no longer syncs), so it starts over with fresh tasks
-            ws = self._ws
-            if ws is not None and not self._stopping.is_set():
-                self._close_reason = f"helper task failed: {task.exception()!r}"
-                self._spawn_close(ws)
+            if not self._stopping.is_set():
+                self._close(f"helper task failed: {task.exception()!r}", 1011, "helper task failed")
 
     async def _cancel_tasks(self) -> None:
         tasks = list(self._tasks)
@@ -572,6 +510,124 @@ class Connection:
         self.counters.errors += 1
         self.counters.last_error = message
         log.warning("%s: %s", self.exchange.id, message)
+
+
+class _Receiver(WsLink):
+    """One connection's frames as picows parses them: the receive hot path. A read's frames are collected here
+    (``routes``, ``payloads``) and handed to the sink together when its last frame is parsed; the frames that need
+    interpretation (book and control channels, and frames until the first exchange time) go to the connection."""
+
+    def __init__(self, conn: Connection, conn_id: str, shown: str) -> None:
+        super().__init__()
+        self.conn = conn
+        self.conn_id = conn_id
+        self.shown = shown
+        self.exchange_id = conn.exchange.id
+        self.route = conn.exchange.route
+        self.watch = conn._watch
+        #: an exchange time was seen (``start`` recorded)
+        self.started = False
+        #: the receive time of the read being parsed (0: the next frame begins a read)
+        self.recv = 0
+        self.routes: list[Route] = []
+        self.payloads: list[str] = []
+        #: frames of the read that could not be interpreted (not counted as processed)
+        self.failed = 0
+        #: frames of the connection handed to the sink
+        self.landed = 0
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        super().on_ws_connected(transport)
+        self.conn._opened(self, self.conn_id, self.shown)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self._hand_over()
+        super().on_ws_disconnected(transport)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        # per frame: three cheap tests, the text, route(), two appends; the rest once per read or per rare frame
+        if frame.fin and CONTROL_MAX < frame.payload_size <= MAX_FRAME_BYTES and self.plain:
+            try:
+                message: str | bytes | None = frame.get_payload_as_utf8_text()
+            except UnicodeDecodeError:
+                message = frame.get_payload_as_bytes()
+        else:
+            message = self.message(frame)
+        if message is not None:
+            recv = self.recv or self._stamp()
+            if type(message) is str:
+                route = self.route(message)
+                self.routes.append(route)
+                self.payloads.append(message)  # landed before it is interpreted: whatever happens next
+                if route[0] in self.watch or not self.started:
+                    self._interpret(message, route, recv)
+            else:
+                self._binary(message, recv)  # type: ignore[arg-type]
+        if frame.last_in_buffer:
+            self._hand_over()
+
+    def _stamp(self) -> int:
+        self.recv = time.time_ns()
+        return self.recv
+
+    def _hand_over(self) -> None:
+        """The read is parsed: its frames go to the sink, the counters move on."""
+        recv, self.recv = self.recv, 0
+        payloads = self.payloads
+        if not payloads:
+            return
+        n = len(payloads)
+        conn = self.conn
+        conn.sink.append_frames(recv, self.exchange_id, self.conn_id, self.landed + 1, self.routes, payloads)
+        conn._last.frame = payloads[-1]
+        c = conn.counters
+        c.messages_received += n
+        c.messages_processed += n - self.failed
+        c.last_message_ns = recv
+        self.landed += n
+        self.routes, self.payloads, self.failed = [], [], 0
+
+    def _interpret(self, frame: str, route: Route, recv: int) -> None:
+        conn = self.conn
+        # events recorded now look up the newest exchange time in this frame, received at recv
+        conn._last.frame = frame
+        conn.counters.last_message_ns = recv
+        channel, symbol = route
+        try:
+            if not self.started:
+                self.started = conn._start(frame, recv)
+            if channel in self.watch:
+                if channel == CONTROL_CHANNEL:
+                    conn._control(frame, recv)
+                else:
+                    session = conn.session
+                    assert session is not None
+                    action = session.on_frame(channel, symbol, frame)
+                    if action is not None:
+                        conn._act(action, recv)
+        except Exception as exc:
+            self.failed += 1
+            conn._uninterpretable(channel, symbol, self.landed + len(self.payloads), recv, exc)
+
+    def _binary(self, data: bytes, recv: int) -> None:
+        """A frame that is not UTF-8: landed exactly (base64) and quarantined; nothing can be read from it."""
+        conn = self.conn
+        conn.counters.last_message_ns = recv
+        if self.payloads:  # the newest exchange time stays that of the frames before it
+            conn._last.frame = self.payloads[-1]
+            conn._newest()
+        try:
+            data.decode()
+            reason = "is not UTF-8"
+        except UnicodeDecodeError as exc:
+            reason = f"is not UTF-8 ({exc.reason} at byte {exc.start})"
+        self.routes.append(_BINARY_ROUTE)
+        self.payloads.append(base64.b64encode(data).decode())
+        self.failed += 1
+        seq = self.landed + len(self.payloads)
+        conn._quarantine(
+            BINARY_CHANNEL, "", seq, recv, f"{reason}: landed base64-encoded in channel {BINARY_CHANNEL!r}"
+        )
 
 
 def _shown(url: str) -> str:

@@ -17,7 +17,7 @@ class Sink:
     def __init__(self) -> None:
         self.events: list[tuple[object, ...]] = []
 
-    def append(self, *row: object) -> None:
+    def append_frames(self, *rows: object) -> None:
         pass
 
     def event(self, *row: object) -> None:
