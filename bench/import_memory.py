@@ -1,7 +1,8 @@
 """Import memory: a day of one symbol's full depth + trades through ``mdp import-capture``, peak RSS against 500 MB.
 
-Issue 7: an import writes minutes as they finish, with memory bounded whatever the capture's size (under 500 MB
-for a day of one symbol's depth + trades). The bundled BTCUSDT spot recording (depth@100ms, bookTicker, trade;
+Issue 7: an import writes its files as it goes, with memory bounded whatever the capture's size (under 500 MB for
+a day of one symbol's depth + trades); since issue 15 one file per exchange and hour, committed once the capture
+has moved past the hour. The bundled BTCUSDT spot recording (depth@100ms, bookTicker, trade;
 two files, 10.8 minutes with no break between them) is tiled end to end in time into an N-hour capture: copy k
 has every receive time shifted by k whole periods (the recording's span rounded up to the next whole minute), so
 receive times keep increasing; the frames stay byte-identical. Only receive times are shifted, because the
@@ -141,12 +142,12 @@ def raw_counts(lake: Path) -> tuple[int, list[str]]:
 
 
 def landing_spread(lake: Path, started: float) -> tuple[int, int, float, float]:
-    """Raw part files, receive minutes they cover, and the first and last file's write time in seconds after the
-    import started: files written all through the run, not at its end, is what "minutes as they finish" means."""
+    """Raw files, receive hours they cover, and the first and last file's write time in seconds after the import
+    started: files written all through the run, not at its end, is what "hours as they finish" means."""
     files = list((lake / "raw").rglob("*.parquet"))
-    minutes = {f.parent for f in files}
+    hours = {f.parent for f in files}
     mtimes = sorted(f.stat().st_mtime for f in files)
-    return len(files), len(minutes), mtimes[0] - started, mtimes[-1] - started
+    return len(files), len(hours), mtimes[0] - started, mtimes[-1] - started
 
 
 def main() -> None:
@@ -207,9 +208,9 @@ def main() -> None:
             failures.append("raw rows, capture lines and the import's count differ")
         failures += [f"seq: {p}" for p in seq_problems]
         if rows:
-            files, minutes, first_s, last_s = landing_spread(lake, started)
+            files, hours, first_s, last_s = landing_spread(lake, started)
             print(
-                f"raw files {files:,} over {minutes:,} receive minutes, written from {first_s:.0f} s to {last_s:.0f} s"
+                f"raw files {files:,} over {hours:,} receive hours, written from {first_s:.0f} s to {last_s:.0f} s"
                 f" of the {import_s:.0f} s import"
             )
         print(f"bench process peak RSS before the children {own_mb:.0f} MB (the most their figures may include)")

@@ -9,15 +9,26 @@ at the first frame at or after every ``alive_every_s`` of receive time since the
 frames has none: a recording proves nothing about time it holds no frames for), ``subscribed`` restated with
 the first ``alive`` of every receive minute, what the exchange's book session reports over the recorded book
 frames and snapshots (``gap``, ``checksum``, ``synced``), and ``close`` at its last frame.
+
+Frames are handled by chunks (``read_chunks``): routing, frame counters and the newest exchange time are column
+operations, and only the frames that make an event (a stream's first frame, book frames, snapshots, control
+frames where the exchange acknowledges subscriptions, the first frame past each liveness step) run through the
+per-frame logic, with the session's state as it was at that frame. The rows land in one file per exchange and
+hour (``mdplatform.lake.HourWriter``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
 
 from .._time import MINUTE_NS, SECOND_NS
 from ..exchanges import (
@@ -34,13 +45,13 @@ from ..exchanges import (
     StreamSession,
     get_exchange,
 )
+from ..lake import HourWriter
+from ..schemas import RAW_ARROW
 from ._detect import detect_exchange
-from ._read import BadLine, ReadStats, read_capture
+from ._read import CONNECT, REST, WS, BadLine, FrameChunk, ReadStats, read_chunks
 
 if TYPE_CHECKING:
     import threading
-
-    from ..lake import RawWriter
 
 __all__ = ["ImportStats", "capture_id", "import_capture"]
 
@@ -51,8 +62,9 @@ CONTROL_CHANNEL = "control"
 #: detail of the ``close`` event of a session
 END_OF_CAPTURE = "end of capture"
 RECONNECT_IN_CAPTURE = "reconnect in capture"
-#: receive time between writes of the minutes an import has left behind (what bounds its memory)
-FLUSH_EVERY_NS = 5 * 60 * SECOND_NS
+#: an hour's files are committed once the capture's receive time is this far past the hour's end (a capture's
+#: frames are in receive order up to small jitter)
+FLUSH_AFTER_NS = 5 * 60 * SECOND_NS
 
 _SUFFIXES = (".gz", ".txt", ".jsonl", ".log", ".data")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -88,7 +100,7 @@ class ImportStats:
         channels = ", ".join(f"{ex}/{ch}={n}" for (ex, ch), n in sorted(self.rows_by_channel.items()))
         events = ", ".join(f"{kind}={n}" for kind, n in sorted(self.events.items()))
         text = (
-            f"imported {self.rows} rows from {self.files} file(s) into {self.files_written} part file(s): "
+            f"imported {self.rows} rows from {self.files} file(s) into {self.files_written} hour file(s): "
             f"{channels or 'nothing'}; {self.sessions} session(s), events {events or 'none'}; "
             f"skipped {self.read.sent} client frame(s), {self.read.blank} blank line(s)"
         )
@@ -113,7 +125,7 @@ class _Session:
     """One continuous connection of a capture: its frames and the events a live collector would have recorded."""
 
     def __init__(
-        self, writer: RawWriter, exchange: Exchange, conn_id: str, alive_every_ns: int, events: dict[str, int]
+        self, writer: HourWriter, exchange: Exchange, conn_id: str, alive_every_ns: int, events: dict[str, int]
     ) -> None:
         self.writer = writer
         self.exchange = exchange
@@ -172,13 +184,9 @@ class _Session:
         self.stated[stream] = recv_ns - recv_ns % MINUTE_NS
         self.event(recv_ns, SUBSCRIBED, *stream)
 
-    def frame(self, recv_ns: int, channel: str, symbol: str, frame: str) -> None:
-        self.seq += 1
-        self.writer.append(recv_ns, self.exchange_id, channel, symbol, self.conn_id, self.seq, frame)
-        self.last_recv = recv_ns
-        t = self.exchange.exchange_time(frame)
-        if t is not None and (self.exchange_ts is None or t > self.exchange_ts):
-            self.exchange_ts, self.frame_recv_ts = t, recv_ns
+    def frame(self, recv_ns: int, channel: str, symbol: str, frame: str, t: int | None) -> None:
+        """What one frame (already counted in ``seq``, its exchange time ``t`` already in the session's state)
+        records, but for ``alive`` (``alive``)."""
         if channel == CONTROL_CHANNEL:
             if self.subscribe_ack:
                 for ev in self.exchange.control_events(frame):
@@ -208,20 +216,22 @@ class _Session:
                 self.event(recv_ns, GAP, channel, symbol, f"frame {self.seq} ({channel} {symbol}) {problem}")
             else:
                 self.act(recv_ns, action)
-        if recv_ns >= self.next_alive:
-            self.next_alive = recv_ns + self.alive_every_ns
-            minute = recv_ns - recv_ns % MINUTE_NS
-            if minute != self.alive_minute:
-                self.alive_minute = minute
-                for stream in self.subscribed:
-                    if self.stated.get(stream) != minute:
-                        self.stated[stream] = minute
-                        self.event(recv_ns, SUBSCRIBED, *stream)
-            self.event(recv_ns, ALIVE)
+
+    def alive(self, recv_ns: int) -> None:
+        """The first frame at or after ``next_alive``: an ``alive`` row (and the subscriptions restated in a new
+        minute)."""
+        self.next_alive = recv_ns + self.alive_every_ns
+        minute = recv_ns - recv_ns % MINUTE_NS
+        if minute != self.alive_minute:
+            self.alive_minute = minute
+            for stream in self.subscribed:
+                if self.stated.get(stream) != minute:
+                    self.stated[stream] = minute
+                    self.event(recv_ns, SUBSCRIBED, *stream)
+        self.event(recv_ns, ALIVE)
 
     def rest(self, recv_ns: int, symbol: str, body: str) -> None:
-        self.rest_seq += 1
-        self.writer.append(recv_ns, self.exchange_id, SNAPSHOT_CHANNEL, symbol, self.rest_conn_id, self.rest_seq, body)
+        """A REST reply (already counted in ``rest_seq``): a snapshot for the book session."""
         if self.opened and self.session is not None:  # a reply outside any connection syncs no book
             self.act(recv_ns, self.session.on_snapshot(symbol, body))
 
@@ -236,6 +246,163 @@ class _Session:
         if self.opened:
             self.event(self.last_recv, CLOSE, detail=detail)
             self.opened = False
+
+
+class _Routes:
+    """(channel, symbol) of frames through the exchange's ``route``: once per combined-stream name where the
+    capture names the stream (the route of such a frame is its stream's), else frame by frame."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self.by_stream: dict[str, tuple[str, str]] = {}
+
+    def __call__(self, chunk: FrameChunk, path: str, bad: list[BadLine]) -> tuple[pl.Series, pl.Series, np.ndarray]:
+        """(channel, symbol) of each row, and which rows to keep (those whose route failed are reported in
+        ``bad``). REST replies are depth snapshots of their symbol."""
+        streams = chunk.streams
+        for name in streams.drop_nulls().unique().to_list():
+            if name not in self.by_stream:
+                first = int(streams.eq(name).arg_true()[0])
+                with contextlib.suppress(Exception):  # its frames are routed (and reported) one by one below
+                    self.by_stream[name] = self.exchange.route(chunk.frames[first])
+        names = list(self.by_stream)
+        channels = streams.replace_strict(names, [self.by_stream[n][0] for n in names], default=None)
+        symbols = streams.replace_strict(names, [self.by_stream[n][1] for n in names], default=None)
+        rest = pl.Series(chunk.kinds == REST)
+        channels = channels.zip_with(~rest, pl.Series([SNAPSHOT_CHANNEL] * len(chunk), dtype=pl.String))
+        symbols = symbols.zip_with(~rest, chunk.symbols)
+        keep = np.ones(len(chunk), bool)
+        todo = channels.is_null().arg_true().to_list()
+        if todo:
+            found_channels, found_symbols, where = [], [], []
+            for i in todo:
+                frame = chunk.frames[i]
+                try:
+                    channel, symbol = self.exchange.route(frame)
+                except Exception as exc:
+                    bad.append(BadLine(path, int(chunk.lines[i]), f"route failed: {exc!r}", frame[:120]))
+                    keep[i] = False
+                    channel, symbol = "", ""
+                where.append(i)
+                found_channels.append(channel)
+                found_symbols.append(symbol)
+            channels = channels.scatter(where, found_channels)
+            symbols = symbols.scatter(where, found_symbols)
+        return channels, symbols, keep
+
+
+def _feed(
+    session: _Session, chunk: FrameChunk, routes: _Routes, path: str, bad: list[BadLine], open_detail: str
+) -> pa.Table:
+    """One chunk of a session's frames (no connect marker): their raw rows, and the events they make recorded
+    through ``session``, which ends in the state the last frame left it in."""
+    channels, symbols, keep = routes(chunk, path, bad)
+    recv, kinds, frames = chunk.recv_ns, chunk.kinds, chunk.frames
+    if not keep.all():
+        kept = pl.Series(keep)
+        recv, kinds, frames = recv[keep], kinds[keep], frames.filter(kept)
+        channels, symbols = channels.filter(kept), symbols.filter(kept)
+    n = len(recv)
+    if n == 0:
+        return RAW_ARROW.empty_table()
+    ws = kinds == WS
+    rest = ~ws
+    idx = np.arange(n)
+    seq = session.seq + np.cumsum(ws)
+    rest_seq = session.rest_seq + np.cumsum(rest)
+    # the newest exchange time so far, and when the frame carrying it was received (REST replies are not frames)
+    times = session.exchange.exchange_times(frames).fill_null(-1).to_numpy().astype(np.int64)
+    times[rest] = -1
+    carry = -1 if session.exchange_ts is None else session.exchange_ts
+    newest = np.maximum.accumulate(np.maximum(times, carry))
+    before = np.concatenate(([carry], newest[:-1]))
+    raised = np.maximum.accumulate(np.where(times > before, idx, -1))
+    last_ws = np.maximum.accumulate(np.where(ws, idx, -1))
+    initial = (session.seq, session.rest_seq, session.exchange_ts, session.frame_recv_ts, session.last_recv)
+
+    def at(i: int) -> None:
+        """The session's state as the frame (or reply) at ``i`` left it (``i`` -1: as the chunk found it)."""
+        if i < 0:
+            session.seq, session.rest_seq, session.exchange_ts, session.frame_recv_ts, session.last_recv = initial
+            return
+        session.seq, session.rest_seq = int(seq[i]), int(rest_seq[i])
+        if newest[i] >= 0:
+            session.exchange_ts = int(newest[i])
+            if raised[i] >= 0:
+                session.frame_recv_ts = int(recv[raised[i]])
+        if last_ws[i] >= 0:
+            session.last_recv = int(recv[last_ws[i]])
+
+    # the rows the per-frame logic must see: every one where the exchange acknowledges subscriptions (acks may
+    # unsubscribe a stream, whose next frame subscribes it again); else snapshots, book frames, each stream's first
+    # frame, the first frame with an exchange time, and the session's first frame (it opens the session)
+    if session.subscribe_ack:
+        marks = idx
+    else:
+        pairs = pl.DataFrame({"c": channels, "s": symbols})
+        first = pairs.select(pl.struct("c", "s").is_first_distinct()).to_series().to_numpy()
+        new = first & ws & (channels != "").to_numpy() & (channels != CONTROL_CHANNEL).to_numpy()
+        for i in np.flatnonzero(new).tolist():
+            new[i] = (channels[i], symbols[i]) not in session.subscribed
+        marks_set = set(np.flatnonzero(rest | new | channels.is_in(list(session.book_channels)).to_numpy()).tolist())
+        if not session.started and (timed := np.flatnonzero(ws & (times >= 0))).size:
+            marks_set.add(int(timed[0]))
+        if not session.opened and (wss := np.flatnonzero(ws)).size:
+            marks_set.add(int(wss[0]))
+        marks = np.array(sorted(marks_set), np.int64)
+    # the liveness steps: the first frame at or after ``next_alive``, found window by window
+    probe = np.where(ws, recv, -1)
+
+    def next_alive(start: int) -> int:
+        if not session.opened:
+            return n
+        while start < n:
+            stop = min(n, start + 4096)
+            hits = np.flatnonzero(probe[start:stop] >= session.next_alive)
+            if hits.size:
+                return start + int(hits[0])
+            start = stop
+        return n
+
+    mark_list = marks.tolist()
+    todo_channels = channels.gather(mark_list).to_list()
+    todo_symbols = symbols.gather(mark_list).to_list()
+    todo_frames = frames.gather(mark_list).to_list()
+    k = 0
+    alive_at = next_alive(0)
+    while True:
+        i = mark_list[k] if k < len(mark_list) else n
+        j = min(i, alive_at)
+        if j >= n:
+            break
+        at(j)
+        if j == i:
+            if rest[i]:
+                session.rest(int(recv[i]), todo_symbols[k], todo_frames[k])
+            else:
+                if not session.opened:
+                    at(i - 1)  # the session opens before its first frame
+                    session.open(int(recv[i]), open_detail)
+                    at(i)
+                    alive_at = next_alive(i)
+                t = int(times[i]) if times[i] >= 0 else None
+                session.frame(int(recv[i]), todo_channels[k], todo_symbols[k], todo_frames[k], t)
+            k += 1
+        if j == alive_at:
+            session.alive(int(recv[j]))
+            alive_at = next_alive(j + 1)
+    at(n - 1)
+    is_rest = pl.Series(rest)
+    table = pl.select(
+        recv_ts=pl.Series(recv).cast(pl.Datetime("ns", "UTC")),
+        exchange=pl.lit(session.exchange_id),
+        channel=channels,
+        symbol=symbols,
+        conn_id=pl.when(is_rest).then(pl.lit(session.rest_conn_id)).otherwise(pl.lit(session.conn_id)),
+        seq=pl.Series(np.where(rest, rest_seq, seq)),
+        payload=frames,
+    ).to_arrow()
+    return table.cast(RAW_ARROW)
 
 
 def import_capture(
@@ -255,72 +422,59 @@ def import_capture(
     "capture:<file id>:<n>" for the n-th connect line of a cryptofeed file (frames before the first connect line
     use "capture:<file id>"). REST snapshot replies land like the collector lands them: channel
     "depthSnapshot", the instrument's symbol, ``conn_id`` "<conn_id>/rest" with its own counter.
-    ``exchange_id`` None detects it per file. ``alive_every_s``: receive time between ``alive`` events. Each file
-    is written by a ``RawWriter`` whose id derives from the file name, so importing the same file again replaces
-    its part files (frames and events) instead of duplicating rows.
+    ``exchange_id`` None detects it per file. ``alive_every_s``: receive time between ``alive`` events.
 
-    Memory stays bounded whatever the capture's size: every ``FLUSH_EVERY`` of receive time, the minutes the
-    recording has left behind are written (a frame recorded out of order for a written minute becomes another part
-    of it). ``stop`` (set by SIGINT/SIGTERM in ``mdp import-capture``) ends the import after the frame being read:
-    what was read is written, ``stats.stopped_at`` says where it stopped.
+    Each file lands in one file per exchange and receive hour and table (``HourWriter``), named after the capture
+    file: importing the same file again replaces its files (frames and events) instead of duplicating rows.
+    Memory stays bounded whatever the capture's size: the file is read in blocks, and an hour's files are
+    committed once the capture has moved ``FLUSH_AFTER_NS`` past the hour. ``stop`` (set by a signal) ends the
+    import between two blocks: what was read before is written, the rest is not.
     """
-    from ..lake import RawWriter
-
     if not alive_every_s > 0:
         raise ValueError("alive_every_s must be > 0")
     alive_every_ns = round(alive_every_s * SECOND_NS)
     stats = ImportStats()
     for path in paths:
         exchange = get_exchange(exchange_id or detect_exchange(path))
-        route = exchange.route
+        routes = _Routes(exchange)
         file_id = capture_id(path)
         file_conn_id = f"capture:{file_id}"
+        open_detail = f"capture {Path(path).name}"
         read = ReadStats()
-        counts: dict[tuple[str, str], int] = {}
+        counts: dict[str, int] = {}
         first = last = None
         connects = 0
-        with RawWriter(root, writer_id=f"capture-{file_id}") as writer:
+        with HourWriter(root, f"capture-{file_id}") as writer:
             session = _Session(writer, exchange, file_conn_id, alive_every_ns, stats.events)
-            flushed = 0
-            for cf in read_capture(path, stats=read, connects=True):
+            for chunk in read_chunks(path, stats=read, connects=True):
                 if stop is not None and stop.is_set():
-                    stats.stopped_at = f"{path}:{cf.line}"
+                    stats.stopped_at = f"{path}:{chunk.lines[0]}"
                     break
-                if cf.recv_ns - flushed >= FLUSH_EVERY_NS:
-                    # minutes that ended before this frame's minute are done (captures are in receive order)
-                    writer.flush_closed(cf.recv_ns - cf.recv_ns % MINUTE_NS)
-                    flushed = cf.recv_ns
-                if cf.kind == "connect":
+                writer.close_before(int(chunk.recv_ns[0]) - FLUSH_AFTER_NS)
+                if chunk.kinds[0] == CONNECT:
                     session.close(RECONNECT_IN_CAPTURE)
                     connects += 1
                     session = _Session(writer, exchange, f"{file_conn_id}:{connects}", alive_every_ns, stats.events)
-                    session.open(cf.recv_ns, cf.frame)
+                    session.open(int(chunk.recv_ns[0]), chunk.frames[0])
                     stats.sessions += 1
                     continue
-                if cf.kind == "rest":
-                    channel = SNAPSHOT_CHANNEL
-                    session.rest(cf.recv_ns, cf.symbol, cf.frame)
-                else:
-                    try:
-                        channel, symbol = route(cf.frame)
-                    except Exception as exc:
-                        read.bad.append(BadLine(str(path), cf.line, f"route failed: {exc!r}", cf.frame[:120]))
-                        continue
-                    if not session.opened:  # a file without connect lines (or frames before the first): one session
-                        session.open(cf.recv_ns, f"capture {Path(path).name}")
-                        stats.sessions += 1
-                    session.frame(cf.recv_ns, channel, symbol, cf.frame)
-                key = (exchange.id, channel)
-                counts[key] = counts.get(key, 0) + 1
-                if first is None:
-                    first = cf.recv_ns
-                last = cf.recv_ns
+                opened = session.opened
+                table = _feed(session, chunk, routes, str(path), read.bad, open_detail)
+                stats.sessions += session.opened and not opened
+                if table.num_rows:
+                    writer.append(table)
+                    for channel, n in pl.Series(table.column("channel")).value_counts().iter_rows():
+                        counts[channel] = counts.get(channel, 0) + n
+                    recv = table.column("recv_ts")
+                    first = recv[0].value if first is None else first
+                    last = recv[-1].value
             session.close(END_OF_CAPTURE if stats.stopped_at is None else "import stopped")
         stats.files += 1
         stats.files_written += writer.stats.files_written
         stats.event_files_written += writer.stats.event_files_written
         stats.read.merge(read)
-        for key, n in counts.items():
+        for channel, n in counts.items():
+            key = (exchange.id, channel)
             stats.rows_by_channel[key] = stats.rows_by_channel.get(key, 0) + n
             stats.rows += n
         if first is not None and last is not None:

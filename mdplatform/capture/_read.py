@@ -20,24 +20,34 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import itertools
 import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, cast
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
 __all__ = [
+    "CONNECT",
+    "REST",
+    "WS",
     "BadLine",
     "CaptureFormat",
     "CapturedFrame",
+    "FrameChunk",
     "ReadStats",
     "capture_format",
     "merge_captures",
     "open_capture",
     "read_capture",
+    "read_chunks",
 ]
 
 log = logging.getLogger("mdplatform.capture")
@@ -54,6 +64,19 @@ _FIRST_NS = 1_230_768_000 * 10**9
 _DAY_NS = 86_400 * 10**9
 _STREAM_PREFIX = '{"stream":"'
 _EXCERPT = 120
+#: decompressed bytes of a hftbacktest file read at once (about 15,000 lines of Binance depth + trades)
+_BLOCK_BYTES = 4 << 20
+#: lines per chunk of a cryptofeed file
+_CHUNK_LINES = 65_536
+#: ``FrameChunk.kinds`` codes, and the ``CapturedFrame.kind`` of each
+WS, REST, CONNECT = 0, 1, 2
+_KINDS: tuple[FrameKind, ...] = ("ws", "rest", "connect")
+#: a combined-stream frame's stream name: the envelope hftbacktest's Binance collector records
+_STREAM_NAME = r'^\{"stream":"([^"]*)"'
+#: bytes the block reader looks for, and the longest receive time it reads (19 digits fit an int64)
+_NEWLINE, _SPACE, _CR, _BRACE, _BRACKET, _ZERO = (ord(c) for c in "\n \r{[0")
+_TS_DIGITS = 19
+_POWERS = 10 ** np.arange(_TS_DIGITS - 1, -1, -1, dtype=np.uint64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +95,41 @@ class CapturedFrame:
     kind: FrameKind
     symbol: str = ""
     line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FrameChunk:
+    """Consecutive received messages of one capture file as columns (``read_chunks``): what ``read_capture``
+    yields one ``CapturedFrame`` at a time. ``kinds`` holds ``WS``, ``REST`` or ``CONNECT``; ``symbols`` is set for
+    REST replies only; ``streams`` is the combined-stream name of each frame where the format says it (hftbacktest),
+    null elsewhere. A chunk never spans a connect marker: a ``CONNECT`` row is a chunk of its own."""
+
+    recv_ns: np.ndarray
+    frames: pl.Series
+    kinds: np.ndarray
+    symbols: pl.Series
+    lines: np.ndarray
+    streams: pl.Series
+
+    def __len__(self) -> int:
+        return len(self.recv_ns)
+
+    def captured(self) -> Iterator[CapturedFrame]:
+        for recv, frame, kind, symbol, line in zip(
+            self.recv_ns.tolist(), self.frames, self.kinds.tolist(), self.symbols, self.lines.tolist(), strict=True
+        ):
+            yield CapturedFrame(recv, frame, _KINDS[kind], symbol, line)
+
+    @classmethod
+    def of(cls, frames: list[CapturedFrame]) -> FrameChunk:
+        return cls(
+            np.array([f.recv_ns for f in frames], np.int64),
+            pl.Series([f.frame for f in frames], dtype=pl.String),
+            np.array([_KINDS.index(f.kind) for f in frames], np.uint8),
+            pl.Series([f.symbol for f in frames], dtype=pl.String),
+            np.array([f.line for f in frames], np.int64),
+            pl.Series([None] * len(frames), dtype=pl.String),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +218,13 @@ def read_capture(
     Lines that cannot be parsed are collected in ``stats.bad`` with their line number; without ``stats`` they
     are logged as warnings.
     """
+    for chunk in read_chunks(path, stats=stats, connects=connects):
+        yield from chunk.captured()
+
+
+def read_chunks(path: str | Path, *, stats: ReadStats | None = None, connects: bool = False) -> Iterator[FrameChunk]:
+    """``read_capture`` by chunks of consecutive frames (``FrameChunk``), for readers that work on columns: a
+    hftbacktest file is split into lines and fields by vectorized code, block by block."""
     fmt = capture_format(path)
     own_stats = stats if stats is not None else ReadStats()
     reported = len(own_stats.bad)
@@ -167,7 +232,7 @@ def read_capture(
         if fmt == "hftbacktest":
             yield from _read_hftbacktest(str(path), own_stats)
         else:
-            yield from _read_cryptofeed(str(path), own_stats, connects)
+            yield from _chunked(_read_cryptofeed(str(path), own_stats, connects))
     finally:
         if stats is None:
             for bad in own_stats.bad[reported:]:
@@ -191,35 +256,178 @@ def _bad(stats: ReadStats, path: str, lineno: int, reason: str, line: str) -> No
     stats.bad.append(BadLine(path, lineno, reason, text))
 
 
-def _read_hftbacktest(path: str, stats: ReadStats) -> Iterator[CapturedFrame]:
+def _chunked(frames: Iterator[CapturedFrame]) -> Iterator[FrameChunk]:
+    """Frames in chunks of at most ``_CHUNK_LINES``, each connect marker a chunk of its own."""
+    batch: list[CapturedFrame] = []
+    for f in frames:
+        if f.kind == "connect":
+            if batch:
+                yield FrameChunk.of(batch)
+                batch = []
+            yield FrameChunk.of([f])
+            continue
+        batch.append(f)
+        if len(batch) >= _CHUNK_LINES:
+            yield FrameChunk.of(batch)
+            batch = []
+    if batch:
+        yield FrameChunk.of(batch)
+
+
+def _open_binary(path: str) -> IO[bytes]:
+    """The capture's bytes, gunzipped when the file is gzip (by content, not by name)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return cast("IO[bytes]", gzip.open(path, "rb"))
+    return open(path, "rb")
+
+
+def _read_hftbacktest(path: str, stats: ReadStats) -> Iterator[FrameChunk]:
+    """Blocks of whole lines, each split into fields by vectorized code. A block with a line that is not a plain
+    '<recv ns> <json>' (blank, bad, not UTF-8, a snapshot without a symbol) is read line by line instead
+    (``_hftbacktest_line``: what decides, and reports, every line that is not plain)."""
     snapshot_symbol: Callable[[], str] = _lazy(lambda: _first_depth_symbol(path))
-    with open_capture(path) as fh:
-        for lineno, raw_line in enumerate(fh, 1):
-            line = raw_line.rstrip("\r\n")
-            if not line.strip():
-                stats.blank += 1
-                continue
-            if _not_utf8(line):
-                _bad(stats, path, lineno, "not UTF-8", line)
-                continue
-            ts, sep, frame = line.partition(" ")
-            if not sep or not ts.isdigit() or not frame.startswith(("{", "[")):
-                _bad(stats, path, lineno, "not '<recv ns> <json>'", line)
-                continue
-            problem = _implausible(int(ts))
-            if problem is not None:
-                _bad(stats, path, lineno, problem, line)
-                continue
-            if frame.startswith(_SNAPSHOT_PREFIX):
-                symbol = _json_str_field(frame, "symbol") or snapshot_symbol()
-                if not symbol:
-                    _bad(stats, path, lineno, "depth snapshot without a symbol or depth stream", line)
+    first_line = 1
+    rest = b""
+    with _open_binary(path) as fh:
+        while True:
+            block = fh.read(_BLOCK_BYTES)
+            data = rest + block
+            if not data:
+                return
+            if block:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    rest = data  # a line longer than a block: read on
                     continue
-                stats.rest += 1
-                yield CapturedFrame(int(ts), frame, "rest", symbol, lineno)
+                data, rest = data[:cut], data[cut:]
             else:
-                stats.ws += 1
-                yield CapturedFrame(int(ts), frame, "ws", "", lineno)
+                data, rest = data + b"\n", b""  # the last line has no newline
+            chunk, lines = _hftbacktest_block(data, first_line, path, stats, snapshot_symbol)
+            first_line += lines
+            if chunk is not None and len(chunk):
+                yield chunk
+
+
+def _hftbacktest_block(
+    data: bytes, first_line: int, path: str, stats: ReadStats, snapshot_symbol: Callable[[], str]
+) -> tuple[FrameChunk | None, int]:
+    """(the frames of a block of whole lines, the number of lines in it). Lines are found, and split into receive
+    time and frame, by array operations on the bytes; each frame is a view into the block (no copy)."""
+    buf = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(buf == _NEWLINE)
+    n = len(ends)
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends + 1
+    starts = offsets[:-1]
+    spaces = np.flatnonzero(buf == _SPACE)
+    k = np.searchsorted(spaces, starts)
+    space = spaces[np.minimum(k, len(spaces) - 1)] if len(spaces) else starts
+    fstart = space + 1
+    last = len(buf) - 1
+    # plain: '<1 to 19 digits> <{ or [>...' without a carriage return at its end (and, below, UTF-8 and a plausible
+    # time); any other line makes the block go line by line
+    plain = (k < len(spaces)) & (space > starts) & (space - starts <= _TS_DIGITS) & (ends > fstart)
+    head = buf[np.minimum(fstart, last)]
+    plain &= ((head == _BRACE) | (head == _BRACKET)) & (buf[ends - 1] != _CR)
+    where = space[:, None] - _TS_DIGITS + np.arange(_TS_DIGITS)
+    inside = where >= starts[:, None]
+    digits = buf[np.maximum(where, 0)] - np.uint8(_ZERO)
+    plain &= ((digits <= 9) | ~inside).all(axis=1)
+    recv = np.where(inside, digits, 0).astype(np.uint64) @ _POWERS
+    plain &= (recv >= _FIRST_NS) & (recv <= time.time_ns() + _DAY_NS)
+    if not plain.all():
+        return _hftbacktest_slow(data, offsets, first_line, path, stats, snapshot_symbol), n
+    views = _views(buf, data, fstart, ends)
+    try:
+        views.validate(full=True)  # UTF-8
+    except pa.ArrowInvalid:
+        return _hftbacktest_slow(data, offsets, first_line, path, stats, snapshot_symbol), n
+    frames = pl.Series(views)
+    kinds = frames.str.starts_with(_SNAPSHOT_PREFIX).cast(pl.UInt8).to_numpy()
+    symbols = pl.Series([""] * n, dtype=pl.String)
+    snapshots = np.flatnonzero(kinds).tolist()
+    if snapshots:
+        found = [_json_str_field(frames[i], "symbol") or snapshot_symbol() for i in snapshots]
+        if not all(found):  # reported by the line-by-line reader
+            return _hftbacktest_slow(data, offsets, first_line, path, stats, snapshot_symbol), n
+        symbols = symbols.scatter(snapshots, found)
+    stats.ws += n - len(snapshots)
+    stats.rest += len(snapshots)
+    chunk = FrameChunk(
+        recv.astype(np.int64),
+        frames,
+        kinds,
+        symbols,
+        np.arange(first_line, first_line + n, dtype=np.int64),
+        frames.str.extract(_STREAM_NAME, 1),
+    )
+    return chunk, n
+
+
+def _views(buf: np.ndarray, data: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """The strings ``data[starts[i]:ends[i]]`` as an Arrow string view array over ``data`` itself: per string its
+    length and either its bytes (up to 12) or its first 4 bytes and its offset."""
+    n = len(starts)
+    lengths = (ends - starts).astype(np.int32)
+    views = np.zeros((n, 4), np.int32)
+    views[:, 0] = lengths
+    inline = buf[np.minimum(starts[:, None] + np.arange(12), len(buf) - 1)]
+    views.view(np.uint8)[:, 4:] = np.where(np.arange(12) < lengths[:, None], inline, 0)
+    long = lengths > 12
+    views[long, 2] = 0  # buffer 0 (the prefix stays in bytes 4..8)
+    views[long, 3] = starts[long]
+    return pa.Array.from_buffers(pa.string_view(), n, [None, pa.py_buffer(views), pa.py_buffer(data)])
+
+
+def _hftbacktest_slow(
+    data: bytes,
+    offsets: np.ndarray,
+    first_line: int,
+    path: str,
+    stats: ReadStats,
+    snapshot_symbol: Callable[[], str],
+) -> FrameChunk | None:
+    """A block read line by line (it holds a line that is not plain)."""
+    frames: list[CapturedFrame] = []
+    bounds = offsets.tolist()
+    for i, (start, end) in enumerate(itertools.pairwise(bounds)):
+        line = data[start:end].decode("utf-8", "surrogateescape").rstrip("\r\n")
+        frame = _hftbacktest_line(line, first_line + i, path, stats, snapshot_symbol)
+        if frame is not None:
+            frames.append(frame)
+    return FrameChunk.of(frames) if frames else None
+
+
+def _hftbacktest_line(
+    line: str, lineno: int, path: str, stats: ReadStats, snapshot_symbol: Callable[[], str]
+) -> CapturedFrame | None:
+    """One line of a hftbacktest file: its frame, or None (blank or bad, counted in ``stats``)."""
+    if not line.strip():
+        stats.blank += 1
+        return None
+    if _not_utf8(line):
+        _bad(stats, path, lineno, "not UTF-8", line)
+        return None
+    ts, sep, frame = line.partition(" ")
+    if not sep or not ts.isdigit() or not frame.startswith(("{", "[")):
+        _bad(stats, path, lineno, "not '<recv ns> <json>'", line)
+        return None
+    problem = _implausible(int(ts))
+    if problem is not None:
+        _bad(stats, path, lineno, problem, line)
+        return None
+    if frame.startswith(_SNAPSHOT_PREFIX):
+        symbol = _json_str_field(frame, "symbol") or snapshot_symbol()
+        if not symbol:
+            _bad(stats, path, lineno, "depth snapshot without a symbol or depth stream", line)
+            return None
+        stats.rest += 1
+        return CapturedFrame(int(ts), frame, "rest", symbol, lineno)
+    stats.ws += 1
+    return CapturedFrame(int(ts), frame, "ws", "", lineno)
 
 
 def _read_cryptofeed(path: str, stats: ReadStats, connects: bool) -> Iterator[CapturedFrame]:

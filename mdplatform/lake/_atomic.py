@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import uuid
-from collections.abc import Callable
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, cast
 
 import polars as pl
 import pyarrow as pa
@@ -14,21 +15,40 @@ import pyarrow.parquet as pq
 
 from ._fs import filesystem, is_local
 
-__all__ = ["write_bytes_atomic", "write_parquet_atomic", "write_table_atomic"]
+__all__ = ["TMP_SUFFIX", "open_atomic", "write_bytes_atomic", "write_parquet_atomic", "write_table_atomic"]
+
+#: the end of every temp file name (``.<name>.<uuid>.tmp``): never matched by a glob for ``*.parquet``
+TMP_SUFFIX = ".tmp"
 
 
 def _write_atomic(path: str, write: Callable[[BinaryIO], None]) -> None:
-    """Locally: a hidden temp file in the target folder, fsync, then rename (atomic on POSIX; readers globbing
-    ``*.parquet`` or listing ``*.json`` never match the temp name). On object stores: one PUT of the finished
-    bytes, which is atomic."""
+    """Locally: a hidden temp file in the target folder, fsync, then rename (``open_atomic``). On object stores:
+    one PUT of the finished bytes, which is atomic."""
+    fs, target = filesystem(path)
+    if is_local(fs):
+        with open_atomic(path) as fh:
+            write(fh)
+        return
+    buf = io.BytesIO()
+    write(buf)
+    fs.pipe_file(target, buf.getvalue())
+
+
+@contextlib.contextmanager
+def open_atomic(path: str) -> Iterator[BinaryIO]:
+    """A file that appears whole or not at all when the block ends, streamed into (a compacted or imported Parquet
+    file need not fit in memory). Locally: a hidden temp file in the target folder, fsync, then rename (atomic on
+    POSIX; readers globbing ``*.parquet`` or listing ``*.json`` never match the temp name). On an object store the
+    upload is completed at the end (one PUT, or a multipart upload for a large file: S3 shows neither until it
+    completes). An exception inside the block leaves nothing: the temp file is removed, the upload aborted."""
     fs, target = filesystem(path)
     if is_local(fs):
         folder = os.path.dirname(target)
         os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
+        tmp = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex}{TMP_SUFFIX}")
         try:
             with open(tmp, "wb") as fh:
-                write(fh)
+                yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
@@ -37,9 +57,16 @@ def _write_atomic(path: str, write: Callable[[BinaryIO], None]) -> None:
                 os.unlink(tmp)
             raise
         return
-    buf = io.BytesIO()
-    write(buf)
-    fs.pipe_file(target, buf.getvalue())
+    remote = fs.open(target, "wb")
+    try:
+        yield cast(BinaryIO, remote)
+    except BaseException:
+        discard = getattr(remote, "discard", None)
+        if callable(discard):
+            discard()
+        remote.closed = True  # never committed, not even by the garbage collector's close()
+        raise
+    remote.close()
 
 
 def write_table_atomic(table: pa.Table, path: str, *, compression: str = "zstd") -> None:

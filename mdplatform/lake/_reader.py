@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import calendar
+import itertools
 from collections.abc import Sequence
 
 import polars as pl
@@ -11,17 +11,17 @@ import pyarrow.dataset as ds
 from fsspec import AbstractFileSystem
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-from .._time import DAY_NS, HOUR_NS
+from .._time import DAY_NS
 from ..schemas import EVENTS, EVENTS_ARROW, RAW, RAW_ARROW
 from ._fs import filesystem, is_local, join, lake_root
+from ._groups import groups_of, row_group_groups
+from ._layout import FileMeta, LakeFile, day_start, file_meta, list_files, minute_window, resolve
 from ._paths import (
     BACKFILL_EVENTS_TABLE,
     BACKFILL_TABLE,
     EVENTS_TABLE,
     RAW_TABLE,
     MinuteTable,
-    minute_dir,
-    parse_minute_dir,
     table_exchange_dir,
 )
 
@@ -35,6 +35,9 @@ __all__ = [
     "read_raw",
 ]
 
+#: reads of a window whose files compaction replaced meanwhile, before giving up
+_READ_ATTEMPTS = 5
+
 
 def list_exchanges(root: str | None = None, *, table: MinuteTable = RAW_TABLE) -> list[str]:
     """Exchanges with a folder in ``table`` ("raw" or "events")."""
@@ -46,6 +49,11 @@ def list_exchanges(root: str | None = None, *, table: MinuteTable = RAW_TABLE) -
     return sorted(n.split("=", 1)[1] for n in names if n.startswith("exchange="))
 
 
+def _exchanges(root: str, table: MinuteTable, exchanges: Sequence[str] | None) -> list[str]:
+    """The exchanges to read, in name order (reads return them in this order)."""
+    return sorted(exchanges) if exchanges is not None else list_exchanges(root, table=table)
+
+
 def list_raw_minutes(
     root: str | None,
     start_ns: int,
@@ -54,86 +62,56 @@ def list_raw_minutes(
     exchanges: Sequence[str] | None = None,
     table: MinuteTable = RAW_TABLE,
 ) -> dict[tuple[str, int], list[str]]:
-    """(exchange, minute start ns) -> its part files (protocol-less paths), for minutes in [start, end) of the
-    ``raw/`` tree, or of the ``events/`` tree with ``table="events"``.
+    """(exchange, minute start ns) -> the files holding its rows (protocol-less paths), for minutes in [start, end)
+    of the ``raw/`` tree, or of another minute tree with ``table=``. An hour or day file is listed under every
+    minute it holds (``_layout.FileMeta``); files absorbed by another one are not listed.
 
-    Lists only dates that exist; short windows glob hour by hour so an hourly asset never lists a whole day.
+    Lists only dates that exist; short windows list hour by hour so an hourly asset never lists a whole day.
     """
     root = lake_root(root)
     fs, base = filesystem(root)
     found: dict[tuple[str, int], list[str]] = {}
-    for exchange in exchanges if exchanges is not None else list_exchanges(root, table=table):
-        exchange_dir = table_exchange_dir(base, exchange, table)
-        if not fs.exists(exchange_dir):
-            continue
-        for date_dir in sorted(fs.ls(exchange_dir, detail=False)):
-            day = _day_start_ns(date_dir)
-            if day is None or day + DAY_NS <= start_ns or day >= end_ns:
-                continue
-            lo, hi = max(start_ns, day), min(end_ns, day + DAY_NS)
-            if hi - lo > 6 * HOUR_NS:
-                patterns = [f"{date_dir}/hour=*/minute=*/*.parquet"]
-            else:
-                first = lo - lo % HOUR_NS
-                patterns = [
-                    f"{minute_dir(base, exchange, h, table).rsplit('/', 1)[0]}/minute=*/*.parquet"
-                    for h in range(first, hi, HOUR_NS)
-                ]
-            for pattern in patterns:
-                for path in sorted(fs.glob(pattern)):
-                    parsed = parse_minute_dir(path)
-                    if parsed and start_ns <= parsed[1] < end_ns:
-                        found.setdefault(parsed, []).append(path)
+    for exchange in _exchanges(root, table, exchanges):
+        metas: dict[str, FileMeta] = {}
+        keep, _ = resolve(fs, list_files(fs, base, table, exchange, start_ns, end_ns), metas)
+        for f in keep:
+            minutes = (metas.get(f.path) or file_meta(fs, f)).minutes if f.compacted else (f.start_ns,)
+            for minute in minutes:
+                if start_ns <= minute < end_ns:
+                    found.setdefault((exchange, minute), []).append(f.path)
     return found
 
 
 def raw_minute_bounds(root: str | None = None) -> tuple[int, int] | None:
     """(first, last) minute start (ns) holding frames or events, over all exchanges (a quiet market may have
-    event minutes and no frame minutes), None for an empty lake; walks only the first and last date/hour folders
-    holding a part file, so it stays cheap on a long history."""
+    event minutes and no frame minutes), None for an empty lake; lists only the first and last dates holding a
+    file (and reads the footers of their hour and day files), so it stays cheap on a long history."""
     root = lake_root(root)
     fs, base = filesystem(root)
     found: list[int] = []
     for table in (RAW_TABLE, EVENTS_TABLE):
         for exchange in list_exchanges(root, table=table):
-            dates = _names(fs, table_exchange_dir(base, exchange, table))
-            for ordered, last in ((dates, False), (dates[::-1], True)):
-                edge = _edge_minute(fs, ordered, last=last)
-                if edge is not None:
-                    found.append(edge)
+            days = [d for d in map(day_start, _names(fs, table_exchange_dir(base, exchange, table))) if d is not None]
+            for ordered, pick in ((days, min), (days[::-1], max)):
+                for day in ordered:
+                    minutes = [
+                        m
+                        for f in resolve(fs, list_files(fs, base, table, exchange, day, day + DAY_NS))[0]
+                        for m in (file_meta(fs, f).minutes if f.compacted else (f.start_ns,))
+                    ]
+                    if minutes:
+                        found.append(pick(minutes))
+                        break
     return (min(found), max(found)) if found else None
 
 
 def _names(fs: AbstractFileSystem, path: str) -> list[str]:
     """Child folders of ``path`` (full paths), sorted; none if it does not exist."""
+    fs.invalidate_cache(path)
     try:
         return sorted(str(p).rstrip("/") for p in fs.ls(path, detail=False))
     except FileNotFoundError:
         return []
-
-
-def _edge_minute(fs: AbstractFileSystem, date_dirs: list[str], *, last: bool) -> int | None:
-    for date_dir in date_dirs:
-        hours = _names(fs, date_dir)
-        for hour_dir in hours[::-1] if last else hours:
-            minutes = _names(fs, hour_dir)
-            for folder in minutes[::-1] if last else minutes:
-                parsed = parse_minute_dir(folder)
-                # a writer's temp file (".part-*.tmp") does not count: the minute is there once a part is
-                if parsed is not None and any(n.endswith(".parquet") for n in _names(fs, folder)):
-                    return parsed[1]
-    return None
-
-
-def _day_start_ns(date_dir: str) -> int | None:
-    name = date_dir.rstrip("/").rsplit("/", 1)[-1]
-    if not name.startswith("date="):
-        return None
-    try:
-        y, m, d = (int(x) for x in name[5:].split("-"))
-    except ValueError:
-        return None
-    return calendar.timegm((y, m, d, 0, 0, 0, 0, 0, 0)) * 10**9
 
 
 def read_raw(
@@ -145,9 +123,16 @@ def read_raw(
     channels: Sequence[str] | None = None,
     columns: Sequence[str] | None = None,
 ) -> pl.DataFrame:
-    """Raw rows whose receive minute lies in [start_ns, end_ns), in the RAW schema, in file order."""
-    flt = ds.field("channel").isin(list(channels)) if channels is not None else None
-    return _read_minutes(root, RAW_TABLE, start_ns, end_ns, exchanges, columns, flt)
+    """Raw rows whose receive minute lies in [start_ns, end_ns), in the RAW schema.
+
+    Row order: the rows of one channel group (``_groups.py``: an exchange's trade channels, its book channels, the
+    rest) come in receive order per exchange, exactly as landed (each connection's frames by ``seq``), whatever
+    files hold them: minute files, or the hour and day files of compaction and imports. A read of several groups
+    gets them interleaved file by file and row group by row group: sort (by ``recv_ts``, or ``conn_id`` and
+    ``seq``) when one order across groups matters. With ``channels``, the row groups of the other channel groups
+    are not read.
+    """
+    return _read_window(root, RAW_TABLE, start_ns, end_ns, exchanges, columns, channels)
 
 
 def read_events(
@@ -155,7 +140,7 @@ def read_events(
 ) -> pl.DataFrame:
     """The collector's events whose receive minute lies in [start_ns, end_ns), in the EVENTS schema, ordered by
     ``recv_ts`` (stable: rows of one time keep the order they were recorded in)."""
-    df = _read_minutes(root, EVENTS_TABLE, start_ns, end_ns, exchanges, None, None)
+    df = _read_window(root, EVENTS_TABLE, start_ns, end_ns, exchanges, None, None)
     return df.sort("recv_ts", maintain_order=True)
 
 
@@ -163,14 +148,21 @@ def read_backfill(
     root: str | None, start_ns: int, end_ns: int, *, exchanges: Sequence[str] | None = None
 ) -> pl.DataFrame:
     """Trade records fetched from REST history whose exchange-time minute lies in [start_ns, end_ns): RAW rows
-    plus ``minute`` (the minute's start, ns Int64), in file order."""
+    plus ``minute`` (the minute's start, ns Int64), in file order. (The backfill trees hold minute files only:
+    their partition minute is no column of theirs, so compaction leaves them as they are.)"""
     root = lake_root(root)
-    minutes = list_raw_minutes(root, start_ns, end_ns, exchanges=exchanges, table=BACKFILL_TABLE)
-    parts = [
-        _read_files(root, paths, RAW, RAW_ARROW, list(RAW), None).with_columns(minute=pl.lit(minute, pl.Int64))
-        for (_, minute), paths in sorted(minutes.items())
-    ]
+    fs, base = filesystem(root)
+    parts = []
+    for exchange in _exchanges(root, BACKFILL_TABLE, exchanges):
+        files = resolve(fs, list_files(fs, base, BACKFILL_TABLE, exchange, start_ns, end_ns))[0]
+        for minute, group in itertools.groupby((f for f in files if start_ns <= f.start_ns < end_ns), key=_start):
+            df = _read_files(fs, list(group), RAW, RAW_ARROW, list(RAW), None, None)
+            parts.append(df.with_columns(minute=pl.lit(minute, pl.Int64)))
     return pl.concat(parts) if parts else pl.DataFrame(schema={**RAW, "minute": pl.Int64()})
+
+
+def _start(f: LakeFile) -> int:
+    return f.start_ns
 
 
 def read_backfill_events(
@@ -178,40 +170,90 @@ def read_backfill_events(
 ) -> pl.DataFrame:
     """What REST history fetches proved (``backfilled`` rows, EVENTS schema) for exchange-time minutes in
     [start_ns, end_ns)."""
-    return _read_minutes(root, BACKFILL_EVENTS_TABLE, start_ns, end_ns, exchanges, None, None)
+    return _read_window(root, BACKFILL_EVENTS_TABLE, start_ns, end_ns, exchanges, None, None)
 
 
-def _read_minutes(
+def _read_window(
     root: str | None,
     table: MinuteTable,
     start_ns: int,
     end_ns: int,
     exchanges: Sequence[str] | None,
     columns: Sequence[str] | None,
-    flt: ds.Expression | None,
+    channels: Sequence[str] | None,
 ) -> pl.DataFrame:
     schema, arrow_schema = (RAW, RAW_ARROW) if table in (RAW_TABLE, BACKFILL_TABLE) else (EVENTS, EVENTS_ARROW)
-    root = lake_root(root)
-    minutes = list_raw_minutes(root, start_ns, end_ns, exchanges=exchanges, table=table)
-    files = [f for _, paths in sorted(minutes.items()) for f in paths]
     cols = list(columns) if columns is not None else list(schema)
-    return _read_files(root, files, schema, arrow_schema, cols, flt)
+    root = lake_root(root)
+    fs, base = filesystem(root)
+    first, end = minute_window(start_ns, end_ns)
+    for attempt in range(_READ_ATTEMPTS):
+        files: list[LakeFile] = []
+        for exchange in _exchanges(root, table, exchanges):
+            files += resolve(fs, list_files(fs, base, table, exchange, start_ns, end_ns))[0]
+        # an hour or day file reaching out of the window: its rows are cut to the window's minutes by receive time
+        # (raw and events rows lie in the minute of their recv_ts; the backfill trees have minute files only)
+        window = (first, end) if any(f.start_ns < first or f.end_ns > end for f in files if f.compacted) else None
+        try:
+            return _read_files(fs, files, schema, arrow_schema, cols, channels, window)
+        except FileNotFoundError:
+            # compaction replaced files between the listing and the read: the next listing has what replaced them
+            if attempt == _READ_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _read_files(
-    root: str,
-    files: list[str],
+    fs: AbstractFileSystem,
+    files: list[LakeFile],
     schema: dict[str, pl.DataType],
     arrow_schema: pa.Schema,
     cols: list[str],
-    flt: ds.Expression | None,
+    channels: Sequence[str] | None,
+    window: tuple[int, int] | None,
 ) -> pl.DataFrame:
     if not files:
         return pl.DataFrame(schema={c: schema[c] for c in cols})
-    fs, _ = filesystem(root)
     filesystem_arg = None if is_local(fs) else PyFileSystem(FSSpecHandler(fs))
-    dataset = ds.dataset(files, schema=arrow_schema, format="parquet", filesystem=filesystem_arg)
+    parquet = ds.ParquetFileFormat()
+    dataset = ds.dataset([f.path for f in files], schema=arrow_schema, format=parquet, filesystem=filesystem_arg)
+    flt: ds.Expression | None = None
+    if channels is not None:
+        flt = ds.field("channel").isin(list(channels))
+        dataset = _only_groups(dataset, files, channels, arrow_schema, parquet, filesystem_arg)
+    if window is not None:
+        ts = arrow_schema.field("recv_ts").type
+        inside = (ds.field("recv_ts") >= pa.scalar(window[0], ts)) & (ds.field("recv_ts") < pa.scalar(window[1], ts))
+        flt = inside if flt is None else flt & inside
     result: pa.Table = dataset.to_table(columns=cols, filter=flt)
     out = pl.from_arrow(result)
     assert isinstance(out, pl.DataFrame)
     return out
+
+
+def _only_groups(
+    dataset: ds.FileSystemDataset,
+    files: list[LakeFile],
+    channels: Sequence[str],
+    arrow_schema: pa.Schema,
+    parquet: ds.ParquetFileFormat,
+    filesystem_arg: PyFileSystem | None,
+) -> ds.FileSystemDataset:
+    """The dataset with the row groups of hour and day files cut to the channel groups of ``channels`` (their
+    footers say which group each row group holds). Minute files are left to the scan's statistics: reading their
+    many footers one by one would cost more than the little it saves."""
+    fragments = []
+    for f, fragment in zip(files, dataset.get_fragments(), strict=True):
+        if not f.compacted:
+            fragments.append(fragment)
+            continue
+        md = fragment.metadata
+        names = row_group_groups(md.metadata, md.num_row_groups)
+        if names is None:
+            fragments.append(fragment)
+            continue
+        wanted = groups_of(f.exchange, channels)
+        ids = [i for i, name in enumerate(names) if name in wanted]
+        if ids:
+            fragments.append(fragment.subset(row_group_ids=ids))
+    return ds.FileSystemDataset(fragments, arrow_schema, parquet, filesystem_arg)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import orjson
 import polars as pl
+import pyarrow.parquet as pq
 
 from mdplatform.capture import capture_id, import_capture, read_capture
 from mdplatform.lake import read_raw
@@ -31,10 +33,21 @@ def test_import_spot_rows_per_channel(shared_data: Path, lake: str) -> None:
     }
     assert stats.rows == 41_249 and stats.files == 1 and stats.bad_lines == []
     assert (stats.first_recv_ns, stats.last_recv_ns) == (1723161253937085768, 1723161599999231384)
-    # 23:54 .. 23:59: one part file per receive minute, and one of events for each
-    assert stats.files_written == 6
-    assert stats.event_files_written == 6
+    # 23:54 .. 23:59 lie in one receive hour: one file of frames and one of events, named after the capture
+    assert stats.files_written == 1 and stats.event_files_written == 1
     assert stats.sessions == 1
+    for tree in ("raw", "events"):
+        hour = Path(lake, tree, "exchange=binance/date=2024-08-08/hour=23")
+        assert [f.name for f in hour.iterdir()] == ["capture-btcusdt_20240808-00000.parquet"]
+    # the frames' row groups, by channel group: each group's rows in receive order
+    rows = pq.ParquetFile(Path(lake, "raw/exchange=binance/date=2024-08-08/hour=23").glob("*.parquet").__next__())
+    groups = orjson.loads(rows.metadata.metadata[b"mdp.groups"])
+    channels = [set(rows.read_row_group(i, columns=["channel"]).column(0).to_pylist()) for i in range(len(groups))]
+    assert set(groups) == {"trades", "books", "other"}
+    assert all(
+        c <= {"trades": {"trade"}, "books": {"depth", "depthSnapshot"}, "other": {"bookTicker"}}[g]
+        for g, c in zip(groups, channels, strict=True)
+    )
 
     raw = _raw(lake, "binance")
     assert raw.height == 41_249

@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from mdplatform.lake import MINUTE_NS, RawWriter, _atomic, list_manifests, list_raw_minutes, read_manifest, read_raw
+from mdplatform.lake import MINUTE_NS, RawWriter, _lakefile, list_manifests, list_raw_minutes, read_manifest, read_raw
 
 T0 = 1_723_161_253_937_085_768  # first frame of the spot recording: 2024-08-08 23:54:13.937 UTC
 
@@ -75,13 +75,12 @@ def test_same_writer_id_rewrites_instead_of_duplicating(lake: str) -> None:
 
 
 def test_a_failed_write_leaves_neither_a_torn_file_nor_a_temp_file(lake: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = _atomic.pq.write_table
+    class CrashMidway(_lakefile.pq.ParquetWriter):  # type: ignore[misc]
+        def write_table(self, table, row_group_size=None):  # type: ignore[no-untyped-def]
+            super().write_table(table.slice(0, 1))  # some bytes reach the disk, then the process "dies"
+            raise OSError("disk gone")
 
-    def crash_midway(table, where, **kw):  # type: ignore[no-untyped-def]
-        real(table.slice(0, 1), where, **kw)  # some bytes reach the disk, then the process "dies"
-        raise OSError("disk gone")
-
-    monkeypatch.setattr(_atomic.pq, "write_table", crash_midway)
+    monkeypatch.setattr(_lakefile.pq, "ParquetWriter", CrashMidway)
     monkeypatch.setattr("mdplatform.lake._writer._WRITE_ATTEMPTS", 1)
     writer = RawWriter(lake)
     writer.append(T0, "binance", "trade", "BTCUSDT", "c", 1, "x")
