@@ -6,6 +6,7 @@ from dagster import Definitions, in_process_executor
 from ._assets import POOL, candles, trades_and_coverage
 from ._book_assets import books
 from ._checks import candles_valid, coverage_valid, trades_valid
+from ._compaction import compaction_job, compaction_schedule
 from ._jobs import (
     HOURLY_ASSETS,
     candles_job,
@@ -31,6 +32,8 @@ __all__ = [
     "candles",
     "candles_job",
     "candles_valid",
+    "compaction_job",
+    "compaction_schedule",
     "coverage_valid",
     "definitions_for",
     "defs",
@@ -53,7 +56,8 @@ __all__ = [
 defs = Definitions(
     assets=HOURLY_ASSETS,
     asset_checks=[trades_valid, coverage_valid, candles_valid],
-    jobs=[hourly_job, candles_job],
+    jobs=[hourly_job, candles_job, compaction_job],
+    schedules=[compaction_schedule],
     resources={"mdp": MdpResource()},
     # the default executor of every job without its own, the UI's implicit asset job included: a run's few steps
     # in one process (a subprocess per step costs more than the work)

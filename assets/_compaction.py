@@ -1,4 +1,4 @@
-"""The compaction job and its daily schedule: the raw and events minute files of final hours become one file per
+"""The compaction job and its hourly schedule: the raw and events minute files of final hours become one file per
 exchange and hour, days past ``day_age_s`` one file per day (``mdplatform.lake.compact``; what ``mdp lake compact``
 does by hand). An hour is final once the assets' lateness plus ``journal_horizon_s`` have passed since its end; a
 minute file landing later is still read, and merged by the next run. Compaction changes no row, so it writes no
@@ -42,7 +42,7 @@ def compact_lake(context: OpExecutionContext, config: CompactionConfig, mdp: Mdp
             day_age_ns=round(config.day_age_s * 10**9),
             progress=lambda span: context.log.info(span.line()),
         )
-    except CompactionBusy as exc:  # a run by hand (mdp lake compact) holds the lake: the next day's run goes on
+    except CompactionBusy as exc:  # a run by hand (mdp lake compact) holds the lake: the next hour's run goes on
         context.log.warning(str(exc))
         return Output(0, metadata={"skipped": str(exc)})
     context.log.info(stats.summary())
@@ -64,10 +64,11 @@ def compaction_job() -> None:
     compact_lake()
 
 
-#: every day at 02:30 UTC: yesterday's hours are final by then (lateness 15 min + journal horizon 1 h)
+#: every hour at :20: the hour that ended 80 minutes ago is final by then (lateness 15 min + journal horizon 1 h),
+#: so a day keeps its minute files for about an hour only (at most 25 raw files per exchange and day)
 compaction_schedule = ScheduleDefinition(
     job=compaction_job,
-    cron_schedule="30 2 * * *",
+    cron_schedule="20 * * * *",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
 )
