@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
@@ -60,6 +61,9 @@ def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    # moto keeps its buckets in process-wide state, whatever server serves them: a test of the same worker that ran
+    # before would leave its objects in a bucket of the same name
+    httpx.post(f"http://{host}:{port}/moto-api/reset").raise_for_status()
     env = {
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
