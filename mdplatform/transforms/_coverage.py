@@ -36,7 +36,7 @@ from mdplatform._time import SECOND_NS
 from mdplatform.exchanges import ALIVE, BACKFILLED, CHECKSUM, CLOSE, GAP, START, SUB_ERROR, SUBSCRIBED, SYNCED
 from mdplatform.schemas import BACKFILL_CONN_PREFIX, COVERAGE
 
-from ._intervals import Span, covering, merge_intervals, overlap_ns
+from ._intervals import Span, covering, key_ids, merge_intervals, overlap_ns
 
 __all__ = [
     "COVERED",
@@ -145,10 +145,11 @@ def _runs(events: pl.DataFrame, trades: pl.DataFrame, points: pl.DataFrame, rule
         "exchange", "channel", "symbol", "conn_id", _ns("recv_ts").alias("r"), _ns("ts").alias("est"), own=pl.lit(True)
     )
     keys = [*_STREAM, "conn_id"]
-    pts = pl.concat([conn, own]).sort([*keys, "r"])
-    silence = pl.col("r") - pl.col("r").shift(1).over(keys)
+    pts, ids = key_ids(pl.concat([conn, own]), keys)
+    pts = pts.sort(["_key", "r"])
+    silence = pl.col("r") - pl.col("r").shift(1).over("_key")
     pts = pts.with_columns(_new=(silence > rules.max_silence_ns).fill_null(True))
-    pts = pts.with_columns(_run=pl.col("_new").cum_sum().over(keys))
+    pts = pts.with_columns(_run=pl.col("_new").cum_sum().over("_key"))
     closes = (
         events.filter(pl.col("kind") == CLOSE)
         .sort("recv_ts")
@@ -156,7 +157,7 @@ def _runs(events: pl.DataFrame, trades: pl.DataFrame, points: pl.DataFrame, rule
         .agg(close=pl.col("detail").last())
     )
     return (
-        pts.group_by([*keys, "_run"])
+        pts.group_by(["_key", "_run"])
         .agg(
             # a received trade proves its stream up to its own time, but not from it: an exchange may push a past
             # trade on subscribing (OKX does), so a run starts at the connection's evidence when it has any
@@ -167,9 +168,10 @@ def _runs(events: pl.DataFrame, trades: pl.DataFrame, points: pl.DataFrame, rule
             r_last=pl.col("r").max(),
         )
         .with_columns(end=pl.max_horizontal("_own_end", "_conn_end"))
-        .sort([*keys, "_run"])
-        .with_columns(next_r=pl.col("r_first").shift(-1).over(keys))
-        .join(closes, on=["exchange", "conn_id"], how="left")
+        .sort(["_key", "_run"])
+        .with_columns(next_r=pl.col("r_first").shift(-1).over("_key"))
+        .join(ids, on="_key", how="left", maintain_order="left")
+        .join(closes, on=["exchange", "conn_id"], how="left", maintain_order="left")
         .filter(pl.col("end") >= pl.col("start"))
         .select(*keys, "start", "end", "r_first", "r_last", "next_r", "close")
     )
@@ -208,15 +210,16 @@ def _id_chains(trades: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> tuple[
             )
         )
     wanted = pl.DataFrame({"exchange": [e for e, _ in contiguous], "channel": [c for _, c in contiguous]})
+    keyed, ids = key_ids(
+        trades.filter(pl.col("seq_id").is_not_null()).join(wanted, on=["exchange", "channel"]), _STREAM
+    )
     chain = (
-        trades.filter(pl.col("seq_id").is_not_null())
-        .join(wanted, on=["exchange", "channel"])
-        .group_by([*_STREAM, "seq_id"])
+        keyed.group_by("_key", "seq_id")
         .agg(t=_ns("ts").min())
-        .sort([*_STREAM, "seq_id"])
+        .sort("_key", "seq_id")
         .with_columns(
-            _prev_id=pl.col("seq_id").shift(1).over(_STREAM),
-            _prev_t=pl.col("t").shift(1).over(_STREAM),
+            _prev_id=pl.col("seq_id").shift(1).over("_key"),
+            _prev_t=pl.col("t").shift(1).over("_key"),
         )
         .filter(pl.col("_prev_id").is_not_null())
         .with_columns(
@@ -224,6 +227,7 @@ def _id_chains(trades: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> tuple[
             end=pl.max_horizontal("_prev_t", "t"),
             _step=pl.col("seq_id") - pl.col("_prev_id"),
         )
+        .join(ids, on="_key", how="left", maintain_order="left")
     )
     proofs = merge_intervals(chain.filter(pl.col("_step") == 1), _STREAM)
     gaps = chain.filter(pl.col("_step") > 1).select(

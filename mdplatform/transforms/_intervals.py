@@ -9,26 +9,35 @@ import polars as pl
 
 from mdplatform._time import MINUTE_NS
 
-__all__ = ["Span", "covering", "merge_intervals", "minute_overlap", "overlap_ns"]
+__all__ = ["Span", "covering", "key_ids", "merge_intervals", "minute_overlap", "overlap_ns"]
 
 #: [start, end) in ns
 Span = tuple[int, int]
+
+
+def key_ids(df: pl.DataFrame, keys: Sequence[str], name: str = "_key") -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(``df`` with ``name``: a dense integer per distinct ``keys`` value, in the keys' sorted order; the table from
+    it back to the keys). Sorting, windows and groups on one integer cost a fraction of what they cost on several
+    string columns (streams: exchange, channel, symbol, connection), with the same order and groups."""
+    k = list(keys)
+    ids = df.select(k).unique().sort(k).with_row_index(name)
+    return df.join(ids, on=k, how="left", nulls_equal=True).drop(k), ids
 
 
 def merge_intervals(df: pl.DataFrame, keys: Sequence[str], start: str = "start", end: str = "end") -> pl.DataFrame:
     """Per ``keys``, the union of the rows' [start, end] intervals as disjoint sorted rows (touching ones join)."""
     if df.height == 0:
         return df.select(*keys, start, end)
-    k = list(keys)
+    keyed, ids = key_ids(df.select(*keys, start, end), keys)
     return (
-        df.select(*k, start, end)
-        .sort([*k, start])
-        .with_columns(_prev_end=pl.col(end).cum_max().shift(1).over(k))
+        keyed.sort(["_key", start])
+        .with_columns(_prev_end=pl.col(end).cum_max().shift(1).over("_key"))
         .with_columns(_new=(pl.col(start) > pl.col("_prev_end")).fill_null(True))
-        .with_columns(_group=pl.col("_new").cum_sum().over(k))
-        .group_by([*k, "_group"], maintain_order=True)
+        .with_columns(_group=pl.col("_new").cum_sum().over("_key"))
+        .group_by(["_key", "_group"], maintain_order=True)
         .agg(pl.col(start).min(), pl.col(end).max())
-        .drop("_group")
+        .join(ids, on="_key", how="left", maintain_order="left")
+        .select(*keys, start, end)
     )
 
 

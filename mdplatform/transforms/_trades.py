@@ -116,6 +116,9 @@ def _covered_by_single_fills(trades: pl.DataFrame) -> pl.Series:
     """True for rows aggregating several fills when one of those fills was also received on its own (Binance
     ``trade`` beside ``aggTrade``): keeping both would count those fills twice."""
     multi = (pl.col("fill_first") < pl.col("fill_last")).fill_null(False)
+    none = pl.repeat(False, trades.height, dtype=pl.Boolean, eager=True)
+    if not trades.select(multi.any()).item():
+        return none  # no aggregate of several fills (a trade stream alone): nothing to weigh
     singles = (
         trades.filter((pl.col("fill_first") == pl.col("fill_last")).fill_null(False))
         .select("exchange", "symbol", _fill=pl.col("fill_first"))
@@ -124,7 +127,7 @@ def _covered_by_single_fills(trades: pl.DataFrame) -> pl.Series:
     )
     rows = trades.with_row_index("_row").filter(multi).sort("exchange", "symbol", "fill_first")
     if rows.height == 0 or singles.height == 0:
-        return pl.Series([False] * trades.height, dtype=pl.Boolean)
+        return none
     hit = rows.join_asof(
         singles,
         left_on="fill_first",
@@ -133,10 +136,7 @@ def _covered_by_single_fills(trades: pl.DataFrame) -> pl.Series:
         strategy="forward",
         check_sortedness=False,  # both sides are sorted by (exchange, symbol, fill) above
     ).filter(pl.col("_fill") <= pl.col("fill_last"))
-    flags = [False] * trades.height
-    for row in hit.get_column("_row").to_list():
-        flags[row] = True
-    return pl.Series(flags, dtype=pl.Boolean)
+    return pl.int_range(trades.height, eager=True).is_in(hit.get_column("_row").cast(pl.Int64)).alias("_covered")
 
 
 @dataclass(frozen=True, slots=True)
