@@ -213,13 +213,15 @@ def _id_chains(trades: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> tuple[
     keyed, ids = key_ids(
         trades.filter(pl.col("seq_id").is_not_null()).join(wanted, on=["exchange", "channel"]), _STREAM
     )
+    # sorted by stream, id, time: the first row of an id has its earliest time, the row before it the previous id
+    same = pl.col("_key") == pl.col("_key").shift(1)
     chain = (
-        keyed.group_by("_key", "seq_id")
-        .agg(t=_ns("ts").min())
-        .sort("_key", "seq_id")
+        keyed.select("_key", "seq_id", t=_ns("ts"))
+        .sort("_key", "seq_id", "t")
+        .filter(~(same & (pl.col("seq_id") == pl.col("seq_id").shift(1))).fill_null(True))
         .with_columns(
-            _prev_id=pl.col("seq_id").shift(1).over("_key"),
-            _prev_t=pl.col("t").shift(1).over("_key"),
+            _prev_id=pl.when(same).then(pl.col("seq_id").shift(1)),
+            _prev_t=pl.when(same).then(pl.col("t").shift(1)),
         )
         .filter(pl.col("_prev_id").is_not_null())
         .with_columns(
@@ -227,9 +229,20 @@ def _id_chains(trades: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> tuple[
             end=pl.max_horizontal("_prev_t", "t"),
             _step=pl.col("seq_id") - pl.col("_prev_id"),
         )
-        .join(ids, on="_key", how="left", maintain_order="left")
     )
-    proofs = merge_intervals(chain.filter(pl.col("_step") == 1), _STREAM)
+    # consecutive ids prove the time between them; a run of them proves its whole span (each pair touches the
+    # next at a trade's time), merged per stream with the other runs' spans
+    runs = (
+        chain.with_columns(
+            _run=((pl.col("_step") != 1) | (pl.col("_key") != pl.col("_key").shift(1)).fill_null(True)).cum_sum()
+        )
+        .filter(pl.col("_step") == 1)
+        .group_by("_key", "_run")
+        .agg(pl.col("start").min(), pl.col("end").max())
+        .join(ids, on="_key", how="left")
+    )
+    proofs = merge_intervals(runs, _STREAM)
+    chain = chain.join(ids, on="_key", how="left", maintain_order="left")
     gaps = chain.filter(pl.col("_step") > 1).select(
         *_STREAM,
         "start",
