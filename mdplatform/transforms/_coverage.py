@@ -218,7 +218,7 @@ def _id_chains(trades: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> tuple[
     chain = (
         keyed.select("_key", "seq_id", t=_ns("ts"))
         .sort("_key", "seq_id", "t")
-        .filter(~(same & (pl.col("seq_id") == pl.col("seq_id").shift(1))).fill_null(True))
+        .filter((~(same & (pl.col("seq_id") == pl.col("seq_id").shift(1)))).fill_null(True))
         .with_columns(
             _prev_id=pl.when(same).then(pl.col("seq_id").shift(1)),
             _prev_t=pl.when(same).then(pl.col("t").shift(1)),
