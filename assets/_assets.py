@@ -10,8 +10,9 @@ writer process) and the lake partitions the other reads.
 
 # no `from __future__ import annotations`: Dagster inspects the real annotation of `context`
 import warnings
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from dagster import (
@@ -28,12 +29,14 @@ from dagster import (
 from mdplatform.transforms import GAP_STATUS
 
 from ._hourly import (
+    TradesInputs,
     by_symbol,
+    compute_trades_hour,
     hour_range_text,
     hour_text,
     hours_between,
     materialize_candles_hour,
-    materialize_trades_hour,
+    read_trades_hour,
 )
 from ._range import HourRange
 from ._resources import MdpResource
@@ -71,23 +74,72 @@ def _hours(context: AssetExecutionContext) -> list[int]:
     return hours_between(window.start, window.end)
 
 
-def _each_hour(context: AssetExecutionContext, what: str, work: Callable[[int], T]) -> dict[int, T]:
+def _each_hour(
+    context: AssetExecutionContext,
+    what: str,
+    work: Callable[[int], T],
+    *,
+    prepare: Callable[[int], Any] | None = None,
+    finish: Callable[[int, Any], T] | None = None,
+    workers: int = 1,
+) -> dict[int, T]:
     """``work(hour)`` for the run's hours in order; a failure is logged naming the hour and what was written. A
     stop asked for between two hours of the run's first step (``HOOKS``: a signal to `mdp materialize`) ends the
-    run there."""
+    run there, once the hours under way are done.
+
+    With ``prepare``/``finish`` and ``workers`` > 1: ``prepare(hour)`` (the reads, in order) runs here and
+    ``finish(hour, prepared)`` on a pool of ``workers`` threads, so consecutive hours are computed side by side
+    (each hour's work is independent of the others'; the polars and Parquet work releases the GIL)."""
     hours = _hours(context)
     done: dict[int, T] = {}
-    for i, hour in enumerate(hours):
-        if HOOKS.stopping(what):
-            written = f"{hour_range_text(hours[:i])} written" if i else "nothing written"
-            raise StoppedBetweenHours(f"{what}: stopped before {hour_text(hour)}; {written}")
-        try:
-            done[hour] = work(hour)
-        except Exception:
-            written = f"; {hour_range_text(hours[:i])} already written" if i else ""
-            context.log.error(f"{what} for {hour_text(hour)} failed (hour {i + 1} of {len(hours)}{written})")
-            raise
-        HOOKS.hour_done(what, hour)
+
+    def failed(i: int, hour: int) -> None:
+        written = f"; {hour_range_text(hours[:i])} already written" if i else ""
+        context.log.error(f"{what} for {hour_text(hour)} failed (hour {i + 1} of {len(hours)}{written})")
+
+    def stopped(i: int, hour: int) -> StoppedBetweenHours:
+        written = f"{hour_range_text(hours[:i])} written" if i else "nothing written"
+        return StoppedBetweenHours(f"{what}: stopped before {hour_text(hour)}; {written}")
+
+    if prepare is None or finish is None or workers <= 1 or len(hours) == 1:
+        for i, hour in enumerate(hours):
+            if HOOKS.stopping(what):
+                raise stopped(i, hour)
+            try:
+                done[hour] = work(hour)
+            except Exception:
+                failed(i, hour)
+                raise
+            HOOKS.hour_done(what, hour)
+        return done
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="mdp-hour") as pool:
+        pending: deque[tuple[int, int, Future[T]]] = deque()
+
+        def collect() -> None:
+            i, hour, future = pending.popleft()
+            try:
+                done[hour] = future.result()
+            except Exception:
+                failed(i, hour)
+                raise
+            HOOKS.hour_done(what, hour)
+
+        for i, hour in enumerate(hours):
+            if HOOKS.stopping(what):
+                while pending:
+                    collect()
+                raise stopped(i, hour)
+            try:
+                prepared = prepare(hour)
+            except Exception:
+                failed(i, hour)
+                raise
+            pending.append((i, hour, pool.submit(finish, hour, prepared)))
+            while len(pending) >= workers:
+                collect()
+        while pending:
+            collect()
     return done
 
 
@@ -142,12 +194,12 @@ def _path(paths: list[str]) -> MetadataValue:
 )
 def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[MaterializeResult[None]]:
     settings = mdp.settings()
-    lake = HourRange(settings)
+    lake = HourRange(settings, hours=_hours(context))
     log = _hour_log(context)
 
-    def hour_done(hour: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    def hour_done(hour: int, inputs: TradesInputs | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The hour's trades and coverage summaries (the frames themselves are not kept: a range may be long)."""
-        done = materialize_trades_hour(settings, hour, lake)
+        done = compute_trades_hour(settings, inputs or read_trades_hour(settings, hour, lake), lake)
         w, cov = done.window, done.coverage
         gaps = cov.filter(cov["status"] == GAP_STATUS).height
         log(
@@ -177,7 +229,15 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
         }
         return trades, coverage
 
-    done = _each_hour(context, "trades and coverage", hour_done)
+    with lake:
+        done = _each_hour(
+            context,
+            "trades and coverage",
+            hour_done,
+            prepare=lambda hour: read_trades_hour(settings, hour, lake),
+            finish=hour_done,
+            workers=settings.hour_workers,
+        )
     trades = [t for t, _ in done.values()]
     coverage = [c for _, c in done.values()]
     counts = ("raw_rows_read", "late_trades", "duplicates", "aggregates_dropped_for_their_fills", "rejects")

@@ -13,6 +13,7 @@ from mdplatform.schemas import CANDLES, COVERAGE, TIMEFRAMES, TRADES
 from mdplatform.transforms import (
     GAP_STATUS,
     HOUR_NS,
+    NormalizedRaw,
     TradesWindow,
     build_candles,
     candle_range_start,
@@ -41,12 +42,15 @@ __all__ = [
     "CandlesHour",
     "MissingUpstreamError",
     "TradesHour",
+    "TradesInputs",
     "by_symbol",
+    "compute_trades_hour",
     "hour_range_text",
     "hour_text",
     "hours_between",
     "materialize_candles_hour",
     "materialize_trades_hour",
+    "read_trades_hour",
 ]
 
 
@@ -111,30 +115,44 @@ class TradesHour:
         return {str(r): float(s) for r, s in seconds.sort("reason").iter_rows()}
 
 
-def materialize_trades_hour(settings: Settings, hour: int, lake: HourRange | None = None) -> TradesHour:
-    """Trades with exchange ts in [hour, hour + 1h) and the coverage of every stream over the hour, from raw
-    frames and collector events received in [hour - lateness, hour + 1h + lateness) and the REST history
-    backfilled for those exchange-time minutes; loaded into PostgreSQL if configured, then written to the lake
-    (quarantine, trades, coverage: replacing the hour). ``lake``: the reader of a range of hours (each raw file
-    read and each frame normalized once for all of them); a fresh one reads just this hour's span."""
+@dataclass(frozen=True, slots=True)
+class TradesInputs:
+    """What an hour's trades and coverage are computed from (``read_trades_hour``)."""
+
+    hour: int
+    parts: list[NormalizedRaw]
+    events: pl.DataFrame
+    backfill: pl.DataFrame
+
+
+def read_trades_hour(settings: Settings, hour: int, lake: HourRange) -> TradesInputs:
+    """The reads of an hour: raw trade frames and collector events received in [hour - lateness, hour + 1h +
+    lateness), and the REST history backfilled for those exchange-time minutes. Hours of one ``lake`` are read in
+    order (it reads each raw file once); what comes after (``compute_trades_hour``) may run beside the next read."""
     root = settings.root
-    end = hour + HOUR_NS
-    lake = lake or HourRange(settings)
-    read_start, read_end = hour - settings.lateness_ns, end + settings.lateness_ns
+    read_start, read_end = hour - settings.lateness_ns, hour + HOUR_NS + settings.lateness_ns
     # REST history fetched for these exchange-time minutes, whenever it was fetched
     backfill = read_backfill(root, read_start, read_end)
     events = pl.concat([lake.events(read_start, read_end), read_backfill_events(root, read_start, read_end)])
+    return TradesInputs(hour, lake.trades(read_start, read_end), events, backfill)
+
+
+def compute_trades_hour(settings: Settings, inputs: TradesInputs, lake: HourRange) -> TradesHour:
+    """Trades with exchange ts in the hour and the coverage of every stream over it, from its reads; loaded into
+    PostgreSQL if configured, then written to the lake (quarantine, trades, coverage: replacing the hour)."""
+    root, hour = settings.root, inputs.hour
+    end = hour + HOUR_NS
     window = window_trades(
-        lake.trades(read_start, read_end),
+        inputs.parts,
         hour,
         end,
         settings.lateness_ns,
         normalize=lake.normalize,
         skew_ns=settings.skew_ns,
-        backfill=backfill,
+        backfill=inputs.backfill,
     )
     coverage = compute_coverage(
-        events, window.observed, hour, end, kinds=registry_stream_kinds(), rules=settings.coverage_rules
+        inputs.events, window.observed, hour, end, kinds=registry_stream_kinds(), rules=settings.coverage_rules
     )
     # the sinks first, the lake files last: the hour counts as materialized once its lake files exist, so a failed
     # load fails the hour before anything marks it done, and a retry or the sensor redoes it
@@ -152,6 +170,14 @@ def materialize_trades_hour(settings: Settings, hour: int, lake: HourRange | Non
     write_partition(coverage_path, coverage)
     lake.published(hour)
     return TradesHour(hour, window, coverage, path, coverage_path, qpath, replaced)
+
+
+def materialize_trades_hour(settings: Settings, hour: int, lake: HourRange | None = None) -> TradesHour:
+    """Trades with exchange ts in [hour, hour + 1h) and the coverage of every stream over the hour
+    (``read_trades_hour`` then ``compute_trades_hour``). ``lake``: the reader of a range of hours (each raw file
+    read and each frame normalized once for all of them); a fresh one reads just this hour's span."""
+    lake = lake or HourRange(settings)
+    return compute_trades_hour(settings, read_trades_hour(settings, hour, lake), lake)
 
 
 @dataclass(frozen=True, slots=True)

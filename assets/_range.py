@@ -6,6 +6,7 @@ range. The 1m candles an hour writes are kept for the longer candles of the hour
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 import polars as pl
@@ -47,11 +48,28 @@ def trade_channels(exchanges: list[str]) -> list[str] | None:
 
 class _Spans(Generic[T]):
     """What ``read(lo, hi)`` gave for consecutive spans of receive minutes; a window moving forward reads only the
-    minutes past the last span, and spans wholly before a window are let go (windows only move forward)."""
+    minutes past the last span, and spans wholly before a window are let go (windows only move forward).
 
-    def __init__(self, read: Callable[[int, int], T]) -> None:
+    With ``until``, the ``step`` after the span just read (up to ``until``) is read ahead on a thread while the
+    caller works on this one: the next window (``step`` later) finds it read, so the reading and normalizing of the
+    next hour overlap the coverage, candles and writes of this one."""
+
+    def __init__(self, read: Callable[[int, int], T], until: int | None = None, step: int = HOUR_NS) -> None:
         self._read = read
+        self._until = until
+        self._step = step
         self._parts: list[tuple[int, int, T]] = []
+        self._ahead: tuple[int, int, Future[T]] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _take(self, lo: int, hi: int) -> T:
+        """``read(lo, hi)``, from the read ahead when it is that span."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            if (ahead[0], ahead[1]) == (lo, hi):
+                return ahead[2].result()
+            ahead[2].cancel()
+        return self._read(lo, hi)
 
     def get(self, lo: int, hi: int) -> list[T]:
         parts = self._parts
@@ -59,9 +77,22 @@ class _Spans(Generic[T]):
             parts = []  # not the next window of the same run: start again
         covered = parts[-1][1] if parts else lo
         if hi > covered:
-            parts.append((covered, hi, self._read(covered, hi)))
+            parts.append((covered, hi, self._take(covered, hi)))
+            if self._until is not None and hi < self._until:
+                nxt = min(self._until, hi + self._step)
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="mdp-read-ahead")
+                self._ahead = (hi, nxt, self._pool.submit(self._read, hi, nxt))
         self._parts = [p for p in parts if p[1] > lo]
         return [data for start, _, data in self._parts if start < hi]
+
+    def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead[2].cancel()
+            self._ahead = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 def _received_in(df: pl.DataFrame, lo: int, hi: int) -> pl.DataFrame:
@@ -71,9 +102,13 @@ def _received_in(df: pl.DataFrame, lo: int, hi: int) -> pl.DataFrame:
 
 
 class HourRange:
-    """The reads of one run of hours, in order (a fresh one per hour reads just that hour's span)."""
+    """The reads of one run of hours, in order (a fresh one per hour reads just that hour's span). ``hours``: the
+    run's hours, when known: the next hour's raw minutes and events are then read ahead while one is worked on
+    (``close`` ends that)."""
 
-    def __init__(self, settings: Settings, *, normalize: Normalizer = registry_normalizer) -> None:
+    def __init__(
+        self, settings: Settings, *, normalize: Normalizer = registry_normalizer, hours: list[int] | None = None
+    ) -> None:
         self.settings = settings
         self.normalize = normalize
         self.warehouse = Warehouse(settings.warehouse_path, lake=settings.root)
@@ -84,8 +119,10 @@ class HourRange:
             raw = read_raw(root, lo, hi, channels=channels)
             return normalize_raw(raw, normalize=normalize, skew_ns=settings.skew_ns)
 
-        self._trades = _Spans(read_trades)
-        self._events = _Spans(lambda lo, hi: read_events(root, lo, hi))
+        # what the last hour's window reads: no further
+        until = hours[-1] + HOUR_NS + settings.lateness_ns if hours and len(hours) > 1 else None
+        self._trades = _Spans(read_trades, until)
+        self._events = _Spans(lambda lo, hi: read_events(root, lo, hi), until)
         self._candles: dict[int, pl.DataFrame] = {}
 
     def trades(self, lo: int, hi: int) -> list[NormalizedRaw]:
@@ -113,6 +150,16 @@ class HourRange:
         for old in [h for h in self._candles if h <= hour - _CANDLE_HOURS_KEPT * HOUR_NS]:
             del self._candles[old]
         self.published(hour)
+
+    def close(self) -> None:
+        self._trades.close()
+        self._events.close()
+
+    def __enter__(self) -> HourRange:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def published(self, hour: int) -> None:
         """An hour's partition files are in the lake: readers' catalog refreshed (a new one only when a day

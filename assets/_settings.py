@@ -111,6 +111,13 @@ class Settings:
         return HeatmapBuckets.from_spec(spec)
 
     @property
+    def hour_workers(self) -> int:
+        """Hours of a range computed side by side (``MDP_HOUR_WORKERS``, default: the machine's cores, at most 4):
+        each hour's trades and coverage depend on its own reads only."""
+        value = os.environ.get("MDP_HOUR_WORKERS")
+        return int(value) if value else min(4, os.cpu_count() or 1)
+
+    @property
     def draw(self) -> bool:
         """Whether the heatmap assets draw their pictures (about a second each per hour run)."""
         if self.pictures is not None:
