@@ -67,6 +67,9 @@ _TOO_PRECISE = rf"\.[0-9]{{{PRICE_SCALE}}}[0-9]*[1-9]"
 #: more integer digits than PRICE holds, leading zeros aside
 _TOO_LARGE = rf"^0*[1-9][0-9]{{{_INT_DIGITS}}}"
 _ZERO = r"^0+(?:\.0+)?$"
+#: what ``decimal_reason`` accepts, zero aside: digits, at most 26 after leading zeros, then at most 12 decimals
+#: (any further ones zeros)
+_EXACT = rf"^0*[0-9]{{1,{_INT_DIGITS}}}(?:\.[0-9]{{1,{PRICE_SCALE}}}0*)?$"
 #: how much of an offending value a reason quotes (the raw payload is kept whole anyway)
 _QUOTE_CHARS = 64
 
@@ -138,6 +141,29 @@ def decimal_reason(value: pl.Expr, label: str) -> pl.Expr:
     )
 
 
+def _exact(value: pl.Expr) -> pl.Expr:
+    """True where ``decimal_reason`` is null: two regexes instead of its six (the reasons are worked out only for
+    the rows that fail it; tests/exchanges check the two agree)."""
+    return (value.str.contains(_EXACT) & value.str.contains(_ZERO).not_()).fill_null(False)
+
+
+def _with_decimal_reasons(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with ``_price_reason``/``_size_reason``: ``decimal_reason`` of ``_price``/``_size``."""
+    exact = rows.select(_exact(pl.col("_price")) & _exact(pl.col("_size"))).to_series()
+    found = {
+        name: pl.Series(name, [None] * rows.height, dtype=pl.String) for name in ("_price_reason", "_size_reason")
+    }
+    if not exact.all():
+        where = exact.not_().arg_true()
+        odd = rows[where].select(
+            _price_reason=decimal_reason(pl.col("_price"), "price"),
+            _size_reason=decimal_reason(pl.col("_size"), "size"),
+        )
+        for name, series in found.items():
+            series.scatter(where, odd.get_column(name))
+    return rows.with_columns(*found.values())
+
+
 def to_price(value: pl.Expr) -> pl.Expr:
     """A decimal string -> ``PRICE``, exact for every value ``decimal_reason`` accepts (null for others)."""
     return value.cast(PRICE, strict=False)
@@ -169,10 +195,7 @@ def split_trades(
     for name in ("_price", "_size"):
         if rows.schema[name] != pl.String:
             raise TypeError(f"split_trades: {name} must be the exchange's decimal string, got {rows.schema[name]}")
-    rows = rows.with_columns(
-        _price_reason=decimal_reason(pl.col("_price"), "price"),
-        _size_reason=decimal_reason(pl.col("_size"), "size"),
-    )
+    rows = _with_decimal_reasons(rows)
     first, last, fills = pl.col("_fill_first"), pl.col("_fill_last"), pl.col("_fills")
     checks: list[tuple[pl.Expr, pl.Expr]] = []
     if reason is not None:
@@ -196,12 +219,13 @@ def split_trades(
         reason_expr = pl.when(cond).then(value).otherwise(reason_expr)
     rows = rows.with_columns(_reason=reason_expr)
 
-    good = rows.filter(pl.col("_reason").is_null())
     rejects = rows.filter(pl.col("_reason").is_not_null()).select(
         [pl.col(name) for name in RAW] + [pl.col("_reason").alias("reason")]
     )
+    # lazily, so the filter copies only the columns the trades keep (not the payloads)
+    good = rows.lazy().filter(pl.col("_reason").is_null())
     # symbols repeat: normalize each distinct id once in Python, then map the column
-    ids = good.get_column("_symbol").unique().to_list()
+    ids = good.select(pl.col("_symbol").unique()).collect().to_series().to_list()
     mapping = {s: normalize_symbol(s) for s in ids}
     trades = good.select(
         pl.lit(exchange).alias("exchange"),
@@ -215,7 +239,7 @@ def split_trades(
         pl.col("_fills").alias("fills"),
         *(pl.col(_LINEAGE_SOURCES[name]).alias(name) for name in TRADE_LINEAGE),
     ).cast(dict(NORMALIZED_TRADES))  # type: ignore[arg-type]
-    return trades, rejects.cast(dict(REJECTS))  # type: ignore[arg-type]
+    return trades.collect(), rejects.cast(dict(REJECTS))  # type: ignore[arg-type]
 
 
 def ms_to_ts(expr: pl.Expr) -> pl.Expr:

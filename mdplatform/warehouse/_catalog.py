@@ -24,6 +24,7 @@ import hashlib
 import os
 import re
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def _anchor(anchor_dir: Path, table: str, schema: pa.Schema) -> str:
     path = anchor_dir / f"{table}-{digest}.parquet"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")  # several threads or processes may race here
         pq.write_table(schema.empty_table(), tmp)
         tmp.replace(path)
     return str(path)

@@ -25,6 +25,7 @@ warehouse catalog (``anchor_dir``), so an hour the collector did not record read
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -81,7 +82,7 @@ def _anchor(anchor_dir: Path, tree: str, schema: pa.Schema, depth: str) -> str:
     path = anchor_dir / tree / "exchange=_" / _DEPTHS[depth][2] / "empty.parquet"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")  # several threads or processes may race here
         pq.write_table(schema.empty_table(), tmp)
         tmp.replace(path)
     return str(path)

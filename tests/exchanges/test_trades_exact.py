@@ -364,3 +364,34 @@ def test_split_trades_checks_its_inputs(to_raw: ToRaw) -> None:
         split_trades(parsed.drop("_fills"), exchange="binance", normalize_symbol=str)
     with pytest.raises(TypeError, match="_price must be the exchange's decimal string"):
         split_trades(parsed.with_columns(_price=pl.lit(1.5)), exchange="binance", normalize_symbol=str)
+
+
+def test_the_fast_decimal_check_accepts_exactly_what_the_reasons_accept() -> None:
+    """split_trades works out a value's reason only where two regexes (``_exact``) say it has one: they must agree
+    with ``decimal_reason`` on every string, boundaries first (26 integer digits, 12 decimals, zeros, signs)."""
+    import random
+
+    from mdplatform.exchanges._normalize import _exact, decimal_reason
+
+    rng = random.Random(15)
+    values: list[str | None] = [
+        None, "", "0", "0.0", "00.000", "1", "1.", ".5", "1e5", "NaN", "-1", "+1", " 1", "1 ", "0x1F", "١٢",
+        "0.000000000001", "0.0000000000001", "0.0000000000010", "0.1000000000000000000",
+        "1" + "0" * 25, "1" + "0" * 26, "0" * 5 + "1" + "0" * 25, "0" * 5 + "1" + "0" * 26, "9" * 26 + ".999999999999",
+    ]  # fmt: skip
+    for _ in range(50_000):
+        text = "".join(rng.choice("0123456789") for _ in range(rng.choice([0, 1, 2, 5, 12, 25, 26, 27, 30])))
+        if rng.random() < 0.7:
+            text += "." + "".join(rng.choice("000123456789") for _ in range(rng.choice([0, 1, 8, 12, 13, 16])))
+        if rng.random() < 0.05:
+            text = rng.choice("-+ ") + text
+        if rng.random() < 0.05:
+            text = text.replace(rng.choice("0123456789"), rng.choice("eE.x "), 1)
+        if rng.random() < 0.1:
+            text = "0" * rng.randint(1, 5) + text
+        values.append(text)
+    df = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    slow = df.select(decimal_reason(pl.col("v"), "price").is_null()).to_series()
+    fast = df.select(_exact(pl.col("v"))).to_series()
+    assert 0 < slow.sum() < len(values)
+    assert fast.to_list() == slow.to_list()
