@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from mdplatform.lake import filesystem, hour_parts, is_local, join, lake_root, write_table_atomic
+from mdplatform.lake import filesystem, hour_parts, is_local, join, lake_root, write_parquet_atomic
 from mdplatform.transforms import HOUR_NS, floor_ns, from_ns
 
 __all__ = [
@@ -45,7 +45,7 @@ def quarantine_path(root: str | None, table: str, hour_ns: int) -> str:
 
 def write_partition(path: str, df: pl.DataFrame) -> None:
     """Replace the file at ``path`` atomically (readers see the old or the new file, never a torn one)."""
-    write_table_atomic(df.to_arrow(), path)
+    write_parquet_atomic(df, path)
 
 
 def remove_file(path: str) -> bool:
