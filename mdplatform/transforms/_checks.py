@@ -33,7 +33,9 @@ def _null_problems(df: pl.DataFrame, nullable: tuple[str, ...] = ()) -> list[str
 
 
 def _count(df: pl.DataFrame, bad: pl.Expr, what: str) -> list[str]:
-    n = df.filter(bad.fill_null(True)).height
+    if df.height == 0:
+        return []  # no row breaks a rule (an hour nothing was observed in has a dozen to check)
+    n = df.select(bad.fill_null(True).sum()).item()
     return [f"{n} rows with {what}"] if n else []
 
 
