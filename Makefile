@@ -35,13 +35,9 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
+# every bench in bench/ (run_all.py: one summary table at the end, each figure beside its reference and limit)
 bench: install
-	$(PY) bench/ingest.py
-	$(PY) bench/decimals.py
-	$(PY) bench/import_memory.py
-	$(PY) bench/book_rebuild.py
-	$(PY) bench/duckdb_queries.py
-	$(PY) bench/pg_load.py
+	$(PY) bench/run_all.py
 
 # ten minutes: not part of `bench`
 soak: install
