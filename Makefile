@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
 .PHONY: install test demo lint bench soak lock dagster clean
 
-$(VENV)/.installed: requirements.lock pyproject.toml setup.py mdplatform/book/_native.c
+$(VENV)/.installed: requirements.lock pyproject.toml setup.py mdplatform/book/_native.c mdplatform/collector/_batcher.pyx
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) venv --quiet --allow-existing --python python3 $(VENV)
 	$(UV) pip install --quiet --python $(PY) -r requirements.lock

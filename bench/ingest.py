@@ -9,7 +9,9 @@ each ratio is taken between receivers measured in the same run), each in a fresh
 - a bare picows client that receives each frame's payload as text and counts it (the collector's library: the
   ceiling on this machine),
 - the real ingestor (``mdplatform.ingest.Ingestor``: routing, book-sync bookkeeping, liveness pings, the
-  write-ahead journal, Parquet raw lake and events), whose lake is then counted: every frame must have landed.
+  write-ahead journal, Parquet raw lake and events), whose lake is then counted: every frame must have landed;
+  on its compiled receive path (``collector/_batcher.pyx``), and, for reference, on the pure-Python one
+  (``MDP_RECEIVE=python``: what an install without Cython gets).
 
 Prints messages/s (median and best of the rounds), peak RSS, the ingestor's ratios to both bare clients beside their
 limits (at least 0.85x the bare client of its own library, at least 1.0x a bare ``websockets`` client), and messages
@@ -211,6 +213,7 @@ def bare_picows(port: int, expected: int, out: mp.Queue) -> None:  # type: ignor
 
 def ingestor(port: int, expected: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
     from mdplatform.collector import ExchangeCollectorConfig, IngestConfig
+    from mdplatform.collector._connection import compiled_receive
     from mdplatform.ingest import Ingestor
     from mdplatform.lake import read_raw
 
@@ -224,7 +227,7 @@ def ingestor(port: int, expected: int, out: mp.Queue) -> None:  # type: ignore[t
     )
     ing = Ingestor(IngestConfig((config,), journal=f"{root}/journal"), lake=f"{root}/lake", status_every_s=1e9)
 
-    async def run() -> tuple[float, float, float]:
+    async def run() -> tuple[int, float, float]:
         stop = asyncio.Event()
         task = asyncio.create_task(ing.run(stop=stop))
         while not ing.manager.collectors[0].connections:
@@ -232,23 +235,29 @@ def ingestor(port: int, expected: int, out: mp.Queue) -> None:  # type: ignore[t
         counters = ing.manager.collectors[0].connections[0].counters
         while counters.messages_received == 0:
             await asyncio.sleep(0.0005)
-        t0, cpu0 = time.perf_counter(), time.thread_time()
+        cpu0, counted = time.thread_time(), counters.messages_received
         while counters.messages_received < expected:
             await asyncio.sleep(0.002)
-        elapsed, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
+        # the clock stops when the last frame is counted (handed to the lake writer); it started at the first
+        # frame's receive time, read from the lake below (frames are counted in batches: the first count comes later)
+        end_ns, cpu = time.time_ns(), time.thread_time() - cpu0
+        cpu *= expected / (expected - counted)  # the CPU time of every frame, at the rate of those measured
         stop.set()
         await task  # every buffered row written
-        return elapsed, cpu, time.perf_counter() - t0 - elapsed
+        return end_ns, cpu, (time.time_ns() - end_ns) / 1e9
 
     try:
-        elapsed, cpu, closing_s = asyncio.run(run())
+        end_ns, cpu, closing_s = asyncio.run(run())
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        raw = read_raw(f"{root}/lake", 0, 2**62, columns=["conn_id"])
+        raw = read_raw(f"{root}/lake", 0, 2**62, columns=["conn_id", "recv_ts"])
+        stream = raw.filter(~raw["conn_id"].str.ends_with("/rest"))
+        elapsed = (end_ns - stream["recv_ts"].dt.epoch("ns").min()) / 1e9  # type: ignore[operator]
         info = {
+            "compiled": compiled_receive(),
             "cpu_s": cpu,
             "errors": ing.manager.get_status()["errors"],
             # the stream's frames; the REST depth snapshots the book sync fetched are landed beside them
-            "frames_in_lake": raw.filter(~raw["conn_id"].str.ends_with("/rest")).height,
+            "frames_in_lake": stream.height,
             "snapshots_in_lake": raw.filter(raw["conn_id"].str.ends_with("/rest")).height,
             "then_written_in_s": round(closing_s, 2),
         }
@@ -272,10 +281,17 @@ def measure(target: Callable[..., None], copies: int) -> tuple[float, float, dic
     return rate, rss_mb, info, n
 
 
+def python_ingestor(port: int, expected: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    os.environ["MDP_RECEIVE"] = "python"  # (a process of its own: set before mdplatform is imported)
+    ingestor(port, expected, out)
+
+
+INGESTOR = "mdp ingestor -> raw lake"
 RECEIVERS: dict[str, Callable[..., None]] = {
     "bare websockets client": bare_websockets,
     "bare picows client": bare_picows,
-    "mdp ingestor -> raw lake": ingestor,
+    INGESTOR: ingestor,
+    "  same, Python receive path": python_ingestor,
 }
 
 
@@ -333,9 +349,11 @@ def main() -> None:
             cpu_rates[name].append(n / info["cpu_s"])
             rss[name].append(peak)
             if "frames_in_lake" in info:
+                if name == INGESTOR and not info["compiled"]:
+                    print("  the compiled receive path is not built here: the ingestor received in Python")
                 landed.append(
-                    f"{info['frames_in_lake']:,} of {n:,} frames (+{info['snapshots_in_lake']} REST snapshots), "
-                    f"written {info['then_written_in_s']} s after the last one arrived"
+                    f"{name.strip()}: {info['frames_in_lake']:,} of {n:,} frames (+{info['snapshots_in_lake']} REST "
+                    f"snapshots), written {info['then_written_in_s']} s after the last one arrived"
                 )
                 landed_counts.append(int(info["frames_in_lake"]))
                 if info["frames_in_lake"] != n or info["errors"]:
@@ -345,21 +363,24 @@ def main() -> None:
     for name in RECEIVERS:
         each = " ".join(f"{r:,.0f}" for r in rates[name])
         print(
-            f"  {name:26} median {_median(rates[name]):>9,.0f}  best {max(rates[name]):>9,.0f}  "
+            f"  {name:28} median {_median(rates[name]):>9,.0f}  best {max(rates[name]):>9,.0f}  "
             f"peak RSS {max(rss[name]):5.0f} MB  ({each})"
         )
-    ours, ours_cpu = rates["mdp ingestor -> raw lake"], cpu_rates["mdp ingestor -> raw lake"]
+    ours, ours_cpu = rates[INGESTOR], cpu_rates[INGESTOR]
     for ref, limit in LIMITS:
         per_round = [a / b for a, b in zip(ours, rates[ref], strict=True)]
         ratio = _median(ours) / _median(rates[ref])
         verdict = "met" if ratio >= limit else "NOT met"
         rounds = " ".join(f"{r:.2f}" for r in per_round)
         print(f"  ingestor / {ref:22} {ratio:5.2f}x  (limit {limit:.2f}x: {verdict}; per round {rounds})")
+    python = rates["  same, Python receive path"]
+    for ref, _ in LIMITS:
+        print(f"  (Python receive path / {ref}: {_median(python) / _median(rates[ref]):.2f}x)")
     # the receiving thread's CPU time per frame does not depend on what else the machine runs: the rate each would
     # reach on a core of its own (the ingestor's writer thread runs beside it, on the other core)
     print("  msg per CPU-second of the receiving thread (median), what each reaches with a core to itself:")
     for name in RECEIVERS:
-        print(f"    {name:26} {_median(cpu_rates[name]):>9,.0f}")
+        print(f"    {name:28} {_median(cpu_rates[name]):>9,.0f}")
     for ref in ("bare picows client", "bare websockets client"):
         print(f"  ingestor / {ref:22} {_median(ours_cpu) / _median(cpu_rates[ref]):5.2f}x by CPU time")
     print(f"  landed in the lake, each round: {'; '.join(landed)}")
@@ -368,7 +389,7 @@ def main() -> None:
         bench_line(
             f"ingestor vs {ref}, by CPU time", _median(ours_cpu), "msg/CPU-s", _median(cpu_rates[ref]), at_least=True
         )
-    bench_line("ingestor peak RSS", max(rss["mdp ingestor -> raw lake"]), "MB", at_least=False)
+    bench_line("ingestor peak RSS", max(rss[INGESTOR]), "MB", at_least=False)
     bench_line("frames in the lake, fewest of the rounds", min(landed_counts), "frames", n, 1.0, at_least=True)
     if not all_landed:
         sys.exit("not every frame landed in the lake, or the ingestor reported errors")

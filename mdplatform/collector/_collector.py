@@ -8,6 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
+
 from .._time import iso_ns
 from ..exchanges import Subscription, get_exchange
 from ..history import RestClient
@@ -42,6 +44,10 @@ class ExchangeCollector:
 
     async def start(self) -> None:
         self._rest = RestClient(timeout_s=10.0)  # owns its HTTP client
+        # the HTTP client's async backend (anyio, under httpx) is imported at its first use: now, before any frame
+        # arrives, rather than at the first book snapshot, which would stall every connection's receive loop for
+        # tens to hundreds of milliseconds
+        anyio.Event()
         self._started_ns = time.time_ns()
         for shard in self._shards:
             conn = Connection(self.exchange, self.config, shard, self.sink, self._rest, self.gate)

@@ -15,10 +15,20 @@ receive time of the frame that carried it: the largest seen, looked up in the la
 is recorded (a frame without a time, e.g. a spot bookTicker, keeps what was known), so the receive loop only
 keeps a reference to its last frame.
 
-Frames arrive through picows (``_websocket.py``) one callback each, in reads: every frame of one read of the socket
-has the receive time of that read (when its bytes left the kernel), and a read's frames go to the sink in one call
-(``RawSink.append_frames``) once it is parsed. Per frame the hot path does: the payload as text, ``route()``, two
-list appends, and for book and control channels the session's or the ack check.
+Frames arrive through picows (``_websocket.py``) in reads: every frame of one read of the socket has the receive
+time of that read (when its bytes left the kernel). Two receive paths land the same rows:
+
+- compiled (``_batcher.pyx``, built with the package when Cython is there): picows calls the ``Batcher`` in C,
+  which copies each complete UTF-8 data frame into a batch with its receive time and route (looked up by the
+  exchange's stream key: ``route_prefix``/``route_key``) and hands batches of frames to the sink
+  (``RawSink.append_batch``) every few milliseconds; only the frames the connection must look at (book and
+  control channels, the first frames until an exchange time) become text for Python, and everything else
+  (control frames, fragments, non-UTF-8 data, frames during a close) goes to the Python receiver below;
+- pure Python (``_Receiver`` alone: no compiled module, one built for another picows, or ``MDP_RECEIVE=python``):
+  one callback per frame (the payload as text, ``route()``, two list appends), a read's frames to the sink in one
+  call (``RawSink.append_frames``).
+
+Either way, book and control frames get the session's or the ack check as they arrive, after they are landed.
 """
 
 from __future__ import annotations
@@ -27,11 +37,13 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import random
 import time
 import uuid
 from collections.abc import Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -60,11 +72,45 @@ from ._status import ConnectionCounters
 from ._websocket import CLOSE_TIMEOUT_S, CONTROL_MAX, MAX_FRAME_BYTES, WsClosed, WsError, WsLink, describe, open_link
 
 if TYPE_CHECKING:
-    from picows import WSFrame, WSTransport
+    from picows import WSFrame, WSListener, WSTransport
 
-__all__ = ["MAX_FRAME_BYTES", "Connection", "RawSink"]
+    from ..lake._frames import FrameBatch
+    from ._batcher import Batch, Batcher
+
+__all__ = ["MAX_FRAME_BYTES", "Connection", "RawSink", "compiled_receive"]
 
 log = logging.getLogger("mdplatform.collector")
+
+
+def _batcher_class() -> type[Batcher] | None:
+    """The compiled receive path's listener class, or None: not built (no Cython when the package was installed),
+    built against another picows than the one installed (its frame layout is compiled in), or turned off with
+    ``MDP_RECEIVE=python``."""
+    if os.environ.get("MDP_RECEIVE", "").lower() == "python":
+        return None
+    try:
+        from . import _batcher
+    except (ImportError, ValueError):  # ValueError: Cython's check of picows' type sizes
+        return None
+    installed = version("picows")
+    if installed != _batcher.PICOWS_VERSION:
+        log.warning(
+            "the compiled receive path was built against picows %s, picows %s is installed: receiving in Python "
+            "(reinstall mdplatform to rebuild it)",
+            _batcher.PICOWS_VERSION,
+            installed,
+        )
+        return None
+    return _batcher.Batcher
+
+
+_BATCHER = _batcher_class()
+
+
+def compiled_receive() -> bool:
+    """Whether connections receive on the compiled path (``_batcher.pyx``)."""
+    return _BATCHER is not None
+
 
 SNAPSHOT_CHANNEL = "depthSnapshot"
 #: the exchange modules' channel for acks, errors and pongs
@@ -84,6 +130,10 @@ class RawSink(Protocol):
         self, recv_ts: int, exchange: str, conn_id: str, seq: int, routes: list[Route], payloads: list[str]
     ) -> None: ...
 
+    def append_batch(
+        self, exchange: str, conn_id: str, seq: int, batch: FrameBatch, routes: Sequence[Route]
+    ) -> None: ...
+
     def event(
         self,
         recv_ts: int,
@@ -97,6 +147,17 @@ class RawSink(Protocol):
         frame_recv_ts: int | None,
         detail: str,
     ) -> None: ...
+
+
+@runtime_checkable
+class _KeyRouted(Protocol):
+    """An exchange whose frames starting with ``route_prefix[0]`` are routed by their stream key, the text up to the
+    ``route_prefix[1]``-th quote after it: ``route_key(key)`` is what ``route()`` says of every such frame, or None
+    when the key alone does not say (those frames are routed one by one)."""
+
+    route_prefix: tuple[str, int]
+
+    def route_key(self, key: str) -> Route | None: ...
 
 
 class _Last:
@@ -313,9 +374,9 @@ class Connection:
     # --- events ------------------------------------------------------------------------------------
 
     def _seq(self) -> int:
-        """Frames landed on the current connection so far (those of the read being parsed included)."""
+        """Frames landed on the current connection so far (those received and not yet handed over included)."""
         link = self._link
-        return self.counters.messages_received - self._seq_base + (len(link.payloads) if link is not None else 0)
+        return self.counters.messages_received - self._seq_base + (link.pending() if link is not None else 0)
 
     def _newest(self) -> _Newest:
         """The newest exchange time known and when the frame carrying it arrived: looked up in the last frame
@@ -515,9 +576,14 @@ class Connection:
 class _Receiver(WsLink):
     """One connection's frames as picows parses them: the receive hot path. A read's frames are collected here
     (``routes``, ``payloads``) and handed to the sink together when its last frame is parsed; the frames that need
-    interpretation (book and control channels, and frames until the first exchange time) go to the connection."""
+    interpretation (book and control channels, and frames until the first exchange time) go to the connection.
+
+    On the compiled path a ``Batcher`` stands in front of it (``listener``): it lands the plain frames itself and
+    calls ``land``, ``learn``, ``classify`` and ``interpret`` here, and hands everything else to ``on_ws_frame``."""
 
     def __init__(self, conn: Connection, conn_id: str, shown: str) -> None:
+        self.batcher: Batcher | None = None
+        self._plain = True
         super().__init__()
         self.conn = conn
         self.conn_id = conn_id
@@ -535,14 +601,77 @@ class _Receiver(WsLink):
         self.failed = 0
         #: frames of the connection handed to the sink
         self.landed = 0
+        # the compiled path's routes: (channel, symbol) by index, and the code (index * 2 + watched) of each
+        self.route_list: list[Route] = []
+        self._codes: dict[Route, int] = {}
+        exchange = conn.exchange
+        self._route_key = exchange.route_key if isinstance(exchange, _KeyRouted) else None
+        if _BATCHER is not None:
+            prefix, quotes = exchange.route_prefix if isinstance(exchange, _KeyRouted) else (None, 0)
+            self.batcher = _BATCHER(self, asyncio.get_running_loop(), prefix.encode() if prefix else None, quotes)
+
+    def listener(self) -> WSListener:
+        return self if self.batcher is None else self.batcher
+
+    @property
+    def plain(self) -> bool:
+        return self._plain
+
+    @plain.setter
+    def plain(self, value: bool) -> None:
+        # the compiled path lands plain frames itself only while the link would
+        self._plain = value
+        if self.batcher is not None:
+            self.batcher.plain = value
+
+    def pending(self) -> int:
+        """Frames received and not yet handed to the sink."""
+        return len(self.payloads) + (self.batcher.pending if self.batcher is not None else 0)
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         super().on_ws_connected(transport)
         self.conn._opened(self, self.conn_id, self.shown)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        self._hand_over()
+        self.hand_over()
         super().on_ws_disconnected(transport)
+
+    # --- the compiled path's calls ------------------------------------------------------------------------------
+
+    def _code(self, route: Route) -> int:
+        code = self._codes.get(route)
+        if code is None:
+            code = self._codes[route] = len(self.route_list) * 2 + (route[0] in self.watch)
+            self.route_list.append(route)
+        return code
+
+    def learn(self, key: str) -> int:
+        """The route code of every frame with stream key ``key``, or -1: route them one by one."""
+        assert self._route_key is not None
+        route = self._route_key(key)
+        return -1 if route is None else self._code(route)
+
+    def classify(self, frame: str) -> int:
+        """The route code of one frame."""
+        return self._code(self.route(frame))
+
+    def interpret(self, frame: str, index: int, recv: int) -> bool:
+        """A landed frame the connection must see now (``route_list[index]``); returns ``started``."""
+        self._interpret(frame, self.route_list[index], recv)
+        return self.started
+
+    def land(self, batch: Batch) -> None:
+        """Frames the compiled path received (after every frame handed over before them)."""
+        n = batch.rows
+        conn = self.conn
+        conn.sink.append_batch(self.exchange_id, self.conn_id, self.landed + 1, batch, self.route_list)
+        conn._last.frame = batch.last_text()
+        c = conn.counters
+        c.messages_received += n
+        c.messages_processed += n - self.failed
+        c.last_message_ns = batch.last_recv
+        self.landed += n
+        self.failed = 0
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         # per frame: three cheap tests, the text, route(), two appends; the rest once per read or per rare frame
@@ -564,13 +693,13 @@ class _Receiver(WsLink):
             else:
                 self._binary(message, recv)  # type: ignore[arg-type]
         if frame.last_in_buffer:
-            self._hand_over()
+            self.hand_over()
 
     def _stamp(self) -> int:
         self.recv = time.time_ns()
         return self.recv
 
-    def _hand_over(self) -> None:
+    def hand_over(self) -> None:
         """The read is parsed: its frames go to the sink, the counters move on."""
         recv, self.recv = self.recv, 0
         payloads = self.payloads
@@ -607,7 +736,7 @@ class _Receiver(WsLink):
                         conn._act(action, recv)
         except Exception as exc:
             self.failed += 1
-            conn._uninterpretable(channel, symbol, self.landed + len(self.payloads), recv, exc)
+            conn._uninterpretable(channel, symbol, self.landed + self.pending(), recv, exc)
 
     def _binary(self, data: bytes, recv: int) -> None:
         """A frame that is not UTF-8: landed exactly (base64) and quarantined; nothing can be read from it."""
@@ -624,7 +753,7 @@ class _Receiver(WsLink):
         self.routes.append(_BINARY_ROUTE)
         self.payloads.append(base64.b64encode(data).decode())
         self.failed += 1
-        seq = self.landed + len(self.payloads)
+        seq = self.landed + self.pending()
         conn._quarantine(
             BINARY_CHANNEL, "", seq, recv, f"{reason}: landed base64-encoded in channel {BINARY_CHANNEL!r}"
         )

@@ -162,6 +162,11 @@ class WsLink(WSListener):
         except UnicodeDecodeError:
             return data
 
+    def listener(self) -> WSListener:
+        """What picows hands the connection's frames to: the link itself (a subclass may put a compiled listener in
+        front of it, which calls the link's callbacks for what it does not handle)."""
+        return self
+
     # --- sending ------------------------------------------------------------------------------------------------
 
     def send_text(self, message: str) -> None:
@@ -244,7 +249,7 @@ _Link = TypeVar("_Link", bound=WsLink)
 async def open_link(url: str, factory: Callable[[], _Link], *, timeout: float = OPEN_TIMEOUT_S) -> _Link:
     """Connect to ``url`` (its ``user:password@`` sent as HTTP basic auth, never in the request line; ``wss`` verified
     against the system's certificates) and complete the handshake within ``timeout``. ``factory`` makes the link,
-    which receives every frame from the first one on."""
+    which receives every frame from the first one on (through its ``listener``)."""
     parts = urlsplit(url)
     headers: dict[str, str] = {}
     if parts.username is not None or parts.password is not None:
@@ -253,9 +258,15 @@ async def open_link(url: str, factory: Callable[[], _Link], *, timeout: float = 
         url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     context = ssl.create_default_context() if parts.scheme == "wss" else None
     kwargs: dict[str, Any] = {"extra_headers": headers} if headers else {}
-    transport, link = await asyncio.wait_for(
+    made: list[_Link] = []
+
+    def listener() -> WSListener:
+        made.append(factory())
+        return made[-1].listener()
+
+    transport, _ = await asyncio.wait_for(
         ws_connect(
-            factory,
+            listener,
             url,
             ssl_context=context,
             websocket_handshake_timeout=timeout,
@@ -268,7 +279,7 @@ async def open_link(url: str, factory: Callable[[], _Link], *, timeout: float = 
         ),
         timeout,
     )
-    if not isinstance(link, WsLink) or link.transport is not transport:
+    if not made or made[-1].transport is not transport:
         # picows completes the handshake with no listener when the connection ends in the middle of it
         raise ConnectionResetError("the connection ended during the WebSocket handshake")
-    return link  # type: ignore[return-value]
+    return made[-1]

@@ -150,9 +150,7 @@ def _exact(value: pl.Expr) -> pl.Expr:
 def _with_decimal_reasons(rows: pl.DataFrame) -> pl.DataFrame:
     """``rows`` with ``_price_reason``/``_size_reason``: ``decimal_reason`` of ``_price``/``_size``."""
     exact = rows.select(_exact(pl.col("_price")) & _exact(pl.col("_size"))).to_series()
-    found = {
-        name: pl.Series(name, [None] * rows.height, dtype=pl.String) for name in ("_price_reason", "_size_reason")
-    }
+    found = {name: pl.Series(name, [None] * rows.height, dtype=pl.String) for name in ("_price_reason", "_size_reason")}
     if not exact.all():
         where = exact.not_().arg_true()
         odd = rows[where].select(

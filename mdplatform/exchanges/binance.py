@@ -318,6 +318,14 @@ class BinanceExchange:
         return f"{base}?symbol={symbol.upper()}&limit={limit}"
 
     # -- hot path ------------------------------------------------------------------------------------------
+    #: a combined-stream frame is routed by its stream name, the text up to the first quote after this prefix
+    #: (``route_key``; the compiled receive path looks names up without making text of the frame)
+    route_prefix = ('{"stream":"', 1)
+
+    def route_key(self, key: str) -> Route:
+        """The route of every frame starting with ``route_prefix`` whose stream name is ``key``."""
+        return self._routes.get(key) or self._learn(key)
+
     def route(self, frame: str) -> Route:
         if frame.startswith('{"stream":"'):
             start = 11

@@ -172,6 +172,16 @@ class OkxExchange:
         ]
 
     # -- hot path ------------------------------------------------------------------------------------------
+    #: a push is routed by the text of its "arg" up to the fifth quote after this prefix: ``channel","instId":"inst``
+    #: (``route_key``; the compiled receive path looks keys up without making text of the frame)
+    route_prefix = (_ARG_PREFIX, 5)
+
+    def route_key(self, key: str) -> Route | None:
+        """The route of every frame starting with ``route_prefix`` whose key is ``key`` (None when the key alone does
+        not say: an "arg" laid out otherwise)."""
+        channel, sep, inst = key.partition(_INST_SEP)
+        return (channel, inst) if sep and '"' not in channel else None
+
     def route(self, frame: str) -> Route:
         if frame.startswith(_ARG_PREFIX):
             end = frame.find('"', _ARG_LEN)

@@ -1,5 +1,8 @@
 """The write-ahead journal: every row the collector hands the raw writer is on local disk within a tick (200 ms)
 and fsynced within a second, so a crash (``kill -9``, power loss) or a lake that cannot be written loses nothing.
+The raw writer encodes and appends records on a thread of its own (``RawWriter.tick``: the rows of a tick are on
+disk milliseconds after it, and at the latest when the next tick returns; large batches of the compiled receive
+path go at once).
 
 Layout: ``{journal}/<writer id>/<gen>.wal``, one *segment* per minute of the rows it holds (a late event for a
 minute already written opens a new segment, with a new ``gen``). A segment is a sequence of records, each
@@ -29,6 +32,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -36,7 +40,18 @@ from ..schemas import EVENTS_ARROW, RAW_ARROW
 from ._landed import Landed
 from ._paths import MinuteTable
 
-__all__ = ["EVENTS", "FRAMES", "Journal", "JournalError", "Record", "Segment", "encode", "read_segment"]
+__all__ = [
+    "EVENTS",
+    "FRAMES",
+    "Encoded",
+    "Journal",
+    "JournalError",
+    "Record",
+    "Segment",
+    "encode",
+    "encoded_batch",
+    "read_segment",
+]
 
 log = logging.getLogger("mdplatform.lake.journal")
 
@@ -48,6 +63,8 @@ _FRAME = struct.Struct("<II")
 _HEAD = struct.Struct("<qIBHH")
 #: seconds between fsyncs of the segments written since the last one
 SYNC_INTERVAL_S = 1.0
+#: a record as ``encode`` makes it: pieces (bytes, Arrow buffers) written back to back
+Encoded = list[Any]
 
 
 class JournalError(RuntimeError):
@@ -78,11 +95,20 @@ class Segment:
         return f"{self.writer_id}-{self.gen:06d}"
 
 
-def encode(minute_ns: int, chunk: int, kind: int, table: str, exchange: str, batch: pa.RecordBatch) -> bytes:
+def encode(minute_ns: int, chunk: int, kind: int, table: str, exchange: str, batch: pa.RecordBatch) -> Encoded:
+    """One record, as the pieces written back to back: its head, and the batch's IPC message as Arrow serialized it
+    (the one copy of the rows; the checksum runs over it where it is)."""
     t, e = table.encode(), exchange.encode()
-    ipc: bytes = batch.serialize().to_pybytes()
-    body = _HEAD.pack(minute_ns, chunk, kind, len(t), len(e)) + t + e + ipc
-    return _FRAME.pack(len(body), zlib.crc32(body)) + body
+    head = _HEAD.pack(minute_ns, chunk, kind, len(t), len(e)) + t + e
+    ipc = batch.serialize()
+    crc = zlib.crc32(ipc, zlib.crc32(head))
+    return [_FRAME.pack(len(head) + ipc.size, crc) + head, ipc]
+
+
+def encoded_batch(record: Encoded, kind: int) -> pa.RecordBatch:
+    """The batch of a record ``encode`` made, read back from the record's own buffer (no copy: the batch holds the
+    record's memory, not what it was made from)."""
+    return pa.ipc.read_record_batch(record[1], _SCHEMAS[kind])
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +183,9 @@ class Journal:
         path = os.path.join(self.directory, self.writer_id, f"{self._gen:06d}.wal")
         return Segment(path, self.writer_id, self._gen, minute_ns)
 
-    def append(self, segment: Segment, record: bytes) -> None:
+    def append(self, segment: Segment, record: Encoded) -> None:
         """Hand ``record`` to the OS (it survives the process from here on; fsynced within a second)."""
+        size = sum(memoryview(piece).nbytes for piece in record)
         with self._mutex:
             if segment.fd is None:
                 try:
@@ -167,14 +194,16 @@ class Journal:
                     raise JournalError(f"cannot write the journal at {self.directory}: {exc}") from exc
                 self._open[segment.gen] = segment
             try:
-                written = os.write(segment.fd, record)
-                while written < len(record):  # a short write (a signal): finish it
-                    written += os.write(segment.fd, record[written:])
+                written = os.writev(segment.fd, record)
+                if written < size:  # a short write (a signal, a full disk): finish it or fail
+                    rest = b"".join(bytes(memoryview(piece).cast("B")) for piece in record)[written:]
+                    while rest:
+                        rest = rest[os.write(segment.fd, rest) :]
             except OSError as exc:
                 raise JournalError(f"cannot write the journal at {self.directory}: {exc}") from exc
-            segment.size += len(record)
+            segment.size += size
             segment.dirty = True
-            self.bytes_on_disk += len(record)
+            self.bytes_on_disk += size
 
     def sync(self, segment: Segment | None = None) -> None:
         """fsync ``segment`` (before a lake file made from it is committed), or every segment written since the

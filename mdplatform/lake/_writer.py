@@ -3,7 +3,10 @@
 A minute's rows are written when the minute closes (``flush_closed``; with a journal, ``tick`` every 200 ms) and
 on ``close``; a buffer that reaches ``max_rows`` is written early as another part of the same minute, so memory
 stays bounded whatever the message rate. Parquet encoding runs on one background thread so the receive loop never
-waits on disk or S3. Without a journal (an import, a backfill) the writer applies back-pressure once
+waits on disk or S3 (and, with a journal, the rows' conversion to Arrow and their journal records on another, so
+that a slow lake never delays the journal). Rows come as Python lists (``append``, ``append_frames``) or as
+batches already laid out as Arrow buffers by the collector's compiled receive path (``append_batch``,
+``_frames.py``). Without a journal (an import, a backfill) the writer applies back-pressure once
 ``max_pending`` files are queued and fails after ``_WRITE_ATTEMPTS``; with one (the collector, ``_journal.py``) it
 never blocks and never fails on the lake: what the lake does not take waits in the journal.
 
@@ -23,8 +26,11 @@ import os
 import time
 import uuid
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import pairwise
 from types import TracebackType
 from typing import Any
 
@@ -33,8 +39,9 @@ import pyarrow as pa
 
 from .._time import iso_ns
 from ..schemas import EVENTS_ARROW, RAW_ARROW
+from ._frames import BatchSlice, FrameBatch, Part, RowRuns, frames_batch
 from ._fs import lake_root
-from ._journal import EVENTS, FRAMES, Journal, JournalError, Segment, encode
+from ._journal import EVENTS, FRAMES, Journal, JournalError, Segment, encode, encoded_batch
 from ._lakefile import EventRow, events_batch, write_minute_file
 from ._landed import Landed, write_manifest
 from ._paths import EVENTS_TABLE, MINUTE_NS, RAW_TABLE, MinuteTable, part_path
@@ -54,12 +61,16 @@ _RETRY_FIRST_S = 1.0
 _RETRY_MAX_S = 15.0
 #: files per landing manifest at most (an import writes thousands)
 _MANIFEST_FILES = 500
-_TS = RAW_ARROW.field("recv_ts").type
+#: with a journal: frames of compiled batches (``append_batch``) journaled as soon as this many wait, not at the next
+#: tick: at high rates the receive path's buffers come back within milliseconds (see ``collector/_batcher.pyx``) and
+#: frames are on disk sooner
+_JOURNAL_ROWS = 4096
 
 
 @dataclass(slots=True)
 class _Chunk:
-    """Rows of one lake file in the making: Arrow batches already journaled plus the rows appended since."""
+    """Rows of one lake file in the making: Arrow batches already taken (being journaled, or journaled) plus the rows
+    appended since."""
 
     exchange: str
     minute_ns: int
@@ -67,71 +78,57 @@ class _Chunk:
     segment: Segment | None = None
     #: which file of (table, exchange, minute) in the segment these rows become
     chunk: int = 0
-    batches: list[pa.RecordBatch] = field(default_factory=list)
+    #: the batches taken so far, in order (with a journal: made and journaled on the journal's thread)
+    batches: list[Future[pa.RecordBatch]] = field(default_factory=list)
     batch_rows: int = 0
 
     def pending(self) -> int:
         raise NotImplementedError
 
-    def _batch(self) -> pa.RecordBatch:
+    def _job(self) -> Callable[[], pa.RecordBatch]:
         raise NotImplementedError
 
-    def take(self) -> pa.RecordBatch | None:
-        """The rows appended since the last ``take`` as one batch (kept in ``batches``), or None."""
-        if not self.pending():
+    def take(self) -> Callable[[], pa.RecordBatch] | None:
+        """The rows appended since the last ``take``, as a function making their batch (to run on any thread), or
+        None when there are none."""
+        n = self.pending()
+        if not n:
             return None
-        batch = self._batch()
-        self.batches.append(batch)
-        self.batch_rows += batch.num_rows
-        return batch
+        self.batch_rows += n
+        return self._job()
 
     def size(self) -> int:
         return self.batch_rows + self.pending()
 
-    def table(self, schema: pa.Schema) -> pa.Table:
-        self.take()
-        return pa.Table.from_batches(self.batches, schema=schema)
-
 
 @dataclass(slots=True)
 class _Buffer(_Chunk):
-    # rows come in runs: frames received together (one read of a socket) share recv_ts and conn_id and are numbered
-    # on from the run's first seq, so a run is one entry in these four lists (a row of ``_put``, a run of one)
-    run_ts: list[int] = field(default_factory=list)
-    run_conn: list[str] = field(default_factory=list)
-    run_seq: list[int] = field(default_factory=list)
-    run_rows: list[int] = field(default_factory=list)
-    channel: list[str] = field(default_factory=list)
-    symbol: list[str] = field(default_factory=list)
-    payload: list[str] = field(default_factory=list)
-    #: rows the lists may take before the chunk is full (``max_rows`` less the rows already in batches)
+    #: rows in arrival order: sealed parts, then the open run lists (``_frames.py``)
+    parts: list[Part] = field(default_factory=list)
+    part_rows: int = 0
+    runs: RowRuns = field(default_factory=RowRuns)
+    #: rows the chunk may take before it is full (``max_rows`` less the rows already taken)
     room: int = 0
 
     def pending(self) -> int:
-        return len(self.payload)
+        return self.part_rows + len(self.runs.payload)
 
-    def _batch(self) -> pa.RecordBatch:
-        n = len(self.payload)
-        rows = np.array(self.run_rows, np.int64)
-        run_of_row = np.repeat(np.arange(len(rows)), rows)
-        first_row = np.cumsum(rows) - rows
-        seq = (np.array(self.run_seq, np.int64) - first_row)[run_of_row] + np.arange(n)
-        batch = pa.RecordBatch.from_arrays(
-            [
-                pa.array(np.array(self.run_ts, np.int64)[run_of_row]).cast(_TS),
-                pa.repeat(pa.scalar(self.exchange, pa.string()), n),
-                pa.array(self.channel, pa.string()),
-                pa.array(self.symbol, pa.string()),
-                pa.array(self.run_conn, pa.string()).take(pa.array(run_of_row)),
-                pa.array(seq),
-                pa.array(self.payload, pa.string()),
-            ],
-            schema=RAW_ARROW,
-        )
-        self.run_ts, self.run_conn, self.run_seq, self.run_rows = [], [], [], []
-        self.channel, self.symbol, self.payload = [], [], []
-        self.room -= n
-        return batch
+    def add(self, part: BatchSlice) -> None:
+        if self.runs.payload:  # the rows before it stay before it
+            self.parts.append(self.runs)
+            self.part_rows += self.runs.rows
+            self.runs = RowRuns()
+        self.parts.append(part)
+        self.part_rows += part.rows
+
+    def _job(self) -> Callable[[], pa.RecordBatch]:
+        self.room -= self.pending()
+        parts = self.parts
+        if self.runs.payload:
+            parts.append(self.runs)
+            self.runs = RowRuns()
+        self.parts, self.part_rows = [], 0
+        return partial(frames_batch, self.exchange, parts)
 
 
 @dataclass(slots=True)
@@ -141,9 +138,9 @@ class _EventBuffer(_Chunk):
     def pending(self) -> int:
         return len(self.rows)
 
-    def _batch(self) -> pa.RecordBatch:
+    def _job(self) -> Callable[[], pa.RecordBatch]:
         rows, self.rows = self.rows, []
-        return events_batch(self.exchange, rows)
+        return partial(events_batch, self.exchange, rows)
 
 
 @dataclass(slots=True)
@@ -213,6 +210,13 @@ class RawWriter:
         # with a journal: the open segment per minute, segments waiting for the lake (appended by the writer
         # thread only), and the lake's failure if it is failing
         self.journal = Journal(journal, self.writer_id, budget_bytes=journal_budget_bytes) if journal else None
+        # with a journal: batches are made, encoded and journaled on a thread of their own, in order (a lake that
+        # is slow to write never delays the journal); the last job handed to it, and what failed there
+        self._journaling = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-journal") if journal else None
+        self._journaled: Future[pa.RecordBatch] | None = None
+        self._journal_error: BaseException | None = None
+        #: the last job handed to the journal's thread at the last tick
+        self._ticked: Future[pa.RecordBatch] | None = None
         self._segments: dict[int, Segment] = {}
         self._backlog: deque[Segment] = deque(self.journal.leftovers() if self.journal else ())
         self._failure: str | None = None
@@ -235,8 +239,8 @@ class RawWriter:
         self, recv_ts: int, exchange: str, conn_id: str, seq: int, routes: list[tuple[str, str]], payloads: list[str]
     ) -> None:
         """Frames received together at ``recv_ts`` on ``conn_id`` (one read of its socket), numbered from ``seq``:
-        each one's (channel, symbol) in ``routes``, its text in ``payloads``. The collector's hot path: the columns
-        grow by whole lists (C loops), not row by row."""
+        each one's (channel, symbol) in ``routes``, its text in ``payloads``. The columns grow by whole lists (C
+        loops), not row by row."""
         if recv_ts >= self._cur_end or recv_ts < self._cur_start or exchange != self._cur_exchange:
             self._select(recv_ts, exchange)
         buf = self._cur
@@ -248,22 +252,65 @@ class RawWriter:
         channels, symbols = [r[0] for r in routes], [r[1] for r in routes]  # (zip(*routes) costs 4x more)
         done = 0
         while done < n:
-            end = min(n, done + buf.room - len(buf.payload))  # a full chunk becomes a file: the rest, the next one
-            buf.run_ts.append(recv_ts)
-            buf.run_conn.append(conn_id)
-            buf.run_seq.append(seq + done)
-            buf.run_rows.append(end - done)
-            buf.channel += channels[done:end]
-            buf.symbol += symbols[done:end]
-            buf.payload += payloads[done:end]
+            end = min(n, done + buf.room - buf.pending())  # a full chunk becomes a file: the rest, the next one
+            runs = buf.runs
+            runs.run_ts.append(recv_ts)
+            runs.run_conn.append(conn_id)
+            runs.run_seq.append(seq + done)
+            runs.run_rows.append(end - done)
+            runs.channel += channels[done:end]
+            runs.symbol += symbols[done:end]
+            runs.payload += payloads[done:end]
             self.stats.rows_appended += end - done
             done = end
-            if len(buf.payload) >= buf.room:
+            if buf.pending() >= buf.room:
                 self._flush((buf.exchange, buf.minute_ns))
                 if done < n:
                     self._select(recv_ts, exchange)
                     buf = self._cur
                     assert buf is not None
+
+    def append_batch(
+        self, exchange: str, conn_id: str, seq: int, batch: FrameBatch, routes: Sequence[tuple[str, str]]
+    ) -> None:
+        """Frames of ``conn_id`` numbered from ``seq``, as the compiled receive path batches them (``FrameBatch``:
+        payloads, receive times and route indexes into ``routes`` laid out as Arrow buffers, used without a copy).
+        The collector's hot path: a call per batch, nothing per row here."""
+        lo, hi = batch.min_recv, batch.max_recv
+        if lo - lo % MINUTE_NS == hi - hi % MINUTE_NS:
+            self._put_slice(exchange, lo, BatchSlice(batch, 0, batch.rows, conn_id, seq, routes))
+            return
+        # the batch spans a minute's end (or the clock stepped back): in runs of one minute each, in order
+        recv = np.frombuffer(batch.recv, np.int64)
+        minutes = recv - recv % MINUTE_NS
+        bounds = [0, *(np.flatnonzero(np.diff(minutes)) + 1).tolist(), batch.rows]
+        for start, stop in pairwise(bounds):
+            self._put_slice(exchange, int(recv[start]), BatchSlice(batch, start, stop, conn_id, seq + start, routes))
+
+    def _put_slice(self, exchange: str, recv_ts: int, part: BatchSlice) -> None:
+        """Rows of one receive minute (that of ``recv_ts``); a full chunk becomes a file, the rest the next one."""
+        if recv_ts >= self._cur_end or recv_ts < self._cur_start or exchange != self._cur_exchange:
+            self._select(recv_ts, exchange)
+        buf = self._cur
+        assert buf is not None
+        while True:
+            room = buf.room - buf.pending()
+            if part.rows <= room:
+                buf.add(part)
+                self.stats.rows_appended += part.rows
+                if part.rows == room:
+                    self._flush((buf.exchange, buf.minute_ns))
+                elif buf.part_rows >= _JOURNAL_ROWS and buf.segment is not None:
+                    self._journal(buf)
+                return
+            cut = part.start + room
+            buf.add(BatchSlice(part.batch, part.start, cut, part.conn_id, part.seq, part.routes))
+            self.stats.rows_appended += room
+            self._flush((buf.exchange, buf.minute_ns))
+            part = BatchSlice(part.batch, cut, part.stop, part.conn_id, part.seq + room, part.routes)
+            self._select(recv_ts, exchange)
+            buf = self._cur
+            assert buf is not None
 
     def append_at(
         self, at_ns: int, recv_ts: int, exchange: str, channel: str, symbol: str, conn_id: str, seq: int, payload: str
@@ -277,15 +324,16 @@ class RawWriter:
         self._put(buf, recv_ts, channel, symbol, conn_id, seq, payload)
 
     def _put(self, buf: _Buffer, recv_ts: int, channel: str, symbol: str, conn_id: str, seq: int, payload: str) -> None:
-        buf.run_ts.append(recv_ts)
-        buf.run_conn.append(conn_id)
-        buf.run_seq.append(seq)
-        buf.run_rows.append(1)
-        buf.channel.append(channel)
-        buf.symbol.append(symbol)
-        buf.payload.append(payload)
+        runs = buf.runs
+        runs.run_ts.append(recv_ts)
+        runs.run_conn.append(conn_id)
+        runs.run_seq.append(seq)
+        runs.run_rows.append(1)
+        runs.channel.append(channel)
+        runs.symbol.append(symbol)
+        runs.payload.append(payload)
         self.stats.rows_appended += 1
-        if len(buf.payload) >= buf.room:
+        if buf.pending() >= buf.room:
             self._flush((buf.exchange, buf.minute_ns))
 
     def _select(self, recv_ts: int, exchange: str) -> None:
@@ -338,13 +386,23 @@ class RawWriter:
     # --- flushing ----------------------------------------------------------------------------------
 
     def tick(self, now_ns: int | None = None) -> int:
-        """The journaled writer's heartbeat (every 200 ms): journal what was appended since the last tick, write
-        the minutes that closed, retry the lake when it was failing. Raises ``JournalError`` once the journal
-        holds more than its budget while the lake is failing. Returns the frame rows handed to the lake writer."""
+        """The journaled writer's heartbeat (every 200 ms): journal what was appended since the last tick (handed
+        to the journal's thread, on disk within milliseconds), write the minutes that closed, retry the lake when it
+        was failing. Raises ``JournalError`` when the journal could not be written, or once it holds more than its
+        budget while the lake is failing. Returns the frame rows handed to the lake writer.
+
+        Whatever the load, every row appended before the previous tick is on disk when it returns: a journal thread
+        that fell behind (starved of the CPU or the interpreter by the receive loop) is waited for here, which
+        gives it the interpreter."""
         journal = self.journal
         assert journal is not None, "tick() is for a writer with a journal"
+        if self._ticked is not None:
+            wait([self._ticked])
+        if self._journal_error is not None:
+            raise JournalError(str(self._journal_error)) from self._journal_error
         for buf in [*self._buffers.values(), *self._event_buffers.values()]:
             self._journal(buf)
+        self._ticked = self._journaled
         # a minute's segment beyond the size limit is cut: its rows so far become files, later rows a new segment
         for minute, segment in list(self._segments.items()):
             if segment.size >= _SEGMENT_BYTES:
@@ -370,14 +428,39 @@ class RawWriter:
         return rows
 
     def _journal(self, buf: _Chunk) -> None:
-        segment = buf.segment
-        if segment is None:
+        """The rows appended to ``buf`` since the last time become a batch of its file: made here without a
+        journal, else made and journaled on the journal's thread."""
+        job = buf.take()
+        if job is None:
             return
-        batch = buf.take()
-        if batch is not None:
-            kind, table = (EVENTS, self.tables[1]) if isinstance(buf, _EventBuffer) else (FRAMES, self.tables[0])
+        segment = buf.segment
+        if segment is None or self._journaling is None:
+            done: Future[pa.RecordBatch] = Future()
+            done.set_result(job())
+            buf.batches.append(done)
+            return
+        kind, table = (EVENTS, self.tables[1]) if isinstance(buf, _EventBuffer) else (FRAMES, self.tables[0])
+        future = self._journaling.submit(
+            self._journal_batch, job, segment, (buf.minute_ns, buf.chunk, kind, table, buf.exchange)
+        )
+        buf.batches.append(future)
+        self._journaled = future
+
+    def _journal_batch(
+        self, job: Callable[[], pa.RecordBatch], segment: Segment, where: tuple[int, int, int, str, str]
+    ) -> pa.RecordBatch:
+        """On the journal's thread: the batch, appended to its segment (``where``: minute, chunk, kind, table and
+        exchange of its record). The lake file is made of the batch as journaled, in the record's buffer: what it was
+        made from (the receive path's buffers, taken again for new frames) is free as soon as it is journaled."""
+        try:
+            record = encode(*where, job())
             assert self.journal is not None
-            self.journal.append(segment, encode(buf.minute_ns, buf.chunk, kind, table, buf.exchange, batch))
+            self.journal.append(segment, record)
+        except BaseException as exc:
+            if self._journal_error is None:
+                self._journal_error = exc
+            raise
+        return encoded_batch(record, where[2])
 
     def flush_closed(self, now_ns: int | None = None) -> int:
         """Write every buffered minute (frames and events) that ended at or before ``now_ns``; returns the frame
@@ -434,10 +517,10 @@ class RawWriter:
             return 0
         segment = buf.segment
         key = (buf.exchange, buf.minute_ns)
+        self._journal(buf)  # with a journal: the journal holds every row before a file holds any
         if segment is None:
-            self._submit(buf.table(schema), table_name, key, self._path(table_name, key, parts), None)
+            self._submit(buf.batches, schema, table_name, key, self._path(table_name, key, parts), None)
             return n
-        self._journal(buf)  # the journal holds every row before a file holds any
         segment.chunks[(table_name, buf.exchange)] = buf.chunk + 1
         self._pending = [f for f in self._pending if not f.done()]
         if self._failure is not None or self._backlog or len(self._pending) >= _JOURNALED_PENDING:
@@ -445,7 +528,7 @@ class RawWriter:
             segment.failed = True
             return n
         path = part_path(self.root, table_name, buf.exchange, buf.minute_ns, segment.part_writer, buf.chunk)
-        self._submit(buf.table(schema), table_name, key, path, segment)
+        self._submit(buf.batches, schema, table_name, key, path, segment)
         return n
 
     def _path(self, table: MinuteTable, key: tuple[str, int], parts: dict[tuple[str, int], int]) -> str:
@@ -454,20 +537,27 @@ class RawWriter:
         return part_path(self.root, table, key[0], key[1], self.writer_id, part)
 
     def _submit(
-        self, table: pa.Table, name: MinuteTable, key: tuple[str, int], path: str, segment: Segment | None
+        self,
+        batches: list[Future[pa.RecordBatch]],
+        schema: pa.Schema,
+        name: MinuteTable,
+        key: tuple[str, int],
+        path: str,
+        segment: Segment | None,
     ) -> None:
         if segment is None:  # back-pressure: an import waits for the disk
             while len(self._pending) >= self.max_pending:
                 self._settle(self._pending.pop(0))
-        self._pending.append(self._pool.submit(self._write, table, name, key, path, segment))
+        self._pending.append(self._pool.submit(self._write, batches, schema, name, key, path, segment))
 
     def _submit_manifest(self) -> None:
         # the pool has one thread: the manifest is written after every file submitted before it
         self._pending.append(self._pool.submit(self._write_manifest))
 
     def _finish(self, segment: Segment) -> None:
-        # after every file of the segment (one writer thread, in order)
-        self._pending.append(self._pool.submit(self._finish_segment, segment))
+        # after every file of the segment (one writer thread, in order) and every record of it (the journal's
+        # thread is in order too: the last job handed to it is the last of the segment)
+        self._pending.append(self._pool.submit(self._finish_segment, segment, self._journaled))
 
     # --- the writer thread -------------------------------------------------------------------------
 
@@ -479,13 +569,24 @@ class RawWriter:
         return 0
 
     def _write(
-        self, table: pa.Table, name: MinuteTable, key: tuple[str, int], path: str, segment: Segment | None
+        self,
+        batches: list[Future[pa.RecordBatch]],
+        schema: pa.Schema,
+        name: MinuteTable,
+        key: tuple[str, int],
+        path: str,
+        segment: Segment | None,
     ) -> int:
         if segment is not None:
+            wait(batches)  # journaled (the journal's thread is in order: by now every earlier record is too)
+            if any(b.exception() is not None for b in batches):
+                segment.failed = True  # not all journaled: collection stops at the next tick; the rest is kept
             if segment.failed:  # an earlier file of the segment failed: the whole segment is written from disk
                 return 0
             assert self.journal is not None
             self.journal.sync(segment)  # on disk before the lake holds any of it, whatever the crash
+        table = pa.Table.from_batches([b.result() for b in batches], schema=schema)
+        if segment is not None:
             try:
                 write_minute_file(table, path, key[0])
             except Exception as exc:
@@ -518,10 +619,12 @@ class RawWriter:
             self.stats.rows_written += rows
             self.stats.files_written += 1
 
-    def _finish_segment(self, segment: Segment) -> int:
+    def _finish_segment(self, segment: Segment, journaled: Future[pa.RecordBatch] | None) -> int:
         """Every file of the segment is committed: its manifest, then the segment goes. A segment with a failed
         (or skipped) file waits in the backlog."""
         assert self.journal is not None
+        if journaled is not None:
+            wait([journaled])  # every record of the segment is in it
         if not segment.failed:
             try:
                 if segment.landed:
@@ -610,7 +713,10 @@ class RawWriter:
             raise RuntimeError(f"raw lake write failed under {self.root}") from self._error
 
     def wait(self) -> None:
-        """Block until every queued file is on storage (or, with a journal, in its backlog)."""
+        """Block until every row taken is journaled and every queued file is on storage (or, with a journal, in its
+        backlog)."""
+        if self._journaled is not None:
+            wait([self._journaled])
         while self._pending:
             self._settle(self._pending.pop(0))
 
@@ -638,6 +744,8 @@ class RawWriter:
                         self.journal.directory,
                     )
         finally:
+            if self._journaling is not None:
+                self._journaling.shutdown(wait=True)
             self._pool.shutdown(wait=True)
             if self.journal is not None:
                 self.journal.close()

@@ -46,7 +46,7 @@ async def _ingest_replay(
     return ingestor, health
 
 
-def test_binance_every_frame_lands_once_across_a_dropped_connection(lake: str, shared_data: Path) -> None:
+def test_binance_every_frame_lands_once_across_a_dropped_connection(lake: str, shared_data: Path, receive: str) -> None:
     capture = shared_data / "binance-hftbacktest/spot/btcusdt_20240808.gz"
     recorded = _recorded_frames(capture)
 
@@ -93,7 +93,7 @@ def test_binance_every_frame_lands_once_across_a_dropped_connection(lake: str, s
     assert ingestor.writer.stats.rows_written == raw.height
 
 
-def test_okx_subscribes_keeps_books_verified_and_lands_acks(lake: str, shared_data: Path) -> None:
+def test_okx_subscribes_keeps_books_verified_and_lands_acks(lake: str, shared_data: Path, receive: str) -> None:
     capture = shared_data / "cryptofeed-samples/OKX.ws.1.0.gz"
 
     async def scenario() -> tuple[Ingestor, dict[str, object], int]:

@@ -55,7 +55,9 @@ async def _collect(url: str, lake: str, done: Callable[[dict[str, Any]], bool], 
 
 
 @pytest.mark.timeout(60)
-def test_fragments_are_one_frame_and_the_servers_close_reason_is_recorded(lake: str, shared_data: Path) -> None:
+def test_fragments_are_one_frame_and_the_servers_close_reason_is_recorded(
+    lake: str, shared_data: Path, receive: str
+) -> None:
     first, second, third = _trades(shared_data, 3)
 
     async def handler(ws: ServerConnection) -> None:

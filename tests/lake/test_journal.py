@@ -4,6 +4,7 @@ ignored, and one directory serves one writer at a time."""
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -12,12 +13,16 @@ import pytest
 from mdplatform.lake import MINUTE_NS, JournalError, RawWriter, read_events, read_raw
 from mdplatform.lake._journal import Journal, read_segment
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "collector"))
+from _collector_util import batch_of  # a FrameBatch made in Python, as the compiled receive path does
+
 T0 = 1_723_161_253_937_085_768  # 2024-08-08 23:54:13.937 UTC
 MINUTE0 = T0 - T0 % MINUTE_NS
 
 
 def _crash_copy(journal: Path, into: Path) -> Path:
-    """The journal as a process killed now would leave it (what was appended is in the files)."""
+    """The journal as a process killed now would leave it (what was appended is in the files). A tick hands its rows
+    to the journal's thread: ``RawWriter.wait`` first, for what a crash a few milliseconds later would leave."""
     shutil.copytree(journal, into, ignore=shutil.ignore_patterns("LOCK"))
     return into
 
@@ -72,6 +77,7 @@ def test_a_torn_tail_is_ignored_and_reported(lake: str, tmp_path: Path, caplog: 
     writer.tick(now_ns=T0)
     _append(writer, 101, 100)
     writer.tick(now_ns=T0)
+    writer.wait()
     left = _crash_copy(tmp_path / "journal", tmp_path / "after-crash")
     writer.close()
     (segment,) = left.glob("*/*.wal")
@@ -84,6 +90,45 @@ def test_a_torn_tail_is_ignored_and_reported(lake: str, tmp_path: Path, caplog: 
         second.tick(now_ns=T0)
     assert read_raw(lake, MINUTE0, MINUTE0 + MINUTE_NS)["seq"].to_list() == list(range(1, 101))
     assert "torn tail" in caplog.text
+
+
+def test_batches_are_journaled_as_they_come_and_land_from_the_journal(lake: str, tmp_path: Path) -> None:
+    """Compiled-path batches (``append_batch``) of a few thousand frames are journaled at once, not at the tick."""
+    writer = RawWriter(lake, journal=str(tmp_path / "journal"))
+    payloads = [f'{{"stream":"btcusdt@trade","data":{{"t":{i}}}}}' for i in range(6_000)]
+    routes = [("trade", "BTCUSDT")]
+    writer.append_batch("binance", "c1", 1, batch_of(payloads[:5_000], [T0 + 10] * 5_000, [0] * 5_000), routes)
+    writer.append_batch("binance", "c1", 5_001, batch_of(payloads[5_000:], [T0 + 20] * 1_000, [0] * 1_000), routes)
+    writer.wait()  # no tick: the first batch is on disk, the second waits for the tick
+    left = _crash_copy(tmp_path / "journal", tmp_path / "after-crash")
+    (segment,) = left.glob("*/*.wal")
+    records, torn = read_segment(str(segment))
+    assert [r.batch.num_rows for r in records] == [5_000] and torn == 0
+    writer.tick(now_ns=T0)
+    writer.wait()
+    shutil.rmtree(left)
+    left = _crash_copy(tmp_path / "journal", tmp_path / "after-crash")
+    writer.close()
+    shutil.rmtree(lake)
+    with RawWriter(lake, journal=str(left)) as second:
+        second.tick(now_ns=T0)
+    df = read_raw(lake, MINUTE0, MINUTE0 + MINUTE_NS).sort("seq")
+    assert df["seq"].to_list() == list(range(1, 6_001)) and df["payload"].to_list() == payloads
+    assert set(df["channel"]) == {"trade"} and set(df["symbol"]) == {"BTCUSDT"}
+
+
+def test_a_journal_that_cannot_be_written_stops_the_collection(lake: str, tmp_path: Path) -> None:
+    writer = RawWriter(lake, journal=str(tmp_path / "journal"))
+    assert writer.journal is not None
+
+    def disk_full(*_: object) -> None:
+        raise JournalError("cannot write the journal: No space left on device")
+
+    writer.journal.append = disk_full  # type: ignore[method-assign]
+    _append(writer, 1, 10)
+    writer.tick(now_ns=T0)  # handed to the journal's thread, which fails
+    with pytest.raises(JournalError, match="No space left"):
+        writer.tick(now_ns=T0)
 
 
 def test_one_journal_directory_serves_one_writer(tmp_path: Path) -> None:
