@@ -28,7 +28,6 @@ book rebuilt in runs differs from the one rebuilt row by row (its checkpoint: ev
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import orjson
 import polars as pl
+from _report import bench_line
 
 from mdplatform.book import BookHeatmapSpec, BookRows, Rebuild, book_clock, book_samples
 from mdplatform.capture import import_capture
@@ -163,17 +163,7 @@ def verdict(rate: float, target: float) -> str:
 
 def emit(name: str, figure: float, unit: str, reference: float, target: float) -> None:
     """One figure as a ``BENCH`` line for bench/run_all.py."""
-    row = {
-        "bench": "book_rebuild",
-        "name": name,
-        "figure": round(figure),
-        "unit": unit,
-        "reference": round(reference),
-        "ratio": round(figure / reference, 3),
-        "limit": f">= {target:,}",
-        "pass": figure >= target,
-    }
-    print("BENCH " + json.dumps(row), flush=True)
+    bench_line(name, round(figure), unit, round(reference), figure / reference, f">= {target:,}", figure >= target)
 
 
 def main() -> None:

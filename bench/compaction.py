@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import testday  # noqa: E402
+from _report import bench_line  # noqa: E402
 
 from mdplatform.lake import compact, read_raw  # noqa: E402
 
@@ -134,6 +135,14 @@ def main() -> None:
             f"(goal <= {FILES_PER_DAY})"
         )
         print(f"  a reader meanwhile: {len(reads):,} hour reads of trades, {len(wrong)} wrong (goal 0)")
+        most = per_day(root)
+        bench_line("raw files per exchange-day, after compaction", most, "files", raw_before[0], None,
+                   f"<= {FILES_PER_DAY}", most <= FILES_PER_DAY)  # fmt: skip
+        bench_line("raw MB of the day, after compaction", round(raw_hours[1] / 2**20), "MB",
+                   round(raw_before[1] / 2**20), raw_hours[1] / raw_before[1])  # fmt: skip
+        bench_line(f"compaction of the test day ({args.hours} h) into hour files", hourly.seconds, "s")
+        bench_line("wrong reads by a reader during compaction", len(wrong), "reads", len(reads), None, "== 0",
+                   not wrong)  # fmt: skip
         if per_day(root) > FILES_PER_DAY:
             failures.append(f"{per_day(root)} raw files in one exchange-day")
         failures += wrong[:5]
@@ -141,9 +150,13 @@ def main() -> None:
         print(f"  run again: {len(again.spans)} span(s) rewritten in {again.seconds:.2f} s (goal 0)")
         if again.spans:
             failures.append("a second run rewrote spans")
+        bench_line("files a second compaction rewrote", len(again.spans), "spans", None, None, "== 0", not again.spans)
 
         full = timed_read(str(root), None)
-        show("trades, hour files", timed_read(str(root), TRADES), full)
+        trades_read = timed_read(str(root), TRADES)
+        show("trades, hour files", trades_read, full)
+        bench_line("trades read of the day, hour files: bytes read", round(trades_read[2] / 2**20), "MB",
+                   round(full[2] / 2**20), trades_read[2] / full[2])  # fmt: skip
         daily = compact(str(root), day_age_ns=0)
         raw_days = files(root, "raw")
         print(

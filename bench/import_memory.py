@@ -36,6 +36,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from _report import bench_line
+
 REPO = Path(__file__).resolve().parents[1]
 #: the recording, in time order: 2024-08-08 23:54:13 .. 08-09 00:05:04 UTC, one connection across both files
 SOURCES = (REPO / "demo/data/binance-spot/btcusdt_20240808.gz", REPO / "demo/data/binance-spot/btcusdt_20240809.gz")
@@ -197,6 +199,8 @@ def main() -> None:
         print(
             f"import-capture peak RSS {peak_mb:.0f} MB  (limit {LIMIT_MB} MB; floor: read-only pass {floor_mb:.0f} MB)"
         )
+        bench_line(f"mdp import-capture peak RSS, {args.hours:g} h capture", round(peak_mb), "MB", round(floor_mb),
+                   None, f"< {LIMIT_MB} MB", peak_mb < LIMIT_MB)  # fmt: skip
         if peak_mb > LIMIT_MB:
             failures.append(f"peak RSS {peak_mb:.0f} MB over the {LIMIT_MB} MB limit")
 

@@ -16,7 +16,7 @@ peak RSS (limit 500 MB). The two lakes' raw rows are then compared (row count an
 row: the same rows), and the import's raw files are counted per exchange and hour (at most one).
 Exits 1 when a goal is missed or the rows differ.
 
-    .venv/bin/python bench/import_speed.py [--hours 24] [--runs 3] [--keep]
+    .venv/bin/python bench/import_speed.py [--hours 6] [--runs 2] [--keep]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import testday  # noqa: E402
+from _report import bench_line  # noqa: E402
 
 SPEED_GOAL = 0.8
 LIMIT_MB = 500
@@ -139,8 +140,8 @@ def files_per_hour(lake: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=int, default=24, help="hours of the test day (default 24)")
-    parser.add_argument("--runs", type=int, default=3, help="runs of each importer, interleaved (default 3)")
+    parser.add_argument("--hours", type=int, default=6, help="hours of the test day to import (default 6)")
+    parser.add_argument("--runs", type=int, default=2, help="runs of each importer, interleaved (default 2)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mdp-import-speed-"))
@@ -186,6 +187,9 @@ def main() -> None:
         )
         print(f"import peak RSS {peak:.0f} MB (limit {LIMIT_MB} MB; simple importer "
               f"{max(r.peak_mb for r in runs if r.name == 'simple importer'):.0f} MB)")  # fmt: skip
+        bench_line("mdp import-capture vs the simple importer (median wall)", m_wall, "s", s_wall, speed,
+                   f">= {SPEED_GOAL}", speed >= SPEED_GOAL)  # fmt: skip
+        bench_line("mdp import-capture peak RSS", round(peak), "MB", None, None, f"< {LIMIT_MB} MB", peak < LIMIT_MB)
         if speed < SPEED_GOAL:
             failures.append(f"import at {speed:.2f}x the simple importer, goal {SPEED_GOAL}x")
         if peak > LIMIT_MB:
@@ -200,6 +204,9 @@ def main() -> None:
             failures.append("the import's raw rows differ from the simple importer's")
         most = files_per_hour(tmp / f"lake-{last}")
         print(f"raw files per exchange-hour: at most {most} (limit 1)")
+        bench_line("raw rows equal the simple importer's (hash)", ours[0], "rows", theirs[0], None, "equal",
+                   ours == theirs)  # fmt: skip
+        bench_line("raw files per exchange-hour after an import", most, "files", None, None, "<= 1", most <= 1)
         if most > 1:
             failures.append(f"{most} raw files in one exchange-hour")
     finally:

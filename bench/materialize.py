@@ -46,6 +46,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from _report import bench_line
+
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 PY = str(REPO / ".venv/bin/python") if (REPO / ".venv/bin/python").exists() else sys.executable
@@ -78,27 +80,7 @@ class Run:
         return self.log.read_text(errors="replace")[-2000:]
 
 
-def emit(
-    name: str,
-    figure: object,
-    unit: str,
-    reference: object = None,
-    ratio: float | None = None,
-    limit: str | None = None,
-    ok: bool | None = None,
-) -> None:
-    """One figure as a ``BENCH`` line for bench/run_all.py."""
-    row = {
-        "bench": "materialize",
-        "name": name,
-        "figure": figure,
-        "unit": unit,
-        "reference": reference,
-        "ratio": None if ratio is None else round(ratio, 3),
-        "limit": limit,
-        "pass": ok,
-    }
-    print("BENCH " + json.dumps(row), flush=True)
+emit = bench_line
 
 
 class Bench:

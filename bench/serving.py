@@ -19,7 +19,6 @@ At 1, 7 and 30 days it measures:
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -35,6 +34,8 @@ import polars as pl
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _report import bench_line  # noqa: E402
 
 from mdplatform.schemas import CANDLES, COVERAGE, TRADES  # noqa: E402
 from mdplatform.warehouse import Warehouse, partition_path, write_partition  # noqa: E402
@@ -161,21 +162,6 @@ def _reference_publish(ref_db: Path, runs: int) -> float:
     return took
 
 
-def _bench(
-    name: str,
-    figure: float,
-    unit: str,
-    reference: str | None,
-    ratio: float | None,
-    limit: str | None,
-    passed: bool | None,
-) -> None:
-    """One figure in bench/run_all.py's convention."""
-    row = {"name": name, "figure": round(figure, 2), "unit": unit, "reference": reference}
-    row |= {"ratio": None if ratio is None else round(ratio, 4), "limit": limit, "pass": passed}
-    print("BENCH " + json.dumps(row))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", default="1,7,30", help="warehouse sizes to measure at (days)")
@@ -270,7 +256,7 @@ def main() -> None:
         # constant with history: within 2x (or 5 ms) of the smallest warehouse's figure
         growth = r["publish_hour_s"] / first["publish_hour_s"]
         flat = growth <= 2 or r["publish_hour_s"] - first["publish_hour_s"] < 0.005
-        _bench(
+        bench_line(
             f"publish an hour, {r['days']} d in the warehouse",
             r["publish_hour_s"] * 1000,
             "ms",
@@ -279,9 +265,9 @@ def main() -> None:
             f"~ {first['days']} d figure ({first['publish_hour_s'] * 1000:.1f} ms)",
             flat,
         )
-        _bench(f"publish a new day, {r['days']} d", r["publish_new_day_s"] * 1000, "ms", None, None, None, None)
+        bench_line(f"publish a new day, {r['days']} d", r["publish_new_day_s"] * 1000, "ms", None, None, None, None)
         for name, took in r["queries_s"].items():
-            _bench(f"query: {name}, {r['days']} d", took * 1000, "ms", None, None, "< 100 ms", took < LIMIT_QUERY_S)
+            bench_line(f"query: {name}, {r['days']} d", took * 1000, "ms", None, None, "< 100 ms", took < LIMIT_QUERY_S)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 
