@@ -214,6 +214,8 @@ def _read_files(
 ) -> pl.DataFrame:
     if not files:
         return pl.DataFrame(schema={c: schema[c] for c in cols})
+    if is_local(fs) and (channels is None or not any(f.compacted for f in files)):
+        return _scan_local(files, schema, cols, channels, window)
     filesystem_arg = None if is_local(fs) else PyFileSystem(FSSpecHandler(fs))
     parquet = ds.ParquetFileFormat()
     dataset = ds.dataset([f.path for f in files], schema=arrow_schema, format=parquet, filesystem=filesystem_arg)
@@ -229,6 +231,31 @@ def _read_files(
     out = pl.from_arrow(result)
     assert isinstance(out, pl.DataFrame)
     return out
+
+
+def _scan_local(
+    files: list[LakeFile],
+    schema: dict[str, pl.DataType],
+    cols: list[str],
+    channels: Sequence[str] | None,
+    window: tuple[int, int] | None,
+) -> pl.DataFrame:
+    """``_read_files`` on local disk when no row group needs cutting to channel groups: polars reads many small
+    files (a window's minute files) at a fifth of the CPU a pyarrow dataset takes; same rows, same order."""
+    frame = pl.scan_parquet(
+        [f.path for f in files],
+        schema=schema,
+        hive_partitioning=False,
+        glob=False,
+        missing_columns="insert",
+        extra_columns="ignore",
+    )
+    if channels is not None:
+        frame = frame.filter(pl.col("channel").is_in(list(channels)))
+    if window is not None:
+        ts = pl.col("recv_ts").dt.epoch("ns")
+        frame = frame.filter((ts >= window[0]) & (ts < window[1]))
+    return frame.select(cols).collect()
 
 
 def _only_groups(
