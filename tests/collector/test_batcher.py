@@ -234,20 +234,29 @@ def test_batches_go_at_a_size_or_an_age_and_their_buffers_only_back_when_free() 
         payload = [b'{"stream":"a@trade","data":%d}' % i for i in range(HANDOVER_ROWS + 5)]
         for p in payload:
             batcher.on_ws_frame(None, _frame(WSMsgType.TEXT, p))
-        assert [b.rows for b in link.batches] == [HANDOVER_ROWS] and batcher.pending == 5  # full: handed over
-        await asyncio.sleep(3 * HANDOVER_NS / 1e9)
-        assert [b.rows for b in link.batches] == [HANDOVER_ROWS, 5]  # the rest, by the timer
+        # a batch goes when full (HANDOVER_ROWS) or when its first frame is HANDOVER_NS old: on a quiet machine
+        # the loop above fills one batch and leaves 5 frames, on a loaded one the age may cut earlier
+        assert all(b.rows <= HANDOVER_ROWS for b in link.batches) and link.batches
+        assert sum(b.rows for b in link.batches) + batcher.pending == len(payload)
+        # what is pending goes by the timer; the loop may run it late: wait for it
+        for _ in range(500):
+            if batcher.pending == 0:
+                break
+            await asyncio.sleep(HANDOVER_NS / 1e9)
+        assert sum(b.rows for b in link.batches) == len(payload) and batcher.pending == 0
+        assert b"".join(bytes(b.data) for b in link.batches) == b"".join(payload)  # in order, nothing twice
+        made = len(link.batches)
         assert link.learned == ["a@trade"] and link.classified == 0  # one key, routed once
         held = link.batches[0]
         first = bytes(held.data)
-        assert first == b"".join(payload[:HANDOVER_ROWS])
+        assert first == b"".join(payload[: held.rows])
         del link.batches[1:]
         for i in range(3):  # the second batch's buffers are free: taken again; the held one's are not
             batcher.on_ws_frame(None, _frame(WSMsgType.TEXT, b'{"stream":"a@trade","data":"new %d"}' % i))
             batcher.hand_over()
             assert bytes(held.data) == first
             del link.batches[1:]
-        assert batcher.reused == 3 and batcher.allocated == 2
+        assert batcher.reused == 3 and batcher.allocated == made
         view = held.data  # a view of a batch's data (as Arrow's buffers are) keeps its buffers from being taken
         del link.batches[:], held
         for i in range(3):
