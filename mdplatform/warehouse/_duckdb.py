@@ -58,6 +58,25 @@ def register_lake_filesystem(con: duckdb.DuckDBPyConnection, lake: str) -> None:
         con.register_filesystem(fs)
 
 
+def _confine(con: duckdb.DuckDBPyConnection, roots: Sequence[str]) -> None:
+    """Let ``con`` open files under ``roots`` only, then lock its settings (docs/duckdb.md, "mdp sql").
+
+    DuckDB's ``enable_external_access = false`` stops ``read_csv``/``read_text``/``glob`` of other files,
+    ``COPY ... TO`` and ``EXPORT DATABASE`` elsewhere, ``ATTACH`` of files, extensions and Python replacement
+    scans; the views read the lake's Parquet through ``read_parquet`` when a query binds, so the lake's folders
+    stay open through ``allowed_directories`` (a prefix list: each root ends with ``/``). ``lock_configuration``
+    then refuses any ``SET``/``RESET`` that would undo it. Writes *inside* the lake (``COPY ... TO`` a lake
+    path) are not stopped here: ``mdp sql`` admits read statements only."""
+    dirs = ", ".join(_literal(root.rstrip("/") + "/") for root in roots)
+    con.execute(f"SET allowed_directories = [{dirs}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 class Warehouse:
     """The published catalog at ``path`` over the lake at ``lake`` (default: ``$MDP_LAKE``, else the folder holding
     ``path``, else ``./lake``).
@@ -69,7 +88,10 @@ class Warehouse:
         if lake is None and path is not None and not os.environ.get("MDP_LAKE"):
             # the default layout: the warehouse beside the lake's tables
             lake = str(Path(path).parent)
-        self.lake = lake_root(lake)
+        root = lake_root(lake)
+        # absolute on local disk: the views name their files, and a relative path would read against each reader's
+        # working directory
+        self.lake = root if "://" in root else os.path.abspath(root)
         self.path = path or default_warehouse_path(self.lake)
         self.sql_dir = sql_dir or default_sql_dir()
 
@@ -84,7 +106,9 @@ class Warehouse:
 
     def _statements(self, layout: dict[str, list[str]] | None = None) -> list[str]:
         lake = self.lake.removeprefix("file://")
-        return catalog_statements(lake, self._ddl(), state_dir(Path(self.path)) / "anchors", layout)
+        # absolute: the views name their files as written, and a relative path would read against the reader's cwd
+        anchors = state_dir(Path(self.path).absolute()) / "anchors"
+        return catalog_statements(lake, self._ddl(), anchors, layout)
 
     def tables(self) -> list[str]:
         """The served tables (those of the DDL's ``CREATE TABLE`` statements)."""
@@ -96,7 +120,10 @@ class Warehouse:
         a listing of each table's folder."""
         ddl = self._ddl()
         layout = catalog_layout(self.lake.removeprefix("file://"), self.tables())
-        signature = statements_signature([*ddl, json.dumps(layout, sort_keys=True)])
+        # the views name the lake's and the anchors' absolute paths: a lake moved or copied elsewhere (or mounted
+        # at another path) gets a catalog of its own at its first refresh instead of reading the old place
+        where = [self.lake.removeprefix("file://"), str(state_dir(Path(self.path).absolute()))]
+        signature = statements_signature([*ddl, json.dumps(layout, sort_keys=True), *where])
         public = Path(self.path)
         if not force and published_signature(public) == signature:
             return False
@@ -110,17 +137,37 @@ class Warehouse:
         return True
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection on the published catalog (published first if there is none), times in UTC."""
+    def connect(self, *, confined: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection on the published catalog (published first if there is none), times in UTC.
+
+        ``confined``: for SQL from outside (``mdp sql``), the connection reads the lake's files only, and its
+        settings cannot change (``_confine``)."""
         if current_snapshot(Path(self.path)) is None:
             self.refresh()
-        con = duckdb.connect(self.path, read_only=True)
+        # read-only: a shared lock, so any number of readers open the catalog at once
+        con = duckdb.connect(":memory:" if confined else self.path, read_only=not confined)
         try:
+            if confined:
+                # a database instance of its own, the catalog attached to it: DuckDB shares one instance per file
+                # in a process, and the settings ``_confine`` locks are the instance's, which a plain connection
+                # to the same file elsewhere in this process must not get
+                con.execute(f"ATTACH {_literal(self.path)} AS warehouse (READ_ONLY)")
+                con.execute("USE warehouse")
             register_lake_filesystem(con, self.lake)
             con.execute("SET TimeZone = 'UTC'")
+            if confined:
+                _confine(con, self._reader_roots())
             yield con
         finally:
             con.close()
+
+    def _reader_roots(self) -> list[str]:
+        """The folders the catalog's views read: the lake and the anchors beside the catalog (under the lake
+        unless the warehouse lives elsewhere), each as written in the views and, for a local lake, resolved."""
+        anchors = str(state_dir(Path(self.path).absolute()) / "anchors")
+        fs, base = filesystem(self.lake)
+        lake = [base, os.path.realpath(base)] if is_local(fs) else [self.lake.split("://", 1)[0] + "://" + base]
+        return sorted({*lake, anchors, os.path.realpath(anchors)})
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         """``sql`` on the published catalog (what readers see)."""
