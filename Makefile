@@ -43,8 +43,15 @@ bench: install
 soak: install
 	$(PY) bench/soak.py
 
+# the UI on the demo lake (.demo/env.sh, written by `make demo`: its lake, healing off) unless MDP_LAKE names one
+# the webserver and the daemon, what `dagster dev` runs, without its start-up warnings (`dagster dev` is superseded
+# by `dg dev`, which needs a dg project; it also warns that the repo's dagster.yaml is ignored: DAGSTER_HOME has a copy)
 dagster: install
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	@if [ -z "$$MDP_LAKE" ] && [ -f .demo/env.sh ]; then source .demo/env.sh; fi; \
+	echo "Dagster UI on the lake $${MDP_LAKE:-./lake}: http://127.0.0.1:3000"; \
+	$(VENV)/bin/dagster-daemon run -w workspace.yaml & daemon=$$!; \
+	trap 'kill $$daemon 2>/dev/null; wait $$daemon' EXIT; \
+	$(VENV)/bin/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p 3000
 
 lock:
 	$(UV) pip compile pyproject.toml --extra dev -o requirements.lock --no-header --python-version 3.11

@@ -1,11 +1,11 @@
-"""Dagster definitions of the materialization layer: hourly trades, coverage and candles, their checks, the
-resource."""
+"""Dagster definitions of the materialization layer: the raw layer (an observable source), hourly trades, coverage
+and candles, the book assets, their checks, the resource."""
 
 from dagster import Definitions, in_process_executor
 
 from ._assets import POOL, candles, trades_and_coverage
 from ._book_assets import books
-from ._checks import candles_valid, coverage_valid, trades_valid
+from ._checks import CHECKS, candles_valid, coverage_valid, trades_valid
 from ._compaction import compaction_job, compaction_schedule
 from ._jobs import (
     HOURLY_ASSETS,
@@ -17,15 +17,18 @@ from ._jobs import (
     make_candles_job,
     make_hourly_job,
 )
+from ._raw import RAW_KEY, raw
 from ._rawscan import list_minutes, minute_bounds
 from ._resources import MdpResource
 from ._settings import Settings
 from .partitions import HOURLY, hour_key, hour_ns, hourly_partitions, mdp_start, start_ns
 
 __all__ = [
+    "CHECKS",
     "HOURLY",
     "HOURLY_ASSETS",
     "POOL",
+    "RAW_KEY",
     "MdpResource",
     "Settings",
     "books",
@@ -48,14 +51,15 @@ __all__ = [
     "make_hourly_job",
     "mdp_start",
     "minute_bounds",
+    "raw",
     "start_ns",
     "trades_and_coverage",
     "trades_valid",
 ]
 
 defs = Definitions(
-    assets=HOURLY_ASSETS,
-    asset_checks=[trades_valid, coverage_valid, candles_valid],
+    assets=[raw, *HOURLY_ASSETS],
+    asset_checks=CHECKS,
     jobs=[hourly_job, candles_job, compaction_job],
     schedules=[compaction_schedule],
     resources={"mdp": MdpResource()},

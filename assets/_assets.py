@@ -26,8 +26,10 @@ from dagster import (
     multi_asset,
 )
 
+from mdplatform.lake import unreadable_files
 from mdplatform.transforms import GAP_STATUS
 
+from ._columns import table_metadata
 from ._hourly import (
     TradesInputs,
     by_symbol,
@@ -39,6 +41,7 @@ from ._hourly import (
     read_trades_hour,
 )
 from ._range import HourRange
+from ._raw import RAW_KEY
 from ._resources import MdpResource
 from ._run_hooks import HOOKS, StoppedBetweenHours
 from .partitions import HOURLY, hour_key, previous_hour
@@ -176,6 +179,8 @@ def _path(paths: list[str]) -> MetadataValue:
                 "aggregated trades carry their fill count), each fill once across channels. Read from raw receive "
                 "minutes [H - lateness, H + 1h + lateness). Lake: trades/date=/hour=/data.parquet; DuckDB: trades."
             ),
+            deps=[RAW_KEY],
+            metadata=table_metadata("trades"),
         ),
         AssetSpec(
             COVERAGE_KEY,
@@ -186,6 +191,8 @@ def _path(paths: list[str]) -> MetadataValue:
                 "with their reason (not connected, lost on crash, silent, id gap, sequence gap...), from the "
                 "collector's events and the trades' ids. Lake: coverage/date=/hour=/data.parquet; DuckDB: coverage."
             ),
+            deps=[RAW_KEY],
+            metadata=table_metadata("coverage"),
         ),
     ],
     partitions_def=HOURLY,
@@ -258,6 +265,8 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
                 else MetadataValue.text(", ".join(quarantined))
             ),
             "pg_rows_replaced": sum(t["pg_rows_replaced"] for t in trades),
+            # raw files moved aside because they cannot be read (the hours went on without them)
+            "unreadable_raw_files": MetadataValue.json(dict(unreadable_files(settings.root))),
             "by_hour": MetadataValue.json(
                 {hour_key(h): {k: t[k] for k in ("rows", *counts)} for h, (t, _) in done.items()}
             ),
@@ -289,6 +298,7 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
     pool=POOL,
     group_name="market_data",
     kinds={"polars", "parquet", "duckdb"},
+    metadata=table_metadata("candles"),
     deps=[
         TRADES_KEY,
         COVERAGE_KEY,

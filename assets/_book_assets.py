@@ -1,15 +1,16 @@
 """The book assets: ``book_snapshots``, ``book_heatmap``, ``trade_heatmap`` and ``consolidated_book``, one step
-(one rebuild pass over the raw hour feeds them all) with the checks of the first two. Hourly, single-run
-backfills, in the ``mdp_warehouse`` pool like the other assets; each hour's work is a function of ``_books`` and
-each heatmap hour's pictures are shown in the UI (PNG in markdown) and kept beside the partition file."""
+(one rebuild pass over the raw hour feeds the first two and the consolidated book) with the checks of the first two.
+The step can be subset: a UI selection or a backfill's run may hold any of the four, and stores only those.
+Hourly, single-run backfills, in the ``mdp_warehouse`` pool like the other assets; each hour's work is a function
+of ``_books``; the heatmaps' pictures are kept under ``<lake>/pictures/`` and shown in the UI (``_pictures``)."""
 
 # no `from __future__ import annotations`: Dagster inspects the real annotation of `context`
-import base64
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 from dagster import (
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -33,9 +34,12 @@ from ._books import (
     materialize_consolidated_hour,
     materialize_trade_heatmap_hour,
     picture_path,
+    stored_samples,
     write_picture,
 )
+from ._columns import table_metadata
 from ._hourly import hour_text
+from ._pictures import picture_metadata
 from ._resources import MdpResource
 from ._settings import Settings
 from .partitions import HOURLY, hour_key, previous_hour
@@ -52,19 +56,6 @@ BOOK_SNAPSHOTS_KEY = AssetKey("book_snapshots")
 BOOK_HEATMAP_KEY = AssetKey("book_heatmap")
 TRADE_HEATMAP_KEY = AssetKey("trade_heatmap")
 CONSOLIDATED_BOOK_KEY = AssetKey("consolidated_book")
-
-#: pictures embedded in one materialization's metadata (every one is written beside the partition file)
-SHOWN = 3
-
-
-def _png_markdown(pictures: list[tuple[str, bytes]], settings: Settings) -> MetadataValue:
-    parts = [
-        f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
-        for name, png in pictures[:SHOWN]
-    ]
-    if parts:
-        return MetadataValue.md("\n\n".join(parts))
-    return MetadataValue.md("pictures are off (MDP_PICTURES=0)" if not settings.draw else "nothing to draw this hour")
 
 
 def _trades_of(trades: pl.DataFrame | None, exchange: str, symbol: str) -> pl.DataFrame | None:
@@ -125,7 +116,7 @@ _DESCRIPTIONS = {
     BOOK_HEATMAP_KEY: (
         "Resting size per price bucket and side per second and per minute (mean over the valid seconds), per book "
         "and consolidated per base across spot books quoted in USD/USDT/USDC... (exchange '*', exchange_count). "
-        "Pictures (time x price, trades overlaid) in the metadata and beside the partition. Lake: book_heatmap/; "
+        "Pictures (time x price, trades overlaid) in the metadata and under pictures/. Lake: book_heatmap/; "
         "DuckDB: book_heatmap."
     ),
     TRADE_HEATMAP_KEY: (
@@ -143,34 +134,38 @@ _DEPS = {
     BOOK_SNAPSHOTS_KEY: [COVERAGE_KEY, previous_hour(BOOK_SNAPSHOTS_KEY)],
     BOOK_HEATMAP_KEY: [COVERAGE_KEY, TRADES_KEY],
     TRADE_HEATMAP_KEY: [TRADES_KEY],
-    CONSOLIDATED_BOOK_KEY: [COVERAGE_KEY],  # and this step's book_snapshots, computed just before it
+    # computed from the same step's samples when it rebuilds the books, else from the stored snapshots
+    CONSOLIDATED_BOOK_KEY: [BOOK_SNAPSHOTS_KEY],
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Hour:
-    """What the run's metadata says of one hour (its frames are not kept: a range may be long)."""
+    """What the run's metadata says of one hour (its frames are not kept: a range may be long); the parts the run
+    did not select stay empty."""
 
     hour: int
-    samples: int
-    books: list[str]
-    continued: int
-    invalid_spans: int
-    invalid_seconds: dict[str, float]
-    paths: dict[str, str]
-    heatmap_rows: int
-    heatmap_by_step: dict[str, int]
-    left_out: list[str]
-    trade_heatmap_rows: int
-    trades_read: int
-    trade_heatmap_path: str
-    consolidated_rows: int
-    consolidated_by_count: dict[str, int]
-    crossed: int
-    consolidated_path: str
-    deleted: int
-    snapshot_problems: list[str]
-    heatmap_problems: list[str]
+    samples: int = 0
+    books: list[str] = field(default_factory=list)
+    continued: int = 0
+    invalid_spans: int = 0
+    invalid_seconds: dict[str, float] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
+    books_replaced: int = 0
+    heatmap_rows: int = 0
+    heatmap_by_step: dict[str, int] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
+    trade_heatmap_rows: int = 0
+    trades_read: int = 0
+    trade_heatmap_path: str = ""
+    trade_heatmap_replaced: int = 0
+    consolidated_rows: int = 0
+    consolidated_by_count: dict[str, int] = field(default_factory=dict)
+    crossed: int = 0
+    consolidated_path: str = ""
+    consolidated_replaced: int = 0
+    snapshot_problems: list[str] = field(default_factory=list)
+    heatmap_problems: list[str] = field(default_factory=list)
 
 
 def _check(key: AssetKey, name: str, hours: list[_Hour], problems: list[list[str]]) -> AssetCheckResult:
@@ -190,7 +185,14 @@ def _check(key: AssetKey, name: str, hours: list[_Hour], problems: list[list[str
 
 @multi_asset(
     specs=[
-        AssetSpec(key, group_name="order_books", kinds={"polars", "parquet", "duckdb"}, deps=_DEPS[key], description=d)
+        AssetSpec(
+            key,
+            group_name="order_books",
+            kinds={"polars", "parquet", "duckdb"},
+            deps=_DEPS[key],
+            description=d,
+            metadata=table_metadata(key.path[-1]),
+        )
         for key, d in _DESCRIPTIONS.items()
     ],
     check_specs=[
@@ -211,112 +213,130 @@ def _check(key: AssetKey, name: str, hours: list[_Hour], problems: list[list[str
     partitions_def=HOURLY,
     backfill_policy=BACKFILL_POLICY,
     pool=POOL,
+    # any of the four can be materialized alone (the UI's selection, a backfill whose daemon requests them in
+    # different runs): Dagster requires the keys of a multi-asset that cannot be subset to be targeted with equal
+    # partition subsets, which its own backfill planning does not always produce for assets of different parents
+    can_subset=True,
 )
 def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[MaterializeResult[None] | AssetCheckResult]:
-    """One step for the four book assets and their checks: the rebuild feeds them all, and every step of a run
-    costs Dagster's bookkeeping (a fraction of a second each, per hour)."""
+    """One step for the selected book assets and their checks: one rebuild feeds the snapshots and the book heatmap
+    (and the consolidated book, which otherwise reads the stored snapshots); the trade heatmap reads the trades.
+    Every step of a run costs Dagster's bookkeeping (a fraction of a second each, per hour)."""
     settings = mdp.settings()
     warehouse = Warehouse(settings.warehouse_path, lake=settings.root)
+    selected = context.selected_asset_keys
+    rebuilt = tuple(k.path[-1] for k in (BOOK_SNAPSHOTS_KEY, BOOK_HEATMAP_KEY) if k in selected)
 
     log = _hour_log(context)
     #: the last hour's pictures, shown in the metadata (every hour's are written beside its partition files)
     shown: dict[str, list[tuple[str, bytes]]] = {"book": [], "trade": []}
 
     def hour_done(hour: int) -> _Hour:
-        done = materialize_books_hour(settings, hour, warehouse)
-        heat, trades, heat_path, heat_deleted = materialize_trade_heatmap_hour(settings, hour, warehouse)
-        cons, cons_path, cons_deleted = materialize_consolidated_hour(settings, hour, done.samples, warehouse)
-        log(
-            f"{hour_text(hour)}: {done.samples.height} samples of {len(done.books)} books "
-            f"({done.continued} continued from the previous hour), {done.invalid.height} invalid spans, "
-            f"{done.heatmap.height} book heatmap rows, {heat.height} trade heatmap rows, {cons.height} "
-            "consolidated steps"
-        )
-        if done.left_out:
-            context.log.warning(f"left out of the consolidated heatmap (bucket does not nest): {done.left_out}")
-        if settings.draw:
-            shown["book"] = _book_pictures(settings, done)
-            shown["trade"] = _trade_pictures(settings, hour, heat)
+        out = _Hour(hour)
+        said = []
+        samples = None
         end = hour + HOUR_NS
-        return _Hour(
-            hour=hour,
-            samples=done.samples.height,
-            books=done.books,
-            continued=done.continued,
-            invalid_spans=done.invalid.height,
-            invalid_seconds=done.invalid_seconds,
-            paths=done.paths,
-            heatmap_rows=done.heatmap.height,
-            heatmap_by_step=dict(done.heatmap.group_by("step").len().sort("step").iter_rows()),
-            left_out=done.left_out,
-            trade_heatmap_rows=heat.height,
-            trades_read=trades.height,
-            trade_heatmap_path=heat_path,
-            consolidated_rows=cons.height,
-            consolidated_by_count={
+        if rebuilt:
+            done = materialize_books_hour(settings, hour, warehouse, tables=rebuilt)
+            samples = done.samples
+            out.samples, out.books, out.continued = done.samples.height, done.books, done.continued
+            out.invalid_spans, out.invalid_seconds = done.invalid.height, done.invalid_seconds
+            out.paths, out.books_replaced = done.paths, done.sink_rows_replaced
+            out.heatmap_rows, out.left_out = done.heatmap.height, done.left_out
+            out.heatmap_by_step = dict(done.heatmap.group_by("step").len().sort("step").iter_rows())
+            out.snapshot_problems = validate_book_snapshots(done.samples, hour, end, done.invalid)
+            out.heatmap_problems = validate_book_heatmap(done.heatmap, hour, end)
+            said.append(
+                f"{done.samples.height} samples of {len(done.books)} books ({done.continued} continued from the "
+                f"previous hour), {done.invalid.height} invalid spans, {done.heatmap.height} book heatmap rows"
+            )
+            if done.left_out:
+                context.log.warning(f"left out of the consolidated heatmap (bucket does not nest): {done.left_out}")
+            if settings.draw and BOOK_HEATMAP_KEY in selected:
+                shown["book"] = _book_pictures(settings, done)
+        if TRADE_HEATMAP_KEY in selected:
+            heat, trades, out.trade_heatmap_path, out.trade_heatmap_replaced = materialize_trade_heatmap_hour(
+                settings, hour, warehouse
+            )
+            out.trade_heatmap_rows, out.trades_read = heat.height, trades.height
+            said.append(f"{heat.height} trade heatmap rows")
+            if settings.draw:
+                shown["trade"] = _trade_pictures(settings, hour, heat)
+        if CONSOLIDATED_BOOK_KEY in selected:
+            cons, out.consolidated_path, out.consolidated_replaced = materialize_consolidated_hour(
+                settings, hour, samples if samples is not None else stored_samples(settings, hour), warehouse
+            )
+            out.consolidated_rows, out.crossed = cons.height, int(cons["crossed"].sum())
+            out.consolidated_by_count = {
                 str(k): v for k, v in cons.group_by("exchange_count").len().sort("exchange_count").iter_rows()
-            },
-            crossed=int(cons["crossed"].sum()),
-            consolidated_path=cons_path,
-            deleted=done.sink_rows_replaced + heat_deleted + cons_deleted,
-            snapshot_problems=validate_book_snapshots(done.samples, hour, end, done.invalid),
-            heatmap_problems=validate_book_heatmap(done.heatmap, hour, end),
-        )
+            }
+            said.append(f"{cons.height} consolidated steps")
+        log(f"{hour_text(hour)}: " + ", ".join(said))
+        return out
 
-    hours = list(_each_hour(context, "book snapshots, heatmaps and the consolidated book", hour_done).values())
+    what = ", ".join(k.path[-1].replace("_", " ") for k in sorted(selected))
+    hours = list(_each_hour(context, what, hour_done).values())
     last = hours[-1].hour
-    yield MaterializeResult(
-        asset_key=BOOK_SNAPSHOTS_KEY,
-        metadata={
-            "dagster/row_count": sum(h.samples for h in hours),
-            "hours": len(hours),
-            "books": MetadataValue.json(sorted({b for h in hours for b in h.books})),
-            "continued_from_checkpoint": sum(h.continued for h in hours),
-            "invalid_spans": sum(h.invalid_spans for h in hours),
-            "invalid_seconds_by_book": MetadataValue.json(_total(h.invalid_seconds for h in hours)),
-            "path": _path([h.paths["book_snapshots"] for h in hours]),
-            "pg_rows_replaced": sum(h.deleted for h in hours),
-            "by_hour": MetadataValue.json(
-                {hour_key(h.hour): {"samples": h.samples, "invalid_spans": h.invalid_spans} for h in hours}
-            ),
-        },
-    )
-    yield MaterializeResult(
-        asset_key=BOOK_HEATMAP_KEY,
-        metadata={
-            "dagster/row_count": sum(h.heatmap_rows for h in hours),
-            "hours": len(hours),
-            "rows_by_step": MetadataValue.json(_total(h.heatmap_by_step for h in hours)),
-            "left_out_of_consolidated": MetadataValue.json(sorted({b for h in hours for b in h.left_out})),
-            "path": _path([h.paths["book_heatmap"] for h in hours]),
-            f"pictures ({hour_key(last)})": _png_markdown(shown["book"], settings),
-            "picture_files": MetadataValue.json(
-                [picture_path(settings, "book_heatmap", last, name) for name, _ in shown["book"]]
-            ),
-        },
-    )
-    yield MaterializeResult(
-        asset_key=TRADE_HEATMAP_KEY,
-        metadata={
-            "dagster/row_count": sum(h.trade_heatmap_rows for h in hours),
-            "hours": len(hours),
-            "trades_read": sum(h.trades_read for h in hours),
-            "path": _path([h.trade_heatmap_path for h in hours]),
-            f"pictures ({hour_key(last)})": _png_markdown(shown["trade"], settings),
-        },
-    )
-    yield MaterializeResult(
-        asset_key=CONSOLIDATED_BOOK_KEY,
-        metadata={
-            "dagster/row_count": sum(h.consolidated_rows for h in hours),
-            "hours": len(hours),
-            "steps_by_exchange_count": MetadataValue.json(_total(h.consolidated_by_count for h in hours)),
-            "crossed_steps": sum(h.crossed for h in hours),
-            "path": _path([h.consolidated_path for h in hours]),
-        },
-    )
-    yield _check(BOOK_SNAPSHOTS_KEY, "book_snapshots_valid", hours, [h.snapshot_problems for h in hours])
-    yield _check(BOOK_HEATMAP_KEY, "book_heatmap_valid", hours, [h.heatmap_problems for h in hours])
+    if BOOK_SNAPSHOTS_KEY in selected:
+        yield MaterializeResult(
+            asset_key=BOOK_SNAPSHOTS_KEY,
+            metadata={
+                "dagster/row_count": sum(h.samples for h in hours),
+                "hours": len(hours),
+                "books": MetadataValue.json(sorted({b for h in hours for b in h.books})),
+                "continued_from_checkpoint": sum(h.continued for h in hours),
+                "invalid_spans": sum(h.invalid_spans for h in hours),
+                "invalid_seconds_by_book": MetadataValue.json(_total(h.invalid_seconds for h in hours)),
+                "path": _path([h.paths["book_snapshots"] for h in hours]),
+                "pg_rows_replaced": sum(h.books_replaced for h in hours),
+                "by_hour": MetadataValue.json(
+                    {hour_key(h.hour): {"samples": h.samples, "invalid_spans": h.invalid_spans} for h in hours}
+                ),
+            },
+        )
+    if BOOK_HEATMAP_KEY in selected:
+        yield MaterializeResult(
+            asset_key=BOOK_HEATMAP_KEY,
+            metadata={
+                "dagster/row_count": sum(h.heatmap_rows for h in hours),
+                "hours": len(hours),
+                "rows_by_step": MetadataValue.json(_total(h.heatmap_by_step for h in hours)),
+                "left_out_of_consolidated": MetadataValue.json(sorted({b for h in hours for b in h.left_out})),
+                "path": _path([h.paths["book_heatmap"] for h in hours]),
+                **picture_metadata(settings, "book_heatmap", last, shown["book"]),
+            },
+        )
+    if TRADE_HEATMAP_KEY in selected:
+        yield MaterializeResult(
+            asset_key=TRADE_HEATMAP_KEY,
+            metadata={
+                "dagster/row_count": sum(h.trade_heatmap_rows for h in hours),
+                "hours": len(hours),
+                "trades_read": sum(h.trades_read for h in hours),
+                "path": _path([h.trade_heatmap_path for h in hours]),
+                "pg_rows_replaced": sum(h.trade_heatmap_replaced for h in hours),
+                **picture_metadata(settings, "trade_heatmap", last, shown["trade"]),
+            },
+        )
+    if CONSOLIDATED_BOOK_KEY in selected:
+        yield MaterializeResult(
+            asset_key=CONSOLIDATED_BOOK_KEY,
+            metadata={
+                "dagster/row_count": sum(h.consolidated_rows for h in hours),
+                "hours": len(hours),
+                "steps_by_exchange_count": MetadataValue.json(_total(h.consolidated_by_count for h in hours)),
+                "crossed_steps": sum(h.crossed for h in hours),
+                "path": _path([h.consolidated_path for h in hours]),
+                "pg_rows_replaced": sum(h.consolidated_replaced for h in hours),
+            },
+        )
+    checks = context.selected_asset_check_keys
+    for key, name, problems in (
+        (BOOK_SNAPSHOTS_KEY, "book_snapshots_valid", [h.snapshot_problems for h in hours]),
+        (BOOK_HEATMAP_KEY, "book_heatmap_valid", [h.heatmap_problems for h in hours]),
+    ):
+        if key in selected and AssetCheckKey(key, name) in checks:
+            yield _check(key, name, hours, problems)
 
 
 def _trade_pictures(settings: Settings, hour: int, heat: pl.DataFrame) -> list[tuple[str, bytes]]:

@@ -10,7 +10,7 @@ lake partitions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -43,14 +43,19 @@ from ._settings import Settings
 from ._sinks import load_sinks
 
 __all__ = [
+    "BOOK_TABLES",
     "BooksHour",
     "materialize_books_hour",
     "materialize_consolidated_hour",
     "materialize_trade_heatmap_hour",
     "picture_path",
+    "stored_samples",
 ]
 
 CHECKPOINTS = "book_checkpoints"
+#: what one rebuild of an hour's books feeds: the snapshots (with their invalid spans and end-of-hour checkpoints)
+#: and the book heatmap
+BOOK_TABLES = ("book_snapshots", "book_heatmap")
 _CHECKPOINT_SCHEMA: dict[str, pl.DataType] = {"exchange": pl.String(), "symbol": pl.String(), "state": pl.String()}
 
 
@@ -107,9 +112,19 @@ class BooksHour:
     invalid_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse | None = None) -> BooksHour:
+def materialize_books_hour(
+    settings: Settings, hour: int, warehouse: Warehouse | None = None, *, tables: Collection[str] = BOOK_TABLES
+) -> BooksHour:
     """Book snapshots, invalid spans and heatmaps of every book over the exchange-time hour (module doc), the
-    checkpoints at its end; loaded into PostgreSQL when configured, then written to the lake (replacing the hour)."""
+    checkpoints at its end; loaded into PostgreSQL when configured, then written to the lake (replacing the hour).
+
+    ``tables``: which of ``BOOK_TABLES`` are stored (a run of the Dagster UI may select one of the two assets; the
+    other's partition is left as it is): ``book_snapshots`` stores the samples, the invalid spans and the
+    checkpoints, ``book_heatmap`` the heatmap. The returned frames are all computed whatever is stored."""
+    unknown = set(tables) - set(BOOK_TABLES)
+    if unknown:
+        raise ValueError(f"not a table of the book rebuild: {sorted(unknown)}")
+    snapshots, heatmaps = "book_snapshots" in tables, "book_heatmap" in tables
     end = hour + HOUR_NS
     coverage = read_partition(partition_path(settings.root, "coverage", hour), COVERAGE)
     if coverage is None:
@@ -147,12 +162,9 @@ def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse |
     heatmap = pl.concat([fine, minute, consolidated])
     # the sinks first, the lake files last (as the other assets): the hour counts as materialized once its lake
     # files exist, so a failed load fails the hour before anything marks it done
+    windows = [hour_window("book_snapshots", samples, hour), hour_window("book_invalid", invalid, hour)]
     replaced = load_sinks(
-        [
-            hour_window("book_snapshots", samples, hour),
-            hour_window("book_invalid", invalid, hour),
-            hour_window("book_heatmap", heatmap, hour),
-        ]
+        (windows if snapshots else []) + ([hour_window("book_heatmap", heatmap, hour)] if heatmaps else [])
     )
     paths = {
         "book_snapshots": partition_path(settings.root, "book_snapshots", hour),
@@ -167,10 +179,13 @@ def materialize_books_hour(settings: Settings, hour: int, warehouse: Warehouse |
         },
         schema=_CHECKPOINT_SCHEMA,
     )
-    write_partition(partition_path(settings.root, CHECKPOINTS, hour), checkpoints)
-    write_partition(paths["book_invalid"], invalid)
-    write_partition(paths["book_heatmap"], heatmap)
-    write_partition(paths["book_snapshots"], samples)
+    if snapshots:
+        write_partition(partition_path(settings.root, CHECKPOINTS, hour), checkpoints)
+        write_partition(paths["book_invalid"], invalid)
+    if heatmaps:
+        write_partition(paths["book_heatmap"], heatmap)
+    if snapshots:  # last: the hour's snapshots exist once everything else of theirs does
+        write_partition(paths["book_snapshots"], samples)
     _published(settings, warehouse)
     seconds = invalid.group_by("exchange", "symbol").agg(
         ((pl.col("end") - pl.col("start")).dt.total_nanoseconds().sum() / 1e9).round(3)
@@ -195,6 +210,12 @@ def _upstream(settings: Settings, table: str, hour: int, schema: dict[str, pl.Da
     if df is None:
         raise MissingUpstreamError(f"the {table} partition for {hour_text(hour)} is not materialized")
     return df
+
+
+def stored_samples(settings: Settings, hour: int) -> pl.DataFrame:
+    """The hour's book snapshots as materialized (the consolidated book's upstream when the run did not rebuild
+    the books)."""
+    return _upstream(settings, "book_snapshots", hour, samples_schema())
 
 
 def materialize_consolidated_hour(

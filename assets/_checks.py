@@ -1,40 +1,93 @@
-"""Asset checks: they read back the partition file the asset wrote and apply the rules of
-``mdplatform.transforms.validate_*`` (schema, nulls, positive prices/sizes, OHLC invariants, unique keys,
-completeness flags, coverage rows tiling each stream)."""
+"""Asset checks: the Great Expectations suites of ``mdplatform.quality`` on the partition files each asset wrote,
+one result per hour partition (or per single-run backfill range: a problem then names its hour).
+
+ERROR checks say a partition is wrong; those on trades and coverage are ``blocking``: in a run that also builds
+what depends on them (candles, the book assets), a failure stops those steps, so no candle is built from trades
+that failed. WARN checks say something is worth a look (lost trade ids, a venue's price away from the others',
+many rows quarantined or late) and stop nothing. A check's metadata holds the failing count per rule, a few
+failing rows and the path of the GX Data Docs page of its results (``<lake>/quality/data_docs/``, local lakes)."""
 
 # no `from __future__ import annotations`: Dagster inspects the real annotation of `context`
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetKey,
+    AssetRecordsFilter,
     MetadataValue,
     asset_check,
 )
 
-from mdplatform.transforms import HOUR_NS, validate_candles, validate_coverage, validate_trades
+from mdplatform.lake import filesystem, is_local, join
+from mdplatform.quality import (
+    Report,
+    Suite,
+    book_heatmap_suites,
+    book_snapshots_suites,
+    candles_suites,
+    consolidated_book_suites,
+    coverage_suites,
+    cross_exchange_suites,
+    id_continuity_suites,
+    quarantine_counts_suites,
+    quarantine_suites,
+    trade_heatmap_suites,
+    trades_suites,
+)
+from mdplatform.transforms import HOUR_NS
 from mdplatform.warehouse import partition_path
 
 from ._assets import CANDLES_KEY, COVERAGE_KEY, TRADES_KEY
+from ._book_assets import BOOK_HEATMAP_KEY, BOOK_SNAPSHOTS_KEY, CONSOLIDATED_BOOK_KEY, TRADE_HEATMAP_KEY
 from ._hourly import hour_text
+from ._quarantine import QUARANTINE_KEY, QUARANTINE_TABLE
 from ._resources import MdpResource
-from .partitions import HOURLY, hour_ns
+from ._settings import Settings
+from .partitions import HOURLY, hour_key, hour_ns
 
-__all__ = ["candles_valid", "coverage_valid", "trades_valid"]
+__all__ = [
+    "CHECKS",
+    "book_heatmap_expectations",
+    "book_snapshots_expectations",
+    "candles_valid",
+    "consolidated_book_valid",
+    "coverage_valid",
+    "quality_docs",
+    "quarantine_valid",
+    "trade_heatmap_valid",
+    "trades_cross_exchange",
+    "trades_id_continuity",
+    "trades_quarantine_and_late",
+    "trades_valid",
+]
 
 # partitioned asset checks are a Dagster preview feature; they give one result per hour partition
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
 
+#: problems named in a check's description (all of them are in its metadata)
+DESCRIBED = 5
 
-def _read(path: str) -> pl.DataFrame | None:
+#: builds an hour's suites from its settings and hour, or says why there is nothing to validate
+Build = Callable[[Settings, int], list[Suite] | str]
+
+
+def quality_docs(settings: Settings) -> str | None:
+    """Where the GX results and Data Docs go: ``<lake>/quality`` for a local lake (none for an object store:
+    GX's filesystem stores and site need a local folder)."""
+    fs, root = filesystem(settings.root)
+    return join(root, "quality") if is_local(fs) else None
+
+
+def _read(settings: Settings, table: str, hour: int) -> pl.DataFrame | None:
     import pyarrow.parquet as pq
 
-    from mdplatform.lake import filesystem
-
-    fs, target = filesystem(path)
+    fs, target = filesystem(partition_path(settings.root, table, hour))
     if not fs.exists(target):
         return None
     with fs.open(target, "rb") as fh:
@@ -42,65 +95,272 @@ def _read(path: str) -> pl.DataFrame | None:
         return pl.from_arrow(pq.read_table(fh))  # type: ignore[return-value]
 
 
-def _check(
+def _hours(context: AssetCheckExecutionContext) -> list[int]:
+    if context.has_partition_key_range:
+        keys = context.partition_key_range
+        return list(range(hour_ns(keys.start), hour_ns(keys.end) + HOUR_NS, HOUR_NS))
+    return [hour_ns(context.partition_key)]
+
+
+def _run(
     context: AssetCheckExecutionContext,
     mdp: MdpResource,
     table: str,
-    validate: Callable[[pl.DataFrame, int, int], list[str]],
+    build: Build,
+    severity: AssetCheckSeverity,
+    extra: dict[str, Any] | None = None,
 ) -> AssetCheckResult:
-    """``validate`` on the partition files the asset wrote for the context's hours: one, or the range of a
-    single-run backfill (a problem then names its hour)."""
-    if context.has_partition_key_range:
-        keys = context.partition_key_range
-        hours = list(range(hour_ns(keys.start), hour_ns(keys.end) + HOUR_NS, HOUR_NS))
-    else:
-        hours = [hour_ns(context.partition_key)]
-    root = mdp.settings().root
-    paths = [partition_path(root, table, hour) for hour in hours]
-    problems: list[str] = []
-    rows = 0
-    for hour, path in zip(hours, paths, strict=True):
-        df = _read(path)
-        found = validate(df, hour, hour + HOUR_NS) if df is not None else [f"partition file missing: {path}"]
-        problems += [f"{hour_text(hour)}: {p}" for p in found] if len(hours) > 1 else found
-        rows += df.height if df is not None else 0
+    """``build``'s suites validated for each hour of the context; one result over them (``extra``: more
+    metadata)."""
+    from mdplatform.quality import validate
+
+    settings = mdp.settings()
+    docs = quality_docs(settings)
+    hours = _hours(context)
+    reports: list[tuple[int, Report]] = []
+    missing: list[str] = []
+    for hour in hours:
+        suites = build(settings, hour)
+        if isinstance(suites, str):
+            missing.append(f"{hour_text(hour)}: {suites}")
+            continue
+        # the run's name in the stored results and Data Docs folders: the partition key without its colon
+        reports.append((hour, validate(suites, hour_key(hour).replace(":", ""), docs, pages=settings.data_docs)))
+
+    def named(hour: int, text: str) -> str:
+        return f"{hour_text(hour)}: {text}" if len(hours) > 1 else text
+
+    problems = missing + [named(h, p) for h, r in reports for p in r.problems()]
+    examples = {named(h, k): v for h, r in reports for k, v in r.examples().items()}
+    rules: dict[str, int | None] = {}  # rule -> failing rows over the hours (None: not counted)
+    for _, r in reports:
+        for rule, n in r.summary().items():
+            before = rules.get(rule, 0)
+            rules[rule] = None if n is None or before is None else before + n
+    metadata: dict[str, Any] = {
+        "failing_rows": sum(r.failing for _, r in reports),
+        "problems": MetadataValue.json(problems),
+        "examples": MetadataValue.json(examples),
+        "rules": MetadataValue.json(rules),
+        "validation_seconds": round(sum(r.seconds for _, r in reports), 3),
+        "path": MetadataValue.path(
+            partition_path(settings.root, table, hours[0]) if len(hours) == 1 else join(settings.root, table)
+        ),
+    }
+    pages = [page for _, r in reports for page in r.pages.values()]
+    index = next((r.index for _, r in reports if r.index), None)
+    if len(hours) == 1 and pages:
+        # the page of the suite that decided: the first failed one, else the main (last) suite
+        failed = [r.pages[o.suite] for _, r in reports for o in r.failed if o.suite in r.pages]
+        metadata["data_docs"] = MetadataValue.path(failed[0] if failed else pages[-1])
+    if index is not None:
+        metadata["data_docs_index"] = MetadataValue.path(index)
+    metadata |= extra or {}
+    shown = problems[:DESCRIBED] + ([f"... {len(problems) - DESCRIBED} more"] if len(problems) > DESCRIBED else [])
     return AssetCheckResult(
         passed=not problems,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "path": MetadataValue.path(paths[0] if len(paths) == 1 else paths[0].split("/date=")[0]),
-            "rows": rows,
-            "problems": MetadataValue.json(problems),
-        },
-        description="; ".join(problems) if problems else None,
+        severity=severity,
+        metadata=metadata,
+        description="; ".join(shown) if shown else None,
     )
 
 
-@asset_check(
-    asset=TRADES_KEY,
-    partitions_def=HOURLY,
-    description="schema, no nulls, price/size > 0, fills >= 1, unique trade ids",
+def _missing(settings: Settings, table: str, hour: int) -> str:
+    return f"{table} partition file missing: {partition_path(settings.root, table, hour)}"
+
+
+def _suites(table: str, make: Callable[[pl.DataFrame, Settings, int], list[Suite]]) -> Build:
+    def build(settings: Settings, hour: int) -> list[Suite] | str:
+        df = _read(settings, table, hour)
+        return _missing(settings, table, hour) if df is None else make(df, settings, hour)
+
+    return build
+
+
+def _check(
+    asset: AssetKey,
+    name: str,
+    table: str,
+    build: Build,
+    description: str,
+    *,
+    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+    blocking: bool = False,
+) -> AssetChecksDefinition:
+    @asset_check(asset=asset, name=name, partitions_def=HOURLY, description=description, blocking=blocking)
+    def check(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
+        return _run(context, mdp, table, build, severity)
+
+    return check
+
+
+def _trades_counts(context: AssetCheckExecutionContext, hour: int) -> dict[str, int]:
+    """The trades asset's numbers for the hour (rows, raw rows read, rejects, late trades), from its newest
+    materialization of the partition (a range run records each hour under ``by_hour``)."""
+    key = hour_key(hour)
+    found = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=TRADES_KEY, asset_partitions=[key]), limit=1
+    ).records
+    if not found or found[0].asset_materialization is None:
+        return {}
+    by_hour = found[0].asset_materialization.metadata.get("by_hour")
+    value = getattr(by_hour, "value", None)
+    return dict(value.get(key, {})) if isinstance(value, dict) else {}
+
+
+def _trades_counts_check() -> AssetChecksDefinition:
+    @asset_check(
+        asset=TRADES_KEY,
+        name="trades_quarantine_and_late",
+        partitions_def=HOURLY,
+        description=(
+            "WARN: at most 0.1 % of the raw rows read quarantined, at most 1 % of the hour's trades late "
+            "(received after their hour's window closed); the counts are in the metadata"
+        ),
+    )
+    def trades_quarantine_and_late(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
+        counts = {hour: _trades_counts(context, hour) for hour in _hours(context)}
+
+        def build(_settings: Settings, hour: int) -> list[Suite] | str:
+            if not counts[hour]:
+                return "no materialization of trades recorded for the hour (the counts are its metadata)"
+            return quarantine_counts_suites(counts[hour])
+
+        totals = {k: sum(int(c.get(k, 0)) for c in counts.values()) for k in ("rejects", "late_trades")}
+        return _run(context, mdp, "trades", build, AssetCheckSeverity.WARN, totals)
+
+    return trades_quarantine_and_late
+
+
+trades_valid = _check(
+    TRADES_KEY,
+    "trades_valid",
+    "trades",
+    _suites("trades", lambda df, s, h: trades_suites(df, h, s.skew_ns)),
+    "GX: schema and types, no nulls, price/size > 0, side buy/sell, fills >= 1, unique (exchange, symbol, "
+    "trade_id), ts in the hour and never decreasing per (exchange, symbol), ts not ahead of receipt beyond the skew. "
+    "Blocks candles and the book assets.",
+    blocking=True,
 )
-def trades_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
-    return _check(context, mdp, "trades", validate_trades)
-
-
-@asset_check(
-    asset=COVERAGE_KEY,
-    partitions_def=HOURLY,
-    description="schema, rows tile each stream from the hour start without overlap, gaps have a reason",
+trades_id_continuity = _check(
+    TRADES_KEY,
+    "trades_id_continuity",
+    "trades",
+    _suites("trades", lambda df, _s, _h: id_continuity_suites(df)),
+    "GX, WARN: where the exchange numbers trades contiguously (Binance), no fill id missing or repeated between "
+    "consecutive trades of a symbol (a missing id is a lost trade; coverage has it as an id gap)",
+    severity=AssetCheckSeverity.WARN,
 )
-def coverage_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
-    return _check(context, mdp, "coverage", validate_coverage)
-
-
-@asset_check(
-    asset=CANDLES_KEY,
-    partitions_def=HOURLY,
-    description=(
-        "schema, no nulls, low <= open/close <= high, volumes >= 0, taker buy <= volume, complete only when wholly "
-        "covered, flat 1m candles only where observed, unique keys"
-    ),
+trades_cross_exchange = _check(
+    TRADES_KEY,
+    "trades_cross_exchange",
+    "trades",
+    _suites("trades", lambda df, _s, _h: cross_exchange_suites(df)),
+    "GX, WARN: per symbol traded on several exchanges and minute, each exchange's median price within 50 bp of the "
+    "median over the exchanges",
+    severity=AssetCheckSeverity.WARN,
 )
-def candles_valid(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
-    return _check(context, mdp, "candles", validate_candles)
+trades_quarantine_and_late = _trades_counts_check()
+coverage_valid = _check(
+    COVERAGE_KEY,
+    "coverage_valid",
+    "coverage",
+    _suites("coverage", lambda df, _s, h: coverage_suites(df, h)),
+    "GX: schema and types, no nulls where needed, status covered/gap, a gap has a reason and a covered row none, "
+    "filled in [0, 1], rows tile each stream from the hour's start. Blocks candles and the book assets.",
+    blocking=True,
+)
+
+
+def _candles(settings: Settings, hour: int) -> list[Suite] | str:
+    df = _read(settings, "candles", hour)
+    return (
+        _missing(settings, "candles", hour)
+        if df is None
+        else candles_suites(df, hour, _read(settings, "coverage", hour))
+    )
+
+
+candles_valid = _check(
+    CANDLES_KEY,
+    "candles_valid",
+    "candles",
+    _candles,
+    "GX: schema and types, no nulls, low > 0, OHLC in order, vwap in [low, high], volumes >= 0, taker buy <= "
+    "volume, flat exactly when no trade, coverage in [0, 1] and 1 when complete, flat 1m candles only where "
+    "observed, aligned spans, unique keys, close_time in the hour; complete candles of 1h or less wholly observed "
+    "per the hour's coverage",
+    blocking=True,
+)
+
+
+def _book_snapshots(settings: Settings, hour: int) -> list[Suite] | str:
+    df = _read(settings, "book_snapshots", hour)
+    if df is None:
+        return _missing(settings, "book_snapshots", hour)
+    return book_snapshots_suites(df, hour, _read(settings, "book_invalid", hour))
+
+
+book_snapshots_expectations = _check(
+    BOOK_SNAPSHOTS_KEY,
+    "book_snapshots_expectations",
+    "book_snapshots",
+    _book_snapshots,
+    "GX: schema and types, no nulls, ts in the hour and growing per book, never crossed or locked, best sizes > 0, "
+    "top level = best, book_ts <= ts, imbalances in [-1, 1], no sample inside a book_invalid span",
+)
+book_heatmap_expectations = _check(
+    BOOK_HEATMAP_KEY,
+    "book_heatmap_expectations",
+    "book_heatmap",
+    _suites("book_heatmap", lambda df, _s, h: book_heatmap_suites(df, h)),
+    "GX: schema and types, no nulls, ts in the hour, steps 1s/1m, sizes > 0, intensity in (0, 1] peaking at 1 per "
+    "step, exact bucket edges, counts >= 1, unique keys",
+)
+
+
+def _trade_heatmap(settings: Settings, hour: int) -> list[Suite] | str:
+    df = _read(settings, "trade_heatmap", hour)
+    if df is None:
+        return _missing(settings, "trade_heatmap", hour)
+    return trade_heatmap_suites(df, hour, _read(settings, "trades", hour))
+
+
+trade_heatmap_valid = _check(
+    TRADE_HEATMAP_KEY,
+    "trade_heatmap_valid",
+    "trade_heatmap",
+    _trade_heatmap,
+    "GX: schema and types, no nulls, whole minutes of the hour, sizes >= 0 and something traded, exact bucket "
+    "edges, intensity in [0, 1], unique keys; per (exchange, symbol) the buckets hold exactly the hour's traded size",
+)
+consolidated_book_valid = _check(
+    CONSOLIDATED_BOOK_KEY,
+    "consolidated_book_valid",
+    "consolidated_book",
+    _suites("consolidated_book", lambda df, _s, h: consolidated_book_suites(df, h)),
+    "GX: schema and types, no nulls but depth bands, ts in the hour, one row per (base, ts), best prices > 0, "
+    "crossed exactly when best_bid >= best_ask, one list entry per book, staleness >= 0, imbalances in [-1, 1]",
+)
+quarantine_valid = _check(
+    QUARANTINE_KEY,
+    "quarantine_valid",
+    QUARANTINE_TABLE,
+    _suites(QUARANTINE_TABLE, lambda df, _s, _h: quarantine_suites(df)),
+    "GX: schema and types; every quarantined row says why, from which stage, connection and raw folder",
+)
+
+#: every check, in the order of the assets
+CHECKS: list[AssetChecksDefinition] = [
+    trades_valid,
+    trades_id_continuity,
+    trades_cross_exchange,
+    trades_quarantine_and_late,
+    coverage_valid,
+    candles_valid,
+    book_snapshots_expectations,
+    book_heatmap_expectations,
+    trade_heatmap_valid,
+    consolidated_book_valid,
+    quarantine_valid,
+]

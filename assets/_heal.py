@@ -9,7 +9,7 @@ writes DuckDB and needs no place in the warehouse's queue.
 import asyncio
 import os
 
-from dagster import Config, MetadataValue, OpExecutionContext, Output, in_process_executor, job, op
+from dagster import Config, Failure, MetadataValue, OpExecutionContext, Output, in_process_executor, job, op
 
 from mdplatform.backfill import find_gaps, heal_gaps
 
@@ -49,17 +49,19 @@ def heal_span(context: OpExecutionContext, config: BackfillConfig, mdp: MdpResou
     for healed in report.healed:
         context.log.info(healed.describe())
     failed = [h.describe() for h in report.healed if not h.whole]
-    return Output(
-        sum(h.trades for h in report.healed),
-        metadata={
-            "gaps": len(report.healed),
-            "filled": sum(1 for h in report.healed if h.whole),
-            "not_filled": MetadataValue.json(failed),
-            "requests": report.requests,
-            "throttled": report.throttled,
-            "waited_s": round(report.waited_s, 3),
-        },
-    )
+    metadata = {
+        "gaps": len(report.healed),
+        "filled": sum(1 for h in report.healed if h.whole),
+        "not_filled": MetadataValue.json(failed),
+        "requests": report.requests,
+        "throttled": report.throttled,
+        "waited_s": round(report.waited_s, 3),
+    }
+    errors = [h.describe() for h in report.healed if h.error]
+    if errors:
+        # the run fails (what was fetched before the error is landed): never a success over a gap that errored
+        raise Failure(f"{len(errors)} gap(s) not filled because of errors: {errors[0]}", metadata=metadata)
+    return Output(sum(h.trades for h in report.healed), metadata=metadata)
 
 
 @job(name="mdp_backfill", executor_def=in_process_executor, description="fill trade gaps from REST history")

@@ -1,6 +1,6 @@
 """The jobs the sensors and the CLI launch: one hour partition of trades and coverage, then candles (checks
 included); candles alone (a re-aggregation of an hour's 4h/1d candles). And the same definitions on other hourly
-partitions, for `mdp materialize` on a lake whose first day is not the one the definitions were loaded for."""
+partitions, for `mdp materialize` on a lake whose first hour is not the one the definitions were loaded for."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from dagster import (
 
 from ._assets import CANDLES_KEY, candles, trades_and_coverage
 from ._book_assets import books
-from ._checks import candles_valid, coverage_valid, trades_valid
+from ._checks import CHECKS
+from ._quarantine import quarantine
 from .partitions import HOURLY
 
 if TYPE_CHECKING:
@@ -49,11 +50,11 @@ SERIAL_TAG = "mdp/serial"
 
 
 #: every hourly asset, in the order a run computes them
-HOURLY_ASSETS: list[AssetsDefinition] = [trades_and_coverage, candles, books]
+HOURLY_ASSETS: list[AssetsDefinition] = [trades_and_coverage, quarantine, candles, books]
 
 
 def hourly_assets(partitions_def: PartitionsDefinition = HOURLY) -> list[AssetsDefinition]:
-    """The hourly assets on these partitions (`mdp materialize` on a lake whose first day differs from the one the
+    """The hourly assets on these partitions (`mdp materialize` on a lake whose first hour differs from the one the
     definitions were loaded for)."""
     if partitions_def == HOURLY:
         return list(HOURLY_ASSETS)
@@ -119,7 +120,7 @@ candles_job = make_candles_job()
 
 def hourly_checks(partitions_def: PartitionsDefinition = HOURLY) -> list[AssetChecksDefinition]:
     """The asset checks, on these partitions (the same check functions, declared again)."""
-    checks = [trades_valid, coverage_valid, candles_valid]
+    checks = list(CHECKS)
     if partitions_def == HOURLY:
         return checks
     rebound = []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -14,11 +16,22 @@ from typing import Any
 from mdplatform._signals import stop_signals
 from mdplatform.transforms import HOUR_NS
 
+from ._dead_runs import PROCESS_TAG, free_dead_runs, process_tag, wait_for_pool
+from ._sinks import cancel_sink_loads
+
 __all__ = ["HourRunner", "ensure_dagster_home"]
 
 _REPO = Path(__file__).resolve().parents[1]
-#: the run's events still go to DAGSTER_HOME; the console only shows warnings (the progress bar is the output)
-_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: how long after a stop signal a sink load may still run before it is cancelled (seconds)
+_STOP_GRACE_S = 0.5
+
+
+def _console() -> dict[str, Any]:
+    """The runs' console logging. Their events still go to DAGSTER_HOME; the console shows nothing of Dagster's log
+    but with `mdp -v`: the progress bar is the output, the runner reports failed runs (with their first error) and
+    failed checks itself, and a signal's stop is a failed step that is no error."""
+    verbose = logging.getLogger().getEffectiveLevel() < logging.WARNING
+    return {"loggers": {"console": {"config": {"log_level": "WARNING" if verbose else "CRITICAL"}}}}
 
 
 def _instance(home: str) -> Any:
@@ -89,6 +102,8 @@ class HourRunner:
     run_hours: int = 24
     failed: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
+    #: the first error of each failed run's failed steps ("step: Error: message")
+    errors: list[str] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
     #: hours run (whatever their outcome), and the signal that stopped the runner between two hours, if any
     done: int = 0
@@ -103,7 +118,7 @@ class HourRunner:
         # (this process reports failures itself)
         os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
         ensure_dagster_home()
-        stop, received = threading.Event(), []
+        stop, received = threading.Event(), list[str]()
         # the runs go on a worker thread: Dagster turns a signal into a failure of the running step when it
         # executes on the main thread; here the main thread only waits, takes the signal, and the worker stops
         # after the hour it is in
@@ -112,13 +127,28 @@ class HourRunner:
             # wake up now and then: the kernel may deliver the signal to the worker thread, and a main thread
             # blocked in an untimed wait would run the Python handler only once every hour is done
             while not wait([work], timeout=0.1).done:
-                pass
+                if stop.is_set():
+                    # a load still waiting (a lock held elsewhere) half a second after the signal is cancelled:
+                    # its hour fails whole (nothing replaced, no lake file) instead of holding the stop back
+                    cancel_sink_loads(_STOP_GRACE_S)
             work.result()
         if stop.is_set():
             self.stopped_by = received[0] if received else "a signal"
 
+    def failure(self) -> str:
+        """One line on the failed hours: how many, which, and the first error."""
+        first = f"; first error: {self.errors[0]}" if self.errors else ""
+        hours = ", ".join(self.failed[:10]) + (", ..." if len(self.failed) > 10 else "")
+        return f"{len(self.failed)} hour(s) failed: {hours}{first} (mdp -v shows Dagster's log)"
+
     def _run_hours(self, hours: list[int], candles_only: bool, stop: threading.Event) -> None:
         from tqdm import tqdm  # type: ignore[import-untyped]
+
+        # the processes Dagster starts from this thread (a `tail` of the compute logs and its orphan watcher) inherit
+        # its signal mask: with SIGINT blocked, Ctrl-C (sent to the whole foreground process group) reaches only
+        # this process, which stops between hours, and not them (they printed KeyboardInterrupt tracebacks); they
+        # still end on Dagster's SIGTERM. The main thread takes the signal.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
         from ._run_hooks import HOOKS
         from .partitions import hour_key
@@ -126,6 +156,9 @@ class HourRunner:
         jobs = self._jobs()
         first_step = "candles" if candles_only else "trades and coverage"
         with _instance(os.environ["DAGSTER_HOME"]) as instance:
+            # a run whose process was killed keeps its pool slot: every run here would wait for it forever
+            for message in free_dead_runs(instance):
+                print(message, file=sys.stderr)
             bar = tqdm(total=len(hours), unit="h", disable=not self.progress, file=sys.stderr)
             written: list[int] = []
 
@@ -140,6 +173,8 @@ class HourRunner:
                 for run in _contiguous(hours, self.run_hours):
                     if stop.is_set():
                         break
+                    if not wait_for_pool(instance, stop):
+                        break  # stopped while another process's run held the pool: nothing of this run began
                     del written[:]
                     HOOKS.stoppable = first_step
                     result = self._execute(jobs["mdp_candles" if candles_only else "mdp_hourly"], run, instance)
@@ -164,14 +199,20 @@ class HourRunner:
         tags = {
             "dagster/asset_partition_range_start": hour_key(hours[0]),
             "dagster/asset_partition_range_end": hour_key(hours[-1]),
+            PROCESS_TAG: process_tag(),  # a later run frees its slot if this process dies (``free_dead_runs``)
         }
-        return job.execute_in_process(instance=instance, raise_on_error=False, run_config=_QUIET, tags=tags)
+        return job.execute_in_process(instance=instance, raise_on_error=False, run_config=_console(), tags=tags)
 
     def _record(self, result: Any, hours: list[int]) -> None:
         from .partitions import hour_key
 
         if not result.success:
             self.failed += [hour_key(h) for h in hours]
+            for event in result.get_step_failure_events():
+                error = event.step_failure_data.error
+                while error.cause is not None:  # the asset's own exception, not Dagster's wrapper around it
+                    error = error.cause
+                self.errors.append(f"{event.step_key}: {error.message.strip().splitlines()[0]}")
         for ev in result.get_asset_check_evaluations():
             if not ev.passed:
                 self.failed_checks.append(f"{ev.check_name}: {ev.description or ''}")

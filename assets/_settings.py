@@ -118,6 +118,16 @@ class Settings:
         return int(value) if value else min(4, os.cpu_count() or 1)
 
     @property
+    def data_docs(self) -> bool | None:
+        """Which checks' Great Expectations results get a Data Docs page (``MDP_DATA_DOCS``): ``failures``
+        (default: None), ``all`` (True) or ``off`` (False)."""
+        value = os.environ.get("MDP_DATA_DOCS", "failures").strip().lower()
+        choices: dict[str, bool | None] = {"failures": None, "all": True, "off": False}
+        if value not in choices:
+            raise ValueError(f"MDP_DATA_DOCS must be failures, all or off, not {value!r}")
+        return choices[value]
+
+    @property
     def draw(self) -> bool:
         """Whether the heatmap assets draw their pictures (about a second each per hour run)."""
         if self.pictures is not None:

@@ -1,16 +1,18 @@
 """Where an hour's derived rows go besides the lake: PostgreSQL/TimescaleDB when ``MDP_PG_DSN`` is set (DuckDB
 readers see the lake's partition files themselves, through the warehouse catalog). PostgreSQL replaces the hour's
-window in one transaction (delete, then binary COPY); the caller writes the lake files last, so a failed load
-fails the hour before its lake file marks it done and the retry (or the sensor) redoes it."""
+window in one transaction (delete, then binary COPY), after any other process loading the same hour (advisory
+locks) and within bounded waits (``mdplatform.pg.Timeouts``); the caller writes the lake files last, so a failed load
+fails the hour before its lake file marks it done and ``failed_hours_sensor`` (sensors/_retry.py) redoes it."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 
 from mdplatform.warehouse import Window
 
-__all__ = ["load_sinks", "pg_dsn"]
+__all__ = ["cancel_sink_loads", "load_sinks", "pg_dsn"]
 
 
 def pg_dsn() -> str | None:
@@ -26,3 +28,10 @@ def load_sinks(windows: Sequence[Window]) -> int:
     from mdplatform.pg import replace_windows  # psycopg is imported only when the sink is on
 
     return sum(r.deleted for r in replace_windows(windows, dsn=dsn))
+
+
+def cancel_sink_loads(running_for_s: float) -> int:
+    """Cancel this process's PostgreSQL loads running for at least ``running_for_s`` (a stop signal must not wait
+    out a lock held elsewhere); each fails its hour, leaving the tables as they were. Returns how many."""
+    pg = sys.modules.get("mdplatform.pg")  # not imported yet: no load ever ran here, nothing to cancel
+    return 0 if pg is None else int(pg.cancel_loads(running_for_s))

@@ -31,6 +31,39 @@ __all__ = ["backfill"]
 @click.option("--lake", metavar="PATH", help="lake root (default $MDP_LAKE or ./lake)")
 @click.option("--warehouse", metavar="PATH", help="DuckDB file (default $MDP_WAREHOUSE or <lake>/warehouse.duckdb)")
 @click.option("--progress/--no-progress", default=True, help="show progress bars")
+@click.option(
+    "--max-pages", type=click.IntRange(min=1), default=1000, show_default=True, help="replies per gap before giving up"
+)
+@click.option(
+    "--max-mb", type=click.IntRange(min=1), default=256, show_default=True, help="reply MB per gap before giving up"
+)
+@click.option(
+    "--gap-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    metavar="S",
+    help="seconds per gap, rate-limit waits and retries included, before giving up",
+)
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    metavar="S",
+    help="seconds for one whole request, body included",
+)
+@click.option(
+    "--retries", type=click.IntRange(min=0), default=5, show_default=True, help="times a failed request is sent again"
+)
+@click.option(
+    "--price-band",
+    type=click.FloatRange(min=0, min_open=True),
+    default=25.0,
+    show_default=True,
+    metavar="PCT",
+    help="reject a page with a price this many percent beyond the trades either side of the gap",
+)
 def backfill(
     start: str,
     end: str,
@@ -40,6 +73,12 @@ def backfill(
     lake: str | None,
     warehouse: str | None,
     progress: bool,
+    max_pages: int,
+    max_mb: int,
+    gap_timeout: float,
+    request_timeout: float,
+    retries: int,
+    price_band: float,
 ) -> None:
     """Fill every trade gap of a time range from the exchanges' REST history and re-materialize what changed.
 
@@ -47,9 +86,13 @@ def backfill(
     fetched trades land in the lake's backfill tables as the exchange sent them; then the hours they belong to
     are materialized again, with the later hours holding their 4h and 1d candles. Gaps REST history cannot fill
     (order books have no history; an exchange that keeps none) stay recorded in coverage and are listed.
+
+    Each gap's fetch is bounded (pages, bytes, time; each request has a deadline) and each page's prices are
+    checked against the trades either side of the gap; time before a stream was first collected is never asked
+    for. The exit status is 1 when a gap stays unfilled because of an error (each gap gets one line saying why).
     """
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-    from mdplatform.backfill import find_gaps, heal_gaps
+    from mdplatform.backfill import HealLimits, find_gaps, heal_gaps
     from mdplatform.exchanges import EXCHANGES
     from mdplatform.lake import lake_root
     from mdplatform.schemas import TIMEFRAMES
@@ -58,7 +101,7 @@ def backfill(
 
     from ._runner import HourRunner
     from ._settings import Settings
-    from .cli import hours_in_range
+    from .cli import hours_in_range, no_hours
 
     unknown = sorted(set(exchanges) - set(EXCHANGES))
     if unknown:
@@ -67,7 +110,7 @@ def backfill(
     settings = Settings(lake=root, warehouse=warehouse)
     hours = hours_in_range(start, end, root)
     if not hours:
-        raise click.UsageError("empty time range")
+        raise no_hours(root)
     lo, hi = hours[0], hours[-1] + HOUR_NS
     only_exchanges, only_symbols = set(exchanges) or None, set(symbols) or None
     runner = HourRunner(root, settings.warehouse_path, progress=progress)
@@ -89,7 +132,15 @@ def backfill(
                 f"{gap.exchange} {gap.symbol} {from_ns(page.times_ns[-1] if page.times_ns else 0):%H:%M:%S}"
             )
 
-        report = asyncio.run(heal_gaps(root, gaps, rest_url=rest_url, on_page=on_page))
+        limits = HealLimits(
+            max_pages=max_pages,
+            max_bytes=max_mb << 20,
+            max_seconds=gap_timeout,
+            request_s=request_timeout,
+            retries=retries,
+            price_band=price_band / 100,
+        )
+        report = asyncio.run(heal_gaps(root, gaps, rest_url=rest_url, on_page=on_page, limits=limits))
         bar.update(len(gaps))
     for healed in report.healed:
         click.echo(f"  {healed.describe()}")
@@ -119,7 +170,13 @@ def backfill(
             f"{from_ns(gap.end_ns):%Y-%m-%d %H:%M:%S} UTC"
         )
     if runner.failed:
-        raise click.ClickException(f"{len(runner.failed)} run(s) failed: {', '.join(runner.failed[:10])}")
+        raise click.ClickException(runner.failure())
+    errors = [h for h in report.healed if h.error]
+    if errors:
+        # what was fetched before the errors is landed and re-materialized; the gaps themselves are not filled
+        raise click.ClickException(
+            f"{len(errors)} of {len(report.healed)} gap(s) not filled because of errors (listed above)"
+        )
     if runner.stopped_by:
         # what was fetched is landed: the sensor (or `mdp materialize` of those hours) finishes the job
         raise click.ClickException(

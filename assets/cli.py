@@ -2,38 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import time
-from datetime import UTC, datetime
 
 import click
 
-from mdplatform.transforms import DAY_NS, HOUR_NS, ceil_ns, floor_ns, from_ns, to_ns
+from mdplatform.cli import option_time
+from mdplatform.transforms import DAY_NS, HOUR_NS, MINUTE_NS, ceil_ns, floor_ns, from_ns, to_ns
 
-__all__ = ["hours_in_range", "materialize", "parse_time"]
-
-
-def parse_time(text: str) -> tuple[int, bool]:
-    """(UTC ns, whether it was a bare date) for an ISO date or date-time; naive means UTC."""
-    value = datetime.fromisoformat(text.strip().replace(" ", "T"))
-    is_date = len(text.strip()) <= 10
-    return to_ns(value if value.tzinfo else value.replace(tzinfo=UTC)), is_date
+__all__ = ["hours_in_range", "materialize", "no_hours"]
 
 
 def hours_in_range(start: str | None, end: str | None, lake: str) -> list[int]:
     """Hour starts to materialize. ``--from``: the hour holding it. ``--to``: exclusive; a bare date means
     through the end of that day. Missing bounds come from the raw lake: its first receive minute minus the
-    lateness (an earlier hour may hold trades received then) to its last minute plus the clock-skew bound (a
-    frame received then may belong to the next hour). Hours before the lake's first partition (``mdp_start``:
-    MDP_START, else the lake's first day) or after the open hour are left out, as for the sensor."""
+    lateness (an earlier hour may hold trades received then) to the end of its last minute plus the clock-skew
+    bound (a frame received at the end of that minute may carry an exchange time in the next hour). Hours before
+    the lake's first partition (``mdp_start``: MDP_START, else the lake's first hour) or after the open hour are
+    left out, as for the sensor."""
     from ._rawscan import minute_bounds
     from ._settings import Settings
     from .partitions import mdp_start
 
+    if os.path.isfile(lake):  # every command of a range reads the lake first: here a file fails it in one line
+        raise click.BadParameter(f"{lake} is a file, not a lake folder", param_hint="--lake or MDP_LAKE")
     lo = hi = None
     if start is not None:
-        lo = floor_ns(parse_time(start)[0], HOUR_NS)
+        lo = floor_ns(option_time(start, "--from")[0], HOUR_NS)
     if end is not None:
-        ns, is_date = parse_time(end)
+        ns, is_date = option_time(end, "--to")
         hi = ns + DAY_NS if is_date else ceil_ns(ns, HOUR_NS)
     if lo is None or hi is None:
         bounds = minute_bounds(lake)
@@ -43,11 +40,28 @@ def hours_in_range(start: str | None, end: str | None, lake: str) -> list[int]:
         if lo is None:
             lo = floor_ns(bounds[0] - settings.lateness_ns, HOUR_NS)
         if hi is None:
-            hi = floor_ns(bounds[1] + settings.skew_ns, HOUR_NS) + HOUR_NS
-    # partitions run from the lake's start (MDP_START, else its first day) through the open hour
+            # the last ns of the last minute, not its start: a frame received at 23:59:58.8 whose exchange clock
+            # runs 1.3 s ahead holds trades of the next hour
+            hi = floor_ns(bounds[1] + MINUTE_NS - 1 + settings.skew_ns, HOUR_NS) + HOUR_NS
+    if hi <= lo:
+        given = f"--from {start}" if start is not None else f"the raw lake's start ({from_ns(lo):%Y-%m-%d %H:%M} UTC)"
+        until = f"--to {end}" if end is not None else f"the raw lake's end ({from_ns(hi):%Y-%m-%d %H:%M} UTC)"
+        raise click.UsageError(f"{given} is not before {until}: the range is empty")
+    # partitions run from the lake's start (MDP_START, else its first hour) through the open hour
     lo = max(lo, to_ns(mdp_start(lake)))
     hi = min(hi, floor_ns(time.time_ns(), HOUR_NS) + HOUR_NS)
     return list(range(lo, hi, HOUR_NS))
+
+
+def no_hours(lake: str) -> click.UsageError:
+    """Why a range that is not empty holds no hour to run: it lies outside the partitions."""
+    from .partitions import mdp_start
+
+    now = floor_ns(time.time_ns(), HOUR_NS)
+    return click.UsageError(
+        f"no hour of that range is a partition: partitions run from {mdp_start(lake):%Y-%m-%d %H:%M} UTC "
+        f"(MDP_START, else where the raw lake starts) through the current hour, {from_ns(now):%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def _summary(warehouse: str, lake: str, lo: int, hi: int) -> str:
@@ -100,19 +114,22 @@ def materialize(start: str | None, end: str | None, lake: str | None, warehouse:
     recorded in DAGSTER_HOME (default ./.dagster), then prints trades, candles (complete/published per timeframe)
     and coverage gaps per exchange/symbol.
     """
-    from mdplatform.lake import lake_root
+    from mdplatform.lake import lake_root, remove_stale_temp_files, unreadable_files
 
     # submodules, not the package: `assets` may be a namespace package in a stale editable install
     from ._runner import HourRunner
     from ._settings import Settings
-    from .partitions import mdp_start
 
     root = lake_root(lake)
     settings = Settings(lake=root, warehouse=warehouse)
     hours = hours_in_range(start, end, root)
     if not hours:
-        first = mdp_start(root)
-        raise click.UsageError(f"empty time range (partitions start {first:%Y-%m-%d %H:%M} UTC; see MDP_START)")
+        raise no_hours(root)
+    # what writers killed mid-write left in the days this run reads and writes (and the warehouse's folder)
+    first = floor_ns(hours[0] - settings.lateness_ns, DAY_NS)
+    days = range(first, hours[-1] + HOUR_NS + settings.lateness_ns, DAY_NS)
+    for path in remove_stale_temp_files(root, [f"{from_ns(d):%Y-%m-%d}" for d in days]):
+        click.echo(f"removed a temp file a killed writer left: {path}", err=True)
     runner = HourRunner(root, settings.warehouse_path, progress=progress)
     began = time.monotonic()
     runner.run(hours)
@@ -127,12 +144,17 @@ def materialize(start: str | None, end: str | None, lake: str | None, warehouse:
         f"in {elapsed:.1f} s; late trades {late}, rejects {rejects}; warehouse {settings.warehouse_path}"
     )
     click.echo(_summary(settings.warehouse_path, root, lo, hi))
+    for path, reason in unreadable_files(root):
+        # moved aside by a read (the hours went on without it), until someone looks at it
+        click.echo(f"unreadable file set aside: {path}: {reason}", err=True)
     for line in failed_checks:
         click.echo(f"check failed: {line}", err=True)
     if failed:
-        raise click.ClickException(f"{len(failed)} hour(s) failed: {', '.join(failed[:10])}")
+        raise click.ClickException(runner.failure())
     if runner.stopped_by:
         rest = f"{from_ns(hi):%Y-%m-%d %H:%M} .. {from_ns(hours[-1] + HOUR_NS):%Y-%m-%d %H:%M} UTC"
+        done = f"{from_ns(lo):%Y-%m-%d %H:%M} .. {from_ns(hi):%Y-%m-%d %H:%M} UTC"
         raise click.ClickException(
-            f"stopped by {runner.stopped_by} after {runner.done} of {len(hours)} hour(s); not run: {rest}"
+            f"stopped by {runner.stopped_by} after {runner.done} of {len(hours)} hour(s); not run: {rest}; "
+            f"finished whole: {done}"
         )

@@ -4,11 +4,11 @@ so the current hour can be materialized while it fills.
 The start (``mdp_start``), decided when the definitions load (``dagster dev``, a code-location reload):
 
 - ``MDP_START`` (an ISO date or date-time, UTC when naive) if it is set;
-- else the UTC day holding the lake's first raw or events minute minus the lateness (the earliest hour a trade
-  in the lake can belong to: a trade of 23:55 may be received at 00:05), found with
-  ``mdplatform.lake.raw_minute_bounds``, which lists only the first and last date folders;
-- else, for a lake with no raw data yet (a fresh install), the start of the current UTC day minus
-  ``DEFAULT_DAYS_BACK`` days: a few days of partitions, not every hour since some fixed date.
+- else the hour holding the lake's first raw or events minute minus the lateness (the earliest hour a trade in
+  the lake can belong to: a trade of 23:55 may be received at 00:05), found with
+  ``mdplatform.lake.raw_minute_bounds``, which lists only the first and last date folders: the UI's partitions
+  start where the data does, not with empty hours before it;
+- else, for a lake with no raw data yet (a fresh install), the current hour: data lands from now on.
 
 The lake is ``MDP_LAKE`` (default ``./lake``). ``mdp materialize --lake`` computes the start for its own lake and
 clamps its range to it, as the sensor's hours (minutes of the lake) are never before it. A lake that got older data
@@ -24,12 +24,11 @@ from datetime import UTC, datetime
 from dagster import AssetDep, AssetKey, HourlyPartitionsDefinition, TimeWindowPartitionMapping
 
 from mdplatform.lake import raw_minute_bounds
-from mdplatform.transforms import DAY_NS, HOUR_NS, floor_ns, from_ns, to_ns
+from mdplatform.transforms import HOUR_NS, floor_ns, from_ns, to_ns
 
 from ._settings import Settings
 
 __all__ = [
-    "DEFAULT_DAYS_BACK",
     "HOURLY",
     "PARTITION_FMT",
     "hour_key",
@@ -41,12 +40,10 @@ __all__ = [
 ]
 
 PARTITION_FMT = "%Y-%m-%d-%H:%M"
-#: partitions before today on a lake with no raw data yet
-DEFAULT_DAYS_BACK = 3
 
 
 def mdp_start(lake: str | None = None) -> datetime:
-    """The first partition's start (UTC): ``MDP_START``, else the lake's first day, else a few days back."""
+    """The first partition's start (UTC): ``MDP_START``, else the lake's first hour, else the current hour."""
     value = os.environ.get("MDP_START")
     if value:
         parsed = datetime.fromisoformat(value)
@@ -56,15 +53,12 @@ def mdp_start(lake: str | None = None) -> datetime:
         bounds = raw_minute_bounds(settings.root)
     except OSError as exc:  # an unreachable S3 lake must not keep the definitions from loading
         warnings.warn(
-            f"cannot list the raw lake {settings.root} ({exc}); partitions start {DEFAULT_DAYS_BACK} days back",
+            f"cannot list the raw lake {settings.root} ({exc}); partitions start at the current hour",
             stacklevel=2,
         )
         bounds = None
-    if bounds is not None:
-        first = floor_ns(bounds[0] - settings.lateness_ns, DAY_NS)
-    else:
-        first = floor_ns(to_ns(datetime.now(UTC)), DAY_NS) - DEFAULT_DAYS_BACK * DAY_NS
-    return from_ns(first)
+    first = bounds[0] - settings.lateness_ns if bounds is not None else to_ns(datetime.now(UTC))
+    return from_ns(floor_ns(first, HOUR_NS))
 
 
 # allow_nonexistent_upstream_partitions is "beta" in Dagster 1.13; it keeps the first hour after MDP_START valid

@@ -2,8 +2,11 @@
 
 1. `mdp replay --rebase --speed 0` serves the capture as a local Binance (WebSocket + REST depth snapshots);
 2. `mdp ingest` collects it into the raw lake, exactly as it would from the exchange;
-3. `mdp materialize` runs the Dagster assets (trades, candles + checks) for the hours covered;
-4. the results are checked against the recording itself and summarized.
+3. `mdp materialize` runs the Dagster assets (trades, candles, books, heatmaps + checks) for the hours covered;
+4. the results are checked against the recording itself and summarized;
+5. `env.sh` beside the lake is written: sourced in a new shell, it makes the README's commands work as typed on
+   the demo lake (`mdp` on PATH, `MDP_LAKE`, and the lake's hours in `FROM`/`TO`, which move with every run:
+   the live collector stamps frames with the real clock, so the replay shifts the recording to today).
 No network beyond 127.0.0.1.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shlex
 import shutil
 import signal
 import socket
@@ -19,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -158,21 +163,53 @@ def main() -> int:
         f"\ndemo finished in {time.monotonic() - started:.0f}s; timestamps were shifted by "
         f"{shift_ns / MINUTE_NS:+.0f} min (REPLAY_SHIFT_NS={shift_ns})"
     )
+    start, end = lake_hours()
+    env_file = write_env(start, end, str(Path(env["DAGSTER_HOME"]).absolute()))
+    shown = env_file.relative_to(REPO) if env_file.is_relative_to(REPO) else env_file
     print(
-        "\nNext:\n"
-        # the demo's times are the recording's moved to today: healing them from Binance's real history would mix
-        # in other trades, so the UI is started with healing off
-        f"  Dagster UI:  DAGSTER_HOME={env['DAGSTER_HOME']} MDP_LAKE={LAKE} MDP_REST_URL=none "
-        ".venv/bin/dagster dev -w workspace.yaml\n"
-        f"  DuckDB SQL:  .venv/bin/python -c \"import duckdb; duckdb.connect('{LAKE}/warehouse.duckdb', "
-        "read_only=True).sql('select * from candles where timeframe = \\'1m\\' limit 10').show()\"\n"
-        f"  Raw lake:    {LAKE}/raw (Hive partitions exchange=/date=/hour=/minute=)"
+        f"\nThe demo lake's hours (UTC): --from {start} --to {end}\n"
+        "Next, in a new shell at the repository's root:\n"
+        f"  source {shown}   # mdp on PATH, MDP_LAKE: the demo lake, FROM={start} TO={end}\n"
+        "  mdp sql \"select * from candles where timeframe = '1m' and complete order by open_time\"\n"
+        "  mdp plot candles --exchange binance --symbol BTCUSDT --from $FROM --to $TO -o candles.png\n"
+        "  make dagster   # the Dagster UI on the demo lake\n"
+        '(every command of the README\'s "Using it" works this way, as typed)'
     )
     if failures:
         print("\nDEMO CHECKS FAILED:\n  " + "\n  ".join(failures))
         return 1
     print("\nall demo checks passed")
     return 0
+
+
+def lake_hours() -> tuple[str, str]:
+    """The hours of exchange time the demo lake holds, as `--from`/`--to` take them (the end exclusive): they move
+    with every run, because the replay shifts the recording to end just before it starts."""
+    con = duckdb.connect(str(LAKE / "warehouse.duckdb"), read_only=True)
+    first, last = con.execute("select epoch_ns(min(ts)), epoch_ns(max(ts)) from trades").fetchone() or (0, 0)
+    hour = 3600 * 10**9
+
+    def iso(ns: int) -> str:
+        return datetime.fromtimestamp(ns // 10**9, UTC).strftime("%Y-%m-%dT%H")
+
+    return iso(first // hour * hour), iso(last // hour * hour + hour)
+
+
+def write_env(start: str, end: str, dagster_home: str) -> Path:
+    """`env.sh` beside the lake: sourced in a new shell, the README's commands work as typed on the demo lake."""
+    path = WORK / "env.sh"
+    path.write_text(
+        "# Written by `make demo` (demo/run.py). `source .demo/env.sh` (sh: `. .demo/env.sh`) in a new shell, then\n"
+        "# type the README's commands: `mdp` on PATH, the demo lake as MDP_LAKE, and its hours in FROM and TO.\n"
+        f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"\n'
+        f"export MDP_LAKE={shlex.quote(str(LAKE.absolute()))}\n"
+        f"export DAGSTER_HOME={shlex.quote(dagster_home)}\n"
+        "# the demo's times are the recording's moved to today: healing them from Binance's real history would mix\n"
+        "# in other trades, so healing is off\n"
+        "export MDP_REST_URL=none\n"
+        f"export FROM={start} TO={end}  # the demo lake's hours (UTC): --from $FROM --to $TO\n"
+    )
+    return path
 
 
 def check(sent: int, shift_ns: int, captures: list[Path]) -> list[str]:

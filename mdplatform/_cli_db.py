@@ -1,4 +1,4 @@
-"""``mdp db``: the PostgreSQL sink's migrations, contents and retention (mdplatform.pg)."""
+"""``mdp db``: the PostgreSQL sink's migrations, contents, retention and reload from the lake (mdplatform.pg)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _fail(exc: Exception) -> click.ClickException:
 
 @click.group()
 def db() -> None:
-    """The PostgreSQL / TimescaleDB sink: migrate it, see what it holds."""
+    """The PostgreSQL / TimescaleDB sink: migrate it, see what it holds, reload it from the lake."""
 
 
 @db.command()
@@ -127,3 +127,55 @@ def retention(dsn: str | None, table: str | None, keep: str | None, enforce: boo
                 click.echo(f"{name}: {deleted:,} rows deleted")
     except PgError as exc:
         raise _fail(exc) from None
+
+
+def _hour_ns(text: str, *, end: bool) -> int:
+    """An ISO date or date-time (UTC when naive) as ns, on the hour: ``--from`` the hour holding it; ``--to`` is
+    exclusive, rounded up to the hour, and a bare date means through the end of that day."""
+    from datetime import UTC, datetime, timedelta
+
+    try:
+        value = datetime.fromisoformat(text.strip().replace(" ", "T"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO date or date-time") from None
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if end and len(text.strip()) <= 10:
+        value += timedelta(days=1)
+    ns = round(value.timestamp()) * 10**9
+    hour = 3_600 * 10**9
+    return -(-ns // hour) * hour if end else ns - ns % hour
+
+
+@db.command()
+@_DSN
+@click.option("--from", "start", required=True, metavar="TIME", help="first hour (ISO date or time, UTC)")
+@click.option("--to", "end", required=True, metavar="TIME", help="end (exclusive; a bare date includes that day)")
+@click.option("--lake", metavar="PATH", help="lake root (default $MDP_LAKE or ./lake)")
+@click.option("--table", "tables", multiple=True, metavar="NAME", help="only these tables (repeatable)")
+def reload(dsn: str | None, start: str, end: str, lake: str | None, tables: tuple[str, ...]) -> None:
+    """Bring PostgreSQL back to the lake: each hour's derived partitions in the lake replace that hour's rows.
+
+    For a database dropped and recreated, restored from an old backup, or down while hours were materialized.
+    Applies the migrations first; one transaction per hour; an hour the lake has no partition for is left as
+    it is (and counted).
+    """
+    from mdplatform.lake import lake_root
+    from mdplatform.pg import PgError, redact_dsn, reload_from_lake
+
+    lo, hi = _hour_ns(start, end=False), _hour_ns(end, end=True)
+    if hi <= lo:
+        raise click.UsageError("empty time range: --to must be after --from")
+    root = lake_root(lake)
+    try:
+        found = reload_from_lake(root, lo, hi, dsn=_require(dsn), tables=list(tables) or None)
+    except PgError as exc:
+        raise _fail(exc) from None
+    click.echo(f"{redact_dsn(_require(dsn))}: {found.hours} hour(s) reloaded from {root}")
+    for table in sorted(set(found.inserted) | set(found.missing)):
+        missing = found.missing.get(table, 0)
+        note = f"; {missing} hour(s) not in the lake, left as they were" if missing else ""
+        click.echo(
+            f"  {table}: {found.inserted.get(table, 0):,} rows loaded, {found.deleted.get(table, 0):,} replaced{note}"
+        )
+    for table in found.skipped:
+        click.echo(f"  {table}: no such table in PostgreSQL, skipped")

@@ -14,6 +14,7 @@ __all__ = [
     "floor_ns",
     "from_ns",
     "iso_ns",
+    "parse_time",
     "to_ns",
 ]
 
@@ -43,6 +44,22 @@ def to_ns(value: datetime) -> int:
 def from_ns(ts: int) -> datetime:
     """UTC nanoseconds as an aware datetime (sub-microsecond digits are dropped)."""
     return datetime.fromtimestamp(ts // SECOND_NS, UTC).replace(microsecond=(ts % SECOND_NS) // 1000)
+
+
+def parse_time(text: str) -> tuple[int, bool]:
+    """(UTC ns, whether it is a bare date) of an ISO date or date-time as a user types it (``2024-08-08``,
+    ``2024-08-08T23:00``, ``2024-08-08 23:00:00+02:00``, ``...Z``); naive means UTC. A ``ValueError`` says what is
+    wrong with it in words a user can act on."""
+    value = text.strip()
+    try:
+        parsed = datetime.fromisoformat(value.replace(" ", "T"))
+    except ValueError as exc:
+        # fromisoformat says "Invalid isoformat string" for words, and the field for a number out of range
+        why = "" if str(exc).startswith("Invalid isoformat") else f" ({exc})"
+        raise ValueError(
+            f"not an ISO date or time: {text!r}{why}; for example 2024-08-08 or 2024-08-08T23:00"
+        ) from None
+    return to_ns(parsed), len(value) <= 10
 
 
 def iso_ns(ns: int | None) -> str | None:

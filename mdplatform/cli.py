@@ -8,13 +8,13 @@ import json
 import logging
 import threading
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from ._signals import stop_signals
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "option_time"]
 
 
 #: commands of this package kept in their own modules ("module:attribute"), imported only when one is run
@@ -22,14 +22,16 @@ _LAZY_COMMANDS = {
     "db": "mdplatform._cli_db:db",
     "lake": "mdplatform._cli_lake:lake",
     "sql": "mdplatform._cli_sql:sql",
+    "status": "mdplatform._cli_status:status",
 }
 
 #: the one-line help `mdp --help` shows for commands it does not import to list them (a plugin's own help is
 #: shown by `mdp NAME --help`); importing them would take seconds (Dagster, DuckDB, polars)
 _LISTED_HELP = {
-    "db": "PostgreSQL/TimescaleDB: migrate, info, retention.",
+    "db": "PostgreSQL/TimescaleDB: migrate, info, retention, reload from the lake.",
     "lake": "Lake maintenance: compact minute files, stats.",
     "sql": "Run a SQL query on the DuckDB warehouse (read-only).",
+    "status": "The running ingestor's health, per connection.",
     "materialize": "Materialize the hourly assets of a time range.",
     "backfill": "Heal a range's trade gaps from REST history.",
 }
@@ -230,7 +232,12 @@ def replay(
 
 @cli.command("import-capture")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--exchange", required=True, help="Exchange id: binance, binance-usdm, binance-coinm, okx.")
+@click.option(
+    "--exchange",
+    default=None,
+    help="Exchange id: binance, binance-usdm, binance-coinm, okx (default: detected from each file's content; "
+    "given, every file must be one of its).",
+)
 @click.option("--lake", default=None, help="Lake root (default: $MDP_LAKE or ./lake).")
 @click.option(
     "--alive-every",
@@ -239,16 +246,20 @@ def replay(
     show_default=True,
     help="Seconds of receive time between the 'alive' events recorded for each session of the capture.",
 )
-def import_capture(files: tuple[str, ...], exchange: str, lake: str | None, alive_every: float) -> None:
+def import_capture(files: tuple[str, ...], exchange: str | None, lake: str | None, alive_every: float) -> None:
     """Write recorded captures straight into the raw layer (recv_ts from the recording), with the events a live
-    collector would have recorded (open, subscribed, start, alive, close, ...) in the events table."""
+    collector would have recorded (open, subscribed, start, alive, close, ...) in the events table.
+
+    A gzip file cut short (or corrupt) ends the import with an error: its whole lines before the damage are landed,
+    as with Ctrl-C; the files after it are not read (importing the files again replaces what landed)."""
     from .capture import import_capture as run
     from .exchanges import get_exchange
 
     try:
-        get_exchange(exchange)
+        if exchange is not None:
+            get_exchange(exchange)
     except KeyError as exc:
-        raise click.ClickException(str(exc.args[0])) from exc
+        raise click.BadParameter(str(exc.args[0]), param_hint="--exchange") from None
     if not alive_every > 0:
         raise click.BadParameter("must be > 0", param_hint="--alive-every")
     stop, received = threading.Event(), list[str]()
@@ -257,6 +268,10 @@ def import_capture(files: tuple[str, ...], exchange: str, lake: str | None, aliv
     click.echo(str(stats))
     if stats.stopped_at is not None:
         raise click.ClickException(f"stopped by {received[0] if received else 'a signal'} at {stats.stopped_at}")
+    if stats.damaged is not None:
+        raise click.ClickException(
+            f"{stats.damaged}: the lines before it are landed ({stats.rows} rows in all), nothing after it"
+        )
 
 
 @cli.command()
@@ -272,18 +287,14 @@ def exchanges() -> None:
         )
 
 
-def _time_ns(text: str, *, end: bool = False) -> int:
-    """UTC ns of an ISO date or date-time (naive means UTC); as an end, a bare date means through that day."""
-    from datetime import UTC, datetime, timedelta
+def option_time(text: str, option: str) -> tuple[int, bool]:
+    """``mdplatform._time.parse_time`` of an option's value: a mistake is a ``click.BadParameter`` naming it."""
+    from ._time import parse_time
 
     try:
-        value = datetime.fromisoformat(text.strip().replace(" ", "T"))
+        return parse_time(text)
     except ValueError as exc:
-        raise click.BadParameter(f"not an ISO date or time: {text!r}") from exc
-    if end and len(text.strip()) <= 10:
-        value += timedelta(days=1)
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return int(value.timestamp()) * 10**9 + value.microsecond % 10**6 * 1000
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _same_symbol(wanted: str) -> object:
@@ -316,7 +327,10 @@ def _with_plot_options(f: Any) -> Any:
 
 
 def _range(start: str, end: str) -> tuple[int, int]:
-    lo, hi = _time_ns(start), _time_ns(end, end=True)
+    from ._time import DAY_NS
+
+    (lo, _), (hi, whole_day) = option_time(start, "--from"), option_time(end, "--to")
+    hi += DAY_NS if whole_day else 0  # a bare date as the end means through that day
     if hi <= lo:
         raise click.BadParameter("--to must be after --from", param_hint="--to")
     return lo, hi
@@ -538,7 +552,65 @@ def plot_heatmap(
 
 
 def main() -> None:
-    cli(prog_name="mdp")
+    """``mdp``: a mistake of the user's (a bad option, file, lake path or setting) ends in one line on stderr and a
+    non-zero exit; any other exception is a bug and keeps its traceback."""
+    import sys
+
+    from ._private import private_files
+
+    try:
+        private_files()  # the lake, journal and status files this run creates are the user's alone
+        code = cli.main(prog_name="mdp", standalone_mode=False)
+    except click.UsageError as exc:  # click's own shows the usage and a hint on three more lines
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _fail(f"{exc.format_message()}{where}", exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except click.Abort:  # Ctrl-C or end of input where the command does not stop by itself, as click says it
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        line = _user_error(exc)
+        if line is None:  # a bug (or `mdp -v`): the traceback
+            raise
+        _fail(line, 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _user_error(exc: Exception) -> str | None:
+    """The line to show for a user's mistake; None for a bug, and for anything with ``mdp -v``."""
+    from ._errors import UserError
+
+    if logging.getLogger().getEffectiveLevel() < logging.WARNING:  # what `-v` set in `cli`
+        return None
+    if isinstance(exc, UserError):
+        return str(exc)
+    # a path the user gave (--lake, MDP_LAKE, a file) that cannot be used as one: the line names it and, where a
+    # file stands in for a folder, the file
+    paths = FileNotFoundError | FileExistsError | NotADirectoryError | IsADirectoryError | PermissionError
+    if isinstance(exc, paths) and exc.filename:
+        return f"{exc.strerror}: {exc.filename}{_file_in_the_way(str(exc.filename))} (mdp -v shows the traceback)"
+    return None
+
+
+def _file_in_the_way(path: str) -> str:
+    """ " (X is a file)" where the deepest existing part X of ``path`` (itself included) is a file: a folder was
+    expected there (a lake root, one of its tables)."""
+    import os
+
+    part = path
+    while part and part != os.path.dirname(part):
+        if os.path.exists(part):
+            return f" ({part} is a file)" if not os.path.isdir(part) else ""
+        part = os.path.dirname(part)
+    return ""
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    import sys
+
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -4,15 +4,20 @@
   raw, events or backfill tables, by any writer (collector, import, backfill, a restarted collector), whatever its
   minute. It requests the hours those minutes belong to (the open hour as it fills, a closed hour once its window
   is complete or at once when it is already complete: late data, imports, backfills) and, for a closed hour that
-  runs again, the candles of the later hours that hold its 4h and 1d candles.
+  runs again, the candles of the later hours that hold its 4h and 1d candles. An hour whose assets were all
+  materialized after its data landed (by `mdp materialize`, the demo, a UI run) is not run again: the first start
+  of `dagster dev` on the demo's lake and instance finds nothing to redo.
 - ``gap_sensor`` reads new ``coverage`` materializations and requests a backfill run per trade gap found in them.
 """
 
 import os
 import time
+import warnings
 
 from dagster import (
+    AssetKey,
     AssetRecordsFilter,
+    DagsterInvariantViolationError,
     DefaultSensorStatus,
     RunConfig,
     RunRequest,
@@ -22,9 +27,10 @@ from dagster import (
     sensor,
 )
 
-from assets._assets import COVERAGE_KEY
+from assets._assets import CANDLES_KEY, COVERAGE_KEY, TRADES_KEY
+from assets._book_assets import BOOK_HEATMAP_KEY, BOOK_SNAPSHOTS_KEY, CONSOLIDATED_BOOK_KEY, TRADE_HEATMAP_KEY
 from assets._heal import NO_REST, BackfillConfig, backfill_job, healing_off
-from assets._jobs import candles_job, hourly_job
+from assets._jobs import books_on, candles_job, hourly_job
 from assets._resources import MdpResource
 from assets.partitions import hour_key, hour_ns, mdp_start
 from mdplatform.backfill import find_gaps
@@ -32,9 +38,13 @@ from mdplatform.lake import list_manifests, read_manifest
 from mdplatform.transforms import HOUR_NS, SECOND_NS, floor_ns, from_ns, to_ns
 from mdplatform.warehouse import partition_exists
 
-from ._plan import LandedCursor, plan_landed
+from ._plan import HourRequest, LandedCursor, plan_landed
 
 __all__ = ["gap_sensor", "landed_data_sensor"]
+
+# Dagster 1.13's @sensor passes its (beta) `owners` parameter on, set or not: a warning at every start of the code
+# location about a parameter these sensors do not use
+warnings.filterwarnings("ignore", message=".*`owners`.*SensorDefinition.*")
 
 #: manifests are re-listed this far back (a writer names its manifest before the write completes)
 OVERLAP_NS = 120 * SECOND_NS
@@ -53,6 +63,31 @@ def _start_hours() -> float:
 
 #: seconds between evaluations (``MDP_SENSOR_INTERVAL_S``, read when the definitions load; default 30)
 INTERVAL_S = int(os.environ.get("MDP_SENSOR_INTERVAL_S") or 30)
+
+
+def _run_assets(request: HourRequest) -> list[AssetKey]:
+    """The assets the request's run would materialize."""
+    if request.candles_only:
+        return [CANDLES_KEY]
+    books = [BOOK_SNAPSHOTS_KEY, BOOK_HEATMAP_KEY, TRADE_HEATMAP_KEY, CONSOLIDATED_BOOK_KEY] if books_on() else []
+    return [TRADES_KEY, COVERAGE_KEY, CANDLES_KEY, *books]
+
+
+def _done_since_landed(context: SensorEvaluationContext, request: HourRequest) -> bool:
+    """Every asset of the request's run has a materialization of its hour recorded after the data that asked for
+    it landed: someone else (`mdp materialize`, the demo, a UI run) already did the work."""
+    try:
+        instance = context.instance
+    except DagsterInvariantViolationError:  # evaluated without an instance (a test's context): no record to read
+        return False
+    partition = hour_key(request.hour)
+    for key in _run_assets(request):
+        latest = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+        ).records
+        if not latest or round(latest[0].timestamp * SECOND_NS) < request.landed:
+            return False
+    return True
 
 
 @sensor(
@@ -88,13 +123,21 @@ def landed_data_sensor(context: SensorEvaluationContext, mdp: MdpResource) -> Se
     seen = {n: t for n, t in cursor.seen.items() if t >= new_since - OVERLAP_NS}
     seen.update({m.name: m.landed_ns for m in fresh if m.landed_ns >= new_since - OVERLAP_NS})
     nxt = LandedCursor(new_since, seen, pending)
-    # partitions run from the lake's start (MDP_START, else its first day: what the definitions were loaded with)
+    # partitions run from the lake's start (MDP_START, else its first hour: what the definitions were loaded with)
     # through the open hour: a minute outside them (data older than MDP_START, a clock far ahead) has no partition
     first, last = to_ns(mdp_start(root)), floor_ns(now, HOUR_NS)
     outside = [r for r in requests if not first <= r.hour <= last]
     for r in outside:
         context.log.warning(
             f"no partition for {from_ns(r.hour):%Y-%m-%d %H:00} UTC (partitions start {from_ns(first)})"
+        )
+    inside = [r for r in requests if first <= r.hour <= last]
+    done = [r for r in inside if _done_since_landed(context, r)]
+    if done:
+        context.log.info(
+            f"{len(done)} of {len(inside)} hour run(s) left out: materialized after their data landed ("
+            + ", ".join(f"{from_ns(r.hour):%Y-%m-%d %H:00}" for r in done)
+            + ")"
         )
     runs = [
         RunRequest(
@@ -107,8 +150,8 @@ def landed_data_sensor(context: SensorEvaluationContext, mdp: MdpResource) -> Se
                 "mdp/reason": "4h/1d candles holding a changed hour" if r.candles_only else "data landed",
             },
         )
-        for r in requests
-        if first <= r.hour <= last
+        for r in inside
+        if r not in done
     ]
     if not runs and not fresh and nxt.pending == cursor.pending:
         return SkipReason("nothing landed")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,9 +92,34 @@ def dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield str(home)
 
 
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make demo`'s directory (`lake/`, `env.sh`), built once per test run and shared by its xdist workers (a file
+    lock): the README's commands and the notebook run against it. It sits at `<run>/repo/.demo`, so `<run>/repo` is
+    where the README's commands are typed. Tests may only rewrite it with what it already holds (materialize,
+    publish): the others read it meanwhile."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's directory, common to its workers
+    work, log = root / "repo" / ".demo", root / "demo.log"
+    with open(root / "demo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not log.exists():
+            env = {**os.environ, "MDP_DEMO_DIR": str(work), "DAGSTER_HOME": str(root / "demo-dagster")}
+            run = subprocess.run(
+                [sys.executable, str(REPO / "demo/run.py")], env=env, cwd=REPO, capture_output=True, text=True
+            )
+            log.write_text(f"exit {run.returncode}\n{run.stdout}{run.stderr}")
+    output = log.read_text()
+    if not output.startswith("exit 0\n"):
+        pytest.fail(f"the demo failed:\n{output[-4000:]}")
+    return work
+
+
 #: the slowest test files (measured with ``--durations``), longest first: ``make test`` hands them to its workers
 #: first (``--no-loadscope-reorder``) so the short ones fill in at the end and both workers finish together
 SLOWEST_FIRST = (
+    "tests/e2e/test_readme_commands.py",  # builds the shared demo lake (demo_dir) first
     "tests/dagster/test_reaggregation.py",
     "tests/e2e/test_complete_candles.py",
     "tests/e2e/test_backfill_heals.py",
@@ -104,6 +131,7 @@ SLOWEST_FIRST = (
     "tests/e2e/test_live_outage.py",
     "tests/e2e/test_s3_lake.py",
     "tests/book/test_checkpoint.py",
+    "tests/notebooks/test_quickstart.py",  # on the demo lake built by then
     "tests/dagster/test_book_assets.py",
     "tests/plots/test_book_heatmap.py",
     "tests/dagster/test_ui_backfill.py",

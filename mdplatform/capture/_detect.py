@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._read import capture_format, open_capture
+from ._read import CaptureError, capture_format, head_lines
 
-__all__ = ["detect_exchange"]
+__all__ = ["check_exchange", "detect_exchange"]
 
 _SCAN_LINES = 20_000
+_SUPPORTED = "binance, binance-usdm, binance-coinm, okx"
 
 #: cryptofeed sample files are named after the feed: BINANCE_FUTURES.ws.1.0.gz
 _CRYPTOFEED_PREFIXES: tuple[tuple[str, str], ...] = (
@@ -36,7 +37,8 @@ def detect_exchange(path: str | Path) -> str:
 
     hftbacktest files carry Binance combined streams: a ``pu`` field in depth diffs (or a futures-shaped
     trade/bookTicker) means futures, an instrument with an underscore (BTCUSD_PERP, BTCUSD_240927) COIN-M.
-    cryptofeed files are named after the feed; their endpoint URL is the fallback.
+    cryptofeed files name their endpoint in connect and REST lines; a file without one is named after the feed.
+    A ``CaptureError`` says why a file is none of these.
     """
     fmt = capture_format(path)
     if fmt == "hftbacktest":
@@ -47,45 +49,49 @@ def detect_exchange(path: str | Path) -> str:
 def _detect_hftbacktest(path: str | Path) -> str:
     futures: bool | None = None
     symbol = ""
-    with open_capture(path) as fh:
-        for i, line in enumerate(fh):
-            if i >= _SCAN_LINES:
-                break
-            _, _, frame = line.partition(" ")
-            if not frame.startswith('{"stream":"'):
-                continue
-            if not symbol:
-                start = frame.find('"s":"')
-                if start >= 0:
-                    symbol = frame[start + 5 : frame.find('"', start + 5)]
-            if '"e":"depthUpdate"' in frame:
-                futures = '"pu":' in frame
-            elif '"e":"bookTicker"' in frame or ('"e":"trade"' in frame and '"X":"' in frame):
-                # spot bookTicker has no event type and spot trades carry "M" instead of "X"
-                futures = True if futures is None else futures
-            elif '"e":"trade"' in frame and futures is None:
-                futures = False
-            if '"e":"depthUpdate"' in frame and symbol:
-                break
+    for line in head_lines(path, _SCAN_LINES):
+        _, _, frame = line.partition(" ")
+        if not frame.startswith('{"stream":"'):
+            continue
+        if not symbol:
+            start = frame.find('"s":"')
+            if start >= 0:
+                symbol = frame[start + 5 : frame.find('"', start + 5)]
+        if '"e":"depthUpdate"' in frame:
+            futures = '"pu":' in frame
+        elif '"e":"bookTicker"' in frame or ('"e":"trade"' in frame and '"X":"' in frame):
+            # spot bookTicker has no event type and spot trades carry "M" instead of "X"
+            futures = True if futures is None else futures
+        elif '"e":"trade"' in frame and futures is None:
+            futures = False
+        if '"e":"depthUpdate"' in frame and symbol:
+            break
     if futures is None or not symbol:
-        raise ValueError(f"{path}: no Binance stream found in the first {_SCAN_LINES} lines")
+        raise CaptureError(f"{path}: no Binance stream found in the first {_SCAN_LINES} lines")
     if not futures:
         return "binance"
     return "binance-coinm" if "_" in symbol else "binance-usdm"
 
 
 def _detect_cryptofeed(path: str | Path) -> str:
+    for line in head_lines(path, _SCAN_LINES):
+        url = line.split(" ", 1)[0]
+        if "://" in url:
+            for host, exchange in _CRYPTOFEED_HOSTS:
+                if host in url:
+                    return exchange
+            raise CaptureError(f"{path}: recorded from {url.split('?')[0]}, not a supported exchange ({_SUPPORTED})")
     feed = Path(path).name.upper().split(".", 1)[0]
     for prefix, exchange in _CRYPTOFEED_PREFIXES:
         if feed == prefix:
             return exchange
-    with open_capture(path) as fh:
-        for i, line in enumerate(fh):
-            if i >= _SCAN_LINES:
-                break
-            url = line.split(" ", 1)[0]
-            if "://" in url:
-                for host, exchange in _CRYPTOFEED_HOSTS:
-                    if host in url:
-                        return exchange
-    raise ValueError(f"{path}: not a capture of a supported exchange (binance, binance-usdm/coinm, okx)")
+    raise CaptureError(f"{path}: not a capture of a supported exchange ({_SUPPORTED})")
+
+
+def check_exchange(path: str | Path, exchange_id: str | None) -> str:
+    """The exchange of a capture, detected; ``exchange_id``, when given, must be it (a capture imported under
+    another exchange would land its frames unreadable, as that exchange's control messages)."""
+    detected = detect_exchange(path)
+    if exchange_id is not None and exchange_id != detected:
+        raise CaptureError(f"{path} is a {detected} capture (by its content), not {exchange_id}")
+    return detected

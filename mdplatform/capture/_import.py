@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,8 +47,8 @@ from ..exchanges import (
 )
 from ..lake import HourWriter
 from ..schemas import RAW_ARROW
-from ._detect import detect_exchange
-from ._read import CONNECT, REST, WS, BadLine, FrameChunk, ReadStats, read_chunks
+from ._detect import check_exchange
+from ._read import CONNECT, REST, WS, BadLine, DamagedCapture, FrameChunk, ReadStats, read_chunks
 
 if TYPE_CHECKING:
     import threading
@@ -61,6 +61,7 @@ SNAPSHOT_CHANNEL = "depthSnapshot"
 CONTROL_CHANNEL = "control"
 #: detail of the ``close`` event of a session
 END_OF_CAPTURE = "end of capture"
+DAMAGED = "capture damaged"
 RECONNECT_IN_CAPTURE = "reconnect in capture"
 #: an hour's files are committed once the capture's receive time is this far past the hour's end (a capture's
 #: frames are in receive order up to small jitter)
@@ -88,6 +89,8 @@ class ImportStats:
     event_files_written: int = 0
     #: "<file>:<line>" where a stop request ended the import (None: it ran to the end)
     stopped_at: str | None = None
+    #: the damaged gzip file that ended the import (None: none), after landing its lines before the damage
+    damaged: DamagedCapture | None = None
 
     @property
     def bad_lines(self) -> list[BadLine]:
@@ -109,6 +112,8 @@ class ImportStats:
             text += f"; {len(self.read.bad)} unreadable line(s), first {first.path}:{first.line} ({first.reason})"
         if self.stopped_at is not None:
             text += f"; STOPPED at {self.stopped_at}: what was read before it is written, the rest is not"
+        if self.damaged is not None:
+            text += f"; DAMAGED: {self.damaged}: its lines before the damage are written, no file after it is read"
         return text
 
 
@@ -422,20 +427,23 @@ def import_capture(
     "capture:<file id>:<n>" for the n-th connect line of a cryptofeed file (frames before the first connect line
     use "capture:<file id>"). REST snapshot replies land like the collector lands them: channel
     "depthSnapshot", the instrument's symbol, ``conn_id`` "<conn_id>/rest" with its own counter.
-    ``exchange_id`` None detects it per file. ``alive_every_s``: receive time between ``alive`` events.
+    Each file's exchange is detected from its content (``check_exchange``): ``exchange_id``, when given, must be it,
+    checked for every file before anything lands. ``alive_every_s``: receive time between ``alive`` events.
 
     Each file lands in one file per exchange and receive hour and table (``HourWriter``), named after the capture
     file: importing the same file again replaces its files (frames and events) instead of duplicating rows.
     Memory stays bounded whatever the capture's size: the file is read in blocks, and an hour's files are
     committed once the capture has moved ``FLUSH_AFTER_NS`` past the hour. ``stop`` (set by a signal) ends the
-    import between two blocks: what was read before is written, the rest is not.
+    import between two blocks: what was read before is written, the rest is not. A gzip file whose data ends early
+    (a recording cut short) or is corrupt ends the import likewise: its whole lines before the damage land, as a
+    stopped import's do, and ``damaged`` says where; the files after it are not read.
     """
     if not alive_every_s > 0:
         raise ValueError("alive_every_s must be > 0")
     alive_every_ns = round(alive_every_s * SECOND_NS)
     stats = ImportStats()
-    for path in paths:
-        exchange = get_exchange(exchange_id or detect_exchange(path))
+    files = [(path, get_exchange(check_exchange(path, exchange_id))) for path in paths]
+    for path, exchange in files:
         routes = _Routes(exchange)
         file_id = capture_id(path)
         file_conn_id = f"capture:{file_id}"
@@ -446,7 +454,7 @@ def import_capture(
         connects = 0
         with HourWriter(root, f"capture-{file_id}") as writer:
             session = _Session(writer, exchange, file_conn_id, alive_every_ns, stats.events)
-            for chunk in read_chunks(path, stats=read, connects=True):
+            for chunk in _until_damaged(read_chunks(path, stats=read, connects=True), stats):
                 if stop is not None and stop.is_set():
                     stats.stopped_at = f"{path}:{chunk.lines[0]}"
                     break
@@ -468,7 +476,8 @@ def import_capture(
                     recv = table.column("recv_ts")
                     first = recv[0].value if first is None else first
                     last = recv[-1].value
-            session.close(END_OF_CAPTURE if stats.stopped_at is None else "import stopped")
+            ended = END_OF_CAPTURE if stats.stopped_at is None else "import stopped"
+            session.close(ended if stats.damaged is None else DAMAGED)
         stats.files += 1
         stats.files_written += writer.stats.files_written
         stats.event_files_written += writer.stats.event_files_written
@@ -480,6 +489,14 @@ def import_capture(
         if first is not None and last is not None:
             stats.first_recv_ns = first if stats.first_recv_ns is None else min(stats.first_recv_ns, first)
             stats.last_recv_ns = last if stats.last_recv_ns is None else max(stats.last_recv_ns, last)
-        if stats.stopped_at is not None:
+        if stats.stopped_at is not None or stats.damaged is not None:
             break
     return stats
+
+
+def _until_damaged(chunks: Iterator[FrameChunk], stats: ImportStats) -> Iterator[FrameChunk]:
+    """``chunks`` up to a damage of the file, which ``stats.damaged`` then records."""
+    try:
+        yield from chunks
+    except DamagedCapture as exc:
+        stats.damaged = exc

@@ -20,30 +20,37 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import io
 import itertools
 import logging
 import re
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal, cast
+from typing import IO, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from .._errors import UserError
+
 __all__ = [
     "CONNECT",
     "REST",
     "WS",
     "BadLine",
+    "CaptureError",
     "CaptureFormat",
     "CapturedFrame",
+    "DamagedCapture",
     "FrameChunk",
     "ReadStats",
     "capture_format",
+    "head_lines",
     "merge_captures",
     "open_capture",
     "read_capture",
@@ -77,6 +84,24 @@ _STREAM_NAME = r'^\{"stream":"([^"]*)"'
 _NEWLINE, _SPACE, _CR, _BRACE, _BRACKET, _ZERO = (ord(c) for c in "\n \r{[0")
 _TS_DIGITS = 19
 _POWERS = 10 ** np.arange(_TS_DIGITS - 1, -1, -1, dtype=np.uint64)
+
+
+class CaptureError(UserError, ValueError):
+    """A file that is not a capture this package reads (its format, its exchange); the message names the file."""
+
+
+class DamagedCapture(CaptureError):
+    """A gzip capture whose compressed data ends early (a recording cut short) or is corrupt: every whole line
+    before the damage was read, ``lines`` of them; nothing after it can be."""
+
+    def __init__(self, path: str | Path, lines: int, exc: BaseException) -> None:
+        self.path, self.lines = str(path), lines
+        self.reason = "is truncated (its gzip data ends early)" if isinstance(exc, EOFError) else f"is corrupt ({exc})"
+        super().__init__(f"{path} {self.reason} after line {lines}")
+
+
+#: what reading a damaged gzip file raises: the stream ends before its end marker, a bad header or bad data
+_DAMAGE = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,13 +216,23 @@ def _implausible(recv_ns: int) -> str | None:
     return f"receive time {recv_ns} is not nanoseconds between 2009-01-01 and tomorrow"
 
 
+def head_lines(path: str | Path, most: int | None = None) -> Iterator[str]:
+    """The first ``most`` lines of a capture (all: None; newline kept), ending quietly where a damaged gzip file
+    does: for the looks at a file's start (its format, its exchange); reading the file reports the damage."""
+    with open_capture(path) as fh:
+        try:
+            yield from itertools.islice(fh, most)
+        except _DAMAGE:
+            return
+
+
 def capture_format(path: str | Path) -> CaptureFormat:
     """The format of a capture file, from its first non-blank line."""
     with open_capture(path) as fh:
-        for line in fh:
+        for _, line in _numbered(str(path), fh):
             if line.strip():
                 return _line_format(line.rstrip("\r\n"), path)
-    raise ValueError(f"{path}: empty capture")
+    raise CaptureError(f"{path}: empty capture")
 
 
 def _line_format(line: str, path: str | Path) -> CaptureFormat:
@@ -205,7 +240,10 @@ def _line_format(line: str, path: str | Path) -> CaptureFormat:
         return "hftbacktest"
     if _CF_RECEIVED.match(line) or _CF_URL_LINE.match(line):
         return "cryptofeed"
-    raise ValueError(f"{path}: unrecognized capture format (first line: {line[:_EXCERPT]!r})")
+    raise CaptureError(
+        f"{path}: unrecognized capture format: known are hftbacktest ('<receive ns> <json>' lines, gzip or plain) and "
+        f"cryptofeed sample files ('<url> <-> <ts>', '<ts>: <frame>' lines); its first line is {line[:60]!r}"
+    )
 
 
 def read_capture(
@@ -259,27 +297,32 @@ def _bad(stats: ReadStats, path: str, lineno: int, reason: str, line: str) -> No
 def _chunked(frames: Iterator[CapturedFrame]) -> Iterator[FrameChunk]:
     """Frames in chunks of at most ``_CHUNK_LINES``, each connect marker a chunk of its own."""
     batch: list[CapturedFrame] = []
-    for f in frames:
-        if f.kind == "connect":
-            if batch:
+    try:
+        for f in frames:
+            if f.kind == "connect":
+                if batch:
+                    yield FrameChunk.of(batch)
+                    batch = []
+                yield FrameChunk.of([f])
+                continue
+            batch.append(f)
+            if len(batch) >= _CHUNK_LINES:
                 yield FrameChunk.of(batch)
                 batch = []
-            yield FrameChunk.of([f])
-            continue
-        batch.append(f)
-        if len(batch) >= _CHUNK_LINES:
+    except DamagedCapture:
+        if batch:  # the frames before the damage, then the damage
             yield FrameChunk.of(batch)
-            batch = []
+        raise
     if batch:
         yield FrameChunk.of(batch)
 
 
-def _open_binary(path: str) -> IO[bytes]:
+def _open_binary(path: str) -> io.BufferedIOBase:
     """The capture's bytes, gunzipped when the file is gzip (by content, not by name)."""
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
-        return cast("IO[bytes]", gzip.open(path, "rb"))
+        return gzip.GzipFile(path, "rb")
     return open(path, "rb")
 
 
@@ -292,11 +335,13 @@ def _read_hftbacktest(path: str, stats: ReadStats) -> Iterator[FrameChunk]:
     rest = b""
     with _open_binary(path) as fh:
         while True:
-            block = fh.read(_BLOCK_BYTES)
+            block, damage = _read_block(fh)
             data = rest + block
-            if not data:
+            if damage is not None:
+                data, rest = data[: data.rfind(b"\n") + 1], b""  # the line the damage cut short is not read
+            elif not data:
                 return
-            if block:
+            elif block:
                 cut = data.rfind(b"\n") + 1
                 if cut == 0:
                     rest = data  # a line longer than a block: read on
@@ -304,10 +349,30 @@ def _read_hftbacktest(path: str, stats: ReadStats) -> Iterator[FrameChunk]:
                 data, rest = data[:cut], data[cut:]
             else:
                 data, rest = data + b"\n", b""  # the last line has no newline
-            chunk, lines = _hftbacktest_block(data, first_line, path, stats, snapshot_symbol)
-            first_line += lines
-            if chunk is not None and len(chunk):
-                yield chunk
+            if data:
+                chunk, lines = _hftbacktest_block(data, first_line, path, stats, snapshot_symbol)
+                first_line += lines
+                if chunk is not None and len(chunk):
+                    yield chunk
+            if damage is not None:
+                raise DamagedCapture(path, first_line - 1, damage)
+
+
+def _read_block(fh: io.BufferedIOBase) -> tuple[bytes, BaseException | None]:
+    """About ``_BLOCK_BYTES`` of the file, and what damage ended it early. Piece by piece (``read1``): a plain
+    ``read`` of a gzip file that ends early raises and drops what it had decompressed."""
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        while size < _BLOCK_BYTES:
+            piece = fh.read1(_BLOCK_BYTES - size)
+            if not piece:
+                break
+            pieces.append(piece)
+            size += len(piece)
+    except _DAMAGE as exc:
+        return b"".join(pieces), exc
+    return b"".join(pieces), None
 
 
 def _hftbacktest_block(
@@ -430,9 +495,19 @@ def _hftbacktest_line(
     return CapturedFrame(int(ts), frame, "ws", "", lineno)
 
 
+def _numbered(path: str, fh: IO[str]) -> Iterator[tuple[int, str]]:
+    """(1-based number, line) of a capture's lines; a damaged gzip file ends them in ``DamagedCapture``."""
+    lineno = 0
+    try:
+        for lineno, line in enumerate(fh, 1):
+            yield lineno, line
+    except _DAMAGE as exc:
+        raise DamagedCapture(path, lineno, exc) from None
+
+
 def _read_cryptofeed(path: str, stats: ReadStats, connects: bool) -> Iterator[CapturedFrame]:
     with open_capture(path) as fh:
-        for lineno, raw_line in enumerate(fh, 1):
+        for lineno, raw_line in _numbered(path, fh):
             line = raw_line.rstrip("\r\n")
             if not line.strip():
                 stats.blank += 1
@@ -495,14 +570,13 @@ def _json_str_field(frame: str, key: str) -> str:
 
 def _first_depth_symbol(path: str) -> str:
     """The instrument of the first depth stream in a hftbacktest file ("btcusdt@depth@100ms" -> "BTCUSDT")."""
-    with open_capture(path) as fh:
-        for line in fh:
-            _, _, frame = line.partition(" ")
-            if frame.startswith(_STREAM_PREFIX):
-                stream = frame[len(_STREAM_PREFIX) : frame.find('"', len(_STREAM_PREFIX))]
-                name, _, channel = stream.partition("@")
-                if channel.startswith("depth"):
-                    return name.upper()
+    for line in head_lines(path):
+        _, _, frame = line.partition(" ")
+        if frame.startswith(_STREAM_PREFIX):
+            stream = frame[len(_STREAM_PREFIX) : frame.find('"', len(_STREAM_PREFIX))]
+            name, _, channel = stream.partition("@")
+            if channel.startswith("depth"):
+                return name.upper()
     return ""
 
 

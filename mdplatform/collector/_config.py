@@ -4,15 +4,26 @@ this ingestor collects when several hosts split one config (``Shard``)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "ExchangeCollectorConfig", "IngestConfig", "Shard", "load_config"]
+__all__ = [
+    "DEFAULT_STATUS_HTTP",
+    "STATUS_HTTP_ENV",
+    "ConfigError",
+    "ExchangeCollectorConfig",
+    "IngestConfig",
+    "Shard",
+    "load_config",
+    "status_http",
+    "status_http_address",
+]
 
 #: what a writer name may hold: it goes into lake file names and S3 keys
 _WRITER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -20,6 +31,35 @@ _WRITER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 class ConfigError(ValueError):
     """A configuration file or entry that cannot be used; the message says which field and why."""
+
+
+#: where the ingestor serves ``/health`` and ``/metrics`` unless configured (``status_http``, ``$MDP_STATUS_HTTP``):
+#: on by default, on the loopback interface only
+DEFAULT_STATUS_HTTP = "127.0.0.1:9180"
+STATUS_HTTP_ENV = "MDP_STATUS_HTTP"
+
+
+def status_http(config: IngestConfig) -> tuple[str, int] | None:
+    """Where ``config``'s ingestor serves ``/health`` and ``/metrics``: its ``status_http``, else
+    ``$MDP_STATUS_HTTP``, else ``DEFAULT_STATUS_HTTP``; None when ``off``."""
+    configured = config.status_http or os.environ.get(STATUS_HTTP_ENV) or DEFAULT_STATUS_HTTP
+    try:
+        return status_http_address(configured)
+    except ConfigError as exc:
+        source = "status_http" if config.status_http else f"${STATUS_HTTP_ENV}"
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def status_http_address(value: str) -> tuple[str, int] | None:
+    """``HOST:PORT``, ``PORT`` (on 127.0.0.1; 0: any free port) or ``off`` (None) as (host, port)."""
+    text = value.strip()
+    if text.lower() in ("off", "false", "no"):
+        return None
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or int(port) > 65_535:
+        raise ConfigError(f"must be HOST:PORT, PORT or off, not {value!r}")
+    return host, int(port)
 
 
 @dataclass(frozen=True)
@@ -157,8 +197,15 @@ class IngestConfig:
     shard: Shard | None = None
     #: names this ingestor in its lake files and landing manifests (None: the host name)
     writer: str | None = None
+    #: where the ingestor serves ``/health`` and ``/metrics``: ``HOST:PORT``, ``PORT`` (on 127.0.0.1) or ``off``
+    #: (None: ``$MDP_STATUS_HTTP``, else ``127.0.0.1:9180``)
+    status_http: str | None = None
+    #: the PostgreSQL database the ingestor writes ``collector_status`` rows to (None: ``$MDP_PG_DSN``, else none)
+    pg_dsn: str | None = field(default=None, repr=False)  # a DSN may hold a password
 
     def __post_init__(self) -> None:
+        if self.status_http is not None:
+            status_http(self)
         if self.writer is not None and not _WRITER_NAME.fullmatch(self.writer):
             raise ConfigError(
                 f"writer must be 1-63 letters, digits, '.', '_' or '-' (starting with a letter or digit), "
@@ -194,7 +241,17 @@ def load_config(path: str | Path, *, shard: str | None = None) -> IngestConfig:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     if not isinstance(data, Mapping) or not isinstance(data.get("collectors"), list) or not data["collectors"]:
         raise ConfigError(f"{path}: expected a mapping with a non-empty 'collectors' list")
-    top = {"collectors", "lake", "status_file", "journal", "journal_budget_mb", "shard", "writer"}
+    top = {
+        "collectors",
+        "lake",
+        "status_file",
+        "journal",
+        "journal_budget_mb",
+        "shard",
+        "writer",
+        "status_http",
+        "pg_dsn",
+    }
     unknown = sorted(set(data) - top)
     if unknown:
         raise ConfigError(f"{path}: unknown top-level field(s) {unknown}")
@@ -214,6 +271,7 @@ def load_config(path: str | Path, *, shard: str | None = None) -> IngestConfig:
         if shard is not None:
             configured = Shard.parse(shard, replicas=configured.replicas if configured else 1)
         writer = data.get("writer")
+        http = data.get("status_http")
         config = IngestConfig(
             tuple(collectors),
             lake=data.get("lake"),
@@ -222,8 +280,12 @@ def load_config(path: str | Path, *, shard: str | None = None) -> IngestConfig:
             journal_budget_mb=float(budget),
             shard=configured,
             writer=None if writer is None else str(writer),
+            # YAML reads a bare ``off`` as false
+            status_http=None if http is None else "off" if http is False else str(http),
+            pg_dsn=data.get("pg_dsn"),
         )
         config.assigned()
+        status_http(config)  # $MDP_STATUS_HTTP too: a typo is a config error before anything starts
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return config

@@ -15,6 +15,10 @@ What the servers say wins over what the client counts:
 - 5xx answers and transport errors are retried with backoff; other 4xx raise ``RestError`` with the exchange's
   own message.
 
+Every request has a deadline for the whole exchange (connect, headers and body), not only per read: a host that
+trickles a byte every few seconds never holds a request longer than ``deadline_s`` (it counts as a transport error,
+retried like one); and a body larger than ``max_body_bytes`` is cut off and fails the request at once.
+
 Secrets never reach a log line or an exception: this module logs and quotes only the method and path (query
 strings may one day carry secrets); credentials in a URL (``https://user:password@proxy/``) are taken out of it and
 sent as basic auth, because httpx logs every request's full URL at INFO; and the values of the headers a caller
@@ -70,12 +74,14 @@ class RateLimit:
 @dataclass(slots=True)
 class RestStats:
     """What a client did: ``requests`` sent (retries included), ``throttled`` 429/418 answers received,
-    ``retries`` requests sent again, ``waited_s`` time spent waiting (budget, Retry-After pauses, backoff)."""
+    ``retries`` requests sent again, ``waited_s`` time spent waiting (budget, Retry-After pauses, backoff),
+    ``bytes`` of reply bodies received."""
 
     requests: int = 0
     throttled: int = 0
     retries: int = 0
     waited_s: float = 0.0
+    bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +289,8 @@ class RestClient:
     ``max_retries``: how often one request is sent again (after 429/418, 5xx, transport errors) before
     ``RestError``. ``backoff_s``: the first backoff step (doubled per attempt, with jitter, at most 30 s).
     ``max_wait_s``: a ``Retry-After`` longer than this (a Binance IP ban lasts up to 3 days) still pauses the host
-    but fails the request at once instead of waiting.
+    but fails the request at once instead of waiting. ``timeout_s`` bounds each network read (httpx's timeout);
+    ``deadline_s`` the whole of one attempt, body included; ``max_body_bytes`` the size of one reply.
     """
 
     def __init__(
@@ -294,14 +301,20 @@ class RestClient:
         timeout_s: float = 10,
         backoff_s: float = 0.5,
         max_wait_s: float = 300.0,
+        deadline_s: float = 30.0,
+        max_body_bytes: int = 64 << 20,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        if not deadline_s > 0 or max_body_bytes < 1:
+            raise ValueError("deadline_s and max_body_bytes must be > 0")
         self._own = http is None
         self._http = http if http is not None else httpx.AsyncClient(timeout=timeout_s)
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_wait_s = max_wait_s
+        self.deadline_s = deadline_s
+        self.max_body_bytes = max_body_bytes
         self.stats = RestStats()
         self._hosts: dict[str, _Host] = {}
 
@@ -362,14 +375,16 @@ class RestClient:
             entry = await host.acquire(weight, stats)
             stats.requests += 1
             try:
-                if auth is None:
-                    response = await self._http.get(target, headers=send)
-                else:
-                    response = await self._http.get(target, headers=send, auth=auth)
-            except httpx.TransportError as exc:
+                async with asyncio.timeout(self.deadline_s):
+                    response, body = await self._fetch(target, send, auth, path)
+            except RestError:
+                host.answered(entry, httpx.Headers(), counted=True)  # an oversized reply: answered, and fatal
+                raise
+            except (httpx.TransportError, TimeoutError) as exc:
                 host.answered(entry, httpx.Headers(), counted=False)
                 if attempt >= self.max_retries:
-                    message = _blank(f"transport error: {type(exc).__name__}: {exc}", secrets)
+                    what = f"no complete reply within {self.deadline_s:g} s" if isinstance(exc, TimeoutError) else exc
+                    message = _blank(f"transport error: {type(exc).__name__}: {what}", secrets)
                     raise RestError(0, message, path) from exc
                 delay = self._backoff(attempt)
                 log.warning("GET %s: %s; retrying in %.2fs", path, type(exc).__name__, delay)
@@ -379,7 +394,6 @@ class RestClient:
                 continue
             recv_ns = time.time_ns()
             status = response.status_code
-            body = response.content
             headers = response.headers
             throttled = status in (429, 418)
             host.answered(entry, headers, counted=not throttled and status < 500)
@@ -411,6 +425,24 @@ class RestClient:
                 message, code = _error_message(body, secrets)
                 raise RestError(status, message, path, code=code)
             return RestReply(status, body, recv_ns, request)
+
+    async def _fetch(
+        self, target: str, headers: dict[str, str] | None, auth: httpx.BasicAuth | None, path: str
+    ) -> tuple[httpx.Response, bytes]:
+        """The response and its body, read in chunks so that one larger than ``max_body_bytes`` is cut off."""
+        how: httpx.BasicAuth | httpx._client.UseClientDefault = httpx.USE_CLIENT_DEFAULT if auth is None else auth
+        async with self._http.stream("GET", target, headers=headers, auth=how) as response:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                self.stats.bytes += len(chunk)
+                if size > self.max_body_bytes:
+                    raise RestError(
+                        response.status_code, f"reply larger than {self.max_body_bytes} bytes, not read further", path
+                    )
+                chunks.append(chunk)
+        return response, b"".join(chunks)
 
 
 def _host_key(url: str) -> str:

@@ -39,7 +39,9 @@ from ._reader import (
     read_backfill_events,
     read_events,
     read_raw,
+    unreadable_files,
 )
+from ._stale import remove_stale_temp_files
 from ._stats import LakeStats, lake_stats
 from ._writer import RawWriter, WriterStats
 
@@ -92,8 +94,10 @@ __all__ = [
     "read_events",
     "read_manifest",
     "read_raw",
+    "remove_stale_temp_files",
     "resolve",
     "table_exchange_dir",
+    "unreadable_files",
     "write_bytes_atomic",
     "write_manifest",
     "write_parquet_atomic",

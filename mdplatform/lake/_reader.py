@@ -1,8 +1,17 @@
-"""Reading the raw layer and the events beside it back for a window of receive time."""
+"""Reading the raw layer and the events beside it back for a window of receive time.
+
+A file that cannot be read (a torn or corrupt Parquet file, a bad compressed page) must not fail every reader of
+its window, nor hide which file it is: it is moved aside to ``quarantine/unreadable/<its lake path>`` with a
+``.reason`` file beside it, logged with its path, and the window is read without it (``unreadable_files`` lists
+what was moved, for the runs' metadata). Only local lakes quarantine: a remote store's read errors may be
+transient, and are raised naming the file instead.
+"""
 
 from __future__ import annotations
 
 import itertools
+import logging
+import time
 from collections.abc import Sequence
 
 import polars as pl
@@ -26,6 +35,7 @@ from ._paths import (
 )
 
 __all__ = [
+    "UNREADABLE_DIR",
     "list_exchanges",
     "list_raw_minutes",
     "raw_minute_bounds",
@@ -33,7 +43,14 @@ __all__ = [
     "read_backfill_events",
     "read_events",
     "read_raw",
+    "unreadable_files",
 ]
+
+log = logging.getLogger("mdplatform.lake")
+
+#: where unreadable files go, under the lake root, each at its own lake path
+UNREADABLE_DIR = "quarantine/unreadable"
+_REASON_SUFFIX = ".reason"
 
 #: reads of a window whose files compaction replaced meanwhile, before giving up
 _READ_ATTEMPTS = 5
@@ -156,7 +173,7 @@ def read_backfill(
     for exchange in _exchanges(root, BACKFILL_TABLE, exchanges):
         files = resolve(fs, list_files(fs, base, BACKFILL_TABLE, exchange, start_ns, end_ns))[0]
         for minute, group in itertools.groupby((f for f in files if start_ns <= f.start_ns < end_ns), key=_start):
-            df = _read_files(fs, list(group), RAW, RAW_ARROW, list(RAW), None, None)
+            df = _read_or_quarantine(fs, base, list(group), RAW, RAW_ARROW, list(RAW), None, None)
             parts.append(df.with_columns(minute=pl.lit(minute, pl.Int64)))
     return pl.concat(parts) if parts else pl.DataFrame(schema={**RAW, "minute": pl.Int64()})
 
@@ -195,12 +212,69 @@ def _read_window(
         # (raw and events rows lie in the minute of their recv_ts; the backfill trees have minute files only)
         window = (first, end) if any(f.start_ns < first or f.end_ns > end for f in files if f.compacted) else None
         try:
-            return _read_files(fs, files, schema, arrow_schema, cols, channels, window)
+            return _read_or_quarantine(fs, base, files, schema, arrow_schema, cols, channels, window)
         except FileNotFoundError:
             # compaction replaced files between the listing and the read: the next listing has what replaced them
             if attempt == _READ_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _read_or_quarantine(
+    fs: AbstractFileSystem,
+    base: str,
+    files: list[LakeFile],
+    schema: dict[str, pl.DataType],
+    arrow_schema: pa.Schema,
+    cols: list[str],
+    channels: Sequence[str] | None,
+    window: tuple[int, int] | None,
+) -> pl.DataFrame:
+    """``_read_files``; when that fails on a file's content, file by file, the unreadable ones quarantined (same
+    rows, same order, without theirs)."""
+    try:
+        return _read_files(fs, files, schema, arrow_schema, cols, channels, window)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError):
+        pass  # which file it is: read them one by one
+    parts = []
+    for f in files:
+        try:
+            parts.append(_read_files(fs, [f], schema, arrow_schema, cols, channels, window))
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowException, OSError) as exc:
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            if not is_local(fs) and not isinstance(exc, pa.ArrowInvalid):
+                raise OSError(f"cannot read {f.path}: {reason}") from exc
+            _quarantine(fs, base, f.path, reason)
+    return pl.concat(parts) if parts else pl.DataFrame(schema={c: schema[c] for c in cols})
+
+
+def _quarantine(fs: AbstractFileSystem, base: str, path: str, reason: str) -> None:
+    """Move ``path`` (a file under the lake ``base``) to the unreadable quarantine, with its reason beside it."""
+    rel = path[len(base.rstrip("/")) + 1 :] if path.startswith(base.rstrip("/") + "/") else path.lstrip("/")
+    target = join(base, UNREADABLE_DIR, rel)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+    fs.pipe_file(target + _REASON_SUFFIX, f"{stamp} {reason}\n".encode())
+    fs.mv(path, target)
+    log.error("quarantined unreadable file %s (now %s): %s", path, target, reason)
+
+
+def unreadable_files(root: str | None = None) -> list[tuple[str, str]]:
+    """(lake path, reason) of every file quarantined as unreadable, by path."""
+    fs, base = filesystem(lake_root(root))
+    folder = join(base, UNREADABLE_DIR)
+    if not fs.exists(folder):
+        return []
+    out = []
+    for found in sorted(str(p) for p in fs.find(folder)):
+        if found.endswith(_REASON_SUFFIX):
+            rel = found[len(folder.rstrip("/")) + 1 : -len(_REASON_SUFFIX)]
+            out.append((rel, fs.cat_file(found).decode().strip()))
+    return out
 
 
 def _read_files(

@@ -4,8 +4,11 @@
     migrate()                                             # $MDP_PG_DSN, or migrate("postgresql://...")
     replace_window("trades", df, "ts", hour_ns, hour_ns + 3_600 * 10**9)
     replace_windows([Window("trades", ...), Window("coverage", ...)])   # one transaction
+    reload_from_lake("lake", start_ns, end_ns)            # PostgreSQL brought back to the lake's partitions
 
-The DSN comes from the ``dsn`` argument or ``$MDP_PG_DSN``; loads share a connection pool per DSN. No message,
+The DSN comes from the ``dsn`` argument or ``$MDP_PG_DSN``; loads share a connection pool per DSN. Loads of the
+same (table, hour) run one at a time across processes (advisory locks) and every wait is bounded (``Timeouts``:
+``MDP_PG_LOCK_TIMEOUT_S``, ``MDP_PG_STATEMENT_TIMEOUT_S``). No message,
 exception or returned value holds the DSN's password (``redact_dsn``). See docs/postgres.md.
 """
 
@@ -13,10 +16,12 @@ from mdplatform.warehouse import Window
 
 from ._dsn import ENV_VAR, PgConfigError, PgError, redact_dsn, resolve_dsn
 from ._info import DatabaseInfo, TableInfo, info
-from ._load import LoadResult, replace_window, replace_windows
+from ._load import LoadResult, Timeouts, cancel_loads, lock_keys, replace_window, replace_windows
 from ._migrate import Migration, MigrationError, default_migrations_dir, migrate
 from ._pool import close_pools
+from ._reload import ReloadResult, reload_from_lake
 from ._retention import enforce_retention, set_retention
+from ._status import StatusWriter, status_rows
 
 __all__ = [
     "ENV_VAR",
@@ -26,16 +31,23 @@ __all__ = [
     "MigrationError",
     "PgConfigError",
     "PgError",
+    "ReloadResult",
+    "StatusWriter",
     "TableInfo",
+    "Timeouts",
     "Window",
+    "cancel_loads",
     "close_pools",
     "default_migrations_dir",
     "enforce_retention",
     "info",
+    "lock_keys",
     "migrate",
     "redact_dsn",
+    "reload_from_lake",
     "replace_window",
     "replace_windows",
     "resolve_dsn",
     "set_retention",
+    "status_rows",
 ]

@@ -1,9 +1,23 @@
-"""Loading a partition: delete its time window and binary-COPY its rows, in one transaction."""
+"""Loading a partition: delete its time window and binary-COPY its rows, in one transaction.
+
+Exactly once whoever loads: the transaction first takes a transaction-scoped advisory lock per (table, hour) of
+every window it replaces, so two loaders of the same hour (two hosts, a CLI run beside ``dagster dev``) run one
+after the other; without it the second DELETE would not see the first one's uncommitted rows and both COPYs would
+stay. Every wait is bounded: ``lock_timeout`` and ``statement_timeout`` are set for the transaction (``Timeouts``),
+and a load still running when the process stops can be cancelled from another thread (``cancel_loads``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import Sequence
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -15,13 +29,87 @@ from psycopg.copy import QueuedLibpqWriter
 from mdplatform.warehouse import Window
 
 from ._copy import PgColumn, encode, supported, write_rows
-from ._dsn import PgError, database_error, resolve_dsn
+from ._dsn import PgError, database_error, redact_dsn, resolve_dsn
 from ._pool import pooled
 
-__all__ = ["LoadResult", "replace_window", "replace_windows", "table_columns"]
+__all__ = ["LoadResult", "Timeouts", "cancel_loads", "lock_keys", "replace_window", "replace_windows", "table_columns"]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HOUR_NS = 3_600 * 10**9
+LOCK_TIMEOUT_S = 30.0
+STATEMENT_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long a load may wait for a lock (another loader of the same hour, a ``LOCK TABLE``, a long transaction)
+    and how long one statement may run, in seconds. ``from_env``: ``MDP_PG_LOCK_TIMEOUT_S`` (default 30) and
+    ``MDP_PG_STATEMENT_TIMEOUT_S`` (default 300: an hour's COPY takes seconds)."""
+
+    lock_s: float = LOCK_TIMEOUT_S
+    statement_s: float = STATEMENT_TIMEOUT_S
+
+    @classmethod
+    def from_env(cls) -> Timeouts:
+        def seconds(name: str, default: float) -> float:
+            text = os.environ.get(name)
+            try:
+                value = float(text) if text else default
+            except ValueError:
+                raise PgError(f"{name}={text!r} is not a number of seconds") from None
+            if value <= 0:
+                raise PgError(f"{name}={text!r}: a load's wait must have a bound (> 0 s)")
+            return value
+
+        return cls(
+            seconds("MDP_PG_LOCK_TIMEOUT_S", LOCK_TIMEOUT_S), seconds("MDP_PG_STATEMENT_TIMEOUT_S", STATEMENT_TIMEOUT_S)
+        )
+
+
+#: the connections loading now (id -> connection, when its load began, monotonic): ``cancel_loads`` reaches them
+_ACTIVE: dict[int, tuple[psycopg.Connection, float]] = {}
+_ACTIVE_LOCK = threading.Lock()
+
+
+@contextmanager
+def _active(conn: psycopg.Connection) -> Iterator[None]:
+    with _ACTIVE_LOCK:
+        _ACTIVE[id(conn)] = (conn, time.monotonic())
+    try:
+        yield
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE.pop(id(conn), None)
+
+
+def cancel_loads(running_for_s: float = 0.0) -> int:
+    """Cancel the loads of this process that have run at least ``running_for_s`` (from another thread: a process
+    told to stop does not wait out a lock); each fails with a ``PgError`` saying so and leaves its tables as they
+    were. Returns how many were cancelled."""
+    now = time.monotonic()
+    with _ACTIVE_LOCK:
+        conns = [conn for conn, began in _ACTIVE.values() if now - began >= running_for_s]
+    for conn in conns:
+        with contextlib.suppress(psycopg.Error):  # finished or lost meanwhile: nothing left to cancel
+            conn.cancel_safe(timeout=1.0)
+    return len(conns)
+
+
+def _table_key(table: str) -> int:
+    return int.from_bytes(zlib.crc32(table.encode()).to_bytes(4, "big"), "big", signed=True)
+
+
+def lock_keys(windows: Sequence[Window]) -> list[tuple[int, int]]:
+    """The advisory lock keys of the windows, sorted (every loader takes them in the same order: no deadlock):
+    (crc32 of the table name as a signed int4, hour index since the epoch) for each hour of [start, end). Two
+    windows (s1, e1] and (s2, e2] overlap exactly when [s1, e1) and [s2, e2) do, so a "right" window takes the
+    same keys as a "left" one over the same bounds (a table's windows are all of one side)."""
+    keys: set[tuple[int, int]] = set()
+    for w in windows:
+        table = _table_key(w.table)
+        keys.update((table, hour) for hour in range(w.start_ns // _HOUR_NS, (w.end_ns - 1) // _HOUR_NS + 1))
+    return sorted(keys)
 
 
 class LoadResult(tuple[int, int]):
@@ -62,8 +150,9 @@ def table_columns(conn: psycopg.Connection, table: str) -> dict[str, PgColumn]:
     return {r[0]: PgColumn(*r) for r in rows}
 
 
-def _load(conn: psycopg.Connection, w: Window, fast: bool) -> LoadResult:
+def _load(conn: psycopg.Connection, w: Window, fast: bool, doing: list[str]) -> LoadResult:
     table, column = _ident(w.table), _ident(w.column)
+    doing[:] = [table]
     catalog = table_columns(conn, table)
     unknown = [c for c in w.rows.columns if c not in catalog]
     if unknown or column not in catalog:
@@ -100,14 +189,38 @@ def _outside(column: str, w: Window) -> pl.Expr:
     return (ns <= w.start_ns) | (ns > w.end_ns)
 
 
-def replace_windows(windows: Sequence[Window], *, dsn: str | None = None, fast: bool = True) -> list[LoadResult]:
+def replace_windows(
+    windows: Sequence[Window], *, dsn: str | None = None, fast: bool = True, timeouts: Timeouts | None = None
+) -> list[LoadResult]:
     """``replace_window`` for several tables in ONE transaction: readers see all of them replaced or none, and a
-    failure anywhere (a constraint, a bad value mid-COPY, a lost connection) leaves every table as it was.
+    failure anywhere (a constraint, a bad value mid-COPY, a lost connection, a timeout) leaves every table as it
+    was. Concurrent loads of the same (table, hour) run one after the other (advisory locks); a wait over
+    ``timeouts`` (default ``Timeouts.from_env()``) is a ``PgError`` naming the table.
     ``fast=False`` dumps each value through psycopg (Python objects) instead of the column-wise encoder."""
     dsn = resolve_dsn(dsn)
+    limits = timeouts or Timeouts.from_env()
+    doing = [", ".join(w.table for w in windows)]  # the table being worked on, for the error
     try:
-        with pooled(dsn) as conn, conn.transaction():
-            return [_load(conn, w, fast) for w in windows]
+        with pooled(dsn) as conn, _active(conn), conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = {round(limits.lock_s * 1000)}")
+            conn.execute(f"SET LOCAL statement_timeout = {round(limits.statement_s * 1000)}")
+            names = {_table_key(w.table): w.table for w in windows}
+            for key in lock_keys(windows):
+                doing[:] = [f"{names[key[0]]} (the same hour being loaded by another process)"]
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
+            return [_load(conn, w, fast, doing) for w in windows]
+    except psycopg.errors.LockNotAvailable:
+        raise PgError(
+            f"loading into {redact_dsn(dsn)}: waited {limits.lock_s:g} s for a lock on {doing[0]}, held by another "
+            "session; nothing was replaced (MDP_PG_LOCK_TIMEOUT_S sets the wait)"
+        ) from None
+    except psycopg.errors.QueryCanceled as exc:
+        why = (
+            f"a statement ran over {limits.statement_s:g} s (MDP_PG_STATEMENT_TIMEOUT_S)"
+            if "statement timeout" in str(exc)
+            else "cancelled: the process is stopping"
+        )
+        raise PgError(f"loading {doing[0]} into {redact_dsn(dsn)}: {why}; nothing was replaced") from None
     except psycopg.Error as exc:
         raise database_error(dsn, f"loading {', '.join(w.table for w in windows)}", exc) from None
 
@@ -121,9 +234,10 @@ def replace_window(
     *,
     closed: Literal["left", "right"] = "left",
     dsn: str | None = None,
+    timeouts: Timeouts | None = None,
 ) -> LoadResult:
     """Replace the rows of ``table`` whose ``ts_column`` is in [start, end) (``closed="left"``) or (start, end]
     (``"right"``) by ``df``: DELETE of the window then binary COPY, in one transaction, so a re-run never
     duplicates and a failed load leaves the previous rows. ``df``'s columns are a subset of the table's, by name
     (the others take their defaults); every row must lie in the window. Returns (deleted, inserted)."""
-    return replace_windows([Window(table, df, ts_column, start_ns, end_ns, closed)], dsn=dsn)[0]
+    return replace_windows([Window(table, df, ts_column, start_ns, end_ns, closed)], dsn=dsn, timeouts=timeouts)[0]

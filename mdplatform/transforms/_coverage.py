@@ -6,13 +6,17 @@ The evidence, from the collector's ``events`` (see ``mdplatform.exchanges.EventK
   sent at ``recv_ts``: everything sent before it had arrived, so the exchange clock had passed the newest frame's
   time plus the local time elapsed since that frame), ``close`` (the newest exchange time it delivered), and for
   trade streams every trade received (its own time). Points received no more than ``max_silence`` apart form a
-  *run*: the stream is covered from the run's first connection point to its last point. Exchange times from
+  *run*: the stream is covered from the run's first connection point to its last point. Every covered stretch
+  needs receive-time evidence: a point whose exchange time runs ahead of the furthest one before it by more than
+  the local time between them plus ``skew`` is a jump of the exchange clock (or of the frames' times), not time
+  observed, and starts a new run, so the minutes jumped over stay a gap (``clock jump``). Exchange times from
   liveness points stop ``grace`` short, because streams of one connection are not exactly in order (trades arrive
   up to ~0.2 s after depth frames with later times in the bundled recordings); a received trade's own time needs
   no grace, but it cannot start a run (an exchange may push a past trade when a stream is subscribed).
 - **Ids**: where an exchange numbers a trade stream contiguously (``Capabilities.contiguous_ids``), two
-  consecutive ids prove no trade happened between them (covered, even across a reconnect) and a jump proves
-  trades were lost (a gap, whatever the connection said).
+  consecutive ids prove no trade happened between them (covered, even across a reconnect), unless their exchange
+  times lie further apart than their receive times plus ``skew`` (the same clock jump: nothing was received over
+  the time they would prove), and a jump proves trades were lost (a gap, whatever the connection said).
 - **Book sync**: a book stream is not covered from a ``gap``/``checksum`` event until its ``synced`` event.
 - **Backfill**: a ``backfilled`` event (``mdp backfill``, lake ``backfill_events/``) proves its span of a trade
   stream whole from the exchange's REST history; such stretches are covered with the detail saying so. Backfilled
@@ -56,6 +60,7 @@ GAP_STATUS = "gap"
 NOT_CONNECTED = "not connected"
 LOST_ON_CRASH = "lost on crash"
 SILENT = "silent"
+CLOCK_JUMP = "clock jump"
 ID_GAP = "id gap"
 SEQUENCE_GAP = "sequence gap"
 CHECKSUM_MISMATCH = "checksum mismatch"
@@ -147,8 +152,11 @@ def _runs(events: pl.DataFrame, trades: pl.DataFrame, points: pl.DataFrame, rule
     keys = [*_STREAM, "conn_id"]
     pts, ids = key_ids(pl.concat([conn, own]), keys)
     pts = pts.sort(["_key", "r"])
-    silence = pl.col("r") - pl.col("r").shift(1).over("_key")
-    pts = pts.with_columns(_new=(silence > rules.max_silence_ns).fill_null(True))
+    prev_r = pl.col("r").shift(1).over("_key")
+    silence = pl.col("r") - prev_r
+    # how far the exchange time moved past the furthest point before this one, beyond the local time between them
+    jumped = pl.col("est") - pl.col("est").cum_max().shift(1).over("_key") - silence
+    pts = pts.with_columns(_new=((silence > rules.max_silence_ns) | (jumped > rules.skew_ns)).fill_null(True))
     pts = pts.with_columns(_run=pl.col("_new").cum_sum().over("_key"))
     closes = (
         events.filter(pl.col("kind") == CLOSE)
@@ -169,20 +177,28 @@ def _runs(events: pl.DataFrame, trades: pl.DataFrame, points: pl.DataFrame, rule
         )
         .with_columns(end=pl.max_horizontal("_own_end", "_conn_end"))
         .sort(["_key", "_run"])
-        .with_columns(next_r=pl.col("r_first").shift(-1).over("_key"))
+        .with_columns(
+            next_r=pl.col("r_first").shift(-1).over("_key"), next_start=pl.col("start").shift(-1).over("_key")
+        )
         .join(ids, on="_key", how="left", maintain_order="left")
         .join(closes, on=["exchange", "conn_id"], how="left", maintain_order="left")
         .filter(pl.col("end") >= pl.col("start"))
-        .select(*keys, "start", "end", "r_first", "r_last", "next_r", "close")
+        .select(*keys, "start", "end", "r_first", "r_last", "next_r", "close", "next_start")
     )
 
 
-def _endings(runs: list[tuple[Any, ...]]) -> list[tuple[int, int, str, str]]:
+def _endings(runs: list[tuple[Any, ...]], skew_ns: int) -> list[tuple[int, int, str, str]]:
     """(start, end, how it ended, detail) of one stream's runs (rows of ``_runs``: start, end, conn_id, r_first,
-    r_last, next_r, close). "open": its connection may still be delivering, so nothing after it is known."""
+    r_last, next_r, close, next_start). "open": its connection may still be delivering, so nothing after it is
+    known; "clock jump": the connection's next run began with the exchange time far past this one's end in little
+    local time."""
     out = []
-    for start, end, conn, _, r_last, next_r, close in runs:
-        if next_r is not None:
+    for start, end, conn, _, r_last, next_r, close, next_start in runs:
+        if next_r is not None and next_start - end - (next_r - r_last) > skew_ns:
+            local = (next_r - r_last) / SECOND_NS
+            detail = f"exchange time jumped {(next_start - end) / SECOND_NS:.1f} s in {local:.1f} s received"
+            out.append((start, end, CLOCK_JUMP, detail))
+        elif next_r is not None:
             out.append((start, end, SILENT, f"nothing received for {(next_r - r_last) / SECOND_NS:.1f} s"))
         elif close is not None:
             out.append((start, end, NOT_CONNECTED, f"connection {conn} closed: {close}"))
@@ -194,8 +210,11 @@ def _endings(runs: list[tuple[Any, ...]]) -> list[tuple[int, int, str, str]]:
     return out
 
 
-def _id_chains(trades: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(proofs, gaps) of the contiguous-id trade streams: consecutive ids prove [t_a, t_b]; a jump loses it."""
+def _id_chains(
+    trades: pl.DataFrame, kinds: Mapping[str, StreamKinds], skew_ns: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(proofs, gaps) of the contiguous-id trade streams: consecutive ids prove [t_a, t_b] (when received about as
+    far apart); a jump loses it."""
     contiguous = [(ex, ch) for ex, k in kinds.items() for ch in k.contiguous_ids]
     if not contiguous or trades.height == 0:
         return pl.DataFrame(schema={**{k: pl.String for k in _STREAM}, "start": pl.Int64, "end": pl.Int64}), (
@@ -216,27 +235,41 @@ def _id_chains(trades: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> tuple[
     # sorted by stream, id, time: the first row of an id has its earliest time, the row before it the previous id
     same = pl.col("_key") == pl.col("_key").shift(1)
     chain = (
-        keyed.select("_key", "seq_id", t=_ns("ts"))
+        keyed.select(
+            "_key",
+            "seq_id",
+            t=_ns("ts"),
+            r=_ns("recv_ts"),
+            _fetched=pl.col("conn_id").str.starts_with(BACKFILL_CONN_PREFIX),
+        )
         .sort("_key", "seq_id", "t")
         .filter((~(same & (pl.col("seq_id") == pl.col("seq_id").shift(1)))).fill_null(True))
         .with_columns(
             _prev_id=pl.when(same).then(pl.col("seq_id").shift(1)),
             _prev_t=pl.when(same).then(pl.col("t").shift(1)),
+            _prev_r=pl.when(same).then(pl.col("r").shift(1)),
+            _prev_fetched=pl.when(same).then(pl.col("_fetched").shift(1)),
         )
         .filter(pl.col("_prev_id").is_not_null())
         .with_columns(
             start=pl.min_horizontal("_prev_t", "t"),
             end=pl.max_horizontal("_prev_t", "t"),
             _step=pl.col("seq_id") - pl.col("_prev_id"),
+            # received live, the two trades' exchange times may lie no further apart than their receive times
+            # (plus the skew); trades fetched from REST history carry the fetch's time, not a receipt's
+            _believed=(
+                pl.col("_fetched")
+                | pl.col("_prev_fetched")
+                | ((pl.col("t") - pl.col("_prev_t")).abs() <= (pl.col("r") - pl.col("_prev_r")).abs() + skew_ns)
+            ),
         )
     )
     # consecutive ids prove the time between them; a run of them proves its whole span (each pair touches the
     # next at a trade's time), merged per stream with the other runs' spans
+    proving = (pl.col("_step") == 1) & pl.col("_believed")
     runs = (
-        chain.with_columns(
-            _run=((pl.col("_step") != 1) | (pl.col("_key") != pl.col("_key").shift(1)).fill_null(True)).cum_sum()
-        )
-        .filter(pl.col("_step") == 1)
+        chain.with_columns(_run=(~proving | (pl.col("_key") != pl.col("_key").shift(1)).fill_null(True)).cum_sum())
+        .filter(proving)
         .group_by("_key", "_run")
         .agg(pl.col("start").min(), pl.col("end").max())
         .join(ids, on="_key", how="left")
@@ -317,14 +350,14 @@ def compute_coverage(
     trades = trades.filter(pl.col("exchange").is_in(list(kinds)))
     points = _conn_points(events, rules)
     runs = _runs(events, trades, points, rules)
-    proofs, id_gaps = _id_chains(trades, kinds)
+    proofs, id_gaps = _id_chains(trades, kinds, rules.skew_ns)
     holes = _book_holes(events)
     backfilled = _backfilled(events)
     refused = [tuple(r) for r in events.filter(pl.col("kind") == SUB_ERROR).select(_STREAM).unique().rows() if r[1]]
 
     # how far each exchange's clock is known to have passed, for streams whose connection has ended
     ex_horizon = dict(points.group_by("exchange").agg(pl.col("est").max() - rules.grace_ns).iter_rows())
-    run_rows = _by_stream(runs, ["start", "end", "conn_id", "r_first", "r_last", "next_r", "close"])
+    run_rows = _by_stream(runs, ["start", "end", "conn_id", "r_first", "r_last", "next_r", "close", "next_start"])
     proof_rows = _by_stream(proofs, ["start", "end"])
     gap_rows = _by_stream(id_gaps, ["start", "end", "missing", "detail"])
     hole_rows = _by_stream(holes, ["start", "end", "reason", "detail"])
@@ -334,7 +367,7 @@ def compute_coverage(
     streams = set(run_rows) | set(proof_rows) | set(gap_rows) | set(hole_rows) | set(refused) | set(backfill_rows)
     for stream in sorted(streams):
         exchange = stream[0]
-        runs_s = _endings(run_rows.get(stream, []))
+        runs_s = _endings(run_rows.get(stream, []), rules.skew_ns)
         live = any(kind == "open" for *_, kind, _ in runs_s)
         fetched = backfill_rows.get(stream, [])
         ends = [e for _, e, *_ in runs_s] + [e for _, e in [*proof_rows.get(stream, []), *fetched]]

@@ -42,6 +42,7 @@ SERVED: dict[str, Served] = {
     "book_heatmap": Served("ts"),
     "trade_heatmap": Served("minute"),
     "consolidated_book": Served("ts"),
+    "quarantine_rows": Served("hour_start"),
 }
 
 

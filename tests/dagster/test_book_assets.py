@@ -4,6 +4,7 @@ in the lake and DuckDB is checked against the recording itself and against an un
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 from dagster import DagsterInstance, materialize
 
 from assets import MdpResource, hour_key, hourly_assets, hourly_checks, hourly_partitions
+from assets._pictures import INLINE_LIMIT
 from assets.cli import materialize as materialize_cli
 from mdplatform.book import book_samples
 from mdplatform.capture import import_capture
@@ -138,3 +140,9 @@ def test_rerun_of_an_hour_replaces_it(lake: str, dagster_home: str, monkeypatch:
     }
     assert meta["book_snapshots"]["continued_from_checkpoint"].value == 1
     assert "data:image/png;base64," in str(meta["book_heatmap"][f"pictures ({hour_key(H00)})"].value)
+    # a thumbnail the UI shows in place: markdown under its 1,000-character limit for inline values, a real PNG
+    for table in ("book_heatmap", "trade_heatmap"):
+        inline = str(meta[table]["picture"].value)
+        assert inline.startswith("![binance_BTC-USDT](data:image/png;base64,") and len(inline) < INLINE_LIMIT
+        png = base64.b64decode(inline.split(",", 1)[1].rstrip(")"))
+        assert png[:8] == PNG_SIGNATURE and int.from_bytes(png[16:20], "big") >= 64  # its width in pixels

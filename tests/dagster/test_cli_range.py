@@ -1,9 +1,9 @@
 """`mdp materialize` range parsing, its default range from the raw lake, and the first partition (MDP_START, else
-the lake's first day, else a few days back)."""
+the lake's first hour, else the current hour)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -11,7 +11,7 @@ import pytest
 from candle_reference import H00, H23, HOUR, read_recording, spot_files
 
 from assets.cli import hours_in_range
-from assets.partitions import DEFAULT_DAYS_BACK, mdp_start
+from assets.partitions import mdp_start
 from mdplatform.exchanges import get_exchange
 from mdplatform.lake import RawWriter
 
@@ -27,10 +27,14 @@ def test_explicit_ranges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         hours_in_range(None, None, lake)  # nothing in the lake to default to
 
 
-def test_empty_lake_starts_a_few_days_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_empty_lake_starts_at_the_current_hour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MDP_START", raising=False)
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    assert mdp_start(str(tmp_path)) == today - timedelta(days=DEFAULT_DAYS_BACK)
+
+    def hour() -> datetime:
+        return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+    before = hour()
+    assert mdp_start(str(tmp_path)) in {before, hour()}  # no empty partitions before the data to come
     assert hours_in_range("2024-08-08T22:30", "2024-08-09T01:00", str(tmp_path)) == []  # before the partitions
     monkeypatch.setenv("MDP_START", "2024-08-08T23:00")
     assert mdp_start(str(tmp_path)) == datetime(2024, 8, 8, 23, tzinfo=UTC)
@@ -47,5 +51,5 @@ def test_default_range_is_the_lakes(tmp_path: Path, shared_data: Path, monkeypat
         for seq, (recv, frame) in enumerate((x for x in rec.lines if x[0] >= H00), 1):
             writer.append(recv, "binance", *route(frame), "c", seq, frame)
     assert hours_in_range(None, None, lake) == [H23, H00]
-    # partitions start on the day of the first minute less the lateness: hour 23 of the day before
-    assert mdp_start(lake) == datetime(2024, 8, 8, tzinfo=UTC)
+    # partitions start at the hour of the first minute (23:54) less the lateness (15 min): no empty hours before
+    assert mdp_start(lake) == datetime(2024, 8, 8, 23, tzinfo=UTC)

@@ -140,10 +140,18 @@ def test_rerun_replaces_and_checks_pass(spot_lake: str, dagster_home: str) -> No
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {
         "trades_valid": True,
+        "trades_id_continuity": True,
+        "trades_cross_exchange": True,
+        "trades_quarantine_and_late": True,
         "coverage_valid": True,
         "candles_valid": True,
+        "quarantine_valid": True,
         "book_snapshots_valid": True,
+        "book_snapshots_expectations": True,
         "book_heatmap_valid": True,
+        "book_heatmap_expectations": True,
+        "trade_heatmap_valid": True,
+        "consolidated_book_valid": True,
     }
     assert wh.query("SELECT count(*), count(DISTINCT trade_id) FROM trades").row(0) == (19_904, 19_904)
     assert wh.query("SELECT count(*) FROM candles").item() == before
@@ -172,8 +180,9 @@ def _run_check(lake: str, hour: int, check: AssetChecksDefinition) -> tuple[bool
         resources={"mdp": MdpResource(lake=lake)},
     )
     # partition_key= is refused for a selection without assets (Dagster 1.13), the partition tag is not
+    # a failed blocking check fails its step (and the run): the evaluation is what this reads
     result = defs.resolve_job_def("check_only").execute_in_process(
-        tags={"dagster/partition": hour_key(hour)}, instance=DagsterInstance.get()
+        tags={"dagster/partition": hour_key(hour)}, instance=DagsterInstance.get(), raise_on_error=False
     )
     (ev,) = result.get_asset_check_evaluations()
     return ev.passed, json.dumps(ev.metadata["problems"].value)
@@ -187,14 +196,14 @@ def test_corrupted_partitions_fail_the_checks(spot_lake: str) -> None:
     bad = good.with_columns(high=pl.when(pl.int_range(pl.len()) == 0).then(pl.col("low") - 1).otherwise(pl.col("high")))
     write_partition(cpath, bad)
     passed, problems = _run_check(spot_lake, H23, candles_valid)
-    assert not passed and "OHLC out of order" in problems
+    assert not passed and "candles: OHLC in order (low <= open, close <= high): 1 of" in problems
 
     tpath = partition_path(spot_lake, "trades", H23)
     tgood = read_partition(tpath, TRADES)
     assert tgood is not None
     write_partition(tpath, pl.concat([tgood, tgood.head(5)]))
     passed, problems = _run_check(spot_lake, H23, trades_valid)
-    assert not passed and "5 duplicate" in problems
+    assert not passed and "trades: one row per (exchange, symbol, trade_id): 10 of" in problems
     write_partition(tpath, tgood)
     write_partition(cpath, good)
 
@@ -217,7 +226,9 @@ def test_quiet_market_flat_minutes_and_quarantine(tmp_path: Path, shared_data: P
     for hour in (H23, H00):
         result = materialize(ALL, partition_key=hour_key(hour), instance=instance, resources=res)
         assert result.success
-        assert all(e.passed for e in result.get_asset_check_evaluations())
+        failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+        # the two torn frames are more than 0.1 % of a quiet hour's raw rows: the WARN check says so, nothing stops
+        assert failed == (["trades_quarantine_and_late"] if hour == H23 else [])
         metas[hour] = {
             e.asset_key.path[0]: e.materialization.metadata for e in result.get_asset_materialization_events()
         }

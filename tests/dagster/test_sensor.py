@@ -196,3 +196,44 @@ def test_a_tick_reads_a_bounded_number_of_manifests_and_the_next_one_the_rest(
     assert [k for k, *_ in _keys(second)] == ["2024-08-09-12:00"]
     assert isinstance(second, SensorResult)
     assert isinstance(_evaluate(root, second.cursor), SkipReason)
+
+
+def test_hours_materialized_after_their_data_landed_are_not_run_again(
+    tmp_path: Path, shared_data: Path, dagster_home: str
+) -> None:
+    """What `make demo` then `make dagster` do: the data lands, `mdp materialize` runs its hours, then the sensor
+    starts with no cursor on the same instance. It finds every hour materialized after its data landed: nothing to
+    redo. Data landing after that runs the hours again."""
+    from dagster import DagsterInstance
+
+    from assets import definitions_for, hourly_partitions
+    from assets.partitions import mdp_start
+
+    rec = read_recording(spot_files(shared_data))
+    root = str(tmp_path / "lake")
+    cut = H00 + 2 * MIN
+    _write(root, [x for x in rec.lines if x[0] < cut])
+    instance = DagsterInstance.get()
+    defs = definitions_for(
+        hourly_partitions(mdp_start(root)), {"mdp": MdpResource(lake=root, warehouse=str(tmp_path / "wh.duckdb"))}
+    )
+    tags = {
+        "dagster/asset_partition_range_start": "2024-08-08-23:00",
+        "dagster/asset_partition_range_end": "2024-08-09-00:00",
+    }
+    assert defs.resolve_job_def("mdp_hourly").execute_in_process(tags=tags, instance=instance).success
+
+    def evaluate(cursor: str | None) -> SensorResult | SkipReason:
+        context = build_sensor_context(cursor=cursor, resources={"mdp": MdpResource(lake=root)}, instance=instance)
+        result = landed_data_sensor(context)
+        assert isinstance(result, SensorResult | SkipReason)
+        return result
+
+    first = evaluate(None)
+    assert _keys_or_none(first) == []
+    assert isinstance(first, SensorResult)  # the cursor moves on past what was read
+    _write(root, [x for x in rec.lines if x[0] >= cut])
+    assert _keys(evaluate(first.cursor)) == [
+        ("2024-08-08-23:00", "mdp_hourly", "hour"),
+        ("2024-08-09-00:00", "mdp_hourly", "hour"),
+    ]

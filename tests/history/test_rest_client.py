@@ -8,6 +8,7 @@ import asyncio
 import math
 import socket
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -333,3 +334,33 @@ def test_a_binance_api_key_goes_in_its_header_and_nowhere_else(
     requests = run(scenario)
     assert len(requests) >= 3 and not any(key in r for r in requests)
     assert len(sent) > len(requests) and set(sent) == {key}
+
+
+def test_a_reply_larger_than_the_bound_fails_at_once_and_frees_its_weight() -> None:
+    """A host answering 3 MB where a page is a few hundred kB: the body is cut off at ``max_body_bytes`` (not held
+    whole in memory), the request fails without retries, and its weight leaves the in-flight count."""
+    sent: list[str] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(48):
+            yield b" " * (64 << 10)  # 3 MB in 64 kB chunks
+
+    def huge(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        return httpx.Response(200, content=body())
+
+    async def scenario() -> None:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(huge))
+        async with RestClient(http, max_body_bytes=1 << 20) as client:
+            url = "http://127.0.0.1:1/api/v3/historicalTrades"
+            with pytest.raises(RestError) as info:
+                await client.get(url, {"symbol": "BTCUSDT"}, weight=25, limit=RateLimit(6000, 60.0))
+            assert str(info.value) == (
+                "GET /api/v3/historicalTrades: HTTP 200: reply larger than 1048576 bytes, not read further"
+            )
+            assert client._hosts["http://127.0.0.1:1"].inflight == 0
+            assert sent == ["/api/v3/historicalTrades"]  # not sent again
+            assert client.stats.bytes == (1 << 20) + (64 << 10)  # the chunk that passed the bound, no further
+        await http.aclose()
+
+    run(scenario)

@@ -1,0 +1,130 @@
+"""What a suite is before Great Expectations sees it: a frame and the rules (GX expectations by name, with their
+arguments) to validate it with. Building one needs polars only; ``_gx`` turns it into GX objects when it runs.
+
+Rules GX has no expectation for (an order between exact decimals, a time that must grow per stream, a candle's
+span inside the observed coverage) are computed columns of the frame, named for what they say and validated by
+GX like any other column (``flag``): the decimals are compared exactly in polars, and GX sees the verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from mdplatform.transforms import HOUR_NS
+
+__all__ = [
+    "Rule",
+    "Suite",
+    "between",
+    "flag",
+    "flag_columns",
+    "in_set",
+    "not_null",
+    "offset_s",
+    "schema_matches",
+    "schema_suite",
+    "unique",
+]
+
+#: seconds in the hour a partition holds (the offsets of its times from the partition start are in [0, this))
+HOUR_S = HOUR_NS // 10**9
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One GX expectation: its class name in ``great_expectations.expectations``, its arguments, and what it
+    says in words (the check's message and the Data Docs' description)."""
+
+    expectation: str
+    kwargs: Mapping[str, Any]
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class Suite:
+    """``frame`` validated by ``rules`` as the GX suite ``name``. ``shown``: the columns of an example row
+    (default: all). ``gate``: when it fails the suites after it are not run (a schema suite: the columns the
+    others read may be missing or of another type)."""
+
+    name: str
+    frame: pl.DataFrame
+    rules: tuple[Rule, ...]
+    shown: tuple[str, ...] = ()
+    gate: bool = False
+    #: what the frame's rows are, for messages ("trades", "candles"...)
+    rows: str = "rows"
+
+
+def not_null(columns: Sequence[str]) -> list[Rule]:
+    return [Rule("ExpectColumnValuesToNotBeNull", {"column": c}, f"{c} is not null") for c in columns]
+
+
+def between(
+    column: str,
+    lo: float | None,
+    hi: float | None,
+    what: str,
+    *,
+    strict_lo: bool = False,
+    strict_hi: bool = False,
+    where: str | None = None,
+) -> Rule:
+    """``lo <= column <= hi`` (either bound may be open); ``where``: only the rows of this pandas condition."""
+    kwargs: dict[str, Any] = {"column": column, "min_value": lo, "max_value": hi}
+    if strict_lo:
+        kwargs["strict_min"] = True
+    if strict_hi:
+        kwargs["strict_max"] = True
+    if where is not None:
+        kwargs |= {"row_condition": where, "condition_parser": "pandas"}
+    return Rule("ExpectColumnValuesToBeBetween", kwargs, what)
+
+
+def in_set(column: str, values: Sequence[object], what: str) -> Rule:
+    return Rule("ExpectColumnValuesToBeInSet", {"column": column, "value_set": list(values)}, what)
+
+
+def flag(column: str, what: str) -> Rule:
+    """A computed boolean column that must be true on every row (a null counts as false: ``flag_columns``)."""
+    return in_set(column, [True], what)
+
+
+def flag_columns(rules: Sequence[Rule]) -> list[str]:
+    """The columns of the ``flag`` rules: GX skips a column's nulls, so these are filled with false before it
+    reads them (a flag computed from a null must not pass unseen)."""
+    return [
+        r.kwargs["column"]
+        for r in rules
+        if r.expectation == "ExpectColumnValuesToBeInSet" and r.kwargs["value_set"] == [True]
+    ]
+
+
+def unique(columns: Sequence[str], what: str) -> Rule:
+    return Rule("ExpectCompoundColumnsToBeUnique", {"column_list": list(columns)}, what)
+
+
+def offset_s(column: str, start_ns: int) -> pl.Expr:
+    """Seconds from the partition start to ``column`` (a UTC ns datetime)."""
+    return (pl.col(column).dt.epoch("ns") - start_ns) / 1e9
+
+
+def schema_suite(table: str, df: pl.DataFrame, expected: Mapping[str, pl.DataType]) -> Suite:
+    """The columns of ``df``, in order and typed, against the table's contract: one row per column
+    (``"3. ts: Datetime(time_unit='ns', time_zone='UTC')"``), so a wrong, extra or misplaced column is an
+    unexpected value GX names, and a missing one a row count off."""
+    got = [f"{i}. {c}: {t!r}" for i, (c, t) in enumerate(df.schema.items(), 1)]
+    want = [f"{i}. {c}: {t!r}" for i, (c, t) in enumerate(expected.items(), 1)]
+    frame = pl.DataFrame({"column": got}, schema={"column": pl.String()})
+    rules = (
+        in_set("column", want, f"every column as the {table} contract has it (name, position, type)"),
+        Rule("ExpectTableRowCountToEqual", {"value": len(want)}, f"{len(want)} columns"),
+    )
+    return Suite(f"{table}.schema", frame, rules, gate=True, rows="columns")
+
+
+def schema_matches(df: pl.DataFrame, expected: Mapping[str, pl.DataType]) -> bool:
+    """Whether ``df`` has the contract's columns, in order, with its types (else only the schema suite runs)."""
+    return df.columns == list(expected) and all(df.schema[c] == t for c, t in expected.items())
