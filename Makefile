@@ -53,8 +53,11 @@ dagster: install
 	trap 'kill $$daemon 2>/dev/null; wait $$daemon' EXIT; \
 	$(VENV)/bin/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p 3000
 
+# requirements.lock: what `make install` and the tests get; requirements-runtime.lock: the image's (Dockerfile), the
+# same versions without the dev extra
 lock:
 	$(UV) pip compile pyproject.toml --extra dev -o requirements.lock --no-header --python-version 3.11
+	$(UV) pip compile pyproject.toml -c requirements.lock -o requirements-runtime.lock --no-header --python-version 3.11
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -493,7 +493,25 @@ def test_the_assets_load_into_timescaledb_after_its_migrations() -> None:
     assert "MDP_PG_DSN" not in _environment(SERVICES["ingest"])
 
 
+def _pins(name: str) -> dict[str, str]:
+    text = (REPO / name).read_text()
+    return dict(re.findall(r"^([A-Za-z0-9_.\-\[\]]+)==(\S+)$", text, re.MULTILINE))
+
+
 def test_the_image_has_dagster_postgres() -> None:
     """deploy/dagster.yaml's PostgreSQL run storage loads in the image: the lock it installs has the package."""
-    lock = (REPO / "requirements.lock").read_text()
-    assert re.search(r"^dagster-postgres==", lock, re.MULTILINE)
+    assert "dagster-postgres" in _pins("requirements-runtime.lock")
+
+
+def test_the_image_installs_runtime_dependencies_only() -> None:
+    """The Dockerfile installs requirements-runtime.lock: every runtime dependency at the version the tests ran
+    with (requirements.lock), and none of the dev extra's tools."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "-r requirements-runtime.lock" in dockerfile and "requirements.lock" not in dockerfile.replace(
+        "requirements-runtime.lock", ""
+    )
+    runtime, dev = _pins("requirements-runtime.lock"), _pins("requirements.lock")
+    assert {"dagster", "duckdb", "polars", "picows", "great-expectations", "prometheus-client"} <= set(runtime)
+    assert {k: v for k, v in runtime.items() if dev.get(k) != v} == {}  # the versions the tests ran with
+    tools = {"pytest", "pytest-xdist", "moto", "mypy", "ruff", "playwright", "nbclient", "ipykernel"}
+    assert tools <= set(dev) and not tools & set(runtime)

@@ -140,7 +140,8 @@ def test_the_installed_mdp_materializes_into_duckdb_and_postgres(
     _run([mdp, "import-capture", str(capture), "--exchange", "binance", "--lake", str(lake)], tmp_path, env)
     _run([mdp, "db", "migrate"], tmp_path, env)
     out = _run([mdp, "materialize", "--lake", str(lake), "--no-progress"], tmp_path, env)
-    assert "materialized 1 hour(s) 2024-08-08 23:00 .. 2024-08-09 00:00" in out
+    # the default range reaches the hour an exchange time up to the skew past the last frame would fall in
+    assert "materialized 2 hour(s) 2024-08-08 23:00 .. 2024-08-09 01:00" in out
     count = "import sys, duckdb; print(duckdb.connect(sys.argv[1], read_only=True).execute(sys.argv[2]).fetchone()[0])"
     warehouse = str(lake / "warehouse.duckdb")
     for table in ("trades", "candles", "book_snapshots", "book_heatmap"):

@@ -46,7 +46,9 @@ def run(lake: Path, files: list[Path], exchange: str) -> Run:
     import_capture(files, exchange, str(lake))
     result = CliRunner().invoke(materialize_cli, ["--lake", str(lake), "--no-progress"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "check failed" not in result.output, result.output
+    # the captures here lose trades on purpose: the WARN check on id continuity says so, nothing else may fail
+    failed = [line for line in result.output.splitlines() if line.startswith("check failed")]
+    assert all(line.startswith("check failed: trades_id_continuity:") for line in failed), result.output
     wh = Warehouse(str(lake / "warehouse.duckdb"))
     return Run(
         str(lake),

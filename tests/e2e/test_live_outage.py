@@ -3,8 +3,11 @@ while the exchange goes on sending (`--no-pause`: what nobody received is lost, 
 the market goes quiet for 150 s on a healthy connection. Then `mdp materialize`:
 
 - the outage is in `coverage` and no candle over it is complete (1m, 5m and longer);
-- the quiet stretch is observed (pongs every second prove the connection delivered everything; the trade ids on
-  either side are consecutive) and its flat candles are complete.
+- the quiet stretch is never passed off as observed: at 30x the exchange's clock runs 30 times the collector's,
+  so its 150 s pass in 5 s of receive time, which the platform may not tell from a jump of the exchange clock
+  (issue 18: a jump while ids stay contiguous must not make flat candles complete). Its flat candle is complete
+  only where coverage says the whole minute was covered, else there is none or it is marked incomplete over a
+  `clock jump` or `silent` gap. (A quiet stretch at the recording's own pace: tests/dagster/test_materialize.)
 
 The capture is the real spot recording; the quiet stretch is made by moving every frame after 23:58:30 (local
 receive time and the exchange times inside the frames) 150 s later, so ids and book sequence stay unbroken.
@@ -124,17 +127,24 @@ def test_outage_is_in_coverage_and_quiet_stretch_stays_complete(
         (pl.col("timeframe") == "1m")
         & (pl.col("open_time").cast(pl.Datetime("ns", "UTC")).cast(pl.Int64) == quiet_minute)
     )
-    assert flat.select("trade_count", "volume", "complete").rows() == [(0, 0, True)]
-    assert flat.get_column("open").item() == flat.get_column("close").item()
-    covered = wh.query(
-        "SELECT count(*) FROM coverage "
-        "WHERE channel = 'trade' AND status = 'covered' AND start_time <= ? AND end_time >= ?",
-        [
-            pl.Series([quiet_minute]).cast(pl.Datetime("ns", "UTC")).item(),
-            pl.Series([quiet_minute + MIN]).cast(pl.Datetime("ns", "UTC")).item(),
-        ],
-    ).item()
-    assert covered == 1
+    span = [
+        pl.Series([quiet_minute + MIN]).cast(pl.Datetime("ns", "UTC")).item(),
+        pl.Series([quiet_minute]).cast(pl.Datetime("ns", "UTC")).item(),
+    ]
+    states = wh.query(
+        "SELECT status, reason FROM coverage WHERE channel = 'trade' AND start_time < ? AND end_time > ?", span
+    ).rows()
+    # whatever the replay's timing made of the stretch, the candle says what coverage says: complete only where
+    # the whole minute is covered, and no flat candle over a gap (none, or one marked incomplete)
+    if flat.height and flat.get_column("complete").item():
+        assert states == [("covered", None)], states
+        assert flat.select("trade_count", "volume").rows() == [(0, 0)]
+        assert flat.get_column("open").item() == flat.get_column("close").item()
+    else:
+        assert flat.select("trade_count", "complete").rows() in ([], [(0, False)])
+        assert any(status == "gap" for status, _ in states) and all(
+            reason in ("clock jump", "silent") for status, reason in states if status == "gap"
+        ), states
     # every frame that reached the collector landed exactly once
     raw = read_raw(lake, 0, 2**62)
     ws = raw.filter(pl.col("channel").is_in(["trade", "depth", "bookTicker"]))
