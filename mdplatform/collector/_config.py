@@ -64,14 +64,21 @@ def status_http_address(value: str) -> tuple[str, int] | None:
 
 @dataclass(frozen=True)
 class ExchangeCollectorConfig:
+    #: the exchange's id in the registry (``mdp exchanges`` lists them)
     exchange: str
+    #: the exchange's own instrument ids (a list, or one as a string)
     symbols: tuple[str, ...]
+    #: the exchange's own channel names; each symbol gets every channel
     channels: tuple[str, ...]
-    #: endpoint overrides (a local replay server in tests and the demo); default: the exchange's own
+    #: WebSocket endpoint override (a local replay server in tests and the demo); default: the exchange's own
     ws_url: str | None = None
+    #: REST endpoint override (book snapshots); default: the exchange's own
     rest_url: str | None = None
+    #: streams (symbol x channel) per WebSocket connection; more open further connections
     max_streams_per_connection: int = 200
+    #: first wait before a reconnect; doubled after each failure (with jitter) up to ``reconnect_max_s``
     reconnect_initial_s: float = 0.5
+    #: longest wait between reconnect attempts
     reconnect_max_s: float = 30.0
     #: overrides the exchange's no-data watchdog
     idle_timeout_s: float | None = None
@@ -132,7 +139,9 @@ class Shard:
     of its streams without times (Binance spot ``bookTicker``), so splitting them would leave those uncovered.
     """
 
+    #: this host's shard, 0 .. count - 1
     index: int
+    #: how many hosts share the config
     count: int
     #: owners per (exchange, symbol): 2 collects every pair on two hosts (the transforms keep each trade once)
     replicas: int = 1
@@ -184,7 +193,9 @@ class Shard:
 
 @dataclass(frozen=True)
 class IngestConfig:
+    #: what to collect: one entry per exchange (fields below)
     collectors: tuple[ExchangeCollectorConfig, ...]
+    #: lake root, a local path or ``s3://bucket/prefix`` (None: ``--lake``, else ``$MDP_LAKE``, else ``./lake``)
     lake: str | None = None
     #: where the ingestor writes its status JSON every few seconds (None: not written)
     status_file: str | None = None
@@ -241,17 +252,7 @@ def load_config(path: str | Path, *, shard: str | None = None) -> IngestConfig:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     if not isinstance(data, Mapping) or not isinstance(data.get("collectors"), list) or not data["collectors"]:
         raise ConfigError(f"{path}: expected a mapping with a non-empty 'collectors' list")
-    top = {
-        "collectors",
-        "lake",
-        "status_file",
-        "journal",
-        "journal_budget_mb",
-        "shard",
-        "writer",
-        "status_http",
-        "pg_dsn",
-    }
+    top = {f.name for f in fields(IngestConfig)}
     unknown = sorted(set(data) - top)
     if unknown:
         raise ConfigError(f"{path}: unknown top-level field(s) {unknown}")
