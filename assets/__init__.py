@@ -20,6 +20,8 @@ from ._jobs import (
 from ._raw import RAW_KEY, raw
 from ._rawscan import list_minutes, minute_bounds
 from ._resources import MdpResource
+from ._retention import retention_job, retention_schedule
+from ._schedules import daily_candles_schedule, with_freshness
 from ._settings import Settings
 from .partitions import HOURLY, hour_key, hour_ns, hourly_partitions, mdp_start, start_ns
 
@@ -38,6 +40,7 @@ __all__ = [
     "compaction_job",
     "compaction_schedule",
     "coverage_valid",
+    "daily_candles_schedule",
     "definitions_for",
     "defs",
     "hour_key",
@@ -52,16 +55,18 @@ __all__ = [
     "mdp_start",
     "minute_bounds",
     "raw",
+    "retention_job",
+    "retention_schedule",
     "start_ns",
     "trades_and_coverage",
     "trades_valid",
 ]
 
 defs = Definitions(
-    assets=[raw, *HOURLY_ASSETS],
+    assets=[raw, *with_freshness(HOURLY_ASSETS)],
     asset_checks=CHECKS,
-    jobs=[hourly_job, candles_job, compaction_job],
-    schedules=[compaction_schedule],
+    jobs=[hourly_job, candles_job, compaction_job, retention_job],
+    schedules=[compaction_schedule, daily_candles_schedule, retention_schedule],
     resources={"mdp": MdpResource()},
     # the default executor of every job without its own, the UI's implicit asset job included: a run's few steps
     # in one process (a subprocess per step costs more than the work)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -62,6 +64,17 @@ def _human_bytes(n: int) -> str:
     return f"{size:.1f} TB"
 
 
+def _echo_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    """Left-aligned columns two spaces apart, the header first."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _utc(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat() if value else "-"
+
+
 def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
@@ -100,39 +113,49 @@ def info(dsn: str | None, as_json: bool) -> None:
         )
         for t in found.tables
     ]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    _echo_table(header, rows)
 
 
 @db.command()
 @_DSN
 @click.argument("table", required=False)
 @click.argument("keep", required=False)
-@click.option("--enforce", is_flag=True, help="Delete the rows past each table's retention (plain PostgreSQL).")
+@click.option("--enforce", is_flag=True, help="Delete what the report lists (default: only report it).")
 def retention(dsn: str | None, table: str | None, keep: str | None, enforce: bool) -> None:
-    """Set TABLE's retention to KEEP (an interval such as '30 days', or 'forever'), and/or --enforce it."""
-    from mdplatform.pg import PgError, enforce_retention, set_retention
+    """What each table's retention deletes now: rows and time range older than its cutoff (a dry run), or with
+    --enforce deleted. TABLE KEEP first sets TABLE's retention to KEEP (an interval such as '30 days', or
+    'forever', the default: retention is opt-in)."""
+    from mdplatform.pg import PgError, enforce_retention, plan_retention, set_retention
 
-    if table is None and not enforce:
-        raise click.UsageError("give TABLE KEEP, or --enforce")
     if table is not None and keep is None:
         raise click.UsageError("give the interval to keep TABLE's rows for, e.g. '30 days', or 'forever'")
     try:
         if table is not None:
             set_retention(table, None if keep == "forever" else keep, dsn=_require(dsn))
             click.echo(f"{table}: kept {keep}")
-        if enforce:
-            for name, deleted in enforce_retention(dsn=_require(dsn)).items():
-                click.echo(f"{name}: {deleted:,} rows deleted")
+        plans = enforce_retention(dsn=_require(dsn)) if enforce else plan_retention(dsn=_require(dsn))
     except PgError as exc:
         raise _fail(exc) from None
+    click.echo("deleted:" if enforce else "dry run, nothing deleted (--enforce deletes these rows):")
+    header = ("table", "keep", "cutoff", "rows", "from", "to")
+    rows = [
+        (
+            p.table,
+            p.keep or "forever",
+            _utc(p.cutoff),
+            f"{p.rows:,}" + ("" if p.chunks is None else f" ({p.chunks} chunks)"),
+            _utc(p.first),
+            _utc(p.last),
+        )
+        for p in plans
+    ]
+    _echo_table(header, rows)
 
 
 def _hour_ns(text: str, *, end: bool) -> int:
     """An ISO date or date-time (UTC when naive) as ns, on the hour: ``--from`` the hour holding it; ``--to`` is
     exclusive, rounded up to the hour, and a bare date means through the end of that day."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     try:
         value = datetime.fromisoformat(text.strip().replace(" ", "T"))

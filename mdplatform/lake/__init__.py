@@ -41,6 +41,7 @@ from ._reader import (
     read_raw,
     unreadable_files,
 )
+from ._retention import DayFolder, RetentionStats, expire_days, hours_reading
 from ._stale import remove_stale_temp_files
 from ._stats import LakeStats, lake_stats
 from ._writer import RawWriter, WriterStats
@@ -58,6 +59,7 @@ __all__ = [
     "RAW_TABLE",
     "CompactStats",
     "CompactionBusy",
+    "DayFolder",
     "FileMeta",
     "HourWriter",
     "HourWriterStats",
@@ -68,13 +70,16 @@ __all__ = [
     "Manifest",
     "MinuteTable",
     "RawWriter",
+    "RetentionStats",
     "SpanStats",
     "WriterStats",
     "channel_groups",
     "compact",
+    "expire_days",
     "filesystem",
     "groups_of",
     "hour_parts",
+    "hours_reading",
     "is_local",
     "join",
     "lake_root",

@@ -5,6 +5,7 @@
     replace_window("trades", df, "ts", hour_ns, hour_ns + 3_600 * 10**9)
     replace_windows([Window("trades", ...), Window("coverage", ...)])   # one transaction
     reload_from_lake("lake", start_ns, end_ns)            # PostgreSQL brought back to the lake's partitions
+    plan_retention(); enforce_retention()                 # what retention would delete; delete it (opt-in)
 
 The DSN comes from the ``dsn`` argument or ``$MDP_PG_DSN``; loads share a connection pool per DSN. Loads of the
 same (table, hour) run one at a time across processes (advisory locks) and every wait is bounded (``Timeouts``:
@@ -20,7 +21,7 @@ from ._load import LoadResult, Timeouts, cancel_loads, lock_keys, replace_window
 from ._migrate import Migration, MigrationError, default_migrations_dir, migrate
 from ._pool import close_pools
 from ._reload import ReloadResult, reload_from_lake
-from ._retention import enforce_retention, set_retention
+from ._retention import Retention, enforce_retention, plan_retention, set_retention
 from ._status import StatusWriter, status_rows
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "PgConfigError",
     "PgError",
     "ReloadResult",
+    "Retention",
     "StatusWriter",
     "TableInfo",
     "Timeouts",
@@ -43,6 +45,7 @@ __all__ = [
     "info",
     "lock_keys",
     "migrate",
+    "plan_retention",
     "redact_dsn",
     "reload_from_lake",
     "replace_window",

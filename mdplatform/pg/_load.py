@@ -28,8 +28,9 @@ from psycopg.copy import QueuedLibpqWriter
 
 from mdplatform.warehouse import Window
 
+from ._aggregates import AGGREGATES, refresh_aggregates, refreshes, timescale
 from ._copy import PgColumn, encode, supported, write_rows
-from ._dsn import PgError, database_error, redact_dsn, resolve_dsn
+from ._dsn import PgError, database_error, redact_dsn, resolve_dsn, scrub
 from ._pool import pooled
 
 __all__ = ["LoadResult", "Timeouts", "cancel_loads", "lock_keys", "replace_window", "replace_windows", "table_columns"]
@@ -196,19 +197,26 @@ def replace_windows(
     failure anywhere (a constraint, a bad value mid-COPY, a lost connection, a timeout) leaves every table as it
     was. Concurrent loads of the same (table, hour) run one after the other (advisory locks); a wait over
     ``timeouts`` (default ``Timeouts.from_env()``) is a ``PgError`` naming the table.
-    ``fast=False`` dumps each value through psycopg (Python objects) instead of the column-wise encoder."""
+    ``fast=False`` dumps each value through psycopg (Python objects) instead of the column-wise encoder.
+    With TimescaleDB, the continuous aggregates over a loaded table (``book_metrics_1m``) are then refreshed over
+    its windows, after the commit (``_aggregates``)."""
     dsn = resolve_dsn(dsn)
     limits = timeouts or Timeouts.from_env()
     doing = [", ".join(w.table for w in windows)]  # the table being worked on, for the error
     try:
-        with pooled(dsn) as conn, _active(conn), conn.transaction():
-            conn.execute(f"SET LOCAL lock_timeout = {round(limits.lock_s * 1000)}")
-            conn.execute(f"SET LOCAL statement_timeout = {round(limits.statement_s * 1000)}")
-            names = {_table_key(w.table): w.table for w in windows}
-            for key in lock_keys(windows):
-                doing[:] = [f"{names[key[0]]} (the same hour being loaded by another process)"]
-                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
-            return [_load(conn, w, fast, doing) for w in windows]
+        with pooled(dsn) as conn, _active(conn):
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = {round(limits.lock_s * 1000)}")
+                conn.execute(f"SET LOCAL statement_timeout = {round(limits.statement_s * 1000)}")
+                names = {_table_key(w.table): w.table for w in windows}
+                for key in lock_keys(windows):
+                    doing[:] = [f"{names[key[0]]} (the same hour being loaded by another process)"]
+                    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
+                results = [_load(conn, w, fast, doing) for w in windows]
+                sources = any(w.table in AGGREGATES for w in windows)
+                calls = refreshes(windows) if sources and timescale(conn) else []
+            _refresh(conn, calls, dsn, limits)
+            return results
     except psycopg.errors.LockNotAvailable:
         raise PgError(
             f"loading into {redact_dsn(dsn)}: waited {limits.lock_s:g} s for a lock on {doing[0]}, held by another "
@@ -223,6 +231,19 @@ def replace_windows(
         raise PgError(f"loading {doing[0]} into {redact_dsn(dsn)}: {why}; nothing was replaced") from None
     except psycopg.Error as exc:
         raise database_error(dsn, f"loading {', '.join(w.table for w in windows)}", exc) from None
+
+
+def _refresh(conn: psycopg.Connection, calls: list[tuple[str, datetime, datetime]], dsn: str, limits: Timeouts) -> None:
+    """The continuous aggregates over the windows just committed (TimescaleDB only: ``calls`` is empty otherwise).
+    A failure fails the load, though its rows stay: a re-run replaces them alike and refreshes again."""
+    try:
+        refresh_aggregates(conn, calls, lock_s=limits.lock_s, statement_s=limits.statement_s)
+    except psycopg.Error as exc:
+        views = ", ".join(sorted({view for view, _, _ in calls}))
+        raise PgError(
+            f"loaded, but refreshing {views} over the loaded window(s) ({redact_dsn(dsn)}) failed: "
+            f"{scrub(str(exc), dsn)}; a re-run of the load refreshes it again"
+        ) from None
 
 
 def replace_window(

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -91,8 +92,11 @@ class Dagster:
     def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
         request = urllib.request.Request(f"{self.url}/graphql", body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            out = json.load(response)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                out = json.load(response)
+        except urllib.error.HTTPError as exc:  # the server's own words, not only its status
+            raise AssertionError(f"{exc}: {exc.read()[:2000]!r}\n{self.tail()}") from None
         assert "errors" not in out, out["errors"]
         return out["data"]  # type: ignore[no-any-return]
 

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import polars as pl
 import pytest
+from _pipeline import record
 from candle_reference import H23, MIN, read_lines, spot_files, write_lines
 from click.testing import CliRunner, Result
 
@@ -155,12 +156,28 @@ def lake_trades(lake: Path) -> pl.DataFrame:
     return Warehouse(str(lake / "warehouse.duckdb")).query("SELECT * FROM trades WHERE symbol = 'BTC-USDT'")
 
 
+def record_backfill(fault: str, lake: Path, before: int, exit: str, note: str, *, served: int = 0) -> None:
+    """A row of docs/reliability.md's pipeline table: the lake's trades after the backfill against what they must be:
+    those before it plus the ``served`` new trades the host answered with plausible pages (a gap that fails keeps
+    the pages it fetched; nothing else may change)."""
+    after = lake_trades(lake)
+    distinct = after.select(pl.struct("exchange", "symbol", "trade_id").n_unique()).item()
+    record(fault, expected=before + served, found=after.height, duplicated=after.height - distinct, exit=exit,
+           note=note)  # fmt: skip
+
+
 def test_pages_that_never_pass_the_gap_stop_at_the_page_limit(lake: Path) -> None:
     """Each page holds ``limit`` records with the next ids, all dated at the gap's start: the fetch would never
     reach the gap's end (this ran for hundreds of requests, RSS growing to 760 MB)."""
+    trades_before = lake_trades(lake)
+    before = trades_before.height
+    known = set(trades_before.get_column("trade_id").to_list())
+    served: set[str] = set()
 
     def stuck(handler: BaseHTTPRequestHandler, q: dict[str, str]) -> None:
-        reply(handler, records(int(q["fromId"]), int(q["limit"]), INSIDE, "61000.00"))
+        page = records(int(q["fromId"]), int(q["limit"]), INSIDE, "61000.00")
+        served.update(str(r["id"]) for r in page)
+        reply(handler, page)
 
     with host(stuck) as (url, asked):
         result = run_backfill(lake, url, "--max-pages", "4")
@@ -170,6 +187,13 @@ def test_pages_that_never_pass_the_gap_stop_at_the_page_limit(lake: Path) -> Non
     assert line.endswith("4000 trades in 4 pages; failed: gave up after 4 pages (the gap's page limit)"), line
     assert asked == ["/api/v3/historicalTrades"] * 4
     assert "1 of 1 gap(s) not filled because of errors" in result.output
+    record_backfill(
+        "`mdp backfill` against a REST host whose pages never pass the gap", lake, before, "1",
+        "stopped at the gap's page limit (`--max-pages 4`: 4 requests), one line naming the gap and why; before: "
+        "hundreds of requests for a 2,150-id gap, RSS growing to 760 MB. The 4 pages it fetched are kept (expected "
+        "counts their new ids): a gap that fails keeps what was healed",
+        served=len(served - known),
+    )  # fmt: skip
 
 
 def test_a_byte_limit_stops_a_host_sending_too_much(lake: Path) -> None:
@@ -200,6 +224,7 @@ def test_a_trickling_host_meets_the_request_deadline(lake: Path) -> None:
             handler.wfile.flush()
             time.sleep(1)
 
+    before = lake_trades(lake).height
     with host(trickle) as (url, asked):
         result = run_backfill(lake, url, "--request-timeout", "2", "--retries", "1")
     assert result.exit_code == 1, result.output
@@ -216,18 +241,29 @@ def test_a_trickling_host_meets_the_request_deadline(lake: Path) -> None:
     _, line = the_gap(result.output)
     assert line.endswith("0 trades in 0 pages; failed: not done within 3 s (the gap's time limit)"), line
     assert len(asked) == 1
+    record_backfill(
+        "`mdp backfill` against a REST host that trickles a byte a second", lake, before, "1 and 1",
+        "the whole request has a deadline (2 s: the request and its one retry fail), and the gap its own time limit "
+        "(3 s) whatever the requests do; before: a per-read timeout that never fired, one request never ended",
+    )  # fmt: skip
 
 
 def test_no_network_fails_every_gap_with_exit_1(lake: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the with ends: connections are refused
+    before = lake_trades(lake).height
     result = run_backfill(lake, f"http://127.0.0.1:{port}", "--retries", "1")
     assert result.exit_code == 1, result.output
     _, line = the_gap(result.output)
     assert "failed: GET /api/v3/historicalTrades: HTTP 0: transport error: ConnectError" in line, line
     assert "filled 0 of 1 gap(s)" in result.output
     assert result.output.rstrip().endswith("Error: 1 of 1 gap(s) not filled because of errors (listed above)")
+    record_backfill(
+        "`mdp backfill` with no network (connections refused)", lake, before, "1",
+        "filled 0 of 1 gap(s), the gap listed with its ConnectError; before: 142 s of retries, 0 of 2 gaps filled, "
+        "exit 0 (and time before collection began asked for)",
+    )  # fmt: skip
 
 
 def test_a_page_of_implausible_prices_is_rejected_and_never_lands(lake: Path) -> None:
@@ -257,6 +293,11 @@ def test_a_page_of_implausible_prices_is_rejected_and_never_lands(lake: Path) ->
     candles = Warehouse(str(lake / "warehouse.duckdb")).query("SELECT * FROM candles ORDER BY ALL")
     assert candles.equals(candles_before)
     assert candles.get_column("low").min() > 50_000
+    record_backfill(
+        "`mdp backfill`: a REST page pricing the missing ids at 1.0 (the market near 61,000)", lake, before.height,
+        "1", "the page is rejected with its reason (prices outside ±25% of the neighbouring trades), nothing of it "
+        "lands, candles unchanged; before: 'complete' 1m candles with a low of 1.0",
+    )  # fmt: skip
 
 
 def test_the_recording_itself_fills_the_one_gap(lake: Path, shared_data: Path) -> None:

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -95,19 +96,33 @@ def _with_db(admin: str, name: str) -> str:
     return str(psycopg.conninfo.make_conninfo(admin, dbname=name))
 
 
-@pytest.fixture(scope="module")
-def pg_dsn(pg_admin: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A database of its own for the test module (unique name), dropped after it."""
+@contextmanager
+def _database(admin: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new empty database (unique name after the test module), dropped after."""
     name = f"mdp_test_{request.module.__name__.rsplit('.', 1)[-1].removeprefix('test_')}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_admin, autocommit=True) as conn:
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = _with_db(pg_admin, name)
+    dsn = _with_db(admin, name)
     try:
         yield dsn
     finally:
         close_pools(dsn)
-        with psycopg.connect(pg_admin, autocommit=True) as conn:
+        with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def pg_dsn(pg_admin: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database of its own for the test module, dropped after it."""
+    with _database(pg_admin, request) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def fresh_dsn(pg_admin: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database of its own for the test (a migration path from an older state), dropped after it."""
+    with _database(pg_admin, request) as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="module")

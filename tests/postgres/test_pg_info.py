@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from pgdata import H0, HOUR, trades_frame
 
 from mdplatform.cli import cli
-from mdplatform.pg import PgConfigError, PgError, info, migrate, redact_dsn, replace_window
+from mdplatform.pg import PgConfigError, PgError, default_migrations_dir, info, migrate, redact_dsn, replace_window
 
 SECRET = "hunter2-s3cret"
+FILES = sorted(p.name for p in default_migrations_dir().glob("*.sql"))
 #: the last trade loaded below (to the microsecond, as PostgreSQL keeps it)
 LAST = datetime.fromtimestamp((H0 + HOUR + 33 * (HOUR // 34) + 1_000) // 1_000 / 1e6, UTC)
 
@@ -36,7 +37,7 @@ def test_info_values(loaded: str) -> None:
     found = info(loaded)
     assert int(found.server_version.split(".")[0]) >= 13
     assert found.timescaledb is None
-    assert [m.version for m in found.migrations] == [1, 2, 3, 4]
+    assert [m.name for m in found.migrations] == FILES
     tables = {t.name: t for t in found.tables}
     trades = tables["trades"]
     assert (trades.rows, trades.time_column, trades.hypertable, trades.retention) == (1_234, "ts", False, None)
@@ -44,7 +45,7 @@ def test_info_values(loaded: str) -> None:
     assert trades.last == LAST
     assert trades.bytes > 100_000
     assert tables["candles"].rows == 0 and tables["candles"].first is None
-    assert tables["book_snapshots"].retention == "30 days"
+    assert {t.retention for t in found.tables} == {None}  # retention is opt-in (005_retention_opt_in.sql)
 
 
 def test_cli_info_table_and_json(loaded: str) -> None:
@@ -54,7 +55,7 @@ def test_cli_info_table_and_json(loaded: str) -> None:
     assert lines[0] == f"database:    {redact_dsn(loaded)}"
     assert lines[1].startswith("server:      PostgreSQL ")
     assert lines[2] == "timescaledb: no: plain tables"
-    assert lines[3] == "migrations:  4 applied, last 004_collector_status.sql"
+    assert lines[3] == f"migrations:  {len(FILES)} applied, last {FILES[-1]}"
     trades = next(line.split() for line in lines if line.startswith("trades "))
     assert trades[:2] == ["trades", "1,234"]
     assert trades[4:] == ["2024-08-09T00:00:00+00:00", LAST.isoformat(), "forever"]
