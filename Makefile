@@ -46,9 +46,11 @@ soak: install
 # the UI on the demo lake (.demo/env.sh, written by `make demo`: its lake, healing off) unless MDP_LAKE names one
 # the webserver and the daemon, what `dagster dev` runs, without its start-up warnings (`dagster dev` is superseded
 # by `dg dev`, which needs a dg project; it also warns that the repo's dagster.yaml is ignored: DAGSTER_HOME has a copy)
+# the instance's SQLite storages are created first: the daemon and the webserver creating them at once race
 dagster: install
 	@if [ -z "$$MDP_LAKE" ] && [ -f .demo/env.sh ]; then source .demo/env.sh; fi; \
 	echo "Dagster UI on the lake $${MDP_LAKE:-./lake}: http://127.0.0.1:3000"; \
+	$(PY) -c "from dagster import DagsterInstance; DagsterInstance.get()"; \
 	$(VENV)/bin/dagster-daemon run -w workspace.yaml & daemon=$$!; \
 	trap 'kill $$daemon 2>/dev/null; wait $$daemon' EXIT; \
 	$(VENV)/bin/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -102,6 +102,8 @@ class HourRunner:
     run_hours: int = 24
     failed: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
+    #: check evaluations that passed (one per check and run)
+    checks_passed: int = 0
     #: the first error of each failed run's failed steps ("step: Error: message")
     errors: list[str] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
@@ -216,6 +218,8 @@ class HourRunner:
         for ev in result.get_asset_check_evaluations():
             if not ev.passed:
                 self.failed_checks.append(f"{ev.check_name}: {ev.description or ''}")
+            else:
+                self.checks_passed += 1
         for mat in result.get_asset_materialization_events():
             for name in ("late_trades", "rejects"):
                 value = getattr(mat.materialization.metadata.get(name), "value", 0) or 0

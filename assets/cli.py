@@ -147,6 +147,8 @@ def materialize(start: str | None, end: str | None, lake: str | None, warehouse:
     for path, reason in unreadable_files(root):
         # moved aside by a read (the hours went on without it), until someone looks at it
         click.echo(f"unreadable file set aside: {path}: {reason}", err=True)
+    # what the Dagster UI shows on each asset's Checks tab (Data Docs of failed ones: <lake>/quality/data_docs/)
+    click.echo(f"quality checks: {runner.checks_passed} passed, {len(failed_checks)} failed")
     for line in failed_checks:
         click.echo(f"check failed: {line}", err=True)
     if failed:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shlex
 import shutil
 import signal
@@ -153,10 +154,17 @@ def main() -> int:
         raise SystemExit(f"ingest exited with {ingest.returncode}")
 
     step("materializing trades, candles, order books and heatmaps with Dagster (mdp materialize)")
-    subprocess.run([*MDP, "materialize", "--lake", str(LAKE)], check=True, env=env, cwd=REPO)
+    done = subprocess.run(
+        [*MDP, "materialize", "--lake", str(LAKE)], check=True, env=env, cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    print(done.stdout, end="")
 
     step("checking the results against the recording")
     failures = check(sent, shift_ns, captures)
+    # the Great Expectations checks ran with the assets (their results are in the Dagster UI, `make dagster`)
+    quality = re.search(r"quality checks: (\d+) passed, (\d+) failed", done.stdout)
+    if quality is None or int(quality.group(1)) == 0 or int(quality.group(2)):
+        failures.append(f"quality checks: {quality.group(0) if quality else 'no summary from mdp materialize'}")
     failures += check_books()
     summarize()
     print(

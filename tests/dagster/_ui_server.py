@@ -183,6 +183,10 @@ def dagster_ui(env: dict[str, str], logs: Path) -> Iterator[Dagster]:
         "webserver": [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
     }
     paths = []
+    # the instance's SQLite storages first, as `make dagster` does: two processes creating them at once race
+    # (the webserver died on a CREATE TABLE the daemon had just run)
+    init = [sys.executable, "-c", "from dagster import DagsterInstance; DagsterInstance.get()"]
+    subprocess.run(init, cwd=REPO, env=env, check=True, capture_output=True)
     with ExitStack() as stack:
         for name, command in commands.items():
             path = logs / f"{name}.log"

@@ -26,7 +26,10 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXPECTED = {
     "mdp --version": r"\d+\.\d+",
     "mdp exchanges": r"(?m)^binance .*\n(.*\n)*^okx ",
-    "mdp materialize": r"materialized \d hour\(s\)(.*\n)*binance/BTC-USDT +19904 +19904 +10/11",
+    "mdp materialize": (
+        r"materialized \d hour\(s\)(.*\n)*binance/BTC-USDT +19904 +19904 +10/11"
+        r"(.*\n)*quality checks: [1-9]\d* passed, 0 failed"
+    ),
     'mdp sql "select * from candles': r"BTC-USDT(.*\n)+\(20 rows\)",
     'mdp sql "select * from trade_counts" --format csv': r'"binance","BTC-USDT",19904,19904,',
     "mdp plot candles": r"11 1m candles \(1 incomplete\)",
