@@ -112,23 +112,32 @@ def _run(
 ) -> AssetCheckResult:
     """``build``'s suites validated for each hour of the context; one result over them (``extra``: more
     metadata)."""
-    from mdplatform.quality import validate
+    from mdplatform.quality import merge_suites, validate
 
     settings = mdp.settings()
     docs = quality_docs(settings)
     hours = _hours(context)
-    reports: list[tuple[int, Report]] = []
+    built: list[tuple[int, list[Suite]]] = []
     missing: list[str] = []
     for hour in hours:
         suites = build(settings, hour)
         if isinstance(suites, str):
             missing.append(f"{hour_text(hour)}: {suites}")
-            continue
-        # the run's name in the stored results and Data Docs folders: the partition key without its colon
-        reports.append((hour, validate(suites, hour_key(hour).replace(":", ""), docs, pages=settings.data_docs)))
+        else:
+            built.append((hour, suites))
+    reports: list[tuple[int, Report]] = []
+    if built:
+        # one validation for the run's hours: GX costs about half a second per validation whatever its rows, so
+        # a range of hours is validated as one frame per suite (the rules are relative to each row's own hour)
+        first, last = built[0][0], built[-1][0]
+        # the run's name in the stored results and Data Docs folders: the partition key(s) without colons
+        name = hour_key(first) if first == last else f"{hour_key(first)}--{hour_key(last)}"
+        merged = merge_suites([suites for _, suites in built])
+        reports.append((first, validate(merged, name.replace(":", ""), docs, pages=settings.data_docs)))
+    span = f"{hour_text(built[0][0])} .. {hour_text(built[-1][0])}" if len(built) > 1 else None
 
     def named(hour: int, text: str) -> str:
-        return f"{hour_text(hour)}: {text}" if len(hours) > 1 else text
+        return f"{span or hour_text(hour)}: {text}" if len(hours) > 1 else text
 
     problems = missing + [named(h, p) for h, r in reports for p in r.problems()]
     examples = {named(h, k): v for h, r in reports for k, v in r.examples().items()}

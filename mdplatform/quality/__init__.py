@@ -21,7 +21,7 @@ from ._market import (
 )
 from ._quarantine import FRAME_ERROR, QUARANTINE, STAGES, quarantine_rows, quarantine_suites
 from ._report import Outcome, Report
-from ._rules import Rule, Suite
+from ._rules import Rule, Suite, merge_suites
 
 __all__ = [
     "FRAME_ERROR",
@@ -41,6 +41,7 @@ __all__ = [
     "coverage_suites",
     "cross_exchange_suites",
     "id_continuity_suites",
+    "merge_suites",
     "quarantine_counts_suites",
     "quarantine_rows",
     "quarantine_suites",

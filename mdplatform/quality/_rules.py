@@ -8,7 +8,7 @@ GX like any other column (``flag``): the decimals are compared exactly in polars
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
@@ -22,6 +22,7 @@ __all__ = [
     "flag",
     "flag_columns",
     "in_set",
+    "merge_suites",
     "not_null",
     "offset_s",
     "schema_matches",
@@ -128,3 +129,30 @@ def schema_suite(table: str, df: pl.DataFrame, expected: Mapping[str, pl.DataTyp
 def schema_matches(df: pl.DataFrame, expected: Mapping[str, pl.DataType]) -> bool:
     """Whether ``df`` has the contract's columns, in order, with its types (else only the schema suite runs)."""
     return df.columns == list(expected) and all(df.schema[c] == t for c, t in expected.items())
+
+
+def merge_suites(per_hour: Sequence[Sequence[Suite]]) -> list[Suite]:
+    """The suites of several hours as one list to validate at once: a suite of the same name and rules in every
+    hour becomes one over the hours' rows (the rules are relative to each row's own hour: offsets from the
+    partition start, flags computed per hour), in the order the suites first appear. A gate suite (a schema) is
+    kept once when every hour's frame is the same, else once per distinct frame; a suite whose rules differ between
+    hours stays apart, named with its position."""
+    if len(per_hour) == 1:
+        return list(per_hour[0])
+    groups: dict[str, list[Suite]] = {}
+    for suites in per_hour:
+        for suite in suites:
+            groups.setdefault(suite.name, []).append(suite)
+    merged: list[Suite] = []
+    for name, suites in groups.items():
+        first = suites[0]
+        if first.gate or any(s.rules != first.rules for s in suites):
+            distinct: list[Suite] = []
+            for s in suites:
+                if not any(d.rules == s.rules and d.frame.equals(s.frame) for d in distinct):
+                    distinct.append(s)
+            merged += [d if i == 0 else replace(d, name=f"{name}.{i + 1}") for i, d in enumerate(distinct)]
+            continue
+        frame = pl.concat([s.frame for s in suites], how="diagonal_relaxed")
+        merged.append(replace(first, frame=frame))
+    return merged

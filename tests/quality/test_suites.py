@@ -343,3 +343,28 @@ def test_data_docs_pages_for_failures_by_default_and_for_all_when_asked(lake: st
     every = validate(trades_suites(trades, H00), "2024-08-09-0000", docs=str(tmp_path / "b"), pages=True)
     assert not every.failed and "trades" in every.pages and Path(every.pages["trades"]).is_file()
     assert every.index is not None and Path(every.index).is_file()
+
+
+def test_hours_merge_into_one_validation_with_the_same_verdicts(lake: str) -> None:
+    """A run's hours are validated at once (GX costs about half a second per validation): the merged suites find
+    what the hours' own suites find, the schema suite is kept once, and rows of every hour are counted."""
+    from mdplatform.quality import merge_suites
+
+    trades = _part(lake, "trades")
+    half = trades.height // 2
+    # two parts of the hour stand for two hours (their rows are relative to the same hour start)
+    good, rest = trades.head(half), trades.tail(trades.height - half)
+    bad = rest.with_columns(_first_row("price", pl.lit(Decimal("-1")).cast(pl.Decimal(38, 12))))
+    hours = [trades_suites(good, H00), trades_suites(bad, H00)]
+    merged = merge_suites(hours)
+    assert [s.name for s in merged] == [s.name for s in hours[0]]  # the schema once, the rules once
+    assert merged[-1].frame.height == trades.height
+    report = validate(merged, "merged")
+    assert report.failing == 1 and "price > 0: 1 of" in _one(report)
+    assert not validate(merge_suites([trades_suites(good, H00), trades_suites(rest, H00)]), "clean").failed
+    # a trade in two hours is one trade twice: the merged uniqueness rule sees it, as no single hour could
+    twice = validate(merge_suites([trades_suites(good, H00), trades_suites(good.head(1), H00)]), "twice")
+    assert twice.failing == 2 and "one row per (exchange, symbol, trade_id)" in _one(twice)
+    # a schema that differs in one hour is validated apart, and names that hour's columns
+    odd = merge_suites([trades_suites(good, H00), trades_suites(good.drop("fills"), H00)])
+    assert [s.name for s in odd] == ["trades.schema", "trades.schema.2", "trades"]
