@@ -126,18 +126,20 @@ def _run(
         else:
             built.append((hour, suites))
     reports: list[tuple[int, Report]] = []
-    if built:
-        # one validation for the run's hours: GX costs about half a second per validation whatever its rows, so
-        # a range of hours is validated as one frame per suite (the rules are relative to each row's own hour)
-        first, last = built[0][0], built[-1][0]
-        # the run's name in the stored results and Data Docs folders: the partition key(s) without colons
+    spans: dict[int, str] = {}
+    for chunk in _chunks(built):
+        # the hours of a chunk in one validation: GX costs about half a second per validation whatever its rows,
+        # so consecutive hours are validated as one frame per suite (the rules are relative to each row's own
+        # hour), up to a row budget that keeps the frames GX converts small
+        first, last = chunk[0][0], chunk[-1][0]
+        # the name in the stored results and Data Docs folders: the partition key(s) without colons
         name = hour_key(first) if first == last else f"{hour_key(first)}--{hour_key(last)}"
-        merged = merge_suites([suites for _, suites in built])
+        merged = merge_suites([suites for _, suites in chunk])
         reports.append((first, validate(merged, name.replace(":", ""), docs, pages=settings.data_docs)))
-    span = f"{hour_text(built[0][0])} .. {hour_text(built[-1][0])}" if len(built) > 1 else None
+        spans[first] = hour_text(first) if first == last else f"{hour_text(first)} .. {hour_text(last)}"
 
     def named(hour: int, text: str) -> str:
-        return f"{span or hour_text(hour)}: {text}" if len(hours) > 1 else text
+        return f"{spans.get(hour, hour_text(hour))}: {text}" if len(hours) > 1 else text
 
     problems = missing + [named(h, p) for h, r in reports for p in r.problems()]
     examples = {named(h, k): v for h, r in reports for k, v in r.examples().items()}
@@ -172,6 +174,26 @@ def _run(
         metadata=metadata,
         description="; ".join(shown) if shown else None,
     )
+
+
+#: rows (of a chunk's largest suite frame) validated at once: about 10 hours of a busy symbol's trades
+CHUNK_ROWS = 1_000_000
+#: hours validated at once at most (a quiet range: its validations stay one per day)
+CHUNK_HOURS = 24
+
+
+def _chunks(built: list[tuple[int, list[Suite]]]) -> list[list[tuple[int, list[Suite]]]]:
+    """Consecutive hours in chunks of at most ``CHUNK_HOURS`` hours and about ``CHUNK_ROWS`` rows."""
+    chunks: list[list[tuple[int, list[Suite]]]] = []
+    rows = 0
+    for hour, suites in built:
+        size = max((s.frame.height for s in suites), default=0)
+        if not chunks or len(chunks[-1]) >= CHUNK_HOURS or (rows + size > CHUNK_ROWS and chunks[-1]):
+            chunks.append([])
+            rows = 0
+        chunks[-1].append((hour, suites))
+        rows += size
+    return chunks
 
 
 def _missing(settings: Settings, table: str, hour: int) -> str:
