@@ -140,7 +140,7 @@ def ingest(
     logging.getLogger("mdplatform").setLevel(min(logging.getLogger().level, logging.INFO))
     try:
         result = asyncio.run(run(config, lake=lake, duration_s=duration, status_every_s=status_interval))
-    except JournalError as exc:  # the journal cannot be opened (in use, not writable)
+    except (JournalError, ConfigError) as exc:  # the journal cannot be opened; a setting checked at start
         raise click.ClickException(str(exc)) from exc
     status = result.status
     click.echo(

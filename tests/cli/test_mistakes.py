@@ -153,7 +153,29 @@ MISTAKES = [
         1,
     ),
     Mistake("no-such-command", ("materialise",), "No such command 'materialise'", 2),
+    Mistake(
+        "ingest-unparsable-pg-dsn",
+        ("ingest", "--config", "{tmp}/bad-pg.yaml", "--duration", "1"),
+        "pg_dsn: the PostgreSQL DSN cannot be parsed (its text is not shown: it may hold a password)",
+        1,
+    ),
+    Mistake(
+        "ingest-status-http-typo",
+        ("ingest", "--config", "{tmp}/ok.yaml", "--duration", "1"),
+        "$MDP_STATUS_HTTP: must be HOST:PORT, PORT or off, not 'nine'",
+        1,
+        env={"MDP_STATUS_HTTP": "nine"},
+    ),
 ]
+
+#: a collector config whose exchange endpoint is a closed loopback port (nothing is reached)
+CONFIG = """collectors:
+  - exchange: binance
+    symbols: [BTCUSDT]
+    channels: [trade]
+    ws_url: ws://127.0.0.1:9
+status_http: {http}
+"""
 
 
 def _fill(text: str, tmp: Path, data: Path) -> str:
@@ -178,6 +200,8 @@ def test_a_mistake_gives_one_line_and_a_non_zero_exit(mistake: Mistake, tmp_path
     (tmp_path / "empty.gz").write_bytes(gzip.compress(b"\n\n"))
     (tmp_path / "corrupt.gz").write_bytes(b"\x1f\x8b" + bytes(range(256)) * 8)
     _cut(DEMO / "btcusdt_20240809.gz", tmp_path / "btcusdt_cut.gz", 600_000)
+    (tmp_path / "ok.yaml").write_text(CONFIG.format(http="null"))
+    (tmp_path / "bad-pg.yaml").write_text(CONFIG.format(http="'off'") + 'pg_dsn: "this is not a dsn"\n')
     env = {**os.environ, "MDP_LAKE": str(tmp_path / "lake"), "DAGSTER_HOME": str(tmp_path / "dagster")}
     env.update({k: _fill(v, tmp_path, shared_data) for k, v in mistake.env.items()})
     argv = [_fill(a, tmp_path, shared_data) for a in mistake.argv]
