@@ -14,12 +14,15 @@ import httpx
 import pytest
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-# the heatmap assets' pictures cost about a second each per hour run; the tests about pictures turn them back on
-# (tests/dagster/test_book_assets.py), the others test the data
-os.environ.setdefault("MDP_PICTURES", "0")
-# likewise the book step (a few seconds per hour of recording) in the hourly runs of the tests about trades, coverage
-# and candles; the book tests, the demo and the sinks' tests turn it on
-os.environ.setdefault("MDP_BOOKS", "0")
+#: features on by default that cost seconds per hour run: the book step and the heatmap pictures. The tests of one
+#: part (transforms, assets, sinks, faults) leave them off unless they are about them (those turn them on); the
+#: tests of what users run (``AS_USERS_GET``: end to end, the UI, the CLI, the notebook) get the defaults
+COSTLY_FEATURES = ("MDP_BOOKS", "MDP_PICTURES")
+AS_USERS_GET = ("e2e", "ui", "cli", "notebooks")
+#: what the environment of `make test` itself said (kept for every test)
+_GIVEN = {name: os.environ.get(name) for name in COSTLY_FEATURES}
+for _name in COSTLY_FEATURES:  # while modules are collected; each test then gets its own (pytest_runtest_setup)
+    os.environ.setdefault(_name, "0")
 
 REPO = Path(__file__).resolve().parents[1]
 # the independent candle computation lives with the transform tests; the repo root makes `assets`/`sensors`
@@ -142,3 +145,18 @@ SLOWEST_FIRST = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {path: i for i, path in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the test's fixtures (module and session ones included) are set up: the defaults users get for the
+    tests of what they run, the costly features off for the others (unless the environment of the run set them)."""
+    parts = Path(str(item.path)).relative_to(REPO / "tests").parts
+    as_users_get = bool(parts) and parts[0] in AS_USERS_GET
+    for name, given in _GIVEN.items():
+        if given is not None:
+            os.environ[name] = given
+        elif as_users_get:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = "0"
