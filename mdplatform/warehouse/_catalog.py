@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fsspec
 import pyarrow as pa
@@ -37,7 +38,17 @@ from mdplatform.lake import filesystem, is_local, join
 from ._lakeviews import MINUTE_TREES, lake_view_sql
 from ._served import SERVED
 
-__all__ = ["DAY_BRANCHES_DAYS", "catalog_layout", "catalog_statements", "contract_columns", "split_ddl"]
+if TYPE_CHECKING:
+    import duckdb  # imported where used: the catalog module loads without DuckDB
+
+__all__ = [
+    "DAY_BRANCHES_DAYS",
+    "catalog_layout",
+    "catalog_statements",
+    "contract_columns",
+    "described_columns",
+    "split_ddl",
+]
 
 #: days before the newest day folder of a table that keep a branch each (from the start of that month); older days
 #: share one per month
@@ -61,16 +72,22 @@ def _contract_columns(table_ddl: tuple[str, ...]) -> dict[str, tuple[tuple[str, 
     try:
         for text in table_ddl:
             con.execute(text)
-        rows = con.execute(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
-        ).fetchall()
+        out = described_columns(con)
     finally:
         con.close()
-    out: dict[str, list[tuple[str, str]]] = {}
-    for table, column, dtype in rows:
-        out.setdefault(table, []).append((column, dtype))
     return {table: tuple(columns) for table, columns in out.items()}
+
+
+def described_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
+    """relation -> [(column, DuckDB type)] of every table and view of ``con``'s main schema, in column order."""
+    rows = con.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
+    ).fetchall()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for relation, column, dtype in rows:
+        out.setdefault(relation, []).append((column, dtype))
+    return out
 
 
 def contract_columns(table_ddl: Sequence[str]) -> dict[str, list[tuple[str, str]]]:

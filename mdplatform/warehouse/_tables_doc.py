@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from ._catalog import split_ddl
+from ._catalog import described_columns, split_ddl
 from ._lakeviews import MINUTE_TREES, lake_view_sql
 from ._served import SERVED
 
@@ -219,16 +219,9 @@ def relation_columns(ddl: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
                 pq.write_table(schema.empty_table(), folder / "empty.parquet")
             for statement in lake_view_sql(lake, Path(tmp) / "anchors"):
                 con.execute(statement)
-            rows = con.execute(
-                "SELECT table_name, column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
-            ).fetchall()
+            return described_columns(con)
     finally:
         con.close()
-    out: dict[str, list[tuple[str, str]]] = {}
-    for relation, column, dtype in rows:
-        out.setdefault(relation, []).append((column, dtype))
-    return out
 
 
 def _meaning(relation: str, column: str, notes: dict[tuple[str, str], str]) -> str:
