@@ -154,7 +154,6 @@ def test_a_client_that_knows_the_budget_is_never_refused(shared_data: Path) -> N
             )
             assert reply.status == 200 and reply.request == "GET /fapi/v1/historicalTrades?symbol=BTCUSDT&limit=1"
             assert client.host_limit(base + "/anything") == budget
-            started = time.monotonic()
             pages = await fetch_all(
                 history,
                 client,
@@ -164,14 +163,17 @@ def test_a_client_that_knows_the_budget_is_never_refused(shared_data: Path) -> N
                 base_url=base,
                 after_id=id_before(trades, a.time_ms),
             )
-            elapsed = time.monotonic() - started
             assert [r["id"] for p in pages for r in p.records] == [
                 t.id for t in trades if a.time_ms <= t.time_ms < b.time_ms
             ]
             assert len(pages) == 9
             assert server.rest_throttled == client.stats.throttled == 0
-            # 10 requests of weight 20 at 100 per second: the second half waits for the first to leave the window
-            assert elapsed >= 0.95 and client.stats.waited_s >= 0.9
+            # 10 requests of weight 20 at 100 per second: any 6 in a row (weight 120) span at least the 1 s window.
+            # Asserted on the send times, not on the wall time of the whole fetch: a loaded machine makes requests
+            # slower (less waiting needed), never closer together (the 0.05 s is the send hook's own jitter).
+            sent = [t for t, _ in wire.sent]
+            assert len(sent) == 10
+            assert min(sent[i + 5] - sent[i] for i in range(len(sent) - 5)) >= 0.95
             used = [int(h["X-MBX-USED-WEIGHT-1S"]) for _, _, h in wire.answers]
             assert max(used) <= 100 and used[:5] == [20, 40, 60, 80, 100]
 
