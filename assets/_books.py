@@ -31,7 +31,7 @@ from mdplatform.book import (
     rollup_heatmap,
     samples_schema,
 )
-from mdplatform.exchanges import EXCHANGES
+from mdplatform.exchanges import book_venues
 from mdplatform.lake import filesystem, join, list_exchanges
 from mdplatform.schemas import COVERAGE, TRADES
 from mdplatform.transforms import GAP_STATUS, HOUR_NS, MINUTE_NS, USD_LIKE, trade_heatmap
@@ -61,11 +61,7 @@ _CHECKPOINT_SCHEMA: dict[str, pl.DataType] = {"exchange": pl.String(), "symbol":
 
 def _rebuildable() -> dict[str, frozenset[str]]:
     """exchange id -> the raw channels its book builder reads, for exchanges that have one."""
-    return {
-        xid: book_channels(xid)
-        for xid, exchange in EXCHANGES.items()
-        if callable(getattr(exchange, "book_builder", None))
-    }
+    return {xid: book_channels(exchange) for xid, exchange in book_venues().items()}
 
 
 def _checkpoints(settings: Settings, hour: int) -> dict[tuple[str, str], BookCheckpoint]:
@@ -134,13 +130,14 @@ def materialize_books_hour(
     results: list[BookSamples] = []
     for xid in (x for x in list_exchanges(settings.root) if x in channels):
         # the hour's book frames of the exchange, read once for all its symbols
-        rows = lake_book_rows(settings.root, xid, hour, end, lateness_ns=settings.lateness_ns)
+        exchange = book_venues()[xid]
+        rows = lake_book_rows(settings.root, exchange, hour, end, lateness_ns=settings.lateness_ns)
         for symbol in sorted(s for s in rows.get_column("symbol").unique().to_list() if s):
-            normalized = EXCHANGES[xid].normalize_symbol(symbol)
+            normalized = exchange.normalize_symbol(symbol)
             results.append(
                 book_samples(
                     rows.filter(pl.col("symbol") == symbol),
-                    xid,
+                    exchange,
                     symbol,
                     start_ns=hour,
                     end_ns=end,

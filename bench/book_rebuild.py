@@ -43,6 +43,7 @@ from _report import bench_line
 
 from mdplatform.book import BookHeatmapSpec, BookRows, Rebuild, book_clock, book_samples
 from mdplatform.capture import import_capture
+from mdplatform.exchanges import get_exchange
 from mdplatform.lake import read_raw
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,13 +82,13 @@ def dict_book(rows: list[tuple[int, str, str]]) -> int:
 
 
 def rebuild(xid: str, symbol: str, rows: BookRows) -> Rebuild:
-    r = Rebuild(xid, symbol)
+    r = Rebuild(get_exchange(xid), symbol)
     r.feed_rows(rows)
     return r
 
 
 def rebuild_row_by_row(xid: str, symbol: str, rows: list[tuple[int, str, str]]) -> Rebuild:
-    r = Rebuild(xid, symbol)
+    r = Rebuild(get_exchange(xid), symbol)
     for recv_ns, channel, payload in rows:
         r.feed(recv_ns, channel, payload)
     return r
@@ -133,7 +134,7 @@ def dict_heatmap(rows: list[tuple[int, str, str]]) -> int:
 
 
 def sampled(xid: str, symbol: str, raw: pl.DataFrame) -> int:
-    out = book_samples(raw, xid, symbol, heatmap=BookHeatmapSpec(BUCKET, RANGE_BPS), max_silence_ns=None)
+    out = book_samples(raw, get_exchange(xid), symbol, heatmap=BookHeatmapSpec(BUCKET, RANGE_BPS), max_silence_ns=None)
     return out.samples.height
 
 
@@ -176,7 +177,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as lake:
             import_capture([SHARED_DATA / "binance-hftbacktest" / f for f in files], xid, lake)
             raw = read_raw(lake, 0, 1 << 62, exchanges=[xid])
-        r = Rebuild(xid, symbol)
+        r = Rebuild(get_exchange(xid), symbol)
         mine = r.mine(raw)
         rows = list(r.rows(mine))
         columns = BookRows.of(mine)
@@ -194,7 +195,7 @@ def main() -> None:
             f" {verdict(rate, REBUILD_TARGET):>6}"
         )
         # the heatmap on the clock the assets use (the exchange's), the reference on the same clock
-        clocked = list(r.rows(mine.with_columns(recv_ts=book_clock(mine, xid))))
+        clocked = list(r.rows(mine.with_columns(recv_ts=book_clock(mine, get_exchange(xid)))))
         n = sampled(xid, symbol, mine)
         n_ref = dict_heatmap(clocked)
         t_heat, t_ref, cpu = interleaved((sampled, (xid, symbol, mine)), (dict_heatmap, (clocked,)), args.repeat)

@@ -202,7 +202,7 @@ def replay(
 ) -> None:
     """Serve recorded captures as a local exchange (WebSocket + REST) until Ctrl-C."""
     from .history import RateLimit
-    from .replay import PROTOCOLS, run_replay
+    from .replay import protocol_for, run_replay
 
     paths = [*captures, *more]
     rest_limit: RateLimit | None = None
@@ -210,9 +210,10 @@ def replay(
         from .capture import detect_exchange
 
         xid = exchange or detect_exchange(paths[0])
-        if xid not in PROTOCOLS:
-            raise click.ClickException(f"no replay protocol for {xid!r}")
-        default = PROTOCOLS[xid](xid).default_rest_limit
+        try:
+            default = protocol_for(xid).default_rest_limit
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
         rest_limit = RateLimit(
             rest_weight_limit if rest_weight_limit is not None else default.weight,
             rest_window if rest_window is not None else default.per_s,

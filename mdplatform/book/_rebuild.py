@@ -29,7 +29,10 @@ from ._l2 import L2Book
 from ._rows import BookRows
 
 if TYPE_CHECKING:
-    from ..exchanges import BookBuilder, BookRebuilding
+    from ..contract import BookBuilder, BookRebuilding
+
+    #: the exchange a book is rebuilt for, handed in by the caller (the book code never looks one up by name)
+    Venue = BookRebuilding[L2Book]
 
 __all__ = ["BEFORE_SNAPSHOT", "SECOND_NS", "InvalidInterval", "Rebuild", "book_channels", "invalid_schema"]
 
@@ -52,18 +55,13 @@ def invalid_schema() -> dict[str, pl.DataType]:
     return {"exchange": pl.String(), "symbol": pl.String(), "start": ts, "end": ts, "reason": pl.String()}
 
 
-def book_channels(exchange_id: str) -> frozenset[str]:
-    """The raw channels the exchange's book builder reads (ValueError: the exchange has no builder)."""
-    return _builder(exchange_id, "").channels
+def book_channels(exchange: Venue) -> frozenset[str]:
+    """The raw channels the exchange's book builder reads."""
+    return _builder(exchange, "").channels
 
 
-def _builder(exchange_id: str, symbol: str) -> BookBuilder:
-    from ..exchanges import get_exchange  # here: the exchange modules import mdplatform.book themselves
-
-    exchange = get_exchange(exchange_id)
-    if not callable(getattr(exchange, "book_builder", None)):
-        raise ValueError(f"{exchange_id}: this exchange has no book builder (Exchange.book_builder)")
-    return cast("BookRebuilding", exchange).book_builder(symbol, keep_raw=True)
+def _builder(exchange: Venue, symbol: str) -> BookBuilder[L2Book]:
+    return exchange.book_builder(symbol, keep_raw=True)
 
 
 class Rebuild:
@@ -74,11 +72,13 @@ class Rebuild:
     """
 
     def __init__(
-        self, exchange_id: str, symbol: str, *, checkpoint: BookCheckpoint | None = None, start_ns: int | None = None
+        self, exchange: Venue, symbol: str, *, checkpoint: BookCheckpoint | None = None, start_ns: int | None = None
     ) -> None:
+        exchange_id = exchange.id
+        self.venue = exchange
         self.exchange = exchange_id
         self.symbol = symbol
-        self.builder = _builder(exchange_id, symbol)
+        self.builder = _builder(exchange, symbol)
         #: the raw channels the builder reads
         self.channels = self.builder.channels
         self.invalid: list[InvalidInterval] = []
@@ -137,7 +137,7 @@ class Rebuild:
                 lost_before = event.kind == "gap"
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             # the builder cannot go through this frame: its book is unknown; start over (wait for a snapshot)
-            self.builder = _builder(self.exchange, self.symbol)
+            self.builder = _builder(self.venue, self.symbol)
             reason = f"frame_error: {exc}"
             if not was_valid:
                 self._reason = reason

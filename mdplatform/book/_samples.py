@@ -17,7 +17,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import polars as pl
@@ -30,6 +30,9 @@ from ._metrics import DEPTH_BPS, TOP_N, book_metrics, samples_schema
 from ._native import first_integers
 from ._rebuild import SECOND_NS, InvalidInterval, Rebuild, book_channels, invalid_schema
 from ._rows import BookRows, arrow_texts, text_buffers
+
+if TYPE_CHECKING:
+    from ._rebuild import Venue
 
 __all__ = ["BookSamples", "Clock", "book_clock", "book_samples", "lake_book_rows", "lake_book_samples", "step_label"]
 
@@ -55,25 +58,19 @@ def step_label(interval_ns: int) -> str:
     return f"{interval_ns / 1e6:g}ms"
 
 
-def _exchange(exchange_id: str) -> Any:
-    from ..exchanges import get_exchange  # here: the exchange modules import mdplatform.book themselves
-
-    return get_exchange(exchange_id)
-
-
 def book_clock(
-    raw: pl.DataFrame, exchange_id: str, clock: Clock = "exchange", *, after_ns: int | None = None
+    raw: pl.DataFrame, exchange: Venue, clock: Clock = "exchange", *, after_ns: int | None = None
 ) -> pl.Series:
     """The clock (Int64 ns) of each row of one book's raw rows (module doc), in the rows' order. ``after_ns``: the
     time of the frame before these rows (a checkpoint's), which untimed first rows take and none goes below."""
-    return _clock(raw.get_column("recv_ts"), raw.get_column("payload"), None, exchange_id, clock, after_ns)
+    return _clock(raw.get_column("recv_ts"), raw.get_column("payload"), None, exchange, clock, after_ns)
 
 
 def _clock(
     recv_ts: pl.Series,
     payload: pl.Series,
     texts: pa.LargeStringArray | None,
-    exchange_id: str,
+    exchange: Venue,
     clock: Clock,
     after_ns: int | None,
 ) -> pl.Series:
@@ -81,7 +78,7 @@ def _clock(
     recv = recv_ts.cast(pl.Int64)
     if clock == "receive" or recv.is_empty():
         return recv.alias("clock")
-    patterns: Sequence[str] = getattr(_exchange(exchange_id), "book_time_patterns", ())
+    patterns: Sequence[str] = exchange.book_time_patterns
     if not patterns:
         return recv.alias("clock")
     ms = _first_match(payload, texts, patterns)
@@ -117,7 +114,7 @@ def _first_match(payload: pl.Series, texts: pa.LargeStringArray | None, patterns
 
 def book_samples(
     raw: pl.DataFrame,
-    exchange_id: str,
+    exchange: Venue,
     symbol: str,
     *,
     interval_ns: int = SECOND_NS,
@@ -151,16 +148,15 @@ def book_samples(
     """
     if interval_ns <= 0:
         raise ValueError("interval_ns must be > 0")
-    label = cast("str", _exchange(exchange_id).normalize_symbol(symbol))
-    rebuild = Rebuild(exchange_id, symbol, checkpoint=checkpoint, start_ns=start_ns)
+    exchange_id = exchange.id
+    label = exchange.normalize_symbol(symbol)
+    rebuild = Rebuild(exchange, symbol, checkpoint=checkpoint, start_ns=start_ns)
     mine = raw.filter(pl.col("symbol") == symbol, pl.col("channel").is_in(list(rebuild.channels)))
     if "exchange" in mine.columns:
         mine = mine.filter(pl.col("exchange") == exchange_id)
     after = checkpoint.recv_ns if checkpoint is not None else None
     payloads = arrow_texts(mine.get_column("payload"))
-    at_ns = _clock(
-        mine.get_column("recv_ts"), mine.get_column("payload"), payloads, exchange_id, clock, after
-    ).to_numpy()
+    at_ns = _clock(mine.get_column("recv_ts"), mine.get_column("payload"), payloads, exchange, clock, after).to_numpy()
     if start_ns is None:
         start_ns = int(at_ns[0]) if len(at_ns) else (after if after is not None else 0)
     keep = None
@@ -365,9 +361,9 @@ def _empty_heatmap() -> pl.DataFrame:
 
 
 def lake_book_rows(
-    root: str | None, exchange_id: str, start_ns: int, end_ns: int, *, lateness_ns: int = 10 * SECOND_NS
+    root: str | None, exchange: Venue, start_ns: int, end_ns: int, *, lateness_ns: int = 10 * SECOND_NS
 ) -> pl.DataFrame:
-    """The raw rows of every book of ``exchange_id`` a window [start_ns, end_ns) of the exchange clock needs: its
+    """The raw rows of every book of ``exchange`` a window [start_ns, end_ns) of the exchange clock needs: its
     book channels received in [start_ns - lateness_ns, end_ns + lateness_ns) (see ``lake_book_samples``), read
     once for all the exchange's symbols."""
     from ..lake import read_raw
@@ -375,13 +371,13 @@ def lake_book_rows(
     # the lake reads whole receive minutes starting in the range: widen the start to its minute, or a frame the
     # exchange stamped after start_ns but received (by a clock behind the exchange's) before it would be missed
     first = (start_ns - lateness_ns) // MINUTE_NS * MINUTE_NS
-    channels = sorted(book_channels(exchange_id))
-    return read_raw(root, first, end_ns + lateness_ns, exchanges=[exchange_id], channels=channels)
+    channels = sorted(book_channels(exchange))
+    return read_raw(root, first, end_ns + lateness_ns, exchanges=[exchange.id], channels=channels)
 
 
 def lake_book_samples(
     root: str | None,
-    exchange_id: str,
+    exchange: Venue,
     symbol: str,
     start_ns: int,
     end_ns: int,
@@ -397,15 +393,15 @@ def lake_book_samples(
     gaps: Iterable[tuple[int, int, str]] = (),
 ) -> BookSamples:
     """``book_samples`` of the window [start_ns, end_ns) of ``clock``, read from the lake's raw layer at ``root``
-    (the book channels of ``exchange_id``, received in [start_ns - lateness_ns, end_ns + lateness_ns): on the
+    (the book channels of ``exchange``, received in [start_ns - lateness_ns, end_ns + lateness_ns): on the
     exchange clock a frame lands after its time when the collector lagged, and before it when the collector's clock
     is behind the exchange's: 1.3 s in the Binance recordings), continuing from
     ``checkpoint`` (the previous window's). Without one the window's book is invalid until its first snapshot: it
     never replays earlier windows."""
-    raw = lake_book_rows(root, exchange_id, start_ns, end_ns, lateness_ns=lateness_ns)
+    raw = lake_book_rows(root, exchange, start_ns, end_ns, lateness_ns=lateness_ns)
     return book_samples(
         raw.filter(pl.col("symbol") == symbol),
-        exchange_id,
+        exchange,
         symbol,
         interval_ns=interval_ns,
         top_n=top_n,

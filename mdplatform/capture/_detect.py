@@ -4,32 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..exchanges import EXCHANGES
 from ._read import CaptureError, capture_format, head_lines
 
 __all__ = ["check_exchange", "detect_exchange"]
 
 _SCAN_LINES = 20_000
-_SUPPORTED = "binance, binance-usdm, binance-coinm, okx"
 
-#: cryptofeed sample files are named after the feed: BINANCE_FUTURES.ws.1.0.gz
-_CRYPTOFEED_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("BINANCE_FUTURES", "binance-usdm"),
-    ("BINANCE_DELIVERY", "binance-coinm"),
-    ("BINANCE", "binance"),
-    ("OKX", "okx"),
-    ("OKEX", "okx"),
-)
 
-#: cryptofeed connect lines name the endpoint, which identifies the market when the file was renamed
-_CRYPTOFEED_HOSTS: tuple[tuple[str, str], ...] = (
-    ("fstream.binance.com", "binance-usdm"),
-    ("fapi.binance.com", "binance-usdm"),
-    ("dstream.binance.com", "binance-coinm"),
-    ("dapi.binance.com", "binance-coinm"),
-    ("stream.binance.com", "binance"),
-    ("api.binance.com", "binance"),
-    ("okx.com", "okx"),
-)
+def _supported() -> str:
+    return ", ".join(sorted(EXCHANGES))
+
+
+def _by_host(url: str) -> str | None:
+    """The exchange whose capture hint is the longest text found in ``url`` (a market's own path, like Bybit's
+    ``stream.bybit.com/v5/public/linear``, beats its exchange's bare host)."""
+    found = [(len(h), xid) for xid, x in EXCHANGES.items() for h in x.capture_hints.hosts if h in url]
+    return max(found)[1] if found else None
+
+
+def _by_feed(feed: str) -> str | None:
+    """The exchange named by a cryptofeed file's feed (``BINANCE_FUTURES`` in ``BINANCE_FUTURES.ws.1.0.gz``)."""
+    return next((xid for xid, x in EXCHANGES.items() if feed in x.capture_hints.feeds), None)
 
 
 def detect_exchange(path: str | Path) -> str:
@@ -77,15 +73,16 @@ def _detect_cryptofeed(path: str | Path) -> str:
     for line in head_lines(path, _SCAN_LINES):
         url = line.split(" ", 1)[0]
         if "://" in url:
-            for host, exchange in _CRYPTOFEED_HOSTS:
-                if host in url:
-                    return exchange
-            raise CaptureError(f"{path}: recorded from {url.split('?')[0]}, not a supported exchange ({_SUPPORTED})")
-    feed = Path(path).name.upper().split(".", 1)[0]
-    for prefix, exchange in _CRYPTOFEED_PREFIXES:
-        if feed == prefix:
+            exchange = _by_host(url)
+            if exchange is None:
+                raise CaptureError(
+                    f"{path}: recorded from {url.split('?')[0]}, not a supported exchange ({_supported()})"
+                )
             return exchange
-    raise CaptureError(f"{path}: not a capture of a supported exchange ({_SUPPORTED})")
+    exchange = _by_feed(Path(path).name.upper().split(".", 1)[0])
+    if exchange is None:
+        raise CaptureError(f"{path}: not a capture of a supported exchange ({_supported()})")
+    return exchange
 
 
 def check_exchange(path: str | Path, exchange_id: str | None) -> str:

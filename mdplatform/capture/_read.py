@@ -37,6 +37,7 @@ import polars as pl
 import pyarrow as pa
 
 from .._errors import UserError
+from ..contract import CapturedFrame, FrameKind
 
 __all__ = [
     "CONNECT",
@@ -60,7 +61,6 @@ __all__ = [
 log = logging.getLogger("mdplatform.capture")
 
 CaptureFormat = Literal["hftbacktest", "cryptofeed"]
-FrameKind = Literal["ws", "rest", "connect"]
 
 _HFT_LINE = re.compile(r"^\d{10,20} [\[{]")
 _CF_RECEIVED = re.compile(r"^(\d+(?:\.\d+)?): (.*)$", re.DOTALL)
@@ -102,24 +102,6 @@ class DamagedCapture(CaptureError):
 
 #: what reading a damaged gzip file raises: the stream ends before its end marker, a bad header or bad data
 _DAMAGE = (EOFError, gzip.BadGzipFile, zlib.error)
-
-
-@dataclass(frozen=True, slots=True)
-class CapturedFrame:
-    """One received message of a recording.
-
-    ``kind`` is "ws" for a WebSocket frame and "rest" for a REST reply (a depth snapshot). ``symbol`` is only
-    set for REST replies: the instrument the reply is about (from the request URL, the body, or the stream
-    recorded in the same file), because a Binance spot snapshot body does not name it. ``line`` is the
-    1-based line number in the source file. With ``read_capture(..., connects=True)`` a cryptofeed connect line
-    is a "connect" marker too (``frame``: the URL; a new connection starts there).
-    """
-
-    recv_ns: int
-    frame: str
-    kind: FrameKind
-    symbol: str = ""
-    line: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,12 @@
-"""Exchange modules and their registry.
+"""Exchange folders and their registry.
 
-``get_exchange("binance")`` returns the object implementing ``Exchange`` (see ``_base``) for that registry id;
-``EXCHANGES`` maps every id to its exchange; ``capabilities()`` tabulates them.
+``get_exchange("binance")`` returns the object implementing ``Exchange`` (see ``mdplatform.contract``) for that
+registry id; ``EXCHANGES`` maps every id to its exchange; ``capabilities()`` tabulates them. Each exchange lives in
+its own folder (``binance/``, ``okx/``, ...) with its protocol, book sync, REST history and replay adapter; adding
+one is a folder and a line in ``_registry`` (``docs/adding-an-exchange.md``).
 """
 
-from ._base import (
+from ..contract import (
     ALIVE,
     BACKFILLED,
     CHECKSUM,
@@ -21,6 +23,7 @@ from ._base import (
     BookBuilder,
     BookRebuilding,
     Capabilities,
+    CaptureHints,
     EventKind,
     Exchange,
     HistoryPage,
@@ -30,12 +33,13 @@ from ._base import (
     StreamEvent,
     StreamSession,
     Subscription,
+    SyncState,
     TradeHistory,
 )
-from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
+from ._depth_sync import DepthSync, DiffVerdict, SnapshotVerdict
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import NORMALIZED_TRADES, empty_normalized_trades, empty_rejects
-from ._registry import EXCHANGES, capabilities, get_exchange, normalize_trades_with_rejects
+from ._registry import EXCHANGES, book_venues, capabilities, get_exchange, normalize_trades_with_rejects
 from .binance import BinanceBookBuilder, BinanceExchange, BinanceSession
 from .okx import OkxBookBuilder, OkxExchange, OkxSession, okx_checksum
 
@@ -63,6 +67,7 @@ __all__ = [
     "BookRebuilding",
     "BookSnapshot",
     "Capabilities",
+    "CaptureHints",
     "DepthSync",
     "DiffVerdict",
     "Event",
@@ -84,6 +89,7 @@ __all__ = [
     "Ticker",
     "Trade",
     "TradeHistory",
+    "book_venues",
     "capabilities",
     "empty_normalized_trades",
     "empty_rejects",

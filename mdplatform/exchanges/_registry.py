@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING, cast
 
 import polars as pl
 
-from ._base import Exchange
+if TYPE_CHECKING:
+    from ..book import L2Book
+
+from ..contract import BookRebuilding, Exchange
 from .binance import BinanceExchange
 from .okx import OkxExchange
 
-__all__ = ["EXCHANGES", "capabilities", "get_exchange", "normalize_trades_with_rejects"]
+__all__ = ["EXCHANGES", "book_venues", "capabilities", "get_exchange", "normalize_trades_with_rejects"]
 
 _ALL: dict[str, Exchange] = {
     x.id: x for x in (BinanceExchange("spot"), BinanceExchange("usdm"), BinanceExchange("coinm"), OkxExchange())
@@ -26,6 +30,15 @@ def get_exchange(exchange_id: str) -> Exchange:
         return EXCHANGES[exchange_id]
     except KeyError:
         raise KeyError(f"unknown exchange {exchange_id!r}; known: {', '.join(sorted(EXCHANGES))}") from None
+
+
+def book_venues() -> dict[str, BookRebuilding[L2Book]]:
+    """The exchanges whose books the platform rebuilds from the lake (they have a ``book_builder``), by id."""
+    return {
+        xid: cast("BookRebuilding[L2Book]", x)
+        for xid, x in EXCHANGES.items()
+        if callable(getattr(x, "book_builder", None))
+    }
 
 
 def normalize_trades_with_rejects(exchange_id: str, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

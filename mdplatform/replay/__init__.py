@@ -1,24 +1,17 @@
-"""A local exchange that replays captures through each exchange's real WebSocket/REST protocol."""
+"""A local exchange that replays captures through each exchange's real WebSocket/REST protocol.
 
-from ._binance import BinanceReplay, stream_key
-from ._okx import OkxReplay
-from ._protocol import HttpReply, Prepared, Query, ReplayClient, ReplayProtocol
+The server (sockets, the shared cursor, pacing, REST budget) is here; each exchange's protocol adapter lives in its
+own folder and is returned by ``Exchange.replay_protocol`` (``protocol_for`` looks it up by registry id).
+"""
+
 from ._run import run_replay
-from ._server import PROTOCOLS, ReplayServer, live_shift_ns, minute_shift_ns, text_frame
+from ._server import ReplayServer, live_shift_ns, minute_shift_ns, protocol_for, text_frame
 
 __all__ = [
-    "PROTOCOLS",
-    "BinanceReplay",
-    "HttpReply",
-    "OkxReplay",
-    "Prepared",
-    "Query",
-    "ReplayClient",
-    "ReplayProtocol",
     "ReplayServer",
     "live_shift_ns",
     "minute_shift_ns",
+    "protocol_for",
     "run_replay",
-    "stream_key",
     "text_frame",
 ]

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,24 +32,22 @@ from websockets.protocol import State
 
 from .._time import MINUTE_NS
 from ..capture import ReadStats, detect_exchange, merge_captures
+from ..contract import HttpHeaders, Prepared, Query, ReplayClient, ReplayProtocol
 from ..exchanges import get_exchange
 from ..history import RateLimit
-from ._binance import BinanceReplay
-from ._okx import OkxReplay
-from ._protocol import HttpHeaders, Prepared, Query, ReplayClient, ReplayProtocol
 
-__all__ = ["PROTOCOLS", "ReplayServer", "RestBudget", "live_shift_ns", "minute_shift_ns", "text_frame"]
+__all__ = ["ReplayServer", "RestBudget", "live_shift_ns", "minute_shift_ns", "protocol_for", "text_frame"]
 
 log = logging.getLogger("mdplatform.replay")
 
 
-#: registry id -> server-side protocol adapter
-PROTOCOLS: dict[str, Callable[[str], ReplayProtocol]] = {
-    "binance": BinanceReplay,
-    "binance-usdm": BinanceReplay,
-    "binance-coinm": BinanceReplay,
-    "okx": OkxReplay,
-}
+def protocol_for(exchange_id: str) -> ReplayProtocol:
+    """A new server-side adapter for the exchange with this registry id (its folder holds it)."""
+    try:
+        return get_exchange(exchange_id).replay_protocol()
+    except KeyError as exc:
+        raise ValueError(f"no replay protocol: {exc.args[0]}") from None
+
 
 #: frames queued before the cursor writes them out and lets other tasks (REST, subscribes, pings) in
 _BATCH = 64
@@ -210,10 +208,8 @@ class ReplayServer:
 
     async def start(self) -> None:
         exchange = self.exchange or detect_exchange(self.paths[0])
-        if exchange not in PROTOCOLS:
-            raise ValueError(f"no replay protocol for {exchange!r} (have: {', '.join(sorted(PROTOCOLS))})")
+        protocol = self.protocol = protocol_for(exchange)
         self.exchange = exchange
-        protocol = self.protocol = PROTOCOLS[exchange](exchange)
         self._ws_path, self._rest_path = _endpoint_paths(exchange)
         if self.rest_limit is None:
             self.rest_limit = protocol.default_rest_limit

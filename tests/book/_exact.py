@@ -11,6 +11,7 @@ from decimal import Decimal
 import polars as pl
 
 from mdplatform.book import BookHeatmapSpec, BookSamples, Rebuild, book_clock, book_samples
+from mdplatform.exchanges import get_exchange
 
 S = 1_000_000_000
 #: the spot recording's 2024-08-09 00:00:00 UTC, and a cut inside each recording
@@ -53,13 +54,15 @@ def binance_digests(raw: pl.DataFrame, xid: str, symbol: str) -> dict[str, str]:
     are not exact floats) and a 125 ms silence limit, two windows cut at ``CUTS`` (the second from the first's
     checkpoint), a gap forced by dropping frames under a coverage gap, and the rebuilt book's checkpoint every
     500 valid states."""
-    rows = raw.filter(pl.col("symbol") == symbol, pl.col("channel").is_in(list(Rebuild(xid, symbol).channels)))
+    rows = raw.filter(
+        pl.col("symbol") == symbol, pl.col("channel").is_in(list(Rebuild(get_exchange(xid), symbol).channels))
+    )
     out: dict[str, str] = {}
     spec = BookHeatmapSpec(Decimal(10), 100.0)
-    out.update(_sampled("assets", book_samples(rows, xid, symbol, heatmap=spec)))
+    out.update(_sampled("assets", book_samples(rows, get_exchange(xid), symbol, heatmap=spec)))
     fine = book_samples(
         rows,
-        xid,
+        get_exchange(xid),
         symbol,
         clock="receive",
         interval_ns=S // 2,
@@ -68,10 +71,12 @@ def binance_digests(raw: pl.DataFrame, xid: str, symbol: str) -> dict[str, str]:
     )
     out.update(_sampled("receive", fine))
     cut = CUTS[xid]
-    at = book_clock(rows, xid)
-    first = book_samples(rows.filter(at < cut), xid, symbol, end_ns=cut, heatmap=spec)
+    at = book_clock(rows, get_exchange(xid))
+    first = book_samples(rows.filter(at < cut), get_exchange(xid), symbol, end_ns=cut, heatmap=spec)
     out.update(_sampled("first window", first))
-    second = book_samples(rows.filter(at >= cut), xid, symbol, start_ns=cut, checkpoint=first.checkpoint, heatmap=spec)
+    second = book_samples(
+        rows.filter(at >= cut), get_exchange(xid), symbol, start_ns=cut, checkpoint=first.checkpoint, heatmap=spec
+    )
     out.update(_sampled("second window", second))
     # five depth frames lost near the end (the rows after a gap go one by one), and a coverage gap ending at the
     # frame that finds it: not bridged, no sample in it
@@ -79,8 +84,10 @@ def binance_digests(raw: pl.DataFrame, xid: str, symbol: str) -> dict[str, str]:
     cut = depth.height - 1_500
     gapped = rows.with_row_index().filter(~pl.col("index").is_in(depth["index"][cut : cut + 5].implode()))
     lost = (depth["at"][cut - 1] - S // 2, depth["at"][cut + 5], "test")
-    out.update(_sampled("gap", book_samples(gapped.drop("index"), xid, symbol, heatmap=spec, gaps=[lost])))
-    out["states"] = _states_digest(Rebuild(xid, symbol), rows)
+    out.update(
+        _sampled("gap", book_samples(gapped.drop("index"), get_exchange(xid), symbol, heatmap=spec, gaps=[lost]))
+    )
+    out["states"] = _states_digest(Rebuild(get_exchange(xid), symbol), rows)
     return out
 
 
@@ -89,8 +96,8 @@ def okx_digests(raw: pl.DataFrame) -> dict[str, str]:
     out: dict[str, str] = {}
     for symbol, bucket in (("BTC-USDT", "10"), ("BTC-USD-220527", "1"), ("UNI-USD-SWAP", "0.01")):
         spec = BookHeatmapSpec(Decimal(bucket), 100.0)
-        out.update(_sampled(symbol, book_samples(raw, "okx", symbol, heatmap=spec)))
-        out[f"{symbol} states"] = _states_digest(Rebuild("okx", symbol), raw, every=10)
+        out.update(_sampled(symbol, book_samples(raw, get_exchange("okx"), symbol, heatmap=spec)))
+        out[f"{symbol} states"] = _states_digest(Rebuild(get_exchange("okx"), symbol), raw, every=10)
     return out
 
 

@@ -11,6 +11,7 @@ import pytest
 from _book_util import depth, raw_rows
 
 from mdplatform.book import BookCheckpoint, Clock, Rebuild, book_clock, book_samples, lake_book_samples
+from mdplatform.exchanges import get_exchange
 
 Recording = Callable[[str], pl.DataFrame]
 S = 1_000_000_000
@@ -21,13 +22,20 @@ def split_run(
     raw: pl.DataFrame, xid: str, symbol: str, cut: int, tmp_path: Path, clock: Clock = "exchange"
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The book rows before ``cut`` (on ``clock``), then those from it on continuing from the first's checkpoint."""
-    rows = raw.filter(pl.col("symbol") == symbol, pl.col("channel").is_in(list(Rebuild(xid, symbol).channels)))
-    at = book_clock(rows, xid, clock)
-    first = book_samples(rows.filter(at < cut), xid, symbol, end_ns=cut, clock=clock)
+    rows = raw.filter(
+        pl.col("symbol") == symbol, pl.col("channel").is_in(list(Rebuild(get_exchange(xid), symbol).channels))
+    )
+    at = book_clock(rows, get_exchange(xid), clock)
+    first = book_samples(rows.filter(at < cut), get_exchange(xid), symbol, end_ns=cut, clock=clock)
     path = tmp_path / "checkpoint.json"
     first.checkpoint.write(path)
     second = book_samples(
-        rows.filter(at >= cut), xid, symbol, start_ns=cut, checkpoint=BookCheckpoint.read(path), clock=clock
+        rows.filter(at >= cut),
+        get_exchange(xid),
+        symbol,
+        start_ns=cut,
+        checkpoint=BookCheckpoint.read(path),
+        clock=clock,
     )
     return pl.concat([first.samples, second.samples]), pl.concat([first.invalid, second.invalid])
 
@@ -44,7 +52,7 @@ def test_hour_boundary_gives_the_uninterrupted_samples(
     recording: Recording, tmp_path: Path, name: str, xid: str, symbol: str
 ) -> None:
     raw = recording(name)
-    whole = book_samples(raw, xid, symbol)
+    whole = book_samples(raw, get_exchange(xid), symbol)
     cut = HOUR if name != "usdm/btcusdt" else HOUR - 3 * 60 * S  # usdm ends at 23:59:59: cut at 23:57
     samples, invalid = split_run(raw, xid, symbol, cut, tmp_path)
     assert samples.equals(whole.samples)
@@ -60,7 +68,7 @@ def test_okx_checkpoint_keeps_the_checksum_verifying(recording: Recording, tmp_p
     recv = raw["recv_ts"].dt.epoch("ns")
     cut = (recv.min() + recv.max()) // 2 // S * S
     for symbol in ("BTC-USDT", "BTC-USD-220527", "UNI-USD-SWAP"):
-        whole = book_samples(raw, "okx", symbol)
+        whole = book_samples(raw, get_exchange("okx"), symbol)
         samples, invalid = split_run(raw, "okx", symbol, cut, tmp_path)
         # the second part's updates verify against the restored top-25 strings: no checksum failure
         assert invalid.height == 0 and samples.equals(whole.samples) and samples.height == 11
@@ -72,7 +80,9 @@ def test_checkpoint_json_round_trip_and_an_invalid_checkpoint() -> None:
         (2 * S, "depth", depth(101, 101, [], [["101", "0.5"]])),
         (4 * S, "depth", depth(105, 105, [], [])),  # a gap
     ]
-    first = book_samples(raw_rows("binance", "BTCUSDT", rows[:2]), "binance", "BTCUSDT", end_ns=3 * S, clock="receive")
+    first = book_samples(
+        raw_rows("binance", "BTCUSDT", rows[:2]), get_exchange("binance"), "BTCUSDT", end_ns=3 * S, clock="receive"
+    )
     cp = first.checkpoint
     assert (cp.valid, cp.update_id, cp.state, cp.recv_ns) == (True, 101, {"last_update_id": 101}, 2 * S)
     assert (cp.bids, cp.asks) == ((("100.10", "2.000"),), (("101", "0.5"),))  # the exchange's strings
@@ -80,7 +90,7 @@ def test_checkpoint_json_round_trip_and_an_invalid_checkpoint() -> None:
     # the next window starts with the gap: invalid from just after the last frame of the previous window
     second = book_samples(
         raw_rows("binance", "BTCUSDT", rows[2:]),
-        "binance",
+        get_exchange("binance"),
         "BTCUSDT",
         start_ns=3 * S,
         end_ns=6 * S,
@@ -93,7 +103,7 @@ def test_checkpoint_json_round_trip_and_an_invalid_checkpoint() -> None:
     # an invalid checkpoint carries the open interval into the next window, which waits for a snapshot
     third = book_samples(
         raw_rows("binance", "BTCUSDT", [(7 * S, "depth", depth(106, 106, [], []))]),
-        "binance",
+        get_exchange("binance"),
         "BTCUSDT",
         start_ns=6 * S,
         end_ns=8 * S,
@@ -113,9 +123,9 @@ def test_hourly_windows_read_from_the_lake_chain_through_checkpoints(
     The recording machine's clock ran 1.3 s behind Binance's: the first frames stamped 00:00 were received in the
     minute 23:59, which the second window must read too."""
     lake = recording_lake("spot/btcusdt")
-    whole = book_samples(recording("spot/btcusdt"), "binance", "BTCUSDT")
-    h23 = lake_book_samples(lake, "binance", "BTCUSDT", HOUR - 3600 * S, HOUR)
-    h00 = lake_book_samples(lake, "binance", "BTCUSDT", HOUR, HOUR + 3600 * S, checkpoint=h23.checkpoint)
+    whole = book_samples(recording("spot/btcusdt"), get_exchange("binance"), "BTCUSDT")
+    h23 = lake_book_samples(lake, get_exchange("binance"), "BTCUSDT", HOUR - 3600 * S, HOUR)
+    h00 = lake_book_samples(lake, get_exchange("binance"), "BTCUSDT", HOUR, HOUR + 3600 * S, checkpoint=h23.checkpoint)
     # 23:54:16 .. 23:59:59 and 00:00:00 .. the last frame (00:05:05.809 by Binance's clock) + 60 s of silence
     assert (h23.samples.height, h00.samples.height) == (344, 366)
     assert h00.samples.filter(pl.col("ts").dt.epoch("ns") <= whole.checkpoint.recv_ns).equals(whole.samples.tail(306))
@@ -130,6 +140,6 @@ def test_hourly_windows_read_from_the_lake_chain_through_checkpoints(
     ]
     assert h00.checkpoint.valid
     # without the checkpoint the second hour waits for a snapshot that never comes: no samples, all invalid
-    alone = lake_book_samples(lake, "binance", "BTCUSDT", HOUR, HOUR + 3600 * S)
+    alone = lake_book_samples(lake, get_exchange("binance"), "BTCUSDT", HOUR, HOUR + 3600 * S)
     assert alone.samples.height == 0
     assert alone.invalid.select(pl.col("start", "end").dt.epoch("ns")).rows() == [(HOUR, HOUR + 3600 * S)]

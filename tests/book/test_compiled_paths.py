@@ -17,6 +17,7 @@ from _book_util import raw_rows
 from mdplatform.book import BookRows, L2Book, Rebuild, book_clock
 from mdplatform.book._native import first_integers
 from mdplatform.book._rows import arrow_texts, text_buffers
+from mdplatform.exchanges import get_exchange
 from mdplatform.schemas import RAW
 
 S = 1_000_000_000
@@ -106,10 +107,10 @@ def test_runs_take_only_plain_frames_and_give_the_row_by_row_book(
     xid: str, snapshot: dict[str, object], frames: list[tuple[str, bool]]
 ) -> None:
     raw = _rows(xid, snapshot, frames)
-    by_row = Rebuild(xid, "BTCUSDT")
+    by_row = Rebuild(get_exchange(xid), "BTCUSDT")
     for recv_ns, channel, payload in by_row.rows(raw):
         by_row.feed(recv_ns, channel, payload)
-    runs = Rebuild(xid, "BTCUSDT")
+    runs = Rebuild(get_exchange(xid), "BTCUSDT")
     rows = BookRows.of(runs.mine(raw))
     taken: list[bool] = []
     i = 0
@@ -147,13 +148,13 @@ def test_the_clock_read_from_the_bytes_equals_the_regexes() -> None:
     for n, answers in ((8, True), (9, False)):
         arr = arrow_texts(frame["payload"].head(n))
         assert (first_integers(*text_buffers(arr), len(arr), literal) is not None) is answers
-    got = book_clock(frame.head(8), "binance-usdm", after_ns=None)
+    got = book_clock(frame.head(8), get_exchange("binance-usdm"), after_ns=None)
     assert got.to_list() == (want.head(8).fill_null(strategy="forward") * 1_000_000).cum_max().to_list()
     with pytest.raises(pl.exceptions.InvalidOperationError):
-        book_clock(frame, "binance-usdm")
+        book_clock(frame, get_exchange("binance-usdm"))
     # OKX's "ts":"(\d+)" needs the closing quote
     okx = pl.DataFrame({"recv_ts": [1, 2, 3], "payload": ['{"ts":"11"}', '{"ts":"12x","ts":"13"}', '{"ts":"14']})
-    assert book_clock(okx, "okx").to_list() == [11_000_000, 13_000_000, 13_000_000]
+    assert book_clock(okx, get_exchange("okx")).to_list() == [11_000_000, 13_000_000, 13_000_000]
 
 
 def _numpy_depth(prices: np.ndarray, sizes: np.ndarray, bound: float, bids: bool) -> float:

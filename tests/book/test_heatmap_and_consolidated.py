@@ -18,6 +18,7 @@ from mdplatform.book import (
     rollup_heatmap,
 )
 from mdplatform.book._consolidated import consolidated_book
+from mdplatform.exchanges import get_exchange
 from mdplatform.transforms import USD_LIKE
 
 S = 1_000_000_000
@@ -57,7 +58,7 @@ def test_book_samples_carry_heatmap_rows_with_exact_edges() -> None:
     ]
     out = book_samples(
         raw_rows("binance", "BTCUSDT", rows),
-        "binance",
+        get_exchange("binance"),
         "BTCUSDT",
         end_ns=4 * S,
         clock="receive",

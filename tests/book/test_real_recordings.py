@@ -11,6 +11,7 @@ import pytest
 from _book_util import RECORDINGS
 
 from mdplatform.book import Rebuild, book_samples
+from mdplatform.exchanges import get_exchange
 
 Recording = Callable[[str], pl.DataFrame]
 SNAPSHOT_RECV = 1_723_161_254_206_652_067  # the spot BTCUSDT REST snapshot's receive time
@@ -24,7 +25,7 @@ def test_rebuilt_book_equals_every_book_ticker_of_the_same_update_id(
 ) -> None:
     xid, symbol, _ = RECORDINGS[name]
     raw = recording(name)
-    rebuild = Rebuild(xid, symbol)
+    rebuild = Rebuild(get_exchange(xid), symbol)
     best: dict[int, tuple[object, object]] = {}
     for _ in rebuild.states(raw):
         book = rebuild.book
@@ -46,12 +47,12 @@ def test_rebuilt_book_equals_every_book_ticker_of_the_same_update_id(
 @pytest.mark.parametrize(("symbol", "checks"), [("BTC-USDT", 98), ("BTC-USD-220527", 99), ("UNI-USD-SWAP", 93)])
 def test_okx_books_checksums_verify_in_the_rebuild(recording: Recording, symbol: str, checks: int) -> None:
     raw = recording("OKX.ws.1.0.gz")
-    rebuild = Rebuild("okx", symbol)
+    rebuild = Rebuild(get_exchange("okx"), symbol)
     states = list(rebuild.states(raw))
     # 98 + 99 + 93 = the recording's 290 checksums, every one verified; the book is valid from its first push on
     assert rebuild.builder.checksums_verified == checks  # type: ignore[attr-defined]
     assert len(states) == checks and rebuild.close(1 << 62) == []
-    out = book_samples(raw, "okx", symbol)
+    out = book_samples(raw, get_exchange("okx"), symbol)
     assert out.invalid.height == 0 and out.samples.height == 11
 
 
@@ -66,7 +67,7 @@ def test_okx_corrupted_checksum_is_an_invalid_interval_until_the_end(recording: 
         .then(pl.lit(orjson.dumps(payload).decode()))
         .otherwise("payload")
     ).drop("index")
-    out = book_samples(bad, "okx", "BTC-USDT", clock="receive")
+    out = book_samples(bad, get_exchange("okx"), "BTC-USDT", clock="receive")
     (start, reason) = out.invalid.select(pl.col("start").dt.epoch("ns"), "reason").row(0)
     t_bad = victim["recv_ts"].timestamp()
     assert start == round(t_bad * 1e9) or abs(start / 1e9 - t_bad) < 1e-6
@@ -76,7 +77,7 @@ def test_okx_corrupted_checksum_is_an_invalid_interval_until_the_end(recording: 
 
 def test_forced_gap_gives_an_invalid_interval_and_no_samples_in_it(recording: Recording) -> None:
     raw = recording("spot/btcusdt")
-    whole = book_samples(raw, "binance", "BTCUSDT", clock="receive")
+    whole = book_samples(raw, get_exchange("binance"), "BTCUSDT", clock="receive")
     # 23:54:13.94 to 00:05:04.54: samples from the first second after the snapshot to the last row
     assert whole.samples.height == 650
     assert whole.samples["ts"].dt.epoch("ns").min() == 1_723_161_255_000_000_000
@@ -89,7 +90,7 @@ def test_forced_gap_gives_an_invalid_interval_and_no_samples_in_it(recording: Re
     recv = depth_rows["recv_ts"].dt.epoch("ns")
     last_good, next_recv = recv[2999], recv[3005]
     gapped = raw.with_row_index().filter(~pl.col("index").is_in(dropped.implode())).drop("index")
-    out = book_samples(gapped, "binance", "BTCUSDT", clock="receive")
+    out = book_samples(gapped, get_exchange("binance"), "BTCUSDT", clock="receive")
     iv = out.invalid.select(pl.col("start", "end").dt.epoch("ns"), "reason").rows()
     assert iv[0] == (1_723_161_253_937_085_768, SNAPSHOT_RECV, "no snapshot yet")
     assert iv[1][:2] == (last_good + 1, whole.checkpoint.recv_ns + 1)  # no snapshot follows: invalid to the end

@@ -21,6 +21,7 @@ from assets._pictures import INLINE_LIMIT
 from assets.cli import materialize as materialize_cli
 from mdplatform.book import book_samples
 from mdplatform.capture import import_capture
+from mdplatform.exchanges import get_exchange
 from mdplatform.lake import read_raw
 from mdplatform.plots import PNG_SIGNATURE
 from mdplatform.warehouse import Warehouse
@@ -48,7 +49,7 @@ def _wh(lake: str) -> Warehouse:
 def test_hourly_samples_equal_an_uninterrupted_rebuild(lake: str) -> None:
     """Hour 00 continues from hour 23's checkpoint: together they are the rebuild of the whole recording; the
     coverage gap the import leaves between the two files (1 s) is bridged by the update ids, so not invalid."""
-    whole = book_samples(read_raw(lake, 0, 1 << 62, exchanges=["binance"]), "binance", "BTCUSDT")
+    whole = book_samples(read_raw(lake, 0, 1 << 62, exchanges=["binance"]), get_exchange("binance"), "BTCUSDT")
     # the hourly rebuild also samples the 15 s after the last frame (coverage's silence rule, MDP_MAX_SILENCE_S)
     got = _wh(lake).query("SELECT * FROM book_snapshots ORDER BY ts")
     assert (got.height, whole.samples.height) == (665, 650)

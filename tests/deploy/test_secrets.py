@@ -24,7 +24,7 @@ import pytest
 import websockets
 
 from mdplatform.collector import ExchangeCollectorConfig, IngestConfig
-from mdplatform.exchanges._binance_history import BinanceTradeHistory
+from mdplatform.exchanges.binance._history import BinanceTradeHistory
 from mdplatform.history import RestClient, RestError
 from mdplatform.ingest import Ingestor
 

@@ -29,6 +29,7 @@ from s3fs import S3FileSystem
 from mdplatform._time import HOUR_NS, floor_ns
 from mdplatform.book import lake_book_samples
 from mdplatform.collector import Shard, load_config
+from mdplatform.exchanges import get_exchange
 from mdplatform.ingest import Ingestor
 from mdplatform.lake import read_events, read_raw
 from mdplatform.replay import ReplayServer
@@ -214,7 +215,8 @@ def test_sharded_and_replicated_collectors_over_one_replay_into_one_s3_lake(
     sampled = 0
     for symbol in SYMBOLS:
         a, b = (
-            lake_book_samples(lake, "binance", symbol, *window, lateness_ns=HOUR_NS) for lake in (UNSHARDED, REPLICATED)
+            lake_book_samples(lake, get_exchange("binance"), symbol, *window, lateness_ns=HOUR_NS)
+            for lake in (UNSHARDED, REPLICATED)
         )
         assert b.samples.equals(a.samples) and b.invalid.equals(a.invalid)
         sampled += a.samples.height

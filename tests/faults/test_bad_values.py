@@ -31,7 +31,7 @@ from _reliability import record
 
 from mdplatform.book import L2Book
 from mdplatform.exchanges import get_exchange, normalize_trades_with_rejects
-from mdplatform.replay._okx import _ServerBook  # how OKX builds a snapshot from its book, as the replay does
+from mdplatform.exchanges.okx._replay import _ServerBook  # how OKX builds a snapshot from its book, as the replay does
 
 
 @pytest.mark.parametrize(

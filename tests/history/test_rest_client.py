@@ -16,8 +16,8 @@ import httpx
 import pytest
 from _history_util import FUTURES_AGG, MS, OKX, USDM, fetch_all, id_before, paths, recorded, run
 
-from mdplatform.exchanges._binance_history import BINANCE_REST, BinanceTradeHistory
-from mdplatform.exchanges._okx_history import OkxTradeHistory
+from mdplatform.exchanges.binance._history import BINANCE_REST, BinanceTradeHistory
+from mdplatform.exchanges.okx._history import OkxTradeHistory
 from mdplatform.history import RateLimit, RestClient, RestError, RestStats
 from mdplatform.history._rest import _Host, used_weight_header
 from mdplatform.replay import ReplayServer

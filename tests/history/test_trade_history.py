@@ -31,8 +31,8 @@ from _history_util import (
 from websockets.asyncio.client import connect
 
 from mdplatform.exchanges import BinanceExchange, HistoryPage, OkxExchange, get_exchange
-from mdplatform.exchanges._binance_history import BinanceTradeHistory
-from mdplatform.exchanges._okx_history import OkxTradeHistory
+from mdplatform.exchanges.binance._history import BinanceTradeHistory
+from mdplatform.exchanges.okx._history import OkxTradeHistory
 from mdplatform.history import RestClient, RestError
 from mdplatform.replay import ReplayServer
 

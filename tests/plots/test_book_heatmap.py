@@ -19,6 +19,7 @@ from test_plot_render import decode, ihdr_size
 from mdplatform.book import BOOK_HEATMAP, BookHeatmapSpec, book_samples, invalid_schema, samples_schema
 from mdplatform.capture import import_capture
 from mdplatform.cli import cli
+from mdplatform.exchanges import get_exchange
 from mdplatform.lake import read_raw
 from mdplatform.plots import render_book_heatmap
 from mdplatform.plots._book_heatmap import pick_step
@@ -196,7 +197,7 @@ def test_real_recording(shared_data: Path) -> None:
         import_capture(files, "binance", lake)
         raw = read_raw(lake, 0, 1 << 62, exchanges=["binance"])
     raw = raw.filter(pl.col("recv_ts") < pl.col("recv_ts").min() + timedelta(minutes=4))
-    got = book_samples(raw, "binance", "BTCUSDT", heatmap=BookHeatmapSpec(D(10), 100))
+    got = book_samples(raw, get_exchange("binance"), "BTCUSDT", heatmap=BookHeatmapSpec(D(10), 100))
     hour = 1723158000 * 10**9  # 2024-08-08 23:00
     traded = trades_for_window(
         raw, hour, hour + 2 * HOUR_NS, 15 * 60 * 10**9, normalize=registry_normalizer, skew_ns=10 * 10**9

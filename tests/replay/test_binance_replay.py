@@ -17,7 +17,8 @@ from websockets.frames import Frame, Opcode
 
 from mdplatform.capture import read_capture
 from mdplatform.exchanges import get_exchange
-from mdplatform.replay import ReplayServer, live_shift_ns, minute_shift_ns, stream_key, text_frame
+from mdplatform.exchanges.binance._replay import stream_key
+from mdplatform.replay import ReplayServer, live_shift_ns, minute_shift_ns, text_frame
 
 SPOT = "binance-hftbacktest/spot/btcusdt_20240808.gz"
 USDM = "binance-hftbacktest/usdm/btcusdt_20240808.gz"

@@ -3,7 +3,7 @@
 The server owns the sockets, the shared cursor, pacing and the test hooks; an adapter owns everything that
 is exchange specific: which recorded frames are replayed under which subscription key, how timestamps are
 shifted, the book state a mid-stream subscriber or a REST call needs, and how client messages are answered.
-Adding an exchange to the replay means one module with a ``ReplayProtocol`` subclass and one registry line.
+An exchange's folder holds its adapter (a ``ReplayProtocol`` subclass), which ``Exchange.replay_protocol`` returns.
 
 REST history (trades) is served from the recorded trade frames: what the cursor has passed (``passed_ns``), or the
 whole recording while no client has subscribed yet (``subscribed``), since a replay used over REST only is the
@@ -23,7 +23,7 @@ from ..history import RateLimit
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
-    from ..capture import CapturedFrame
+    from ._frames import CapturedFrame
 
 __all__ = ["HttpHeaders", "HttpReply", "Prepared", "Query", "ReplayClient", "ReplayProtocol", "Throttled", "TradeLog"]
 

@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 import orjson
 
-from ..history import RateLimit, RestClient, RestError, RestReply
-from ._base import HistoryPage
+from ...contract import HistoryPage
+from ...history import RateLimit, RestClient, RestError, RestReply
 
 __all__ = ["BINANCE_REST", "BinanceRestSpec", "BinanceTradeHistory", "binance_rest_spec"]
 

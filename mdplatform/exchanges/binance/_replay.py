@@ -18,13 +18,22 @@ from typing import Any
 
 import orjson
 
-from ..book import L2Book
-from ..capture import CapturedFrame
-from ..exchanges import BinanceBookBuilder, BinanceExchange, get_exchange
-from ..exchanges._binance_history import BinanceRestSpec, binance_rest_spec
-from ..history import RateLimit
-from ..history._rest import used_weight_header
-from ._protocol import HttpHeaders, HttpReply, Prepared, Query, ReplayClient, ReplayProtocol, Throttled, TradeLog
+from ...book import L2Book
+from ...contract import (
+    CapturedFrame,
+    HttpHeaders,
+    HttpReply,
+    Prepared,
+    Query,
+    ReplayClient,
+    ReplayProtocol,
+    Throttled,
+    TradeLog,
+)
+from ...history import RateLimit
+from ...history._rest import used_weight_header
+from ._exchange import BinanceBookBuilder, BinanceExchange
+from ._history import BinanceRestSpec, binance_rest_spec
 
 __all__ = ["BinanceReplay", "stream_key"]
 
@@ -117,14 +126,11 @@ class BinanceReplay(ReplayProtocol):
     server_pings = True
     rest_bans = True
 
-    def __init__(self, exchange_id: str) -> None:
+    def __init__(self, exchange: BinanceExchange) -> None:
+        exchange_id = exchange.id
         super().__init__(exchange_id)
-        if exchange_id not in _DEPTH_PATHS:
-            raise ValueError(f"not a Binance market: {exchange_id!r}")
         self._depth_path, self._default_limit = _DEPTH_PATHS[exchange_id]
         self._books: dict[str, _ServerBook] = {}
-        exchange = get_exchange(exchange_id)
-        assert isinstance(exchange, BinanceExchange)
         self._exchange = exchange
         self._spec: BinanceRestSpec = binance_rest_spec(exchange_id)
         #: channel ("trade", "aggTrade") -> symbol -> recorded trades in the REST layout

@@ -14,14 +14,17 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import polars as pl
 
-from ..book import L2Book, RawLevel
-from ..history import RateLimit
-from ._base import (
+from ...book import L2Book, RawLevel
+from ...history import RateLimit
+
+if TYPE_CHECKING:
+    from ...contract import ReplayProtocol
+from ...contract import (
     CHECKSUM,
     GAP,
     SUB_ERROR,
@@ -29,20 +32,21 @@ from ._base import (
     SYNCED,
     UNSUBSCRIBED,
     Capabilities,
+    CaptureHints,
     EventKind,
     KeepAlive,
     Route,
     SessionAction,
     StreamEvent,
     Subscription,
+    SyncState,
     TradeHistory,
 )
-from ._binance_sync import SyncState
-from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
-from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
-from ._okx_history import OkxTradeHistory
-from ._scan import json_object, ms_after, ms_after_all
-from ._urls import with_default_path
+from .._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
+from .._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
+from .._scan import json_object, ms_after, ms_after_all
+from .._urls import with_default_path
+from ._history import OkxTradeHistory
 
 __all__ = ["CHECKSUM_DEPTH", "OkxBookBuilder", "OkxExchange", "OkxSession", "okx_checksum"]
 
@@ -137,6 +141,15 @@ class OkxExchange:
     @property
     def capabilities(self) -> Capabilities:
         return self._capabilities
+
+    @property
+    def capture_hints(self) -> CaptureHints:
+        return CaptureHints(hosts=("okx.com",), feeds=("OKX", "OKEX"))
+
+    def replay_protocol(self) -> ReplayProtocol:
+        from ._replay import OkxReplay  # here: the server side is only loaded by ``mdp replay`` and tests
+
+        return OkxReplay(self)
 
     @property
     def ws_url(self) -> str:
@@ -246,7 +259,7 @@ class OkxExchange:
         return 1, self._history.rate_limit
 
     def trade_history(self, channel: str) -> TradeHistory | None:
-        """``GET /api/v5/market/history-trades`` for "trades" (see ``_okx_history``); its payloads
+        """``GET /api/v5/market/history-trades`` for "trades" (see ``_history``); its payloads
         (``{"code":"0","msg":"","data":[...]}``) normalize like a trades push."""
         return self._history if channel == "trades" else None
 

@@ -13,13 +13,21 @@ from typing import Any
 
 import orjson
 
-from ..book import L2Book
-from ..capture import CapturedFrame
-from ..exchanges import get_exchange, okx_checksum
-from ..exchanges._okx_history import OKX_HISTORY_LIMIT, OKX_HISTORY_PATH
-from ..exchanges.okx import CHECKSUM_DEPTH
-from ..history import RateLimit
-from ._protocol import HttpHeaders, HttpReply, Prepared, Query, ReplayClient, ReplayProtocol, Throttled, TradeLog
+from ...book import L2Book
+from ...contract import (
+    CapturedFrame,
+    HttpHeaders,
+    HttpReply,
+    Prepared,
+    Query,
+    ReplayClient,
+    ReplayProtocol,
+    Throttled,
+    TradeLog,
+)
+from ...history import RateLimit
+from ._exchange import CHECKSUM_DEPTH, OkxExchange, okx_checksum
+from ._history import OKX_HISTORY_LIMIT, OKX_HISTORY_PATH
 
 __all__ = ["OkxReplay"]
 
@@ -85,12 +93,12 @@ class _ServerBook:
 class OkxReplay(ReplayProtocol):
     server_pings = False  # OKX clients send text "ping"
 
-    def __init__(self, exchange_id: str) -> None:
-        super().__init__(exchange_id)
+    def __init__(self, exchange: OkxExchange) -> None:
+        super().__init__(exchange.id)
         self._books: dict[str, _ServerBook] = {}
         #: book snapshots generated for clients that subscribed mid-stream
         self.snapshots_sent = 0
-        self._route = get_exchange(exchange_id).route
+        self._route = exchange.route
         #: instId -> recorded trades (the pushes' items) for REST history
         self._trades: dict[str, TradeLog] = {}
         #: every instId the recording has a push of

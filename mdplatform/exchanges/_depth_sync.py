@@ -14,13 +14,13 @@ afterwards ``pu`` must equal the previous ``u``.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Generic, Literal, TypeVar
+from typing import Generic, TypeVar
 
-__all__ = ["DepthSync", "DiffVerdict", "SnapshotVerdict", "SyncState"]
+from ..contract import SyncState
+
+__all__ = ["DepthSync", "DiffVerdict", "SnapshotVerdict"]
 
 T = TypeVar("T")
-
-SyncState = Literal["buffering", "synced", "resyncing"]
 
 
 class DiffVerdict(IntEnum):

@@ -4,7 +4,7 @@ Wire format (combined streams, https://developers.binance.com/docs/binance-spot-
 every frame is ``{"stream":"<symbol>@<channel>[@<speed>]","data":{...}}``; subscribe acks are
 ``{"result":null,"id":N}``. The server pings, the client answers with protocol pongs (the websockets library
 does this). Order books: ``<symbol>@depth@100ms`` diffs over WS plus a REST snapshot, synchronized with the
-update-id rules in ``_binance_sync``.
+update-id rules in ``.._depth_sync``.
 
 Trades come on two channels: ``trade`` (one fill per event, id ``t``) and ``aggTrade`` (one event per taker
 order and price level, id ``a``, holding the fills ``f``..``l``). Both id sequences are contiguous per symbol.
@@ -18,32 +18,37 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import polars as pl
 
-from ..book import BookRows, L2Book
-from ..history import RateLimit
-from ._base import (
+from ...book import BookRows, L2Book
+from ...history import RateLimit
+
+if TYPE_CHECKING:
+    from ...contract import ReplayProtocol
+from ...contract import (
     GAP,
     SUB_ERROR,
     SYNCED,
     Capabilities,
+    CaptureHints,
     KeepAlive,
     Route,
     SessionAction,
     StreamEvent,
     Subscription,
+    SyncState,
     TradeHistory,
 )
-from ._binance_history import BinanceTradeHistory, binance_rest_spec
-from ._binance_sync import DepthSync, DiffVerdict, SnapshotVerdict, SyncState
-from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
-from ._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
-from ._scan import json_object, ms_after, ms_after_all
-from ._urls import with_default_path
+from .._depth_sync import DepthSync, DiffVerdict, SnapshotVerdict
+from .._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
+from .._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
+from .._scan import json_object, ms_after, ms_after_all
+from .._urls import with_default_path
+from ._history import BinanceTradeHistory, binance_rest_spec
 
 __all__ = [
     "QUOTE_ASSETS",
@@ -143,6 +148,8 @@ class _MarketSpec:
     futures: bool
     markets: frozenset[str]
     quotes: tuple[str, ...]
+    #: recordings of this market: endpoint hosts, cryptofeed feed names
+    capture: CaptureHints
 
 
 _MARKETS: dict[str, _MarketSpec] = {
@@ -153,6 +160,7 @@ _MARKETS: dict[str, _MarketSpec] = {
         False,
         frozenset({"spot"}),
         QUOTE_ASSETS,
+        CaptureHints(hosts=("stream.binance.com", "api.binance.com"), feeds=("BINANCE",)),
     ),
     "usdm": _MarketSpec(
         "binance-usdm",
@@ -161,6 +169,7 @@ _MARKETS: dict[str, _MarketSpec] = {
         True,
         frozenset({"linear-perpetual", "linear-future"}),
         QUOTE_ASSETS,
+        CaptureHints(hosts=("fstream.binance.com", "fapi.binance.com"), feeds=("BINANCE_FUTURES",)),
     ),
     "coinm": _MarketSpec(
         "binance-coinm",
@@ -169,6 +178,7 @@ _MARKETS: dict[str, _MarketSpec] = {
         True,
         frozenset({"inverse-perpetual", "inverse-future"}),
         _COINM_QUOTES,
+        CaptureHints(hosts=("dstream.binance.com", "dapi.binance.com"), feeds=("BINANCE_DELIVERY",)),
     ),
 }
 
@@ -256,6 +266,15 @@ class BinanceExchange:
     @property
     def capabilities(self) -> Capabilities:
         return self._capabilities
+
+    @property
+    def capture_hints(self) -> CaptureHints:
+        return self._spec.capture
+
+    def replay_protocol(self) -> ReplayProtocol:
+        from ._replay import BinanceReplay  # here: the server side is only loaded by ``mdp replay`` and tests
+
+        return BinanceReplay(self)
 
     @property
     def ws_url(self) -> str:
@@ -389,7 +408,7 @@ class BinanceExchange:
         return BinanceBookBuilder(symbol, futures=self.futures, keep_raw=keep_raw)
 
     def trade_history(self, channel: str) -> TradeHistory | None:
-        """``historicalTrades`` for "trade", ``aggTrades`` for "aggTrade" (see ``_binance_history``)."""
+        """``historicalTrades`` for "trade", ``aggTrades`` for "aggTrade" (see ``_history``)."""
         if channel not in _TRADE_CHANNELS:
             return None
         history = self._histories.get(channel)

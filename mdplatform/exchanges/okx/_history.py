@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from ..history import RateLimit, RestClient, RestError
-from ._base import HistoryPage
+from ...contract import HistoryPage
+from ...history import RateLimit, RestClient, RestError
 
 __all__ = ["OKX_HISTORY_LIMIT", "OKX_HISTORY_PATH", "OKX_REST_BASE", "OkxTradeHistory"]
 

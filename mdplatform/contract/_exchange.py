@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import polars as pl
 
-    from ..book import L2Book
     from ..history import RateLimit, RestClient
+    from ._replay import ReplayProtocol
 
 __all__ = [
     "ALIVE",
@@ -35,6 +35,7 @@ __all__ = [
     "BookBuilder",
     "BookRebuilding",
     "Capabilities",
+    "CaptureHints",
     "EventKind",
     "Exchange",
     "HistoryPage",
@@ -44,8 +45,15 @@ __all__ = [
     "StreamEvent",
     "StreamSession",
     "Subscription",
+    "SyncState",
     "TradeHistory",
 ]
+
+#: the order book type a builder keeps (the book package's ``L2Book``): the contract does not depend on it
+BookT_co = TypeVar("BookT_co", covariant=True)
+
+#: a book stream's state, as sessions report it (``StreamSession.sync_state``) and ``mdp status`` shows it
+SyncState = Literal["buffering", "synced", "resyncing"]
 
 #: (channel, symbol) of a frame. channel is the exchange's own name ("trade", "depth", "books", ...);
 #: symbol is the exchange's own instrument id ("BTCUSDT", "BTC-USDT"), "" for frames not about one instrument
@@ -157,6 +165,19 @@ class Capabilities:
     #: True when the exchange confirms each subscription with a frame (OKX); False when the streams named at
     #: connect time are live as soon as the connection is (Binance combined-stream URLs)
     subscribe_ack: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureHints:
+    """How ``mdp import-capture`` recognises a recording of this exchange (and market) by its content or name.
+
+    ``hosts``: text found in the endpoint URL of a connect or REST line ("stream.bybit.com/v5/public/linear"); the
+    longest match over all exchanges wins, so a market's own path beats its exchange's host. ``feeds``: cryptofeed
+    file-name prefixes (``BYBIT`` in ``BYBIT.ws.25.0.gz``), used when no line names an endpoint.
+    """
+
+    hosts: tuple[str, ...] = ()
+    feeds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,8 +334,18 @@ class Exchange(Protocol):
         """The REST history that can heal gaps of trade channel ``channel``; None when the exchange keeps none."""
         ...
 
+    @property
+    def capture_hints(self) -> CaptureHints:
+        """How recordings of this exchange are recognised (``mdp import-capture``)."""
+        ...
 
-class BookBuilder(Protocol):
+    def replay_protocol(self) -> ReplayProtocol:
+        """A new server-side adapter speaking this exchange's WebSocket and REST protocol over recorded frames
+        (``mdp replay``); the exchange's own folder holds it."""
+        ...
+
+
+class BookBuilder(Protocol[BookT_co]):
     """One instrument's order book kept from raw rows (lake ``payload``), under the same sync rules as the live
     session of its exchange: what the offline rebuild (``mdplatform.book.Rebuild``) drives.
 
@@ -324,7 +355,7 @@ class BookBuilder(Protocol):
     """
 
     @property
-    def book(self) -> L2Book: ...
+    def book(self) -> BookT_co: ...
 
     @property
     def valid(self) -> bool: ...
@@ -350,12 +381,18 @@ class BookBuilder(Protocol):
         ...
 
 
-class BookRebuilding(Protocol):
-    """The optional part of ``Exchange`` an offline book rebuild needs (Binance markets and OKX have it)."""
+class BookRebuilding(Protocol[BookT_co]):
+    """The part of ``Exchange`` an offline book rebuild needs (exchanges that keep books have it): the book code is
+    handed this object and never looks an exchange up by name."""
+
+    @property
+    def id(self) -> str: ...
+
+    def normalize_symbol(self, symbol: str) -> str: ...
 
     #: regular expressions whose first group is the exchange's time (epoch ms) in a book frame, by preference:
     #: the rebuild samples books on the exchange's clock, as trades are timed (frames without one, such as REST
     #: snapshots, take their neighbour's)
     book_time_patterns: tuple[str, ...]
 
-    def book_builder(self, symbol: str, *, keep_raw: bool = False) -> BookBuilder: ...
+    def book_builder(self, symbol: str, *, keep_raw: bool = False) -> BookBuilder[BookT_co]: ...
