@@ -32,7 +32,9 @@ class ExchangeCollector:
         self.sink = sink
         self.gate = gate or gate_for(config)
         subs = [Subscription(ch, sym) for sym in config.symbols for ch in config.channels]
-        n = config.max_streams_per_connection
+        # the config's share, within what the exchange serves on one connection
+        limit = self.exchange.capabilities.streams_per_connection
+        n = min(config.max_streams_per_connection, limit) if limit else config.max_streams_per_connection
         self._shards: list[Sequence[Subscription]] = [subs[i : i + n] for i in range(0, len(subs), n)]
         self.connections: list[Connection] = []
         self._tasks: list[asyncio.Task[None]] = []

@@ -74,7 +74,8 @@ class ExchangeCollectorConfig:
     ws_url: str | None = None
     #: REST endpoint override (book snapshots); default: the exchange's own
     rest_url: str | None = None
-    #: streams (symbol x channel) per WebSocket connection; more open further connections
+    #: streams (symbol x channel) per WebSocket connection, within the exchange's own limit; more open more
+    #: connections
     max_streams_per_connection: int = 200
     #: first wait before a reconnect; doubled after each failure (with jitter) up to ``reconnect_max_s``
     reconnect_initial_s: float = 0.5

@@ -165,6 +165,10 @@ class Capabilities:
     #: True when the exchange confirms each subscription with a frame (OKX); False when the streams named at
     #: connect time are live as soon as the connection is (Binance combined-stream URLs)
     subscribe_ack: bool = False
+    #: the most streams (channel x symbol) the exchange serves on one connection (Binance 1,024 per combined URL,
+    #: Bybit spot 10 args per subscribe and a bounded total): the collector opens further connections beyond it,
+    #: whatever ``max_streams_per_connection`` its config allows; None: no documented limit
+    streams_per_connection: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,14 @@ from .okx import OkxExchange
 
 __all__ = ["EXCHANGES", "book_venues", "capabilities", "get_exchange", "normalize_trades_with_rejects"]
 
-_ALL: dict[str, Exchange] = {
-    x.id: x for x in (BinanceExchange("spot"), BinanceExchange("usdm"), BinanceExchange("coinm"), OkxExchange())
-}
+#: one line per exchange (or market with its own endpoint); its folder holds everything else
+_LISTED: tuple[Exchange, ...] = (
+    BinanceExchange("spot"),
+    BinanceExchange("usdm"),
+    BinanceExchange("coinm"),
+    OkxExchange(),
+)
+_ALL: dict[str, Exchange] = {x.id: x for x in _LISTED}
 
 #: registry id -> exchange ("binance", "binance-usdm", "binance-coinm", "okx")
 EXCHANGES: Mapping[str, Exchange] = MappingProxyType(_ALL)
