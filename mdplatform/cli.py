@@ -276,16 +276,12 @@ def import_capture(files: tuple[str, ...], exchange: str | None, lake: str | Non
 
 
 @cli.command()
-def exchanges() -> None:
-    """List the supported exchanges and their capabilities."""
-    from .exchanges import EXCHANGES
+@click.option("--markdown", is_flag=True, help="Print the table as markdown (the README's capability table).")
+def exchanges(markdown: bool) -> None:
+    """The supported exchanges and markets, and what the platform does for each (capability table)."""
+    from .exchanges import capability_markdown, capability_text
 
-    for ex in EXCHANGES.values():
-        cap = ex.capabilities
-        click.echo(
-            f"{ex.id:15} channels={','.join(sorted(cap.channels))} book_sync={cap.book_sync} "
-            f"sequence_check={cap.sequence_check} checksum={cap.checksum}"
-        )
+    click.echo(capability_markdown() if markdown else capability_text(), nl=False)
 
 
 def option_time(text: str, option: str) -> tuple[int, bool]:

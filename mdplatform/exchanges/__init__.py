@@ -40,12 +40,14 @@ from ._depth_sync import DepthSync, DiffVerdict, SnapshotVerdict
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import NORMALIZED_TRADES, empty_normalized_trades, empty_rejects
 from ._registry import EXCHANGES, book_venues, capabilities, get_exchange, normalize_trades_with_rejects
+from ._table import CAPABILITY_COLUMNS, CapabilityRow, capability_markdown, capability_rows, capability_text
 from .binance import BinanceBookBuilder, BinanceExchange, BinanceSession
 from .okx import OkxBookBuilder, OkxExchange, OkxSession, okx_checksum
 
 __all__ = [
     "ALIVE",
     "BACKFILLED",
+    "CAPABILITY_COLUMNS",
     "CHECKSUM",
     "CLOSE",
     "EVENT_KINDS",
@@ -67,6 +69,7 @@ __all__ = [
     "BookRebuilding",
     "BookSnapshot",
     "Capabilities",
+    "CapabilityRow",
     "CaptureHints",
     "DepthSync",
     "DiffVerdict",
@@ -91,6 +94,9 @@ __all__ = [
     "TradeHistory",
     "book_venues",
     "capabilities",
+    "capability_markdown",
+    "capability_rows",
+    "capability_text",
     "empty_normalized_trades",
     "empty_rejects",
     "get_exchange",

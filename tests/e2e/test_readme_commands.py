@@ -25,7 +25,7 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: 179,316 frames and 2 REST snapshots, the book samples' count moves a little with the minute the replay shifts to
 EXPECTED = {
     "mdp --version": r"\d+\.\d+",
-    "mdp exchanges": r"(?m)^binance .*\n(.*\n)*^okx ",
+    "mdp exchanges": r"(?m)^binance  .*✅(.*\n)*^okx  .*ws-snapshot",
     "mdp materialize": (
         r"materialized \d hour\(s\)(.*\n)*binance/BTC-USDT +19904 +19904 +10/11"
         r"(.*\n)*quality checks: [1-9]\d* passed, 0 failed"
