@@ -19,9 +19,12 @@ hour (``mdplatform.lake.HourWriter``).
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import dataclasses
 import re
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +34,7 @@ import polars as pl
 import pyarrow as pa
 
 from .._time import MINUTE_NS, SECOND_NS
+from ..contract import BinaryFrames, ConnectionRouting
 from ..exchanges import (
     ALIVE,
     CLOSE,
@@ -260,6 +264,14 @@ class _Routes:
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
         self.by_stream: dict[str, tuple[str, str]] = {}
+        self.route: Callable[[str], tuple[str, str]] = exchange.route
+        self.reconnect()
+
+    def reconnect(self) -> None:
+        """A recorded connection starts: an exchange that numbers its streams per connection (``ConnectionRouting``)
+        learns the numbers afresh, as the live collector's router does."""
+        if isinstance(self.exchange, ConnectionRouting):
+            self.route = self.exchange.connection_router()
 
     def __call__(self, chunk: FrameChunk, path: str, bad: list[BadLine]) -> tuple[pl.Series, pl.Series, np.ndarray]:
         """(channel, symbol) of each row, and which rows to keep (those whose route failed are reported in
@@ -269,7 +281,7 @@ class _Routes:
             if name not in self.by_stream:
                 first = int(streams.eq(name).arg_true()[0])
                 with contextlib.suppress(Exception):  # its frames are routed (and reported) one by one below
-                    self.by_stream[name] = self.exchange.route(chunk.frames[first])
+                    self.by_stream[name] = self.route(chunk.frames[first])
         names = list(self.by_stream)
         channels = streams.replace_strict(names, [self.by_stream[n][0] for n in names], default=None)
         symbols = streams.replace_strict(names, [self.by_stream[n][1] for n in names], default=None)
@@ -283,7 +295,7 @@ class _Routes:
             for i in todo:
                 frame = chunk.frames[i]
                 try:
-                    channel, symbol = self.exchange.route(frame)
+                    channel, symbol = self.route(frame)
                 except Exception as exc:
                     bad.append(BadLine(path, int(chunk.lines[i]), f"route failed: {exc!r}", frame[:120]))
                     keep[i] = False
@@ -460,12 +472,15 @@ def import_capture(
                     break
                 writer.close_before(int(chunk.recv_ns[0]) - FLUSH_AFTER_NS)
                 if chunk.kinds[0] == CONNECT:
+                    routes.reconnect()
                     session.close(RECONNECT_IN_CAPTURE)
                     connects += 1
                     session = _Session(writer, exchange, f"{file_conn_id}:{connects}", alive_every_ns, stats.events)
                     session.open(int(chunk.recv_ns[0]), chunk.frames[0])
                     stats.sessions += 1
                     continue
+                if isinstance(exchange, BinaryFrames):
+                    chunk = _decoded(chunk, exchange, str(path), read.bad)
                 opened = session.opened
                 table = _feed(session, chunk, routes, str(path), read.bad, open_detail)
                 stats.sessions += session.opened and not opened
@@ -492,6 +507,24 @@ def import_capture(
         if stats.stopped_at is not None or stats.damaged is not None:
             break
     return stats
+
+
+def _decoded(chunk: FrameChunk, exchange: BinaryFrames, path: str, bad: list[BadLine]) -> FrameChunk:
+    """The chunk with its binary frames as the text they encode: a recording keeps a binary frame as a Python bytes
+    literal (cryptofeed: ``b'\\x1f\\x8b...'``), which the exchange decodes (HTX: gzip). A frame that does not decode
+    stays as recorded; its route then fails or quarantines it, and ``bad`` says which line."""
+    frames = chunk.frames.to_list()
+    changed = False
+    for i, frame in enumerate(frames):
+        if frame[:2] in ("b'", 'b"'):
+            try:
+                text = exchange.decode_binary(ast.literal_eval(frame))
+            except (ValueError, SyntaxError, OSError, EOFError, zlib.error) as exc:
+                bad.append(BadLine(path, int(chunk.lines[i]), f"binary frame does not decode: {exc!r}", frame[:120]))
+                continue
+            if text is not None:
+                frames[i], changed = text, True
+    return dataclasses.replace(chunk, frames=pl.Series(frames, dtype=pl.String)) if changed else chunk
 
 
 def _until_damaged(chunks: Iterator[FrameChunk], stats: ImportStats) -> Iterator[FrameChunk]:

@@ -49,6 +49,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from .._time import MINUTE_NS
+from ..contract import Answering, BinaryFrames, ConnectionRouting, Negotiating
 from ..exchanges import (
     ALIVE,
     CLOSE,
@@ -198,7 +199,7 @@ class Connection:
         self._subscribe_ack = caps.subscribe_ack
         #: channels the receive loop looks at beyond landing: book channels (the session) and control frames (acks,
         #: and refusals: an exchange that takes its streams from the URL still answers a bad request with an error)
-        self._watch = caps.book_channels | {CONTROL_CHANNEL}
+        self._watch = caps.book_channels | caps.session_channels | {CONTROL_CHANNEL}
         self._keepalive = exchange.keepalive
         self._idle_timeout = config.idle_timeout_s or exchange.keepalive.idle_timeout_s
         self._rest_seq = 0
@@ -272,6 +273,14 @@ class Connection:
         c = self.counters
         ws_url = self.config.ws_url or self.exchange.ws_url
         url = self.exchange.connect_url(self.subs, ws_url)
+        if isinstance(self.exchange, Negotiating):
+            # the endpoint (a token in it) and the ping interval are the exchange's answer of the moment
+            c.state = "negotiating"
+            told = await self.exchange.negotiate(self.rest, url, self.config.rest_url or self.exchange.rest_url)
+            url = told.url
+            if told.keepalive is not None:
+                self._keepalive = told.keepalive
+                self._idle_timeout = self.config.idle_timeout_s or told.keepalive.idle_timeout_s
         shown = _shown(url)  # what status, logs and the lake may hold: no credentials
         c.state, c.url = "connecting", shown
         conn_id = f"{self.exchange.id}-{uuid.uuid4().hex[:12]}"
@@ -433,7 +442,12 @@ class Connection:
         self._event(SUBSCRIBED, *stream, recv_ts=recv, newest=newest)
 
     def _control(self, frame: str, recv: int) -> None:
-        """Acks and refusals of subscriptions (exchanges that acknowledge them)."""
+        """Acks and refusals of subscriptions (exchanges that acknowledge them); the answer to an exchange's own
+        ping (exchanges that close a connection that does not answer)."""
+        if isinstance(self.exchange, Answering):
+            reply = self.exchange.answer(frame)
+            if reply is not None and self._link is not None:
+                self._link.send_text(reply)
         for ev in self.exchange.control_events(frame):
             stream = (ev.channel, ev.symbol)
             if ev.kind == SUBSCRIBED:
@@ -589,7 +603,10 @@ class _Receiver(WsLink):
         self.conn_id = conn_id
         self.shown = shown
         self.exchange_id = conn.exchange.id
-        self.route = conn.exchange.route
+        exchange = conn.exchange
+        # an exchange whose frames name their stream by a number this connection was given routes per connection
+        self.route = exchange.connection_router() if isinstance(exchange, ConnectionRouting) else exchange.route
+        self._decode = exchange.decode_binary if isinstance(exchange, BinaryFrames) else None
         self.watch = conn._watch
         #: an exchange time was seen (``start`` recorded)
         self.started = False
@@ -604,7 +621,6 @@ class _Receiver(WsLink):
         # the compiled path's routes: (channel, symbol) by index, and the code (index * 2 + watched) of each
         self.route_list: list[Route] = []
         self._codes: dict[Route, int] = {}
-        exchange = conn.exchange
         self._route_key = exchange.route_key if isinstance(exchange, _KeyRouted) else None
         if _BATCHER is not None:
             prefix, quotes = exchange.route_prefix if isinstance(exchange, _KeyRouted) else (None, 0)
@@ -738,10 +754,28 @@ class _Receiver(WsLink):
             self.failed += 1
             conn._uninterpretable(channel, symbol, self.landed + self.pending(), recv, exc)
 
+    def _text(self, data: bytes) -> str | None:
+        """The text of a binary-encoded frame, None when the exchange's frames are not or this one does not decode."""
+        if self._decode is None:
+            return None
+        try:
+            return self._decode(data)
+        except Exception:  # a damaged frame: landed as received and quarantined below
+            return None
+
     def _binary(self, data: bytes, recv: int) -> None:
-        """A frame that is not UTF-8: landed exactly (base64) and quarantined; nothing can be read from it."""
+        """A frame that is not UTF-8: the text it encodes where the exchange's frames are binary-encoded
+        (``BinaryFrames``: HTX's gzip), else landed exactly (base64) and quarantined: nothing can be read from it."""
         conn = self.conn
         conn.counters.last_message_ns = recv
+        text = self._text(data)
+        if text is not None:
+            route = self.route(text)
+            self.routes.append(route)
+            self.payloads.append(text)
+            if route[0] in self.watch or not self.started:
+                self._interpret(text, route, recv)
+            return
         if self.payloads:  # the newest exchange time stays that of the frames before it
             conn._last.frame = self.payloads[-1]
             conn._newest()

@@ -8,9 +8,9 @@ to this interface, so adding an exchange means adding a module and one registry 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     import polars as pl
@@ -32,14 +32,19 @@ __all__ = [
     "SUB_ERROR",
     "SYNCED",
     "UNSUBSCRIBED",
+    "Answering",
+    "BinaryFrames",
     "BookBuilder",
     "BookRebuilding",
     "Capabilities",
     "CaptureHints",
+    "ConnectionRouting",
     "EventKind",
     "Exchange",
     "HistoryPage",
     "KeepAlive",
+    "Negotiated",
+    "Negotiating",
     "Route",
     "SessionAction",
     "StreamEvent",
@@ -169,6 +174,10 @@ class Capabilities:
     #: Bybit spot 10 args per subscribe and a bounded total): the collector opens further connections beyond it,
     #: whatever ``max_streams_per_connection`` its config allows; None: no documented limit
     streams_per_connection: int | None = None
+    #: channels, beyond ``book_channels``, whose frames the live ``StreamSession`` is handed too (Coinbase Advanced
+    #: Trade numbers every frame of a connection with one ``sequence_num``, so its session must see them all to tell
+    #: a lost frame); empty: the session sees book frames only
+    session_channels: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,3 +409,52 @@ class BookRebuilding(Protocol[BookT_co]):
     book_time_patterns: tuple[str, ...]
 
     def book_builder(self, symbol: str, *, keep_raw: bool = False) -> BookBuilder[BookT_co]: ...
+
+
+# -- optional parts of an exchange (checked with isinstance: an exchange has them only where its protocol needs them)
+
+
+@runtime_checkable
+class BinaryFrames(Protocol):
+    """An exchange whose frames arrive binary-encoded (HTX: every frame is gzip-compressed JSON). The collector and the
+    capture import hand such a frame to ``decode_binary`` and land the text it returns, as a WebSocket library lands
+    the text of a permessage-deflate frame: the compression is the transport's, the text is what the exchange sent.
+    None: not a frame of this encoding (landed base64 and quarantined, as any frame that is not text)."""
+
+    def decode_binary(self, data: bytes) -> str | None: ...
+
+
+@runtime_checkable
+class Answering(Protocol):
+    """An exchange that pings at the application level and closes a connection whose client does not answer (HTX
+    ``{"ping": t}`` wants ``{"pong": t}``): ``answer`` is given every ``control`` frame and returns the text to send
+    back, None for frames that want no answer."""
+
+    def answer(self, frame: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    """Where to connect as the exchange said before the connection (``Negotiating``): the URL to open (token
+    included) and the keep-alive it asked for (None: the exchange's own ``keepalive``)."""
+
+    url: str
+    keepalive: KeepAlive | None = None
+
+
+@runtime_checkable
+class Negotiating(Protocol):
+    """An exchange that hands out its WebSocket endpoint over REST before each connection (KuCoin ``bullet-public``:
+    a token, the server's URL and its ping interval). The collector calls ``negotiate`` before every (re)connect with
+    the URL ``connect_url`` built and the REST base (the config's override, else the exchange's own)."""
+
+    async def negotiate(self, client: RestClient, url: str, rest_url: str | None) -> Negotiated: ...
+
+
+@runtime_checkable
+class ConnectionRouting(Protocol):
+    """An exchange whose frames name their stream by a number the connection was given (Bitfinex channel ids from
+    ``subscribed`` events): ``connection_router`` returns a new ``route`` for one connection (or one recorded
+    connection of a capture), which learns the numbers from the frames it is handed in order."""
+
+    def connection_router(self) -> Callable[[str], Route]: ...

@@ -1,0 +1,213 @@
+"""One `mdp ingest` collecting every exchange at once, each from its own `mdp replay` speaking that exchange's protocol
+over a socket (subprocesses, as a user runs them), then one `mdp materialize` with the defaults users get (books on):
+every frame the replays sent lands, and trades, candles and book snapshots come out for every exchange. The replays
+run at real speed, as a live exchange would (about 70 s of each recording: a minute closes for every exchange).
+
+Recordings: Binance spot (hftbacktest, real), OKX (cryptofeed sample, real, 2022) and, per exchange, the capture its
+own end-to-end test replays (`tests/data/<exchange>/`: real where a recording exists, else built from the
+documentation, as that folder's README says). The ingestor's peak RSS and CPU are written to
+``<tmp>/all_exchanges.json`` and printed (run with ``-s`` to see them)."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from mdplatform.exchanges import get_exchange
+from mdplatform.lake import read_raw
+from mdplatform.warehouse import Warehouse
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+MDP = [sys.executable, "-m", "mdplatform"]
+ALL_TIME = (0, 1 << 62)
+
+
+@dataclass(frozen=True)
+class Venue:
+    exchange: str
+    capture: str  # relative to the shared data folder ("shared:") or tests/data
+    symbols: tuple[str, ...]
+    channels: tuple[str, ...]
+    rest_path: str = ""  # the REST snapshot path the collector asks the replay (rest-snapshot exchanges)
+    lines: int | None = None  # replay only the capture's first lines (about 70 s of it)
+
+
+VENUES = (
+    Venue(
+        "binance",
+        "shared:binance-hftbacktest/spot/btcusdt_20240808.gz",
+        ("BTCUSDT",),
+        ("trade", "depth", "bookTicker"),
+        rest_path="/api/v3/depth",
+        lines=9_000,
+    ),
+    Venue(
+        "okx",
+        "shared:cryptofeed-samples/OKX.ws.1.0.gz",
+        ("BTC-USDT", "BTC-USD-220527", "UNI-USD-SWAP"),
+        ("trades", "books", "tickers"),
+    ),
+)
+
+
+def _path(venue: Venue, shared_data: Path, work: Path) -> Path:
+    path = shared_data / venue.capture[7:] if venue.capture.startswith("shared:") else DATA / venue.capture
+    if venue.lines is None:
+        return path
+    head = work / f"{venue.exchange}-{path.name}"
+    with gzip.open(path, "rt") as src, gzip.open(head, "wt") as dst:
+        dst.writelines(itertools.islice(src, venue.lines))
+    return head
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+    proc = subprocess.Popen([*MDP, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+
+    threading.Thread(target=pump, daemon=True).start()
+    return proc, lines
+
+
+def _sent(proc: subprocess.Popen[str], lines: queue.Queue[str], deadline: float) -> int:
+    """Frames the replay sent once it finished its recording (``REPLAY_SENT=``)."""
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            assert proc.poll() is None, "a replay server exited early"
+            continue
+        if line.startswith("REPLAY_SENT="):
+            return int(line.split("=", 1)[1])
+    raise AssertionError("a replay did not finish its recording in time")
+
+
+def _usage(pid: int) -> tuple[float, float]:
+    """(peak RSS in MB, CPU seconds) of a running process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return hwm / 1024, (int(fields[11]) + int(fields[12])) / ticks
+
+
+@pytest.mark.waits  # real speed: a minute of waiting for the recordings to play, little CPU
+@pytest.mark.timeout(600)
+def test_one_ingest_collects_every_exchange_and_materializes_them(tmp_path: Path, shared_data: Path) -> None:
+    lake, work = tmp_path / "lake", tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "MDP_LAKE": str(lake), "DAGSTER_HOME": str(work / "dagster")}
+    replays: dict[str, tuple[subprocess.Popen[str], queue.Queue[str], int]] = {}
+    ingest: subprocess.Popen[str] | None = None
+    try:
+        config = ["collectors:"]
+        for v in VENUES:
+            port = _free_port()
+            proc, lines = _spawn(
+                ["replay", "--capture", str(_path(v, shared_data, work)), "--exchange", v.exchange, "--rebase"]
+                + ["--speed", "1", "--port", str(port)],
+                env,
+            )
+            replays[v.exchange] = (proc, lines, port)
+            config += [
+                f"  - exchange: {v.exchange}",
+                f"    symbols: [{', '.join(v.symbols)}]",
+                f"    channels: [{', '.join(v.channels)}]",
+                f"    ws_url: ws://127.0.0.1:{port}",
+            ]
+            if v.rest_path:
+                config.append(f"    rest_url: http://127.0.0.1:{port}{v.rest_path}")
+        for _, _, port in replays.values():
+            _wait_port(port)
+        (work / "ingest.yaml").write_text("\n".join(config) + "\n")
+        status_file = work / "status.json"
+        ingest, _ = _spawn(
+            ["ingest", "--config", str(work / "ingest.yaml"), "--lake", str(lake), "--status-file", str(status_file)]
+            + ["--status-interval", "0.5"],
+            env,
+        )
+        deadline = time.monotonic() + 300
+        sent = {x: _sent(p, q, deadline) for x, (p, q, _) in replays.items()}
+        while time.monotonic() < deadline:
+            status = _status(status_file)
+            if status and status["messages_received"] >= sum(sent.values()):
+                break
+            time.sleep(0.5)
+        rss_mb, cpu_s = _usage(ingest.pid)
+        ingest.send_signal(signal.SIGINT)
+        assert ingest.wait(timeout=120) == 0
+    finally:
+        for p in [*(r[0] for r in replays.values()), *([ingest] if ingest else [])]:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+    # every frame each replay sent over its socket landed, once, under its exchange (beside them: the acks and
+    # pongs in "control", and the REST snapshots the collector asked for on connections "<conn>/rest")
+    raw = read_raw(str(lake), *ALL_TIME)
+    socket_rows = raw.filter(pl.col("channel") != "control", ~pl.col("conn_id").str.ends_with("/rest"))
+    landed = dict(socket_rows.group_by("exchange").len().iter_rows())
+    assert landed == sent
+    figures = {"exchanges": len(VENUES), "frames": sum(sent.values()), "ingest_rss_mb": rss_mb, "ingest_cpu_s": cpu_s}
+    (tmp_path / "all_exchanges.json").write_text(json.dumps(figures))
+    print(f"\nALL_EXCHANGES {json.dumps(figures)}")
+
+    out = subprocess.run([*MDP, "materialize", "--no-progress"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    wh = Warehouse(str(lake / "warehouse.duckdb"))
+    for v in VENUES:
+        exchange = get_exchange(v.exchange)
+        mine = raw.filter(pl.col("exchange") == v.exchange)
+        expected = exchange.normalize_trades(mine).unique(["symbol", "trade_id"]).height
+        trades = wh.query("SELECT count(*) FROM trades WHERE exchange = ?", [v.exchange]).item()
+        assert trades == expected > 0, v.exchange
+        candles = wh.query(
+            "SELECT count(*) FROM candles WHERE exchange = ? AND timeframe = '1m'", [v.exchange]
+        ).item()
+        assert candles > 0, v.exchange
+        samples = wh.query("SELECT count(*) FROM book_snapshots WHERE exchange = ?", [v.exchange]).item()
+        assert samples > 0, v.exchange
+
+
+def _wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"replay server did not open port {port}")
+
+
+def _status(path: Path) -> dict[str, int] | None:
+    try:
+        return json.loads(path.read_text())["status"]  # type: ignore[no-any-return]
+    except (OSError, ValueError, KeyError):
+        return None
