@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -58,3 +59,31 @@ def test_demo_then_import_give_the_same_candles(tmp_path: Path, demo_dir: Path) 
     assert imported[0][2] == 1_723_161_240 * 10**9  # 2024-08-08 23:54 UTC
     assert [c[-1] for c in imported] == ([False] + [True] * 10) * 2  # the first minute was seen only in part
     assert live == imported
+
+
+def test_the_demo_checks_are_in_its_dagster_instance(demo_dir: Path) -> None:
+    """The Great Expectations suites ran with the demo's hourly runs, and their results are what the Dagster UI of
+    the demo (`make dagster`, the same instance) shows on every asset, for each of the demo's hours."""
+    from dagster import AssetCheckKey, AssetKey, DagsterInstance
+
+    from assets import CHECKS
+
+    home = demo_dir.parent.parent / "demo-dagster"
+    env = (demo_dir / "env.sh").read_text()
+    span = re.search(r"export FROM=(\S+) TO=(\S+)", env)
+    assert span is not None
+    start, stop = (datetime.fromisoformat(t) for t in span.groups())
+    hours = [
+        (start + timedelta(hours=i)).strftime("%Y-%m-%d-%H:00")
+        for i in range(int((stop - start).total_seconds() // 3600))
+    ]
+    assert hours
+    specs = [spec for checks in CHECKS for spec in checks.check_specs]
+    assert {s.asset_key.path[0] for s in specs} >= {"trades", "coverage", "candles", "book_snapshots"}
+    with DagsterInstance.from_config(str(home)) as instance:
+        for spec in specs:
+            key = AssetCheckKey(AssetKey(spec.asset_key.path), spec.name)
+            history = instance.event_log_storage.get_asset_check_execution_history(key, limit=50)
+            # each hour's check has its result under the hour's partition (none left "planned")
+            per_hour = {r.partition: r.status.value for r in history if r.partition is not None}
+            assert per_hour == dict.fromkeys(hours, "SUCCEEDED"), key.to_user_string()
