@@ -100,6 +100,9 @@ class ReplayProtocol(ABC):
         self.passed_ns = -1
         #: whether a client has subscribed to anything yet (before that, REST history serves the whole recording)
         self.subscribed = False
+        #: the server's own http://host:port once it listens ("" before): for exchanges that hand out their
+        #: WebSocket endpoint over REST (KuCoin ``bullet-public``), which must name this server
+        self.base_url = ""
 
     def visible(self, recv_ns: int) -> bool:
         """Whether REST history serves a record received at ``recv_ns``: the cursor has passed it, or no client

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 from ..contract import BookRebuilding, Exchange
 from .binance import BinanceExchange
+from .bybit import BybitExchange
+from .coinbase import CoinbaseExchange
 from .okx import OkxExchange
 
 __all__ = ["EXCHANGES", "book_venues", "capabilities", "get_exchange", "normalize_trades_with_rejects"]
@@ -23,6 +25,9 @@ _LISTED: tuple[Exchange, ...] = (
     BinanceExchange("usdm"),
     BinanceExchange("coinm"),
     OkxExchange(),
+    CoinbaseExchange(),
+    BybitExchange("spot"),
+    BybitExchange("linear"),
 )
 _ALL: dict[str, Exchange] = {x.id: x for x in _LISTED}
 

@@ -241,6 +241,7 @@ class ReplayServer:
             server_header=None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        protocol.base_url = self.rest_base  # an adapter handing out its WebSocket endpoint names this server
         if self.verbose and self.rebase:
             minutes = self.shift_ns // MINUTE_NS
             print(f"replay rebase: exchange times shifted by {self.shift_ns} ns ({minutes} min)", flush=True)

@@ -127,11 +127,9 @@ def test_one_ingest_collects_every_exchange_and_materializes_them(tmp_path: Path
         config = ["collectors:"]
         for v in VENUES:
             port = _free_port()
-            proc, lines = _spawn(
-                ["replay", "--capture", str(_path(v, shared_data, work)), "--exchange", v.exchange, "--rebase"]
-                + ["--speed", "1", "--port", str(port)],
-                env,
-            )
+            capture = str(_path(v, shared_data, work))
+            replay = ["replay", "--capture", capture, "--exchange", v.exchange, "--rebase", "--speed", "1"]
+            proc, lines = _spawn([*replay, "--port", str(port)], env)
             replays[v.exchange] = (proc, lines, port)
             config += [
                 f"  - exchange: {v.exchange}",
@@ -145,11 +143,9 @@ def test_one_ingest_collects_every_exchange_and_materializes_them(tmp_path: Path
             _wait_port(port)
         (work / "ingest.yaml").write_text("\n".join(config) + "\n")
         status_file = work / "status.json"
-        ingest, _ = _spawn(
-            ["ingest", "--config", str(work / "ingest.yaml"), "--lake", str(lake), "--status-file", str(status_file)]
-            + ["--status-interval", "0.5"],
-            env,
-        )
+        config_file, lake_dir = str(work / "ingest.yaml"), str(lake)
+        collect = ["ingest", "--config", config_file, "--lake", lake_dir, "--status-file", str(status_file)]
+        ingest, _ = _spawn([*collect, "--status-interval", "0.5"], env)
         deadline = time.monotonic() + 300
         sent = {x: _sent(p, q, deadline) for x, (p, q, _) in replays.items()}
         while time.monotonic() < deadline:
@@ -188,9 +184,7 @@ def test_one_ingest_collects_every_exchange_and_materializes_them(tmp_path: Path
         expected = exchange.normalize_trades(mine).unique(["symbol", "trade_id"]).height
         trades = wh.query("SELECT count(*) FROM trades WHERE exchange = ?", [v.exchange]).item()
         assert trades == expected > 0, v.exchange
-        candles = wh.query(
-            "SELECT count(*) FROM candles WHERE exchange = ? AND timeframe = '1m'", [v.exchange]
-        ).item()
+        candles = wh.query("SELECT count(*) FROM candles WHERE exchange = ? AND timeframe = '1m'", [v.exchange]).item()
         assert candles > 0, v.exchange
         samples = wh.query("SELECT count(*) FROM book_snapshots WHERE exchange = ?", [v.exchange]).item()
         assert samples > 0, v.exchange

@@ -15,9 +15,12 @@ from mdplatform.exchanges import (
     get_exchange,
 )
 
+#: every registry id: the ten exchanges and their markets with their own endpoints
+IDS = ["binance", "binance-coinm", "binance-usdm", "bybit", "bybit-linear", "coinbase", "okx"]
+
 
 def test_registry_ids_and_classes() -> None:
-    assert sorted(EXCHANGES) == ["binance", "binance-coinm", "binance-usdm", "okx"]
+    assert sorted(EXCHANGES) == IDS
     for xid, x in EXCHANGES.items():
         assert x.id == xid
         assert get_exchange(xid) is x
@@ -29,8 +32,8 @@ def test_registry_ids_and_classes() -> None:
 
 
 def test_unknown_exchange_lists_known_ids() -> None:
-    with pytest.raises(KeyError, match="unknown exchange 'kraken'; known: binance, binance-coinm, binance-usdm, okx"):
-        get_exchange("kraken")
+    with pytest.raises(KeyError, match=f"unknown exchange 'nope'; known: {', '.join(IDS)}\"$"):
+        get_exchange("nope")
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,11 @@
-"""OKX on the cryptofeed recording OKX.ws.1.0 (2022-05-13, v5 public: books, trades, tickers)."""
+"""OKX on the cryptofeed recording OKX.ws.1.0 (2022-05-13, v5 public: books, trades, tickers: real recordings), and
+on messages built from OKX's v5 documentation as it is today (the tests after "OKX v5 as documented today" say
+which pages)."""
 
 from __future__ import annotations
 
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 import orjson
@@ -27,6 +29,7 @@ from mdplatform.exchanges import (
     get_exchange,
     okx_checksum,
 )
+from mdplatform.exchanges.okx import MAX_CHECKSUM_FAILURES, REST_BOOKS_PATH, SNAPSHOT_CHANNEL
 from mdplatform.schemas import REJECTS
 
 CfLines = Callable[[str], tuple[tuple[str, int, str], ...]]
@@ -377,3 +380,268 @@ def test_corrupted_checksum_reports_checksum_then_synced(okx: OkxExchange, recei
     assert book.raw_bids() == want.raw_bids() and book.raw_asks() == want.raw_asks()
     # the other instruments were never disturbed
     assert sorted(e.symbol for e in events if e.symbol != inst) == ["BTC-USD-220527", "BTC-USDT"]
+
+
+# --- OKX v5 as documented today (messages built from the documentation, not recorded) ---------------------------
+# "WS / Order book channel" (https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel),
+# its "Sequence ID" section and worked example; "GET / Order book"; the help-centre checksum deprecation notice
+# (checksum 0 from 2026-06-23); the 2026 changelog's "How to manage a local order book correctly" (REST splice).
+
+INST = "BTC-USDT"
+
+
+def _levels_of(levels: Sequence[tuple[str, str]]) -> list[list[str]]:
+    return [[p, q, "0", "1"] for p, q in levels]
+
+
+def _push(
+    action: str, prev: int, seq: int, bids: list[tuple[str, str]], asks: list[tuple[str, str]], **extra: object
+) -> str:
+    item: dict[str, object] = {"asks": _levels_of(asks), "bids": _levels_of(bids), "ts": "1796119250000", **extra}
+    item.update(prevSeqId=prev, seqId=seq)
+    return orjson.dumps({"arg": {"channel": "books", "instId": INST}, "action": action, "data": [item]}).decode()
+
+
+class _Book:
+    """The exchange's side of the examples: a book whose pushes carry the checksum OKX computed."""
+
+    def __init__(self) -> None:
+        self.bids = {"97000.0": "1.5", "96999.9": "0.2", "96999.5": "3"}
+        self.asks = {"97000.1": "0.7", "97000.4": "2.25"}
+
+    def sides(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        bids = sorted(self.bids.items(), key=lambda kv: -Decimal(kv[0]))
+        asks = sorted(self.asks.items(), key=lambda kv: Decimal(kv[0]))
+        return bids, asks
+
+    def crc(self) -> int:
+        return okx_checksum(*self.sides())
+
+    def snapshot(self, seq: int, **extra: object) -> str:
+        bids, asks = self.sides()
+        return _push("snapshot", -1, seq, bids, asks, checksum=extra.pop("checksum", self.crc()), **extra)
+
+    def update(
+        self,
+        prev: int,
+        seq: int,
+        bids: Sequence[tuple[str, str]] = (),
+        asks: Sequence[tuple[str, str]] = (),
+        **extra: object,
+    ) -> str:
+        for side, changes in ((self.bids, bids), (self.asks, asks)):
+            for p, q in changes:
+                if Decimal(q) == 0:
+                    side.pop(p, None)
+                else:
+                    side[p] = q
+        checksum = extra.pop("checksum", self.crc())
+        return _push("update", prev, seq, list(bids), list(asks), checksum=checksum, **extra)
+
+    def rest(self, seq: int | None) -> str:
+        bids, asks = self.sides()
+        item: dict[str, object] = {"asks": _levels_of(asks), "bids": _levels_of(bids), "ts": "1796119250000"}
+        if seq is not None:
+            item["seqId"] = seq
+        return orjson.dumps({"code": "0", "msg": "", "data": [item]}).decode()
+
+
+def _session(okx: OkxExchange, clock: Callable[[], float] | None = None) -> OkxSession:
+    session = OkxSession(okx, [Subscription("books", INST)], "http://rest.test", **({"clock": clock} if clock else {}))
+    return session
+
+
+def test_sequence_rules_of_the_documented_example(okx: OkxExchange) -> None:
+    """Snapshot prevSeqId -1 seqId 10; update 10 -> 15; no change 15 -> 15 (empty sides); maintenance reset 15 -> 3;
+    normal 3 -> 5 (the docs' example): all accepted, the book verifies; then a prevSeqId that is not the previous
+    seqId is a gap of that instId only, answered by unsubscribe + subscribe of that channel."""
+    ex, session = _Book(), _session(okx)
+    synced = SessionAction(events=(StreamEvent(SYNCED, "books", INST),))
+    assert session.on_frame("books", INST, ex.snapshot(10)) == synced
+    assert session.on_frame("books", INST, ex.update(10, 15, bids=[("97000.0", "1.1")])) is None
+    assert session.on_frame("books", INST, ex.update(15, 15)) is None  # keep-alive: empty sides, seqId repeated
+    assert session.on_frame("books", INST, ex.update(15, 3, asks=[("97000.1", "0")])) is None  # reset: 3 < 15
+    assert session.on_frame("books", INST, ex.update(3, 5, asks=[("97000.2", "0.01")])) is None
+    book = session.book(INST)
+    assert book is not None and book.update_id == 5
+    assert book.raw_bids() == [("97000.0", "1.1"), ("96999.9", "0.2"), ("96999.5", "3")]
+    assert book.raw_asks() == [("97000.2", "0.01"), ("97000.4", "2.25")]
+    assert session.checksums_verified == 5 and session.errors == 0
+
+    action = session.on_frame("books", INST, ex.update(4, 9, bids=[("96999.9", "0")]))
+    assert action is not None and action.fetch_snapshot is None
+    assert action.events == (StreamEvent(GAP, "books", INST, "sequence gap: prevSeqId=4 != previous seqId=5"),)
+    assert action.send == tuple(okx.unsubscribe_messages([Subscription("books", INST)])) + tuple(
+        okx.subscribe_messages([Subscription("books", INST)])
+    )
+    assert session.sync_state() == {INST: "resyncing"} and session.book(INST) is None
+    # the snapshot the resubscribe brings (a new chain) syncs it again
+    assert session.on_frame("books", INST, ex.snapshot(40)) == synced
+    assert session.on_frame("books", INST, ex.update(40, 41, asks=[("97000.3", "5")])) is None
+
+
+def test_a_checksum_of_zero_or_none_is_never_a_failure(okx: OkxExchange) -> None:
+    """Since 2026-06-23 OKX sends checksum 0 (deprecated): it is not checked, so a book the seqIds keep is never
+    resubscribed over it; pushes without the field alike."""
+    ex, session = _Book(), _session(okx)
+    session.on_frame("books", INST, ex.snapshot(10, checksum=0))
+    for n in range(50):
+        frame = ex.update(10 + n, 11 + n, bids=[("96999.1", str(n + 1))], checksum=0)
+        assert session.on_frame("books", INST, frame) is None
+    no_field = orjson.loads(ex.update(60, 61, asks=[("97000.9", "1")]))
+    del no_field["data"][0]["checksum"]
+    assert session.on_frame("books", INST, orjson.dumps(no_field).decode()) is None
+    assert session.errors == 0 and session.checksums_verified == 0 and session.sync_state() == {INST: "synced"}
+    book = session.book(INST)
+    assert book is not None and ("96999.1", "50") in book.raw_bids()
+
+
+def test_repeated_checksum_failures_switch_to_the_rest_snapshot(okx: OkxExchange) -> None:
+    """A checksum that keeps failing after each resync (no update verified in between) is no longer trusted after
+    MAX_CHECKSUM_FAILURES: the book is then taken from GET /api/v5/market/books and kept by the seqIds alone. Never a
+    loop: the later wrong checksums are not failures."""
+    ex, session = _Book(), _session(okx)
+    seq = 10
+    kinds: list[str] = []
+    for attempt in range(MAX_CHECKSUM_FAILURES):
+        session.on_frame("books", INST, ex.snapshot(seq))
+        action = session.on_frame("books", INST, ex.update(seq, seq + 1, bids=[("96999.2", "1")], checksum=12345))
+        seq += 1
+        assert action is not None
+        kinds += [e.kind for e in action.events]
+        if attempt < MAX_CHECKSUM_FAILURES - 1:
+            assert action.send and action.fetch_snapshot is None  # resubscribe
+    assert kinds == [CHECKSUM] * MAX_CHECKSUM_FAILURES
+    assert (
+        action is not None
+        and action.send == ()
+        and action.fetch_snapshot
+        == (
+            INST,
+            f"http://rest.test{REST_BOOKS_PATH}?instId={INST}&sz=400",
+        )
+    )
+    assert action.events[0].detail.endswith("checksum no longer checked for BTC-USDT")
+    # updates go on while the REST call is under way; the snapshot is spliced with them
+    later = [ex.update(seq, seq + 2, asks=[("97000.5", "1")], checksum=999), ex.update(seq + 2, seq + 3, checksum=7)]
+    assert [session.on_frame("books", INST, f) for f in later] == [None, None]
+    reply = session.on_snapshot(INST, ex.rest(seq + 2))
+    assert reply is not None and [e.kind for e in reply.events] == [SYNCED]
+    assert reply.events[0].detail == f"REST snapshot seqId={seq + 2}, 1 kept updates applied"
+    assert session.on_frame("books", INST, ex.update(seq + 3, seq + 4, bids=[("96999.3", "2")], checksum=1)) is None
+    book = session.book(INST)
+    assert book is not None and book.update_id == seq + 4
+    assert (book.raw_bids(), book.raw_asks()) == ex.sides()
+    assert session.errors == MAX_CHECKSUM_FAILURES and session.rest_fetches == 1
+
+
+def test_rest_snapshot_when_no_ws_snapshot_comes(okx: OkxExchange) -> None:
+    """OKX after its snapshot delisting: updates only. The first one asks for GET /api/v5/market/books (sz 400 for
+    books); refetched while the snapshot is older than the first kept update; buffered updates with seqId <= the
+    snapshot's dropped, the first applied straddles it (prevSeqId <= snapshot seqId < seqId)."""
+    ex, session = _Book(), _session(okx)
+    frames = [ex.update(100 + 3 * n, 103 + 3 * n, bids=[("96999.4", str(n + 1))]) for n in range(6)]
+    first = session.on_frame("books", INST, frames[0])
+    assert first == SessionAction(fetch_snapshot=(INST, f"http://rest.test{REST_BOOKS_PATH}?instId={INST}&sz=400"))
+    assert [session.on_frame("books", INST, f) for f in frames[1:3]] == [None, None]  # kept, asked once
+    assert session.sync_state() == {INST: "buffering"}
+    # a snapshot older than the first kept update (seqId 99 < prevSeqId 100): asked again
+    stale = session.on_snapshot(
+        INST, orjson.dumps({"code": "0", "msg": "", "data": [{**orjson.loads(ex.rest(99))["data"][0]}]}).decode()
+    )
+    assert stale is not None and stale.fetch_snapshot is not None and stale.error is not None and "older" in stale.error
+    # the book as of seqId 109 (frames 0..2 applied at the exchange); frames 3..5 follow it
+    rebuilt = _Book()
+    for f in frames[:3]:
+        d = orjson.loads(f)["data"][0]
+        rebuilt.update(0, 0, bids=[(level[0], level[1]) for level in d["bids"]])
+    assert [session.on_frame("books", INST, f) for f in frames[3:5]] == [None, None]
+    synced = session.on_snapshot(INST, rebuilt.rest(109))  # seqId 109: frames 0..2 in it, 3 and 4 kept and applied
+    assert synced is not None and [e.kind for e in synced.events] == [SYNCED]
+    assert synced.events[0].detail == "REST snapshot seqId=109, 2 kept updates applied"
+    assert session.on_frame("books", INST, frames[5]) is None
+    book = session.book(INST)
+    assert book is not None and book.update_id == 118 and ("96999.4", "6") in book.raw_bids()
+    assert session.sync_state() == {INST: "synced"} and session.rest_fetches == 2
+
+
+def test_a_rest_snapshot_without_seq_id_falls_back_to_resubscribing(okx: OkxExchange) -> None:
+    """GET / Order book as documented before seqId was added: it cannot be spliced, so the session resubscribes and
+    asks REST no more on this connection (no loop)."""
+    ex, session = _Book(), _session(okx)
+    assert session.on_frame("books", INST, ex.update(5, 6)) is not None  # fetch
+    action = session.on_snapshot(INST, ex.rest(None))
+    assert action is not None and action.fetch_snapshot is None and len(action.send) == 2
+    assert action.error is not None and "without seqId" in action.error
+    assert session.rest_usable is False
+    assert [session.on_frame("books", INST, ex.update(6 + n, 7 + n)) for n in range(5)] == [None] * 5
+    assert session.on_frame("books", INST, ex.snapshot(20)) == SessionAction(
+        events=(StreamEvent(SYNCED, "books", INST),)
+    )
+    error = session.on_snapshot(INST, '{"code":"50011","msg":"Too Many Requests","data":[]}')
+    assert error is None  # synced already: a late reply is ignored
+
+
+def test_resync_waits_for_the_ws_snapshot_then_takes_rest(okx: OkxExchange) -> None:
+    """After a resubscribe, updates already under way keep coming without the snapshot for a while: REST is asked only
+    once they still come SNAPSHOT_PATIENCE_S later (or when they stop chaining: a new stream began)."""
+    now = [0.0]
+    ex, session = _Book(), _session(okx, clock=lambda: now[0])
+    session.on_frame("books", INST, ex.snapshot(10))
+    assert session.on_frame("books", INST, ex.update(3, 12)) is not None  # gap: resubscribe
+    assert session.on_frame("books", INST, ex.update(12, 13)) is None
+    now[0] = 4.9
+    assert session.on_frame("books", INST, ex.update(13, 14)) is None
+    now[0] = 5.0
+    action = session.on_frame("books", INST, ex.update(14, 15))
+    assert action is not None and action.fetch_snapshot is not None
+    # a chain break among the kept updates is a new stream without snapshot: asked at once
+    session2 = _session(okx, clock=lambda: 0.0)
+    session2.on_frame("books", INST, ex.snapshot(10))
+    session2.on_frame("books", INST, ex.update(3, 12))
+    assert session2.on_frame("books", INST, ex.update(12, 13)) is None
+    action = session2.on_frame("books", INST, ex.update(40, 41))
+    assert action is not None and action.fetch_snapshot is not None
+
+
+def test_builder_splices_landed_rest_snapshots(okx: OkxExchange) -> None:
+    """The offline rebuild reads the REST replies the collector lands as ``depthSnapshot`` under the same rules."""
+    ex = _Book()
+    builder = okx.book_builder(INST)
+    assert SNAPSHOT_CHANNEL in builder.channels
+    assert builder.on_raw("books", ex.update(50, 52, bids=[("96990.0", "1")])) is None and not builder.valid
+    event = builder.on_raw(SNAPSHOT_CHANNEL, ex.rest(52))
+    assert event == StreamEvent(SYNCED, "books", INST) and builder.valid
+    assert builder.checkpoint() == {"seq": 52, "bridge": 52}  # the next update must straddle the snapshot's seqId
+    assert builder.on_raw("books", ex.update(50, 52)) is None  # in the snapshot already: skipped
+    assert builder.on_raw("books", ex.update(52, 60, asks=[("97001.0", "3")])) is None
+    assert builder.book.update_id == 60 and ("97001.0", "3") in builder.book.raw_asks()
+    assert builder.checkpoint() == {"seq": 60}
+    gap = builder.on_raw("books", ex.update(61, 62))
+    assert gap is not None and gap.kind == GAP and not builder.valid
+
+
+def test_trades_with_count_swaps_and_taker_side(okx: OkxExchange, to_raw: Callable[..., pl.DataFrame]) -> None:
+    """ "WS / Trades channel" as documented today: ``count`` (fills aggregated), ``source``, ``seqId``; a swap."""
+    push = {
+        "arg": {"channel": "trades", "instId": "BTC-USDT-SWAP"},
+        "data": [
+            {"instId": "BTC-USDT-SWAP", "tradeId": "130639474", "px": "42219.9", "sz": "0.12060306", "side": "buy",
+             "ts": "1630048897897", "count": "3", "source": "0", "seqId": 1234},
+            {"instId": "BTC-USDT-SWAP", "tradeId": "130639475", "px": "42219.8", "sz": "12", "side": "sell",
+             "ts": "1630048897898", "count": "1", "source": "1", "seqId": 1235},
+        ],
+    }  # fmt: skip
+    raw = to_raw(okx, [(7, orjson.dumps(push).decode())])
+    trades, rejects = okx.normalize_trades_with_rejects(raw)
+    assert rejects.height == 0
+    assert trades.select("symbol", "trade_id", "price", "size", "side", "fills").rows() == [
+        ("BTC-USDT-PERP", "130639474", Decimal("42219.9"), Decimal("0.12060306"), "buy", 3),
+        ("BTC-USDT-PERP", "130639475", Decimal("42219.8"), Decimal("12"), "sell", 1),
+    ]
+    assert trades["ts"].dt.epoch("ns").to_list() == [1630048897897_000_000, 1630048897898_000_000]
+    items: list[dict[str, object]] = push["data"]  # type: ignore[assignment]
+    bad = orjson.dumps({**push, "data": [{**items[0], "count": "0"}]}).decode()
+    _, rejects = okx.normalize_trades_with_rejects(to_raw(okx, [(8, bad)]))
+    assert rejects["reason"].to_list() == ["count is not a positive integer: 0"]
+    assert okx.normalize_symbol("ETH-USD-SWAP") == "ETH-USD-PERP" and okx.normalize_symbol("BTC-USDT") == "BTC-USDT"

@@ -1,20 +1,24 @@
-"""The OKX v5 replay over a real socket: ping/pong, subscribe acks, books snapshots mid-stream, rebase."""
+"""The OKX v5 replay over a real socket: ping/pong, subscribe acks, books snapshots mid-stream, rebase, seqIds, the
+REST order book (on the real 2022 recording; the seqIds it lacks are given as OKX's v5 docs describe them)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import orjson
 from _replay_util import recv_n, recv_quiet, run
 from websockets.asyncio.client import connect
 
 from mdplatform.capture import read_capture
 from mdplatform.exchanges import OkxSession, SessionAction, Subscription, get_exchange
+from mdplatform.exchanges.okx import REST_BOOKS_PATH
 from mdplatform.replay import ReplayServer
 
 OKX = "cryptofeed-samples/OKX.ws.1.0.gz"
@@ -179,3 +183,104 @@ def test_run_replay_prints_machine_readable_lines(shared_data: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_seq_ids_on_request_and_the_rest_order_book(shared_data: Path) -> None:
+    """``seq_ids``: the 2022 recording's books pushes numbered as OKX numbers them today (snapshot prevSeqId -1, each
+    update's prevSeqId the previous seqId); a mid-stream subscriber's snapshot and GET /api/v5/market/books carry the
+    book's seqId, so a session splices either with the stream (OKX v5 docs: "WS / Order book channel", "GET / Order
+    book", the 2026 changelog's "How to manage a local order book correctly")."""
+    path = shared_data / OKX
+    okx = get_exchange("okx")
+    recorded = _recorded(path, ("books", "BTC-USDT"))
+
+    async def scenario() -> None:
+        async with (
+            ReplayServer([path], speed=10, verbose=False) as server,
+            httpx.AsyncClient(base_url=server.rest_base) as http,
+        ):
+            protocol = server.protocol
+            assert protocol is not None
+            # before anything passed: no book yet (a passing failure), unknown and missing instIds refused
+            empty = await http.get(REST_BOOKS_PATH, params={"instId": "BTC-USDT", "sz": "400"})
+            assert (empty.status_code, empty.json()["code"]) == (503, "50001")
+            unknown = await http.get(REST_BOOKS_PATH, params={"instId": "XRP-USDT"})
+            assert (unknown.status_code, unknown.json()["code"]) == (400, "51001")
+            missing = await http.get(REST_BOOKS_PATH)
+            assert (missing.status_code, missing.json()["code"]) == (400, "50014")
+            protocol.seq_ids = True  # type: ignore[attr-defined]
+            first = await connect(server.ws_url, max_queue=None)
+            late = await connect(server.ws_url, max_queue=None)
+            await first.send(_subscribe(("books", "BTC-USDT")))
+            frames = [orjson.loads(m) for m in (await recv_n(first, 1 + 40))[1:]]
+            await late.send(_subscribe(("books", "BTC-USDT")))
+            ack, snapshot = (orjson.loads(m) for m in await recv_n(late, 2))
+            reply = await http.get(REST_BOOKS_PATH, params={"instId": "BTC-USDT", "sz": "400"})
+            rest_body = reply.text
+            await server.wait_finished(10)
+            frames += [orjson.loads(m) for m in await recv_quiet(first, 0.2)]
+            late_frames = await recv_quiet(late, 0.1)
+            await first.close()
+            await late.close()
+
+            assert len(frames) == len(recorded) == 98
+            items = [dict(f["data"][0]) for f in frames]
+            assert items[0]["prevSeqId"] == -1 and frames[0]["action"] == "snapshot"
+            assert all(b["prevSeqId"] == a["seqId"] for a, b in itertools.pairwise(items))
+            # the recorded frames otherwise unchanged
+            for frame, text in zip(frames, recorded, strict=True):
+                original = orjson.loads(text)
+                del frame["data"][0]["prevSeqId"], frame["data"][0]["seqId"]
+                assert frame == original
+            assert ack["event"] == "subscribe" and snapshot["action"] == "snapshot"
+            snap = snapshot["data"][0]
+            assert snap["prevSeqId"] == -1 and snap["seqId"] > items[0]["seqId"]
+            assert protocol.rest_books == 1  # type: ignore[attr-defined]
+            rest = orjson.loads(rest_body)
+            assert rest["code"] == "0" and list(rest["data"][0]) == ["asks", "bids", "ts", "seqId"]
+            assert len(rest["data"][0]["asks"]) <= 400
+
+            # a session syncs on the generated snapshot and every later update verifies (checksum and seqId chain)
+            session = OkxSession(okx, [Subscription("books", "BTC-USDT")])  # type: ignore[arg-type]
+            actions = [
+                session.on_frame("books", "BTC-USDT", f) for f in [orjson.dumps(snapshot).decode(), *late_frames]
+            ]
+            assert _reported(actions[0]) == ["synced"] and actions[1:] == [None] * len(late_frames)
+            assert session.errors == 0
+            # a session that got no snapshot splices the REST book with the updates that follow it
+            spliced = OkxSession(okx, [Subscription("books", "BTC-USDT")], server.rest_url)  # type: ignore[arg-type]
+            after = [f for f in late_frames if orjson.loads(f)["data"][0]["seqId"] > rest["data"][0]["seqId"]]
+            fetch = spliced.on_frame("books", "BTC-USDT", after[0])
+            assert fetch is not None and fetch.fetch_snapshot is not None
+            assert fetch.fetch_snapshot[1].startswith(f"{server.rest_url}{REST_BOOKS_PATH}?instId=BTC-USDT&sz=400")
+            assert _reported(spliced.on_snapshot("BTC-USDT", rest_body)) == ["synced"]
+            assert [spliced.on_frame("books", "BTC-USDT", f) for f in after[1:]] == [None] * (len(after) - 1)
+            book, want = spliced.book("BTC-USDT"), session.book("BTC-USDT")
+            assert book is not None and want is not None and book.raw_bids(25) == want.raw_bids(25)
+            assert book.raw_asks(25) == want.raw_asks(25) and book.update_id == want.update_id
+
+    run(scenario)
+
+
+def test_rest_order_book_of_a_recording_without_seq_ids(shared_data: Path) -> None:
+    """Without ``seq_ids`` the 2022 recording's REST book has no seqId (as OKX's before it): a session cannot splice it
+    and resubscribes instead, once (no REST loop)."""
+    path = shared_data / OKX
+    okx = get_exchange("okx")
+
+    async def scenario() -> None:
+        async with ReplayServer([path], verbose=False) as server, connect(server.ws_url, max_queue=None) as ws:
+            await ws.send(_subscribe(("books", "UNI-USD-SWAP")))
+            await recv_n(ws, 2)
+            await server.wait_finished(10)
+            assert server.finished.is_set()
+            async with httpx.AsyncClient(base_url=server.rest_base) as http:
+                reply = await http.get(REST_BOOKS_PATH, params={"instId": "UNI-USD-SWAP", "sz": "5"})
+            item = reply.json()["data"][0]
+            assert "seqId" not in item and len(item["bids"]) == len(item["asks"]) == 5
+            session = OkxSession(okx, [Subscription("books", "UNI-USD-SWAP")])  # type: ignore[arg-type]
+            action = session.on_snapshot("UNI-USD-SWAP", reply.text)
+            assert action is not None and action.fetch_snapshot is None and len(action.send) == 2
+            assert session.rest_usable is False
+
+    run(scenario)

@@ -1,17 +1,23 @@
-"""OKX v5 public WebSocket (wss://ws.okx.com:8443/ws/v5/public).
+"""OKX v5 public WebSocket (wss://ws.okx.com:8443/ws/v5/public), as documented today (checked 2026-12).
+
+Pages followed: OKX API v5 docs (https://www.okx.com/docs-v5/en/) "WebSocket / Overview" (subscribe, "ping"/"pong",
+30 s idle limit, 3 connection requests per second per IP), "WS / Trades channel", "WS / Order book channel" (with
+its "Sequence ID" and "Checksum" sections), "GET / Order book"; the API changelog (https://www.okx.com/docs-v5/log_en,
+"Delist initial snapshot and checksum field in order book channels") and the help-centre notice "OKX Order Book
+Channels Checksum Field Deprecation" (checksum always 0 from 2026-06-23). The book rules are in ``_book``.
 
 Wire format: subscribe with ``{"op":"subscribe","args":[{"channel":..,"instId":..},...]}``; pushes are
 ``{"arg":{"channel":"X","instId":"Y"},["action":"snapshot"|"update",]"data":[...]}``; acks and errors are
 ``{"event":...}`` frames; the client sends the text "ping" when idle and the server answers "pong".
-Order books (``books``): the snapshot arrives on the WebSocket, then incremental updates carrying a signed
-CRC32 ``checksum`` of the top 25 levels and, since 2023, ``seqId``/``prevSeqId``.
-Trades (``trades``): one item per push element; newer pushes add ``count``, the number of fills the item
-aggregates (its ``tradeId`` is then the last of them). OKX does not promise contiguous trade ids.
+Order books (``books``; ``books-l2-tbt``/``books50-l2-tbt`` are read alike but need a VIP login to subscribe): the
+snapshot arrives on the WebSocket (``prevSeqId`` -1), then updates chained by ``seqId``/``prevSeqId``; when no WS
+snapshot comes, ``GET /api/v5/market/books`` gives one. Trades (``trades``): one item per push element with the
+taker ``side``; ``count`` is the number of fills the item aggregates (its ``tradeId`` is the last of them). OKX
+does not promise contiguous trade ids. Perpetual swaps (``BTC-USDT-SWAP``) normalize to ``BTC-USDT-PERP``.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -19,43 +25,34 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import polars as pl
 
-from ...book import L2Book, RawLevel
 from ...history import RateLimit
 
 if TYPE_CHECKING:
     from ...contract import ReplayProtocol
 from ...contract import (
-    CHECKSUM,
-    GAP,
     SUB_ERROR,
     SUBSCRIBED,
-    SYNCED,
     UNSUBSCRIBED,
     Capabilities,
     CaptureHints,
-    EventKind,
     KeepAlive,
     Route,
-    SessionAction,
     StreamEvent,
     Subscription,
-    SyncState,
     TradeHistory,
 )
 from .._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from .._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
 from .._scan import json_object, ms_after, ms_after_all
 from .._urls import with_default_path
+from ._book import CHECKSUM_DEPTH, FULL_BOOK_CHANNELS, OkxBookBuilder, OkxSession, okx_checksum
 from ._history import OkxTradeHistory
 
 __all__ = ["CHECKSUM_DEPTH", "OkxBookBuilder", "OkxExchange", "OkxSession", "okx_checksum"]
 
 CONTROL: Route = ("control", "")
 
-#: levels per side covered by the checksum
-CHECKSUM_DEPTH = 25
-#: channels with a WS snapshot, incremental updates, checksum and seqId (the session keeps their books)
-_FULL_BOOK_CHANNELS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt"})
+_FULL_BOOK_CHANNELS = FULL_BOOK_CHANNELS
 #: channels whose every push is a complete top-N book
 _TOP_BOOK_CHANNELS = frozenset({"books5", "bbo-tbt"})
 _CHANNELS = frozenset({"trades", "books", "books5", "tickers"})
@@ -80,20 +77,6 @@ _ARG_PREFIX = '{"arg":{"channel":"'
 _ARG_LEN = len(_ARG_PREFIX)
 _INST_SEP = '","instId":"'
 _INST_LEN = len(_INST_SEP)
-
-
-def okx_checksum(bids: Sequence[RawLevel], asks: Sequence[RawLevel], depth: int = CHECKSUM_DEPTH) -> int:
-    """Signed CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:bid2px:...`` over the top ``depth`` levels per side
-    (the longer side continues alone), on the price/size strings exactly as OKX sent them."""
-    bids, asks = bids[:depth], asks[:depth]
-    parts: list[str] = []
-    for i in range(max(len(bids), len(asks))):
-        if i < len(bids):
-            parts.append(f"{bids[i][0]}:{bids[i][1]}")
-        if i < len(asks):
-            parts.append(f"{asks[i][0]}:{asks[i][1]}")
-    crc = zlib.crc32(":".join(parts).encode())
-    return crc - (1 << 32) if crc >= (1 << 31) else crc
 
 
 def _levels(raw: Sequence[Sequence[str]]) -> tuple[Level, ...]:
@@ -244,18 +227,20 @@ class OkxExchange:
         return _json_str(arg, '"channel":"'), _json_str(arg, '"instId":"')
 
     def new_session(self, subs: Sequence[Subscription], rest_url: str | None) -> OkxSession:
-        return OkxSession(self, subs)
+        """``rest_url``: where REST book snapshots are asked for (the replay's in tests; OKX's own by default)."""
+        return OkxSession(self, subs, rest_url)
 
     #: BookRebuilding: every ``books`` push carries the exchange's time as a string
-    book_time_patterns = (r'"ts":"(\d+)"',)
+    book_time_patterns: tuple[str, ...] = (r'"ts":"(\d+)"',)
 
     def book_builder(self, symbol: str, *, keep_raw: bool = True) -> OkxBookBuilder:  # BookRebuilding
-        """The ``books`` book of one instId (raw strings are always kept: the checksum needs them)."""
+        """The full book of one instId from its ``books`` pushes and the REST snapshots landed as ``depthSnapshot``
+        (raw strings are always kept: the checksum needs them)."""
         return OkxBookBuilder(symbol)
 
     def rest_cost(self, url: str) -> tuple[int, RateLimit]:
-        """OKX books come over the WebSocket; a REST call counts as one request against the REST limit of the
-        history endpoint (20 per 2 s), the tightest the collector would meet."""
+        """A REST call counts as one request. ``GET /api/v5/market/books`` allows 40 per 2 s per IP and
+        ``history-trades`` 20 per 2 s; the collector's one limiter per host takes the tighter, 20 per 2 s."""
         return 1, self._history.rate_limit
 
     def trade_history(self, channel: str) -> TradeHistory | None:
@@ -401,149 +386,3 @@ def _json_str(text: str, key: str) -> str:
         return ""
     start = i + len(key)
     return text[start : text.find('"', start)]
-
-
-class OkxBookBuilder:
-    """One instId's full book (``books``, ``books-l2-tbt``, ``books50-l2-tbt``): snapshot, updates, seqId chain and
-    checksum, the rules the live ``OkxSession`` applies (it keeps one of these per instId).
-
-    After a gap or checksum failure the book is dropped (``valid`` False) and updates are ignored until the next
-    ``snapshot`` push (live, the session resubscribes to get one).
-    """
-
-    channels: frozenset[str] = _FULL_BOOK_CHANNELS
-
-    def __init__(self, symbol: str) -> None:
-        self.symbol = symbol
-        self.book = L2Book(symbol, keep_raw=True)
-        self.valid = False
-        self.seq: int | None = None
-        self.checksums_verified = 0
-
-    def apply_item(self, action: object, d: Mapping[str, Any]) -> tuple[EventKind, str] | None:
-        """Apply one book item; (event kind, what went wrong) when the book can no longer be trusted."""
-        seq = d.get("seqId")
-        book = self.book
-        if action == "snapshot":
-            book.load(d.get("bids", ()), d.get("asks", ()))
-            self.valid = True
-        else:
-            if not self.valid:
-                return None  # waiting for the snapshot that follows a (re)subscribe
-            prev = d.get("prevSeqId")
-            last = self.seq
-            if prev is not None and last is not None and int(prev) != last:
-                self._drop()
-                return GAP, f"sequence gap: prevSeqId={prev} != previous seqId={last}"
-            try:
-                book.apply(d.get("bids", ()), d.get("asks", ()))
-            except ValueError:
-                self._drop()
-                raise
-        if seq is not None:
-            self.seq = book.update_id = int(seq)
-        checksum = d.get("checksum")
-        if checksum is not None:
-            computed = okx_checksum(book.raw_bids(CHECKSUM_DEPTH), book.raw_asks(CHECKSUM_DEPTH))
-            if computed != int(checksum):
-                self._drop()
-                return CHECKSUM, f"checksum mismatch: received {checksum}, computed {computed}"
-            self.checksums_verified += 1
-        return None
-
-    def _drop(self) -> None:
-        self.book.clear()
-        self.seq = None
-        self.valid = False
-
-    def on_raw(self, channel: str, payload: str) -> StreamEvent | None:
-        msg = orjson.loads(payload)
-        action = msg.get("action")
-        event: StreamEvent | None = None
-        for d in msg.get("data") or ():
-            problem = self.apply_item(action, d)
-            if problem is not None:
-                return StreamEvent(problem[0], channel, self.symbol, problem[1])
-            if action == "snapshot":
-                event = StreamEvent(SYNCED, channel, self.symbol)
-        return event
-
-    def checkpoint(self) -> dict[str, Any]:
-        return {"seq": self.seq}
-
-    def restore(
-        self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]], state: Mapping[str, Any]
-    ) -> None:
-        seq = state.get("seq")
-        self.seq = None if seq is None else int(seq)
-        self.book.load(bids, asks, update_id=self.seq)
-        self.valid = True
-
-
-class OkxSession:
-    """Per-connection book validation for ``books``: full book per instId, checksum and seqId checks.
-
-    On a mismatch the book is dropped and the session asks to unsubscribe + subscribe that instId, which
-    makes OKX send a fresh snapshot; updates arriving in between are ignored. Reported stream events: ``gap``
-    (seqId chain broke), ``checksum`` (the book no longer verifies), ``synced`` (a snapshot loaded a book).
-    """
-
-    def __init__(self, exchange: OkxExchange, subs: Sequence[Subscription]) -> None:
-        self._exchange = exchange
-        self._books: dict[str, OkxBookBuilder] = {}
-        self._state: dict[str, SyncState] = {}
-        for sub in subs:
-            if sub.channel in _FULL_BOOK_CHANNELS:
-                self._state[sub.symbol] = "buffering"
-        #: validation failures so far; checksums verified so far
-        self.errors = 0
-
-    def book(self, inst_id: str) -> L2Book | None:
-        builder = self._books.get(inst_id)
-        return builder.book if builder is not None and builder.valid else None
-
-    @property
-    def checksums_verified(self) -> int:
-        return sum(b.checksums_verified for b in self._books.values())
-
-    def on_frame(self, channel: str, symbol: str, frame: str) -> SessionAction | None:
-        if channel not in _FULL_BOOK_CHANNELS:
-            return None
-        msg = orjson.loads(frame)
-        action = msg.get("action")
-        events: list[StreamEvent] = []
-        for d in msg.get("data") or ():
-            problem = self._apply(symbol, action, d)
-            if problem is not None:
-                return self._fail(channel, symbol, *problem)
-            if action == "snapshot":
-                events.append(StreamEvent(SYNCED, channel, symbol))
-        return SessionAction(events=tuple(events)) if events else None
-
-    def on_snapshot(self, symbol: str, body: str) -> SessionAction | None:
-        return None  # OKX snapshots arrive on the WebSocket
-
-    def sync_state(self) -> dict[str, str]:
-        return dict(self._state)
-
-    def _apply(self, inst: str, action: object, d: Mapping[str, Any]) -> tuple[EventKind, str] | None:
-        """Apply one book item; (event kind, what went wrong) when the book can no longer be trusted."""
-        builder = self._books.get(inst)
-        if builder is None:
-            builder = self._books[inst] = OkxBookBuilder(inst)
-        problem = builder.apply_item(action, d)
-        if action == "snapshot" and problem is None:
-            self._state[inst] = "synced"
-        return problem
-
-    def _fail(self, channel: str, inst: str, kind: EventKind, problem: str) -> SessionAction:
-        self.errors += 1
-        # the builder has dropped its book already; it waits for the snapshot the resubscription brings
-        self._state[inst] = "resyncing"
-        sub = [Subscription(channel, inst)]
-        send = (*self._exchange.unsubscribe_messages(sub), *self._exchange.subscribe_messages(sub))
-        return SessionAction(
-            error=f"okx {channel} {inst}: {problem}; resubscribing",
-            send=send,
-            events=(StreamEvent(kind, channel, inst, problem),),
-        )

@@ -1,5 +1,16 @@
-"""OKX v5 public channels, server side: op subscribe/unsubscribe, text ping, books snapshots mid-stream, and the
-REST trade history ``GET /api/v5/market/history-trades`` from the recorded ``trades`` pushes.
+"""OKX v5 public channels, server side: op subscribe/unsubscribe, text ping, books snapshots mid-stream, the REST
+order book ``GET /api/v5/market/books`` and the REST trade history ``GET /api/v5/market/history-trades`` from the
+recorded ``trades`` pushes (OKX API v5 docs: "WS / Order book channel", "GET / Order book", "GET / Trades history";
+the 2026 changelog's "How to manage a local order book correctly" for the REST book's ``seqId``).
+
+Sequence ids: the server's book of each (channel, instId) follows the recorded ``seqId``; a generated snapshot (for a
+client subscribing mid-stream, or resubscribing after a gap) carries ``prevSeqId`` -1 and the book's ``seqId``, and a
+REST book its ``seqId``, so the updates that follow chain onto either. Recordings from before OKX sent seqIds (2022)
+get none, unless ``seq_ids`` is set (a test asks for it before subscribing): the server then numbers every recorded
+``books`` push as OKX does (snapshot ``prevSeqId`` -1, each update's ``prevSeqId`` the previous ``seqId``).
+A stream recorded without a WS snapshot (OKX after its snapshot delisting) gets no generated one either: its book
+starts from a recorded REST reply, and clients take the REST path. The generated checksum is 0 where the recording
+sends 0 (OKX since 2026-06-23), the CRC32 otherwise.
 
 Over the REST budget (20 requests per 2 s) the answer is OKX's: HTTP 429 with
 ``{"msg":"Too Many Requests","code":"50011"}`` and no Retry-After header (the docs name none).
@@ -26,6 +37,7 @@ from ...contract import (
     TradeLog,
 )
 from ...history import RateLimit
+from ._book import REST_BOOKS_PATH
 from ._exchange import CHECKSUM_DEPTH, OkxExchange, okx_checksum
 from ._history import OKX_HISTORY_LIMIT, OKX_HISTORY_PATH
 
@@ -39,29 +51,37 @@ _BOOK_DEPTH = {"books": 400, "books-l2-tbt": 400, "books50-l2-tbt": 50}
 _TRADES = "trades"
 #: history-trades answers at most (and by default) this many records
 _HISTORY_MAX = 100
+#: GET / Order book: sz at most 400 per side, 1 by default
+_BOOKS_MAX = 400
+#: seqId steps of the numbering ``seq_ids`` gives a recording without them (OKX's own steps vary)
+_SEQ_STEP = 7
 
 
 @dataclass(slots=True)
 class _BookUpdate:
     key: str
-    action: str
+    action: str  # "snapshot", "update", or "rest" (a recorded REST book: loads the book like a snapshot)
     data: dict[str, Any]
 
 
 class _ServerBook:
     """One (channel, instId) book as OKX keeps it, with the per-level order counts a snapshot carries."""
 
-    __slots__ = ("book", "orders", "seq", "ts")
+    __slots__ = ("book", "checksum_zero", "orders", "seq", "ts")
 
     def __init__(self, inst_id: str) -> None:
         self.book = L2Book(inst_id, keep_raw=True)
         self.orders: dict[str, str] = {}  # "bid:<px>" / "ask:<px>" -> number of orders
         self.ts: str | int | None = None
         self.seq: int | None = None
+        #: the recording's checksums are 0 (deprecated): generated ones are too
+        self.checksum_zero = False
 
     def apply(self, action: str, data: dict[str, Any]) -> None:
         bids, asks = data.get("bids", []), data.get("asks", [])
-        if action == "snapshot":
+        if "checksum" in data:
+            self.checksum_zero = data["checksum"] in (0, "0")
+        if action in ("snapshot", "rest"):
             self.book.load(bids, asks)
             self.orders.clear()
         else:
@@ -74,20 +94,36 @@ class _ServerBook:
                 elif len(level) > 3:
                     orders[side + level[0]] = level[3]
         self.ts = data.get("ts", self.ts)
-        self.seq = data.get("seqId", self.seq)
+        seq = data.get("seqId")
+        if seq is not None:
+            self.seq = int(seq)
 
-    def snapshot(self, arg: dict[str, Any], depth: int, shift_ms: int) -> bytes:
+    def _levels(self, depth: int) -> dict[str, Any]:
         book, orders = self.book, self.orders
         asks = [[p, s, "0", orders.get("ask:" + p, "0")] for p, s in book.raw_asks(depth)]
         bids = [[p, s, "0", orders.get("bid:" + p, "0")] for p, s in book.raw_bids(depth)]
-        item: dict[str, Any] = {"asks": asks, "bids": bids}
+        return {"asks": asks, "bids": bids}
+
+    def snapshot(self, arg: dict[str, Any], depth: int, shift_ms: int) -> bytes:
+        item = self._levels(depth)
         if self.ts is not None:
             item["ts"] = _shifted(self.ts, shift_ms)
-        item["checksum"] = okx_checksum(book.raw_bids(CHECKSUM_DEPTH), book.raw_asks(CHECKSUM_DEPTH))
+        book = self.book
+        crc = okx_checksum(book.raw_bids(CHECKSUM_DEPTH), book.raw_asks(CHECKSUM_DEPTH))
+        item["checksum"] = 0 if self.checksum_zero else crc
         if self.seq is not None:
             item["prevSeqId"] = -1
             item["seqId"] = self.seq
         return orjson.dumps({"arg": arg, "action": "snapshot", "data": [item]})
+
+    def rest(self, depth: int, shift_ms: int) -> bytes:
+        """The ``GET /api/v5/market/books`` reply: levels, ``ts`` and (where the stream has them) ``seqId``."""
+        item = self._levels(depth)
+        if self.ts is not None:
+            item["ts"] = str(_shifted(self.ts, shift_ms))
+        if self.seq is not None:
+            item["seqId"] = self.seq
+        return orjson.dumps({"code": "0", "msg": "", "data": [item]})
 
 
 class OkxReplay(ReplayProtocol):
@@ -103,6 +139,13 @@ class OkxReplay(ReplayProtocol):
         self._trades: dict[str, TradeLog] = {}
         #: every instId the recording has a push of
         self._instruments: set[str] = set()
+        #: (channel:instId) keys whose recording has a WS snapshot: only they get generated ones
+        self._ws_snapshots: set[str] = set()
+        #: number recorded ``books`` pushes that carry no seqId (set before the first subscription)
+        self.seq_ids = False
+        self._numbered: dict[str, int] = {}
+        #: REST book snapshots served
+        self.rest_books = 0
 
     # --- the recording -----------------------------------------------------------------------------
 
@@ -112,6 +155,8 @@ class OkxReplay(ReplayProtocol):
         channel, inst_id = self._route(frame.frame)
         if inst_id:
             self._instruments.add(inst_id)
+        if channel in _BOOK_DEPTH and '"snapshot"' in frame.frame:
+            self._ws_snapshots.add(f"{channel}:{inst_id}")
         trades = channel == _TRADES
         if not times and not trades:
             return None
@@ -144,6 +189,14 @@ class OkxReplay(ReplayProtocol):
 
     def prepare(self, frame: CapturedFrame) -> Prepared | None:
         text = frame.frame
+        if frame.kind == "rest":
+            # a recorded GET / Order book reply: the server's book of that instId starts (again) from it
+            if frame.symbol and '"asks"' in text:
+                items = orjson.loads(text).get("data") or []
+                if items and isinstance(items[0], dict):
+                    loaded = _BookUpdate(f"books:{frame.symbol}", "rest", items[0])
+                    return Prepared(frame.recv_ns, None, f"rest:{frame.symbol}", None, loaded)
+            return None
         if frame.kind != "ws":
             return None
         channel, inst_id = self._route(text)
@@ -166,12 +219,28 @@ class OkxReplay(ReplayProtocol):
     def advance(self, frame: Prepared) -> None:
         update = frame.update
         if isinstance(update, _BookUpdate):
+            if self.seq_ids and "seqId" not in update.data and update.action != "rest":
+                self._number(frame, update)
             book = self._books.get(update.key)
             if book is None:
-                if update.action != "snapshot":
+                if update.action == "update":
                     return
                 book = self._books[update.key] = _ServerBook(update.key.partition(":")[2])
             book.apply(update.action, update.data)
+
+    def _number(self, frame: Prepared, update: _BookUpdate) -> None:
+        """Give a recorded push without seqIds the ones OKX sends today (the frame sent and the book's alike)."""
+        last = self._numbered.get(update.key)
+        seq = 1000 if last is None else last + _SEQ_STEP
+        prev = -1 if update.action == "snapshot" or last is None else last
+        self._numbered[update.key] = seq
+        update.data = {**update.data, "prevSeqId": prev, "seqId": seq}
+        if frame.data is not None:
+            msg = orjson.loads(frame.data)
+            items = msg.get("data") or []
+            if items and isinstance(items[0], dict):
+                items[0] = {**items[0], "prevSeqId": prev, "seqId": seq}
+            frame.data = orjson.dumps(msg)
 
     # --- clients -----------------------------------------------------------------------------------
 
@@ -208,8 +277,9 @@ class OkxReplay(ReplayProtocol):
             acks.append(orjson.dumps({"event": "subscribe", "arg": arg, "connId": conn_id}))
             if client.subscribe(key, key) and channel in _BOOK_DEPTH:
                 book = self._books.get(key)
-                # before the recorded snapshot the subscriber gets that one when the cursor reaches it
-                if book is not None:
+                # before the recorded snapshot the subscriber gets that one when the cursor reaches it; a stream
+                # recorded without WS snapshots (OKX after their delisting) gets none: the client asks REST
+                if book is not None and key in self._ws_snapshots:
                     snap_arg = {"channel": channel, "instId": inst_id}
                     snapshots.append(book.snapshot(snap_arg, _BOOK_DEPTH[channel], self.shift_ms))
                     self.snapshots_sent += 1
@@ -222,7 +292,7 @@ class OkxReplay(ReplayProtocol):
         return OKX_HISTORY_LIMIT
 
     def rest_weight(self, path: str, query: Query) -> int | None:
-        return 1 if path.rstrip("/") == OKX_HISTORY_PATH else None
+        return 1 if path.rstrip("/") in (OKX_HISTORY_PATH, REST_BOOKS_PATH) else None
 
     def rest_headers(self, used: int, limit: RateLimit) -> HttpHeaders:
         return {}
@@ -231,9 +301,31 @@ class OkxReplay(ReplayProtocol):
         return 429, b'{"msg":"Too Many Requests","code":"50011"}', {}
 
     def http_get(self, path: str, query: Query) -> HttpReply | None:
-        if path.rstrip("/") != OKX_HISTORY_PATH:
+        path = path.rstrip("/")
+        if path == REST_BOOKS_PATH:
+            return self._books_rest(query)
+        if path != OKX_HISTORY_PATH:
             return None
         return self._history_trades(query)
+
+    def _books_rest(self, query: Query) -> HttpReply:
+        """``GET / Order book``: the book as the cursor has passed it, ``sz`` levels per side (1 by default, at
+        most 400), with its ``seqId`` where the stream has them."""
+        inst_id = (query.get("instId") or [""])[0]
+        if not inst_id:
+            return _rest_error(400, "50014", "Parameter instId cannot be empty")
+        raw = (query.get("sz") or ["1"])[0]
+        if not raw.isdigit():
+            return _rest_error(400, "51000", "Parameter sz error")
+        depth = max(1, min(_BOOKS_MAX, int(raw)))
+        book = next((self._books[k] for k in (f"{c}:{inst_id}" for c in _BOOK_DEPTH) if k in self._books), None)
+        if book is None:
+            if inst_id not in self._instruments:
+                return _rest_error(400, "51001", "Instrument ID does not exist")
+            # the recording has not reached a book of it yet: OKX's answer to a passing failure (clients retry)
+            return _rest_error(503, "50001", "Service temporarily unavailable. Please try again later")
+        self.rest_books += 1
+        return 200, book.rest(depth, self.shift_ms)
 
     def _history_trades(self, query: Query) -> HttpReply:
         """``history-trades``: newest first, at most ``limit``; ``type`` 1 pages by tradeId (``after``: older than
