@@ -144,7 +144,9 @@ class _Session:
         self.alive_every_ns = alive_every_ns
         self.events = events
         caps = exchange.capabilities
-        self.book_channels = caps.book_channels
+        #: the channels the book session sees, as the collector hands them (books, and the channels whose frames
+        #: carry the connection's sequence numbers)
+        self.book_channels = caps.book_channels | caps.session_channels
         self.subscribe_ack = caps.subscribe_ack
         self.opened = False
         self.open_recv = 0
