@@ -533,7 +533,7 @@ def _seconds_to_ns(text: str) -> int:
 
 def _url_symbol(url: str) -> str:
     query = parse_qs(urlsplit(url).query)
-    for key in ("symbol", "instId", "pair"):
+    for key in ("symbol", "instId", "pair", "currency_pair", "contract"):
         if key in query:
             return query[key][0]
     return ""

@@ -13,8 +13,14 @@ if TYPE_CHECKING:
 
 from ..contract import BookRebuilding, Exchange
 from .binance import BinanceExchange
+from .bitfinex import BitfinexExchange
 from .bybit import BybitExchange
 from .coinbase import CoinbaseExchange
+from .gateio import GateioExchange
+from .htx import HtxExchange
+from .kraken import KrakenExchange
+from .kucoin import KucoinExchange
+from .mexc import MexcExchange
 from .okx import OkxExchange
 
 __all__ = ["EXCHANGES", "book_venues", "capabilities", "get_exchange", "normalize_trades_with_rejects"]
@@ -24,10 +30,19 @@ _LISTED: tuple[Exchange, ...] = (
     BinanceExchange("spot"),
     BinanceExchange("usdm"),
     BinanceExchange("coinm"),
+    BitfinexExchange(),
     OkxExchange(),
     CoinbaseExchange(),
+    KrakenExchange(),
+    KucoinExchange(),
+    MexcExchange(),
     BybitExchange("spot"),
     BybitExchange("linear"),
+    HtxExchange("spot"),
+    HtxExchange("linear"),
+    HtxExchange("inverse"),
+    GateioExchange("spot"),
+    GateioExchange("futures"),
 )
 _ALL: dict[str, Exchange] = {x.id: x for x in _LISTED}
 

@@ -203,6 +203,8 @@ class ReplayServer:
         self.rest_requests = 0
         self.rest_throttled = 0
         self._rest_budget: RestBudget | None = None
+        #: the receive time of the first frame with an exchange time (rebase at real speed)
+        self._first_recv_ns = 0
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -222,7 +224,10 @@ class ReplayServer:
             # at real speed the replay runs alongside the clock, so its start is aligned with now; at any other
             # speed the whole recording is moved into the recent past
             if self.speed == 1:
-                self.shift_ns = live_shift_ns(first_ns, time.time_ns())
+                # anchored on the later of the first exchange time and the first frame's receive time: a frame
+                # can carry history (a trades snapshot on subscribe, hours old on a quiet pair), which must not
+                # pull the live frames ahead of the clock
+                self.shift_ns = live_shift_ns(max(first_ns, self._first_recv_ns), time.time_ns())
             else:
                 self.shift_ns = minute_shift_ns(last_ns, time.time_ns())
             protocol.shift_ms = self.shift_ns // 1_000_000
@@ -249,7 +254,7 @@ class ReplayServer:
 
     def _prepass(self, protocol: ReplayProtocol) -> tuple[int, int] | None:
         # what must be known before the first frame: recorded REST snapshots (served before the cursor
-        # reaches them) and, for rebase, the last exchange time
+        # reaches them) and, for rebase, the exchange times' span and the recording's first receive time
         earliest: int | None = None
         latest: int | None = None
         if self._detect:
@@ -261,6 +266,8 @@ class ReplayServer:
         for frame in merge_captures(self.paths):
             t = protocol.scan(frame, times=self.rebase)
             if t is not None:
+                if earliest is None:
+                    self._first_recv_ns = frame.recv_ns
                 earliest = t if earliest is None else min(earliest, t)
                 latest = t if latest is None else max(latest, t)
         protocol.finish_scan()

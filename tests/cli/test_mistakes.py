@@ -130,8 +130,8 @@ MISTAKES = [
     ),
     Mistake(
         "unknown-exchange",
-        ("import-capture", "{demo}/btcusdt_20240808.gz", "--exchange", "kraken"),
-        "Invalid value for --exchange: unknown exchange 'kraken'",
+        ("import-capture", "{demo}/btcusdt_20240808.gz", "--exchange", "deribit"),
+        "Invalid value for --exchange: unknown exchange 'deribit'",
         2,
     ),
     Mistake(

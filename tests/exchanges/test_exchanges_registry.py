@@ -16,7 +16,24 @@ from mdplatform.exchanges import (
 )
 
 #: every registry id: the ten exchanges and their markets with their own endpoints
-IDS = ["binance", "binance-coinm", "binance-usdm", "bybit", "bybit-linear", "coinbase", "okx"]
+IDS = [
+    "binance",
+    "binance-coinm",
+    "binance-usdm",
+    "bitfinex",
+    "bybit",
+    "bybit-linear",
+    "coinbase",
+    "gateio",
+    "gateio-futures",
+    "htx",
+    "htx-coinm",
+    "htx-swap",
+    "kraken",
+    "kucoin",
+    "mexc",
+    "okx",
+]
 
 
 def test_registry_ids_and_classes() -> None:
