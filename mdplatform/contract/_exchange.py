@@ -178,6 +178,9 @@ class Capabilities:
     #: Trade numbers every frame of a connection with one ``sequence_num``, so its session must see them all to tell
     #: a lost frame); empty: the session sees book frames only
     session_channels: frozenset[str] = field(default_factory=frozenset)
+    #: how far the REST trade history reaches when it cannot go back to any time ("last 1,000 trades"): a gap older
+    #: than that cannot be healed (the backfill says so); None: it reaches back as far as a gap needs
+    history_reach: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

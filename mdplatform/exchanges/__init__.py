@@ -40,7 +40,14 @@ from ._depth_sync import DepthSync, DiffVerdict, SnapshotVerdict
 from ._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
 from ._normalize import NORMALIZED_TRADES, empty_normalized_trades, empty_rejects
 from ._registry import EXCHANGES, book_venues, capabilities, get_exchange, normalize_trades_with_rejects
-from ._table import CAPABILITY_COLUMNS, CapabilityRow, capability_markdown, capability_rows, capability_text
+from ._table import (
+    CAPABILITY_COLUMNS,
+    CapabilityRow,
+    capability_markdown,
+    capability_rows,
+    capability_text,
+    claimed,
+)
 from .binance import BinanceBookBuilder, BinanceExchange, BinanceSession
 from .okx import OkxBookBuilder, OkxExchange, OkxSession, okx_checksum
 
@@ -97,6 +104,7 @@ __all__ = [
     "capability_markdown",
     "capability_rows",
     "capability_text",
+    "claimed",
     "empty_normalized_trades",
     "empty_rejects",
     "get_exchange",

@@ -6,7 +6,14 @@ from dataclasses import astuple, dataclass, fields
 
 from ._registry import EXCHANGES
 
-__all__ = ["CAPABILITY_COLUMNS", "CapabilityRow", "capability_markdown", "capability_rows", "capability_text"]
+__all__ = [
+    "CAPABILITY_COLUMNS",
+    "CapabilityRow",
+    "capability_markdown",
+    "capability_rows",
+    "capability_text",
+    "claimed",
+]
 
 YES, NO = "✅", "—"
 
@@ -27,8 +34,8 @@ class CapabilityRow:
     checksum: bool
     #: book sequence continuity verified (gaps detected and resynced)
     sequence: bool
-    #: trade gaps healed from the exchange's REST history
-    backfill: bool
+    #: trade gaps healed from the exchange's REST history (text: how far back it reaches when that is limited)
+    backfill: bool | str
     #: trade ids contiguous per symbol: coverage proven from the ids
     contiguous_ids: bool
     #: how the book is synchronized: rest-snapshot, ws-snapshot, none
@@ -43,7 +50,9 @@ def capability_rows() -> list[CapabilityRow]:
     rows = []
     for xid, x in sorted(EXCHANGES.items()):
         c = x.capabilities
-        backfill = any(x.trade_history(ch) is not None for ch in c.trade_channels)
+        backfill: bool | str = any(x.trade_history(ch) is not None for ch in c.trade_channels)
+        if backfill and c.history_reach:
+            backfill = c.history_reach
         for market in sorted(c.markets):
             rows.append(
                 CapabilityRow(
@@ -64,6 +73,11 @@ def capability_rows() -> list[CapabilityRow]:
 
 def _cells(row: CapabilityRow) -> list[str]:
     return [v if isinstance(v, str) else (YES if v else NO) for v in astuple(row)]
+
+
+def claimed(row: CapabilityRow) -> list[str]:
+    """The columns in which the row claims something (a check mark, or a limited backfill)."""
+    return [name for name in CAPABILITY_COLUMNS if getattr(row, name) is not False]
 
 
 def capability_markdown() -> str:

@@ -137,7 +137,7 @@ class BitfinexExchange:
             book_sync="ws-snapshot",
             sequence_check=True,
             checksum=True,
-            markets=frozenset({"spot", "swap"}),
+            markets=frozenset({"spot"}),  # derivatives (tBTCF0:USTF0) map to -PERP symbols; untested on their frames
             subscribe_ack=True,
             streams_per_connection=_CHANNELS_PER_CONNECTION,
             # SEQ_ALL numbers every frame of the connection: the session must see trades and tickers too

@@ -137,6 +137,7 @@ class BybitExchange:
             sequence_check=True,
             checksum=False,
             markets=frozenset({_MARKET_LABELS[market]}),
+            history_reach="last 60 trades" if market == "spot" else "last 1,000 trades",
             contiguous_ids=frozenset(),  # publicTrade ids are UUIDs (derivatives) or sparse numbers (spot)
             # acks name no topic (only the request's req_id): streams count from the connection, refusals are
             # sub_error events (see ``control_events``)

@@ -109,7 +109,8 @@ class HtxExchange:
             book_sync="ws-snapshot",
             sequence_check=True,
             checksum=False,
-            markets=frozenset({"spot"} if spot else {"swap"}),
+            markets=frozenset({"spot" if spot else f"{market}-perpetual"}),
+            history_reach="last 2,000 trades",
             contiguous_ids=frozenset({TRADES}) if spot else frozenset(),
             subscribe_ack=True,
             # HTX names no number, only "not too many topics in a single connection": a modest share per connection

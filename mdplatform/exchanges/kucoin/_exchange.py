@@ -138,6 +138,7 @@ class KucoinExchange:
             checksum=False,
             markets=frozenset({"spot"}),
             # match sequences are shared with the book's changes: not contiguous per symbol's trades
+            history_reach="last 100 trades",
             contiguous_ids=frozenset(),
             subscribe_ack=True,
             streams_per_connection=STREAMS_PER_CONNECTION,

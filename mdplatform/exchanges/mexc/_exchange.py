@@ -171,6 +171,7 @@ class MexcExchange:
             sequence_check=True,
             checksum=False,
             markets=frozenset({"spot"}),
+            history_reach="last 1,000 trades, proves nothing",
             contiguous_ids=frozenset(),  # tradeId is a pair of order ids, never a sequence
             # acks echo the request's params in one text: the streams are counted from the connection, refusals
             # are sub_error events (``control_events``)

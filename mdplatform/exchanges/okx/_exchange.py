@@ -104,7 +104,7 @@ class OkxExchange:
             book_sync="ws-snapshot",
             sequence_check=True,
             checksum=True,
-            markets=frozenset({"spot", "swap", "futures", "option"}),
+            markets=frozenset({"spot", "swap", "futures"}),  # options parse alike; no recording holds one
             subscribe_ack=True,
         )
         # OKX closes a connection silent for 30 s: ping after 20 s of silence, give up after 35 s
