@@ -25,6 +25,7 @@ class Batcher(WSListener):
     link: Any
     plain: bool
     started: bool
+    binary_text: bool
     reused: int
     allocated: int
     def __init__(self, link: Any, loop: AbstractEventLoop, prefix: bytes | None, quotes: int) -> None: ...

@@ -177,6 +177,9 @@ cdef class Batcher(WSListener):
     cdef public bint plain
     #: an exchange time was seen: frames of unwatched routes need no interpretation
     cdef public bint started
+    #: binary frames are read as text when they are UTF-8 (off for an exchange whose binary frames it decodes
+    #: itself: they go to the link, whatever their bytes)
+    cdef public bint binary_text
     cdef bytes _prefix
     cdef Py_ssize_t _plen
     cdef int _quotes
@@ -208,6 +211,7 @@ cdef class Batcher(WSListener):
         self._loop = loop
         self.plain = True
         self.started = False
+        self.binary_text = True
         self._prefix = prefix
         self._plen = len(prefix) if prefix is not None else 0
         self._quotes = quotes
@@ -245,7 +249,7 @@ cdef class Batcher(WSListener):
         cdef Py_ssize_t n = frame.payload_size
         cdef int32_t code
         cdef object text = None
-        if (self.plain and frame.fin and (kind == WSMsgType.TEXT or kind == WSMsgType.BINARY)
+        if (self.plain and frame.fin and (kind == WSMsgType.TEXT or (kind == WSMsgType.BINARY and self.binary_text))
                 and n <= MAX_FRAME):
             if not _ascii(p, n):
                 try:

@@ -70,6 +70,7 @@ from ..history import RestClient, RestError
 from ._config import ExchangeCollectorConfig
 from ._gate import ConnectGate
 from ._status import ConnectionCounters
+from ._websocket import _BINARY as _BINARY_FRAME
 from ._websocket import CLOSE_TIMEOUT_S, CONTROL_MAX, MAX_FRAME_BYTES, WsClosed, WsError, WsLink, describe, open_link
 
 if TYPE_CHECKING:
@@ -625,6 +626,11 @@ class _Receiver(WsLink):
         if _BATCHER is not None:
             prefix, quotes = exchange.route_prefix if isinstance(exchange, _KeyRouted) else (None, 0)
             self.batcher = _BATCHER(self, asyncio.get_running_loop(), prefix.encode() if prefix else None, quotes)
+        # an exchange that decodes its binary frames gets them whole, even those whose bytes happen to be UTF-8 (a
+        # protocol-buffers push of ASCII fields): the opcode says what they are
+        self.binary_as_bytes = self._decode is not None
+        if self.batcher is not None:
+            self.batcher.binary_text = not self.binary_as_bytes
 
     def listener(self) -> WSListener:
         return self if self.batcher is None else self.batcher
@@ -691,7 +697,12 @@ class _Receiver(WsLink):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         # per frame: three cheap tests, the text, route(), two appends; the rest once per read or per rare frame
-        if frame.fin and CONTROL_MAX < frame.payload_size <= MAX_FRAME_BYTES and self.plain:
+        if (
+            frame.fin
+            and CONTROL_MAX < frame.payload_size <= MAX_FRAME_BYTES
+            and self.plain
+            and not (self.binary_as_bytes and frame.msg_type is _BINARY_FRAME)
+        ):
             try:
                 message: str | bytes | None = frame.get_payload_as_utf8_text()
             except UnicodeDecodeError:

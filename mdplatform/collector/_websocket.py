@@ -86,6 +86,8 @@ class WsLink(WSListener):
         self.transport: WSTransport | None = None
         #: False while a fragmented message is assembled or after a close began: every frame takes ``message``
         self.plain = True
+        #: binary messages are returned as bytes even when they are UTF-8 (an exchange that decodes them itself)
+        self.binary_as_bytes = False
         self._pieces: list[bytes] | None = None
         self._piece_type = _TEXT
         self._pieces_size = 0
@@ -157,6 +159,8 @@ class WsLink(WSListener):
             return None
         else:
             data = frame.get_payload_as_bytes()
+        if kind is _BINARY and self.binary_as_bytes:
+            return data
         try:
             return data.decode()
         except UnicodeDecodeError:

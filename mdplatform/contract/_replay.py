@@ -91,6 +91,9 @@ class ReplayProtocol(ABC):
     server_pings: bool = True
     #: whether the exchange bans (HTTP 418) an IP that keeps sending after a 429 (Binance)
     rest_bans: bool = False
+    #: the exchange sends binary frames (HTX's gzip, MEXC's protocol buffers): a payload that is not JSON text goes
+    #: out as a binary frame, as the exchange's would
+    binary_frames: bool = False
 
     def __init__(self, exchange_id: str) -> None:
         self.exchange_id = exchange_id

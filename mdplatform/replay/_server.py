@@ -390,7 +390,7 @@ class ReplayServer:
                 if key not in client.keys or client.dropped or client.ws.state is not State.OPEN:
                     continue
                 if wire is None:
-                    wire = text_frame(data)
+                    wire = self._frame(data)
                 if not client.outbox:
                     dirty.append(client)
                 client.outbox.append(wire)
@@ -493,9 +493,15 @@ class ReplayServer:
     async def _reply(self, client: ReplayClient, replies: list[bytes]) -> None:
         """Write replies (acks, a book snapshot) after the frames already queued for this client and before
         any frame the cursor queues later: the write is synchronous, so nothing can come in between."""
-        client.outbox.extend(text_frame(reply) for reply in replies)
+        client.outbox.extend(self._frame(reply) for reply in replies)
         self._write(client)
         await _drain(client)
+
+    def _frame(self, payload: bytes) -> bytes:
+        """The WebSocket frame of a payload: text, or binary where the exchange sends binary frames and the payload
+        is not JSON text."""
+        binary = self.protocol is not None and self.protocol.binary_frames and payload[:1] not in (b"{", b"[")
+        return data_frame(payload, binary=binary)
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         protocol = self.protocol
@@ -532,13 +538,19 @@ def text_frame(payload: bytes) -> bytes:
     Encoded once per recorded frame and shared by every client it goes to; compression is disabled on
     this server, so no extension ever touches the payload.
     """
+    return data_frame(payload, binary=False)
+
+
+def data_frame(payload: bytes, *, binary: bool) -> bytes:
+    """``text_frame``, or the same as a binary frame (opcode 2)."""
+    first = 0x82 if binary else 0x81
     n = len(payload)
     if n < 126:
-        head = bytes((0x81, n))
+        head = bytes((first, n))
     elif n < 1 << 16:
-        head = b"\x81\x7e" + n.to_bytes(2, "big")
+        head = bytes((first, 0x7E)) + n.to_bytes(2, "big")
     else:
-        head = b"\x81\x7f" + n.to_bytes(8, "big")
+        head = bytes((first, 0x7F)) + n.to_bytes(8, "big")
     return head + payload
 
 

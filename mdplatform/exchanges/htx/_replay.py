@@ -94,6 +94,7 @@ def _depth(channel: str) -> int:
 
 class HtxReplay(ReplayProtocol):
     server_pings = False  # HTX pings in JSON (the recorded pings are replayed)
+    binary_frames = True  # every frame gzip-compressed
 
     def __init__(self, exchange: HtxExchange) -> None:
         super().__init__(exchange.id)

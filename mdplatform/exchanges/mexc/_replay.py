@@ -126,6 +126,7 @@ def _levels(items: Any) -> list[list[str]]:
 
 class MexcReplay(ReplayProtocol):
     server_pings = False  # clients send {"method":"PING"}
+    binary_frames = True  # pushes are protocol buffers (acks and PONG are JSON text)
     rest_bans = True  # repeated 429s get the IP banned (418)
 
     def __init__(self, exchange: MexcExchange) -> None:
