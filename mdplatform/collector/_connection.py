@@ -558,7 +558,8 @@ class Connection:
                 self._error(f"no data for {silent_s:.1f}s: closing {self.counters.conn_id}")
                 self._close(f"idle: no data for {silent_s:.1f}s", 1001, "idle")
                 return
-            if ping and silent_s >= interval and now - last_ping >= interval and not link.closing:
+            due = self._keepalive.ping_always or silent_s >= interval
+            if ping and due and now - last_ping >= interval and not link.closing:
                 last_ping = now
                 link.send_text(ping)
 

@@ -137,7 +137,8 @@ class Subscription:
 class KeepAlive:
     """How a connection is kept open.
 
-    ``client_ping``: a text frame the client sends every ``interval_s`` seconds of silence (OKX "ping");
+    ``client_ping``: a text frame the client sends every ``interval_s`` seconds of silence (OKX "ping"), or every
+    ``interval_s`` whatever the traffic (``ping_always``);
     ``None`` when the server pings and the client answers with protocol pongs (Binance).
     ``idle_timeout_s``: the watchdog; a connection silent this long is closed and reconnected.
     ``connects_per_s`` and ``connect_burst``: new connections the exchange accepts from one IP (the collector spreads
@@ -149,6 +150,9 @@ class KeepAlive:
     idle_timeout_s: float
     connects_per_s: float = 1.0
     connect_burst: int = 1
+    #: the text ping is sent every ``interval_s`` however busy the connection (KuCoin, Bybit: the server counts the
+    #: client's pings, not its own traffic); False: only after ``interval_s`` of silence
+    ping_always: bool = False
 
 
 @dataclass(frozen=True, slots=True)

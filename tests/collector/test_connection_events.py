@@ -100,3 +100,43 @@ def test_liveness_interval_must_be_positive() -> None:
         )
     cfg = ExchangeCollectorConfig.from_mapping({"exchange": "binance", "symbols": ["BTCUSDT"], "channels": ["trade"]})
     assert cfg.liveness_interval_s == 5.0
+
+
+class _Link:
+    """What the watchdog needs of a link: it records the text frames sent."""
+
+    def __init__(self) -> None:
+        self.closing = False
+        self.sent: list[str] = []
+
+    def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+
+@pytest.mark.parametrize(("exchange", "channel", "pings"), [("bybit", "publicTrade", True), ("okx", "trades", False)])
+def test_a_busy_connection_pings_only_where_the_exchange_counts_the_clients_pings(
+    exchange: str, channel: str, pings: bool
+) -> None:
+    """Bybit (and KuCoin) want the client's ping every interval however busy the connection; OKX only a silent
+    connection's. A frame arrives every 20 ms for 1 s, the ping interval is 0.2 s."""
+    import asyncio
+
+    async def scenario() -> list[str]:
+        config = ExchangeCollectorConfig(exchange=exchange, symbols=("X",), channels=(channel,), ping_interval_s=0.2)
+        conn = Connection(
+            get_exchange(exchange), config, [Subscription(channel, "X")], Sink(), RestClient(), gate_for(config)
+        )
+        link = _Link()
+        watchdog = asyncio.ensure_future(conn._watchdog(link))  # type: ignore[arg-type]
+        for _ in range(50):
+            conn.counters.messages_received += 1
+            await asyncio.sleep(0.02)
+        link.closing = True
+        await watchdog
+        return link.sent
+
+    sent = asyncio.run(scenario())
+    if pings:
+        assert 3 <= len(sent) <= 6 and set(sent) == {'{"op":"ping"}'}
+    else:
+        assert sent == []

@@ -146,8 +146,14 @@ class BybitExchange:
         )
         # ping after 20 s of silence (the docs' recommendation); a pong or any push resets the watchdog
         # connections: at most 500 per 5 minutes per WebSocket domain
+        # "send the ping heartbeat every 20 seconds" (ws/connect): whatever the traffic
         self._keepalive = KeepAlive(
-            client_ping='{"op":"ping"}', interval_s=20.0, idle_timeout_s=35.0, connects_per_s=1.5, connect_burst=5
+            client_ping='{"op":"ping"}',
+            interval_s=20.0,
+            idle_timeout_s=35.0,
+            connects_per_s=1.5,
+            connect_burst=5,
+            ping_always=True,
         )
         self._history = BybitTradeHistory(market)
 

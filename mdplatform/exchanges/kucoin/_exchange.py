@@ -153,9 +153,11 @@ class KucoinExchange:
 
     @staticmethod
     def _keepalive_for(ping_ms: int, timeout_ms: int) -> KeepAlive:
-        # the ping goes out after pingInterval of silence; no data for pingInterval + pingTimeout: the link is dead
+        # no data for pingInterval + pingTimeout: the link is dead
+        # the client pings every pingInterval however busy the connection: the server counts the client's pings
         return KeepAlive(
             client_ping=PING,
+            ping_always=True,
             interval_s=ping_ms / 1000,
             idle_timeout_s=(ping_ms + timeout_ms) / 1000,
             connects_per_s=_CONNECTS_PER_S,
