@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,6 +52,9 @@ class Venue:
     #: the replay's speed: real (1) but where the recording's clock was far from the exchange's (HTX's runs a minute
     #: and more behind its trade times: live, they would lie ahead of everything received); 0: moved into the past
     speed: int = 1
+    #: a minute closes within the recording; None: it depends on the second the replay starts at (HTX's spot
+    #: recording is 30 s long and replayed at speed 0: its minutes close or not with the live clock's)
+    candles: bool | None = True
 
 
 #: every exchange, its spot market and a perpetual where a capture of one is at hand
@@ -131,6 +135,13 @@ VENUES = (
         ("trioeth", "borusdt", "omgbtc", "xvgeth", "yfihusd", "zeneth", "dogeeth", "fil3susdt", "propyeth", "nesteth"),
         ("trade.detail", "depth.step0"),
         speed=0,
+        candles=None,
+    ),
+    Venue(
+        "htx-swap",
+        "htx/HTX_SWAP.ws.hf.gz",
+        ("BTC-USDT",),
+        ("trade.detail", "depth.size_150.high_freq"),
     ),
     Venue(
         "mexc",
@@ -293,9 +304,10 @@ def test_one_ingest_collects_every_exchange_and_materializes_them(tmp_path: Path
     out = subprocess.run([*MDP, "materialize", "--no-progress"], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     wh = Warehouse(str(lake / "warehouse.duckdb"))
-    # the hours `mdp materialize` covers by default: those the lake received data in
-    first = raw["recv_ts"].min().replace(minute=0, second=0, microsecond=0)  # type: ignore[union-attr]
-    end = raw["recv_ts"].max().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)  # type: ignore[union-attr]
+    # the hours `mdp materialize` covered (by default: the lake's, with its lateness before them)
+    span = re.search(r"materialized \d+ hour\(s\) (\S+ \S+) \.\. (\S+ \S+) UTC", out.stdout)
+    assert span is not None, out.stdout
+    first, end = (datetime.strptime(t, "%Y-%m-%d %H:%M").replace(tzinfo=UTC) for t in span.groups())
     for v in VENUES:
         exchange = get_exchange(v.exchange)
         mine = exchange.normalize_trades(raw.filter(pl.col("exchange") == v.exchange)).unique(["symbol", "trade_id"])
@@ -306,7 +318,7 @@ def test_one_ingest_collects_every_exchange_and_materializes_them(tmp_path: Path
         trades = wh.query("SELECT count(*) FROM trades WHERE exchange = ?", [v.exchange]).item()
         assert trades == expected > 0, v.exchange
         candles = wh.query("SELECT count(*) FROM candles WHERE exchange = ? AND timeframe = '1m'", [v.exchange]).item()
-        assert candles > 0, v.exchange
+        assert v.candles is None or (candles > 0) == v.candles, v.exchange
         samples = wh.query("SELECT count(*) FROM book_snapshots WHERE exchange = ?", [v.exchange]).item()
         assert samples > 0, v.exchange
     # the consolidated book of a base holds the venues whose spot books were sampled at the same second
@@ -314,7 +326,8 @@ def test_one_ingest_collects_every_exchange_and_materializes_them(tmp_path: Path
         "SELECT list_sort(list_distinct(flatten(list(exchanges)))), max(exchange_count) FROM consolidated_book "
         "WHERE base = 'BTC'"
     ).row(0)
-    assert venues == (["binance", "coinbase", "mexc", "okx"], 4)
+    # (how many at once depends on when each book synced: at least two)
+    assert venues[0] == ["binance", "coinbase", "mexc", "okx"] and venues[1] >= 2
 
 
 def _wait_port(port: int, timeout: float = 60) -> None:
