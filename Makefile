@@ -19,11 +19,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml setup.py mdplatform/book/_n
 
 install: $(VENV)/.installed
 
-# Tests marked `waits` (storage outages, kill -9: minutes of waiting, little CPU) run in a second pytest beside the
-# CPU-bound suite instead of holding one of its two workers; their report follows the main one.
+# Tests marked `waits` (storage outages, kill -9, daemons: minutes of waiting, little CPU) run in a second pytest (two
+# workers of their own) beside the CPU-bound suite instead of holding its workers; their report follows the main one.
 test: install
 	@rm -f .pytest-waits.log; \
-	$(PY) -m pytest -q -m waits -p no:cacheprovider > .pytest-waits.log 2>&1 & waits=$$!; \
+	$(PY) -m pytest -q -n 2 --dist loadfile -m waits -p no:cacheprovider > .pytest-waits.log 2>&1 & waits=$$!; \
 	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not waits"; main=$$?; \
 	wait $$waits; side=$$?; \
 	echo "--- tests marked 'waits' (run beside the suite) ---"; cat .pytest-waits.log; \
