@@ -24,8 +24,11 @@ __all__ = [
     "decode_json",
     "empty_normalized_trades",
     "empty_rejects",
+    "explode_records",
+    "live_and_rest",
     "ms_to_ts",
     "raw_rows",
+    "single_fills",
     "split_trades",
     "to_price",
 ]
@@ -91,6 +94,43 @@ def raw_rows(raw: pl.DataFrame, exchange: str, channels: Sequence[str]) -> pl.Da
     return raw.filter(pl.col("exchange").eq(exchange) & pl.col("channel").is_in(list(channels))).select(
         [pl.col(name).cast(dtype) for name, dtype in RAW.items()]
     )
+
+
+#: a normalizer of some rows: (trades, rejects)
+Normalizer = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
+
+
+def live_and_rest(
+    rows: pl.DataFrame, rest_prefix: str, live: Normalizer, rest: Normalizer
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(trades, rejects) of a trade channel's raw rows that hold both live frames and REST history replies (what the
+    exchange's ``TradeHistory.encode`` wrote): the payloads starting with ``rest_prefix`` go to ``rest``, the others
+    to ``live``."""
+    if rows.height == 0:
+        return empty_normalized_trades(), empty_rejects()
+    is_rest = rows.get_column("payload").str.starts_with(rest_prefix)
+    if is_rest.any():
+        live_trades, live_rejects = live(rows.filter(is_rest.not_()))
+        rest_trades, rest_rejects = rest(rows.filter(is_rest))
+        return pl.concat([live_trades, rest_trades]), pl.concat([live_rejects, rest_rejects])
+    return live(rows)
+
+
+def explode_records(rows: pl.DataFrame, ok: pl.Series, records: pl.Series, **extra: pl.Series) -> pl.DataFrame:
+    """One row per record of each row's decoded list ``records`` (column ``_items``); a row whose list is empty or
+    null stays, its ``_items`` null, so that it becomes a reject. ``_decoded``: the decode's success (``ok``); ``_n``:
+    the list's length (0 or null: a frame or reply without trades); ``extra``: more columns, set before exploding."""
+    return rows.with_columns(_decoded=ok, **extra, _items=records, _n=records.list.len()).explode(
+        "_items", empty_as_null=True, keep_nulls=True
+    )
+
+
+def single_fills(seq: pl.Expr | None = None) -> dict[str, pl.Expr]:
+    """The parsed columns of rows that are one fill each: ``_fills`` 1, and ``seq`` (the trade's integer id where the
+    exchange numbers trades contiguously per symbol) as ``_seq_id`` and both ends of the fill range; None: the ids
+    are not such a chain (null columns)."""
+    seq = pl.lit(None, dtype=pl.Int64) if seq is None else seq
+    return {"_fills": pl.lit(1, dtype=pl.Int64), "_seq_id": seq, "_fill_first": seq, "_fill_last": seq}
 
 
 def decode_json(strings: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, pl.Series]:

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 from ...contract import (
     GAP,
     SUB_ERROR,
-    SYNCED,
     Capabilities,
     CaptureHints,
     KeepAlive,
@@ -40,13 +39,23 @@ from ...contract import (
     SessionAction,
     StreamEvent,
     Subscription,
-    SyncState,
     TradeHistory,
 )
 from .._depth_sync import DepthSync, DiffVerdict, SnapshotVerdict
 from .._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
-from .._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
+from .._normalize import (
+    decode_json,
+    empty_normalized_trades,
+    empty_rejects,
+    explode_records,
+    live_and_rest,
+    ms_to_ts,
+    raw_rows,
+    split_trades,
+)
 from .._scan import json_object, ms_after, ms_after_all
+from .._snapshot_sync import SnapshotBook, SnapshotSession, snapshot_event
+from .._symbols import split_quote as _split_quote
 from .._urls import with_default_path
 from ._history import BinanceTradeHistory, binance_rest_spec
 
@@ -185,10 +194,7 @@ _MARKETS: dict[str, _MarketSpec] = {
 
 def split_quote(symbol: str, quotes: Sequence[str] = QUOTE_ASSETS) -> tuple[str, str] | None:
     """("BTC", "USDT") for "BTCUSDT": the longest quote asset that is a proper suffix; None when none is."""
-    for quote in quotes:  # longest first
-        if len(symbol) > len(quote) and symbol.endswith(quote):
-            return symbol[: -len(quote)], quote
-    return None
+    return _split_quote(symbol, quotes)
 
 
 def agg_trade_id(first: int, last: int) -> str:
@@ -234,7 +240,12 @@ class BinanceExchange:
         spec = _MARKETS[market]
         self.market: Market = market
         self._spec = spec
-        self._capabilities = Capabilities(
+        # contract attributes (the collector only reads them)
+        self.id = spec.id
+        self.ws_url = spec.ws_url
+        self.rest_url = spec.rest_url
+        self.capture_hints = spec.capture
+        self.capabilities = Capabilities(
             channels=_CHANNELS,
             trade_channels=frozenset({"trade", "aggTrade"}),
             book_channels=frozenset({"depth"}),
@@ -248,7 +259,7 @@ class BinanceExchange:
         )
         # the server pings (every 20 s spot / 3 min futures); interval_s paces the collector's own watchdog
         # 300 connections per 5 minutes per IP: 1/s sustained, a few at once
-        self._keepalive = KeepAlive(
+        self.keepalive = KeepAlive(
             client_ping=None, interval_s=20.0, idle_timeout_s=60.0, connects_per_s=1.0, connect_burst=5
         )
         self._histories: dict[str, BinanceTradeHistory] = {}
@@ -258,35 +269,11 @@ class BinanceExchange:
     def __repr__(self) -> str:
         return f"BinanceExchange({self.market!r})"
 
-    # -- contract properties -------------------------------------------------------------------------------
-    @property
-    def id(self) -> str:
-        return self._spec.id
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def capture_hints(self) -> CaptureHints:
-        return self._spec.capture
-
+    # -- replay server -------------------------------------------------------------------------------------
     def replay_protocol(self) -> ReplayProtocol:
         from ._replay import BinanceReplay  # here: the server side is only loaded by ``mdp replay`` and tests
 
         return BinanceReplay(self)
-
-    @property
-    def ws_url(self) -> str:
-        return self._spec.ws_url
-
-    @property
-    def rest_url(self) -> str:
-        return self._spec.rest_url
-
-    @property
-    def keepalive(self) -> KeepAlive:
-        return self._keepalive
 
     @property
     def futures(self) -> bool:
@@ -446,15 +433,8 @@ class BinanceExchange:
         rejects: the raw rows that did not parse, plus a ``reason`` column.
         """
         rows = raw_rows(raw, self.id, _TRADE_CHANNELS)
-        if rows.height == 0:
-            return empty_normalized_trades(), empty_rejects()
-        rest = rows.get_column("payload").str.starts_with("[")
-        if rest.any():
-            # REST history records (``BinanceTradeHistory.encode``): a JSON array, not a combined-stream event
-            live_trades, live_rejects = self._normalize_live(rows.filter(rest.not_()))
-            rest_trades, rest_rejects = self._normalize_rest(rows.filter(rest))
-            return pl.concat([live_trades, rest_trades]), pl.concat([live_rejects, rest_rejects])
-        return self._normalize_live(rows)
+        # REST history records (``BinanceTradeHistory.encode``): a JSON array, not a combined-stream event
+        return live_and_rest(rows, "[", self._normalize_live, self._normalize_rest)
 
     def _normalize_live(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         if rows.height == 0:
@@ -497,11 +477,7 @@ class BinanceExchange:
         (``historicalTrades``: id, price, qty, time, isBuyerMaker; ``aggTrades``: a p q f l T m); the symbol is
         the raw row's own."""
         decoded, ok = decode_json(rows.get_column("payload"), _REST_RECORDS)
-        rows = rows.with_columns(
-            _decoded=ok,
-            _items=decoded,
-            _n=decoded.list.len(),
-        ).explode("_items", empty_as_null=True, keep_nulls=True)
+        rows = explode_records(rows, ok, decoded)
         it = pl.col("_items").struct
         agg = pl.col("channel") == "aggTrade"
         rid, a, first, last = it.field("id"), it.field("a"), it.field("f"), it.field("l")
@@ -629,28 +605,17 @@ def _depth_ids(frame: str) -> tuple[int, int, int] | None:
     return int(mu.group(1)), int(ml.group(1)), -1 if mp is None else int(mp.group(1))
 
 
-class BinanceSession:
+class BinanceSession(SnapshotSession):
     """Per-connection book sync on update ids only (the full book is not kept on the hot path)."""
 
     def __init__(self, exchange: BinanceExchange, subs: Sequence[Subscription], rest_url: str) -> None:
-        self._exchange = exchange
-        self._rest_url = rest_url
-        self._futures = exchange.futures
-        self._syncs: dict[str, DepthSync[None]] = {}
+        super().__init__(exchange, rest_url, futures=exchange.futures)
         for sub in subs:
             if sub.channel == "depth":
                 self._sync(sub.symbol.upper())
-        #: validation failures so far (also reported through SessionAction.error)
-        self.errors = 0
 
-    def _sync(self, symbol: str) -> DepthSync[None]:
-        sync = self._syncs.get(symbol)
-        if sync is None:
-            sync = self._syncs[symbol] = DepthSync(futures=self._futures)
-        return sync
-
-    def _fetch(self, symbol: str) -> tuple[str, str]:
-        return symbol, self._exchange.snapshot_url(symbol, self._rest_url)
+    def _channel_of(self, symbol: str) -> str:
+        return "depth"
 
     def on_frame(self, channel: str, symbol: str, frame: str) -> SessionAction | None:
         if channel != "depth":
@@ -662,14 +627,7 @@ class BinanceSession:
             self.errors += 1
             raise ValueError(f"{self._exchange.id} {symbol}: depth frame without U/u update ids")
         sync = self._syncs.get(symbol) or self._sync(symbol)
-        verdict = sync.on_diff(ids[0], ids[1], ids[2], None)
-        if verdict == DiffVerdict.APPLY:
-            return None
-        if verdict == DiffVerdict.FETCH:
-            return SessionAction(fetch_snapshot=self._fetch(symbol))
-        if verdict == DiffVerdict.GAP:
-            return self._gap(symbol, sync.gap_detail)
-        return None
+        return self._diff_action(symbol, sync, sync.on_diff(ids[0], ids[1], ids[2], None))
 
     def on_snapshot(self, symbol: str, body: str) -> SessionAction | None:
         symbol = symbol.upper()
@@ -678,27 +636,7 @@ class BinanceSession:
             # no immediate retry (an error body would loop); the sync asks again after more diffs
             self.errors += 1
             return SessionAction(error=f"{self._exchange.id} {symbol}: snapshot without lastUpdateId: {body[:200]}")
-        sync = self._sync(symbol)
-        verdict, _ = sync.on_snapshot(int(m.group(1)))
-        if verdict == SnapshotVerdict.SYNCED:
-            return SessionAction(events=(StreamEvent(SYNCED, "depth", symbol),))
-        if verdict == SnapshotVerdict.IGNORED:
-            return None
-        if verdict == SnapshotVerdict.REFETCH:
-            return SessionAction(fetch_snapshot=self._fetch(symbol))
-        return self._gap(symbol, sync.gap_detail)
-
-    def _gap(self, symbol: str, detail: str) -> SessionAction:
-        """The book chain broke (live, or inside the buffer a snapshot was to bridge): count, record, refetch."""
-        self.errors += 1
-        return SessionAction(
-            error=f"gap {self._exchange.id} {symbol}: {detail}; resyncing",
-            fetch_snapshot=self._fetch(symbol),
-            events=(StreamEvent(GAP, "depth", symbol, detail),),
-        )
-
-    def sync_state(self) -> dict[str, str]:
-        return {symbol: sync.state for symbol, sync in self._syncs.items()}
+        return self._snapshot_action(symbol, self._sync(symbol), int(m.group(1)))
 
     def last_update_id(self, symbol: str) -> int:
         return self._syncs[symbol.upper()].last_update_id
@@ -711,7 +649,7 @@ _Diff = tuple[list[list[str]], list[list[str]], int | None]
 SNAPSHOT_CHANNEL = "depthSnapshot"
 
 
-class BinanceBookBuilder:
+class BinanceBookBuilder(SnapshotBook[_Diff]):
     """Snapshot + diffs -> an ``L2Book``, under the same rules as the session (shared ``DepthSync``).
 
     Feed it depth frames (``on_depth``) and REST snapshot bodies (``on_snapshot``) in arrival order; it
@@ -727,10 +665,6 @@ class BinanceBookBuilder:
         self.needs_snapshot = False
         self.gaps = 0
         self.applied = 0
-
-    @property
-    def state(self) -> SyncState:
-        return self.sync.state
 
     def on_depth(self, frame: str | bytes | Mapping[str, Any]) -> DiffVerdict:
         """A depth frame (combined-stream wrapper or bare ``depthUpdate``), as text or decoded."""
@@ -757,22 +691,13 @@ class BinanceBookBuilder:
         verdict, items = self.sync.on_snapshot(snap)
         if verdict == SnapshotVerdict.SYNCED:
             self.needs_snapshot = False
-            book = self.book
-            book.load(obj["bids"], obj["asks"], update_id=snap, ts=_ms(obj.get("T", obj.get("E"))))
-            for bids, asks, ts in items:
-                book.apply(bids, asks, ts=ts)
-                self.applied += 1
-            book.update_id = self.sync.last_update_id
+            self._load_synced(obj["bids"], obj["asks"], snap, _ms(obj.get("T", obj.get("E"))), items)
         elif verdict == SnapshotVerdict.GAP:
             self.gaps += 1
         return verdict
 
     # -- the BookBuilder contract (offline rebuild from the lake) ------------------------------------------
     channels: frozenset[str] = frozenset({"depth", SNAPSHOT_CHANNEL})
-
-    @property
-    def valid(self) -> bool:
-        return self.sync.state == "synced"
 
     def on_raw(self, channel: str, payload: str) -> StreamEvent | None:
         """A raw row: ``depth`` frames and the REST replies the collector lands as ``depthSnapshot``."""
@@ -781,11 +706,7 @@ class BinanceBookBuilder:
                 return StreamEvent(GAP, "depth", self.symbol, self.sync.gap_detail)
             return None
         if channel == SNAPSHOT_CHANNEL:
-            verdict = self.on_snapshot(payload)
-            if verdict == SnapshotVerdict.SYNCED:
-                return StreamEvent(SYNCED, "depth", self.symbol)
-            if verdict == SnapshotVerdict.GAP:
-                return StreamEvent(GAP, "depth", self.symbol, self.sync.gap_detail)
+            return snapshot_event(self.on_snapshot(payload), "depth", self.symbol, self.sync.gap_detail)
         return None
 
     def on_raw_run(self, rows: BookRows, start: int, stop: int) -> int:
@@ -809,13 +730,5 @@ class BinanceBookBuilder:
             self.applied += end - start
         return end
 
-    def checkpoint(self) -> dict[str, Any]:
-        return {"last_update_id": self.sync.last_update_id}
-
-    def restore(
-        self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]], state: Mapping[str, Any]
-    ) -> None:
-        last = int(state["last_update_id"])
-        self.book.load(bids, asks, update_id=last)
-        self.sync.restore(last)
+    def _restored(self, state: Mapping[str, Any]) -> None:
         self.needs_snapshot = False

@@ -28,6 +28,7 @@ import orjson
 
 from ...contract import HistoryPage
 from ...history import RateLimit, RestClient, RestError, RestReply
+from .._rest_history import RestTradeHistory, ceil_ms, json_reply
 
 __all__ = ["BINANCE_REST", "BinanceRestSpec", "BinanceTradeHistory", "binance_rest_spec"]
 
@@ -144,11 +145,7 @@ class _Record:
     raw: Mapping[str, Any]
 
 
-def _ceil_ms(ns: int) -> int:
-    return -(-ns // 1_000_000)
-
-
-class BinanceTradeHistory:
+class BinanceTradeHistory(RestTradeHistory):
     """``TradeHistory`` of one Binance market and channel ("trade": ``historicalTrades`` records; "aggTrade":
     ``aggTrades`` records). ``limit``: records per page (default and at most the endpoint's documented maximum)."""
 
@@ -190,15 +187,8 @@ class BinanceTradeHistory:
 
     # --- fetching ------------------------------------------------------------------------------------------
 
-    async def fetch(
-        self,
-        client: RestClient,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        base_url: str | None = None,
-        after_id: int | None = None,
+    async def _pages(
+        self, client: RestClient, symbol: str, start_ns: int, end_ns: int, base_url: str | None, after_id: int | None
     ) -> AsyncIterator[HistoryPage]:
         """Pages of the trades with exchange time in [start_ns, end_ns), oldest first, paged by id.
 
@@ -211,8 +201,6 @@ class BinanceTradeHistory:
         history ends: proven up to the last record's time + 1 ns) or at a missing id (proven only up to before
         it). Locating requests are pages too, without records, so every request made is reported.
         """
-        if end_ns <= start_ns:
-            return
         base = (base_url or self.spec.base_url).rstrip("/")
         symbol = symbol.upper()
         first_id: int | None = None
@@ -226,7 +214,7 @@ class BinanceTradeHistory:
                     first_id, chained = located
         if first_id is None:
             return
-        async for page in self._pages(client, base, symbol, start_ns, end_ns, first_id, chained):
+        async for page in self._id_pages(client, base, symbol, start_ns, end_ns, first_id, chained):
             yield page
 
     async def _get(self, client: RestClient, url: str, params: Mapping[str, str | int], weight: int) -> RestReply:
@@ -237,10 +225,7 @@ class BinanceTradeHistory:
         return await client.get(url, params, weight=weight, limit=self.spec.rate_limit, headers=headers)
 
     def _records(self, reply: RestReply, path: str, id_key: str, time_key: str) -> list[_Record]:
-        try:
-            body = orjson.loads(reply.body)
-        except orjson.JSONDecodeError as exc:
-            raise RestError(reply.status, f"reply is not JSON: {exc}", path) from exc
+        body = json_reply(reply.body, reply.status, path)
         if not isinstance(body, list):
             raise RestError(reply.status, f"reply is not a list of trades: {reply.body[:200]!r}", path)
         out: list[_Record] = []
@@ -274,7 +259,7 @@ class BinanceTradeHistory:
         url = base + spec.agg_path
         try:
             reply = await self._get(
-                client, url, {"symbol": symbol, "startTime": _ceil_ms(start_ns), "limit": 1}, spec.agg_weight
+                client, url, {"symbol": symbol, "startTime": ceil_ms(start_ns), "limit": 1}, spec.agg_weight
             )
         except RestError as exc:
             if self.channel != "trade" or exc.status not in (400, 404):
@@ -339,7 +324,7 @@ class BinanceTradeHistory:
         # ``lo`` precedes start; the ids between it and ``answer`` do not exist
         yield pending, (answer, answer == lo + 1)
 
-    async def _pages(
+    async def _id_pages(
         self,
         client: RestClient,
         base: str,

@@ -53,7 +53,7 @@ from ...contract import (
     TradeHistory,
 )
 from ...history import RateLimit
-from .._normalize import empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
+from .._normalize import empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, single_fills, split_trades
 from .._scan import json_object
 from .._urls import with_default_path
 from ._book import BOOK_CHANNEL, BitfinexBookBuilder, BitfinexSession, book_subscribe
@@ -128,8 +128,14 @@ class _Router:
 class BitfinexExchange:
     """Bitfinex v2 public channels: book (P0), trades, ticker; spot pairs and derivatives (``tBTCF0:USTF0``)."""
 
+    #: contract attributes (the collector only reads them)
+    id = "bitfinex"
+    ws_url = "wss://api-pub.bitfinex.com/ws/2"
+    rest_url: str | None = None  # books come over the WebSocket
+    capture_hints = CaptureHints(hosts=("api.bitfinex.com/ws/2", "api-pub.bitfinex.com"), feeds=("BITFINEX",))
+
     def __init__(self) -> None:
-        self._capabilities = Capabilities(
+        self.capabilities = Capabilities(
             channels=frozenset({BOOK_CHANNEL, TRADES, TICKER}),
             trade_channels=frozenset({TRADES}),
             book_channels=frozenset({BOOK_CHANNEL}),
@@ -144,7 +150,7 @@ class BitfinexExchange:
             session_channels=frozenset({TRADES, TICKER, PENDING[0]}),
         )
         # heartbeats every 15 s per channel; api-pub accepts 20 connections per minute
-        self._keepalive = KeepAlive(
+        self.keepalive = KeepAlive(
             client_ping='{"event":"ping","cid":1}',
             interval_s=20.0,
             idle_timeout_s=40.0,
@@ -159,34 +165,10 @@ class BitfinexExchange:
     def __repr__(self) -> str:
         return "BitfinexExchange()"
 
-    @property
-    def id(self) -> str:
-        return "bitfinex"
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def capture_hints(self) -> CaptureHints:
-        return CaptureHints(hosts=("api.bitfinex.com/ws/2", "api-pub.bitfinex.com"), feeds=("BITFINEX",))
-
     def replay_protocol(self) -> ReplayProtocol:
         from ._replay import BitfinexReplay  # here: the server side is only loaded by ``mdp replay`` and tests
 
         return BitfinexReplay(self)
-
-    @property
-    def ws_url(self) -> str:
-        return "wss://api-pub.bitfinex.com/ws/2"
-
-    @property
-    def rest_url(self) -> str | None:
-        return None  # books come over the WebSocket
-
-    @property
-    def keepalive(self) -> KeepAlive:
-        return self._keepalive
 
     # -- connecting ----------------------------------------------------------------------------------------
     def connect_url(self, subs: Sequence[Subscription], ws_url: str) -> str:
@@ -200,7 +182,7 @@ class BitfinexExchange:
     def stream_requests(self, subs: Sequence[Subscription]) -> list[str]:
         out: list[str] = []
         for sub in dict.fromkeys(subs):
-            if sub.channel not in self._capabilities.channels or not sub.symbol:
+            if sub.channel not in self.capabilities.channels or not sub.symbol:
                 raise ValueError(f"bitfinex: unknown channel or empty symbol in {sub}")
             if sub.channel == BOOK_CHANNEL:
                 out.append(book_subscribe(sub.symbol))
@@ -311,10 +293,7 @@ class BitfinexExchange:
             _price=price,
             _size=amount.str.strip_prefix("-"),
             _side=pl.when(amount.str.starts_with("-")).then(pl.lit("sell")).otherwise(pl.lit("buy")),
-            _fills=pl.lit(1, dtype=pl.Int64),
-            _seq_id=pl.lit(None, dtype=pl.Int64),
-            _fill_first=pl.lit(None, dtype=pl.Int64),
-            _fill_last=pl.lit(None, dtype=pl.Int64),
+            **single_fills(),
         )
         rows = _plain_exponents(rows)
         reason = (

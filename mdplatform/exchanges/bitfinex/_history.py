@@ -21,6 +21,7 @@ from typing import Any
 
 from ...contract import HistoryPage
 from ...history import RateLimit, RestClient, RestError
+from .._rest_history import RestTradeHistory, ceil_ms, history_page, json_reply
 from ._wire import exact
 
 __all__ = ["BITFINEX_HISTORY_LIMIT", "BITFINEX_REST_BASE", "BitfinexTradeHistory", "history_path"]
@@ -36,12 +37,11 @@ def history_path(symbol: str) -> str:
     return f"/v2/trades/{symbol}/hist"
 
 
-def _ceil_ms(ns: int) -> int:
-    return -(-ns // 1_000_000)
-
-
-class BitfinexTradeHistory:
+class BitfinexTradeHistory(RestTradeHistory):
     """``TradeHistory`` of channel "trades". ``limit``: records per page (at most 10,000; 1,000 by default)."""
+
+    base_url = BITFINEX_REST_BASE
+    rate_limit = BITFINEX_HISTORY_LIMIT
 
     channel = "trades"
 
@@ -53,36 +53,19 @@ class BitfinexTradeHistory:
     def __repr__(self) -> str:
         return "BitfinexTradeHistory()"
 
-    @property
-    def base_url(self) -> str:
-        return BITFINEX_REST_BASE
-
-    @property
-    def rate_limit(self) -> RateLimit:
-        return BITFINEX_HISTORY_LIMIT
-
     def encode(self, records: Sequence[Mapping[str, Any]]) -> str:
         """The records as a trades snapshot frame ``[0,[[ID,MTS,AMOUNT,PRICE],...]]`` (numbers as received), which
         normalizes like the live channel's."""
         items = ",".join("[" + ",".join(str(r[k]) for k in _FIELDS) + "]" for r in records)
         return f"[0,[{items}]]"
 
-    async def fetch(
-        self,
-        client: RestClient,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        base_url: str | None = None,
-        after_id: int | None = None,
+    async def _pages(
+        self, client: RestClient, symbol: str, start_ns: int, end_ns: int, base_url: str | None, after_id: int | None
     ) -> AsyncIterator[HistoryPage]:
         """Pages of the trades with exchange time in [start_ns, end_ns), oldest first, walking forward in time (module
         doc). ``after_id`` is ignored: ids are not contiguous per pair."""
-        if end_ns <= start_ns:
-            return
         url = (base_url or BITFINEX_REST_BASE).rstrip("/") + history_path(symbol)
-        first_ms, last_ms = _ceil_ms(start_ns), _ceil_ms(end_ns) - 1
+        first_ms, last_ms = ceil_ms(start_ns), ceil_ms(end_ns) - 1
         since = first_ms
         seen: set[str] = set()
         proven_to: int | None = None
@@ -102,25 +85,14 @@ class BitfinexTradeHistory:
             elif not stuck and page_last is not None:
                 proven_to = page_last * 1_000_000
             proven = (start_ns, proven_to) if proven_to is not None and proven_to > start_ns else None
-            yield HistoryPage(
-                self.channel,
-                symbol,
-                reply.request,
-                reply.recv_ns,
-                tuple(r for _, r in keep),
-                tuple(t for t, _ in keep),
-                proven,
-            )
+            yield history_page(self.channel, symbol, reply, keep, proven)
             if not full or stuck or page_last is None:
                 return
             since = page_last
 
     @staticmethod
     def _records(body: bytes, status: int, path: str) -> list[dict[str, str]]:
-        try:
-            data = exact(body)
-        except ValueError as exc:
-            raise RestError(status, f"reply is not JSON: {exc}", path) from exc
+        data = json_reply(body, status, path, exact)
         if isinstance(data, list) and data[:1] == ["error"]:
             code = str(data[1]) if len(data) > 1 else ""
             raise RestError(status, f"{code} {data[2] if len(data) > 2 else ''}".strip(), path, code=code)

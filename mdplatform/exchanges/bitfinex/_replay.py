@@ -29,9 +29,10 @@ from ...contract import (
     ReplayClient,
     ReplayProtocol,
     Throttled,
-    TradeLog,
 )
 from ...history import RateLimit
+from .._scan import json_object
+from .._trade_logs import TradeLogs
 from ._book import BOOK_CHANNEL, BOOK_LEN
 from ._exchange import BitfinexExchange
 from ._history import BITFINEX_HISTORY_LIMIT
@@ -115,7 +116,7 @@ class BitfinexReplay(ReplayProtocol):
         self._keys: dict[int, str] = {}
         #: the subscribe options each recorded book was subscribed with (prec/freq/len)
         self._books: dict[str, _ServerBook] = {}
-        self._trades: dict[str, TradeLog] = {}
+        self._trades = TradeLogs()
         #: the last recorded ticker frame per key (a ticker subscriber gets it first)
         self._tickers: dict[str, bytes] = {}
         #: keys whose recorded trades snapshot the cursor has passed
@@ -142,9 +143,7 @@ class BitfinexReplay(ReplayProtocol):
             return None
         body, _ = split_seq(exact(text))
         items = _trade_items(body)
-        log = self._trades.get(symbol)
-        if log is None:
-            log = self._trades[symbol] = TradeLog()
+        log = self._trades.log(symbol)
         latest: int | None = None
         for item in items:
             record: dict[str, object] = {"id": item[0], "mts": item[1], "amount": item[2], "price": item[3]}
@@ -153,8 +152,7 @@ class BitfinexReplay(ReplayProtocol):
         return latest if times else None
 
     def finish_scan(self) -> None:
-        for log in self._trades.values():
-            log.finish()
+        self._trades.finish()
 
     def prepare(self, frame: CapturedFrame) -> Prepared | None:
         if frame.kind != "ws":
@@ -206,11 +204,8 @@ class BitfinexReplay(ReplayProtocol):
         return [orjson.dumps({"event": "info", "version": 2, "serverId": "replay", "platform": {"status": 1}})]
 
     def on_message(self, client: ReplayClient, text: str) -> list[bytes]:
-        try:
-            msg = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            msg = None
-        if not isinstance(msg, dict):
+        msg = json_object(text)
+        if msg is None:
             return [_error(10000, "Unknown event")]
         event = msg.get("event")
         if event == "ping":

@@ -45,8 +45,18 @@ from ...contract import (
     TradeHistory,
 )
 from .._events import Trade
-from .._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
+from .._normalize import (
+    decode_json,
+    empty_normalized_trades,
+    empty_rejects,
+    explode_records,
+    ms_to_ts,
+    raw_rows,
+    single_fills,
+    split_trades,
+)
 from .._scan import json_object, ms_after, ms_after_all
+from .._symbols import split_quote
 from .._urls import with_default_path
 from ._book import BOOK_DEPTHS, BybitBookBuilder, book_channel
 from ._history import BybitTradeHistory, bybit_rest_limit
@@ -112,13 +122,6 @@ _IDS: dict[Market, str] = {"spot": "bybit", "linear": "bybit-linear", "inverse":
 _MARKET_LABELS: dict[Market, str] = {"spot": "spot", "linear": "linear-perpetual", "inverse": "inverse-perpetual"}
 
 
-def _split_quote(symbol: str, quotes: Sequence[str]) -> tuple[str, str] | None:
-    for quote in quotes:
-        if len(symbol) > len(quote) and symbol.endswith(quote):
-            return symbol[: -len(quote)], quote
-    return None
-
-
 class BybitExchange:
     """Bybit v5 public channels of one market: publicTrade, orderbook.{depth}, tickers, kline.1."""
 
@@ -126,9 +129,17 @@ class BybitExchange:
         if market not in _URLS:
             raise ValueError(f"bybit: unknown market {market!r}; known: {', '.join(_URLS)}")
         self.market: Market = market
+        # contract attributes (the collector only reads them)
+        self.id = _IDS[market]
+        self.ws_url = _URLS[market]
+        self.rest_url: str | None = None  # books come over the WebSocket
+        # only the market's own v5 path: Bybit's legacy endpoints on the same host (``/realtime_public``,
+        # ``/spot/public/v3``) speak another protocol and must not be read as v5; cryptofeed's ``BYBIT`` feed name
+        # covers every Bybit market and API version, so no feed name is claimed
+        self.capture_hints = CaptureHints(hosts=(_URLS[market].removeprefix("wss://"),))
         books = frozenset(book_channel(d) for d in BOOK_DEPTHS[market])
         self._book_channels = books
-        self._capabilities = Capabilities(
+        self.capabilities = Capabilities(
             channels=frozenset({TRADES, TICKERS, KLINE}) | books,
             trade_channels=frozenset({TRADES}),
             book_channels=books,
@@ -147,7 +158,7 @@ class BybitExchange:
         # ping after 20 s of silence (the docs' recommendation); a pong or any push resets the watchdog
         # connections: at most 500 per 5 minutes per WebSocket domain
         # "send the ping heartbeat every 20 seconds" (ws/connect): whatever the traffic
-        self._keepalive = KeepAlive(
+        self.keepalive = KeepAlive(
             client_ping='{"op":"ping"}',
             interval_s=20.0,
             idle_timeout_s=35.0,
@@ -160,37 +171,10 @@ class BybitExchange:
     def __repr__(self) -> str:
         return f"BybitExchange({self.market!r})"
 
-    @property
-    def id(self) -> str:
-        return _IDS[self.market]
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def capture_hints(self) -> CaptureHints:
-        """Only the market's own v5 path: Bybit's legacy endpoints on the same host (``/realtime_public``,
-        ``/spot/public/v3``) speak another protocol and must not be read as v5; cryptofeed's ``BYBIT`` feed name
-        covers every Bybit market and API version, so no feed name is claimed."""
-        return CaptureHints(hosts=(_URLS[self.market].removeprefix("wss://"),))
-
     def replay_protocol(self) -> ReplayProtocol:
         from ._replay import BybitReplay  # here: the server side is only loaded by ``mdp replay`` and tests
 
         return BybitReplay(self)
-
-    @property
-    def ws_url(self) -> str:
-        return _URLS[self.market]
-
-    @property
-    def rest_url(self) -> str | None:
-        return None  # books come over the WebSocket
-
-    @property
-    def keepalive(self) -> KeepAlive:
-        return self._keepalive
 
     # -- connecting ----------------------------------------------------------------------------------------
     def connect_url(self, subs: Sequence[Subscription], ws_url: str) -> str:
@@ -297,7 +281,7 @@ class BybitExchange:
         BTCUSDH25 -> BTC-USD-H25. Unknown shapes stay unchanged."""
         symbol = symbol.upper()
         if self.market == "spot":
-            split = _split_quote(symbol, _SPOT_QUOTES)
+            split = split_quote(symbol, _SPOT_QUOTES)
             return f"{split[0]}-{split[1]}" if split else symbol
         if self.market == "inverse":
             if m := _INVERSE_DATED.match(symbol):
@@ -307,7 +291,7 @@ class BybitExchange:
             return f"{m.group(1)}-{m.group(2) or 'USDC'}-{m.group(3)}"
         if len(symbol) > 4 and symbol.endswith("PERP"):
             return f"{symbol[:-4]}-USDC-PERP"
-        split = _split_quote(symbol, ("USDT", "USDC"))
+        split = split_quote(symbol, ("USDT", "USDC"))
         return f"{split[0]}-{split[1]}-PERP" if split else symbol
 
     def normalize_trades(self, raw: pl.DataFrame) -> pl.DataFrame:
@@ -350,12 +334,9 @@ class BybitExchange:
         items = (
             decoded.struct.field("data").to_frame("d").with_columns(r=rest).select(pl.coalesce("d", "r")).to_series()
         )
-        rows = rows.with_columns(_decoded=ok, _data_missing=items.is_null(), _items=items, _n=items.list.len()).explode(
-            "_items", empty_as_null=True, keep_nulls=True
-        )
+        rows = explode_records(rows, ok, items, _data_missing=items.is_null())
         it = pl.col("_items").struct
         side = it.field("S")
-        no_id = pl.lit(None, dtype=pl.Int64)
         rows = rows.with_columns(
             _symbol=pl.coalesce(it.field("s"), pl.when(pl.col("symbol") != "").then(pl.col("symbol"))),
             _ts=ms_to_ts(it.field("T")),
@@ -363,10 +344,7 @@ class BybitExchange:
             _price=it.field("p"),
             _size=it.field("v"),
             _side=pl.when(side == "Buy").then(pl.lit("buy")).when(side == "Sell").then(pl.lit("sell")),
-            _fills=pl.lit(1, dtype=pl.Int64),
-            _seq_id=no_id,
-            _fill_first=no_id,
-            _fill_last=no_id,
+            **single_fills(),
         )
         reason = (
             pl.when(pl.col("_decoded").not_())

@@ -20,9 +20,9 @@ from typing import Any
 
 import orjson
 
-from ..._time import from_ns
 from ...contract import HistoryPage
 from ...history import RateLimit, RestClient, RestError
+from .._rest_history import HistoryHorizon, RestTradeHistory, coded_reply, history_page, ms_text, record_list
 
 __all__ = [
     "BYBIT_HISTORY_PATH",
@@ -45,17 +45,12 @@ def bybit_rest_limit() -> RateLimit:
     return _LIMIT
 
 
-class HistoryHorizon(ValueError):
-    """The exchange's REST history ends before the span asked for: what lies beyond cannot be fetched."""
-
-
-def _ms(ns: int) -> str:
-    return f"{from_ns(ns):%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC"
-
-
-class BybitTradeHistory:
+class BybitTradeHistory(RestTradeHistory):
     """``TradeHistory`` of Bybit channel publicTrade for one category (market). ``limit``: trades asked for (at
     most and by default the category's whole history, 60 or 1,000)."""
+
+    base_url = BYBIT_REST_BASE
+    rate_limit = _LIMIT
 
     channel = "publicTrade"
 
@@ -71,14 +66,6 @@ class BybitTradeHistory:
     def __repr__(self) -> str:
         return f"BybitTradeHistory({self.category!r})"
 
-    @property
-    def base_url(self) -> str:
-        return BYBIT_REST_BASE
-
-    @property
-    def rate_limit(self) -> RateLimit:
-        return _LIMIT
-
     def encode(self, records: Sequence[Mapping[str, Any]]) -> str:
         """The reply's own layout holding ``records``, newest first as Bybit sends them."""
         try:
@@ -89,15 +76,8 @@ class BybitTradeHistory:
             {"retCode": 0, "retMsg": "OK", "result": {"category": self.category, "list": data}}
         ).decode()
 
-    async def fetch(
-        self,
-        client: RestClient,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        base_url: str | None = None,
-        after_id: int | None = None,
+    async def _pages(
+        self, client: RestClient, symbol: str, start_ns: int, end_ns: int, base_url: str | None, after_id: int | None
     ) -> AsyncIterator[HistoryPage]:
         """One page: the trades of the one reply with time in [start_ns, end_ns), oldest first.
 
@@ -106,8 +86,6 @@ class BybitTradeHistory:
         millisecond is not claimed, unless the reply held fewer than ``limit`` trades (the whole history of the
         symbol). When the reply does not reach back to ``start_ns`` the page is yielded, then ``HistoryHorizon``
         says how far back the history goes. ``after_id`` is ignored (no paging exists)."""
-        if end_ns <= start_ns:
-            return
         url = (base_url or BYBIT_REST_BASE).rstrip("/") + BYBIT_HISTORY_PATH
         params: dict[str, str | int] = {"category": self.category, "symbol": symbol, "limit": self.limit}
         reply = await client.get(url, params, weight=1, limit=_LIMIT)
@@ -130,36 +108,21 @@ class BybitTradeHistory:
             hi = min(end_ns, reach)
             proven = (max(lo, start_ns), hi) if max(lo, start_ns) < hi else None
         keep = [(t, item) for t, item in parsed if start_ns <= t < end_ns]
-        yield HistoryPage(
-            self.channel,
-            symbol,
-            reply.request,
-            reply.recv_ns,
-            tuple(item for _, item in keep),
-            tuple(t for t, _ in keep),
-            proven,
-        )
+        yield history_page(self.channel, symbol, reply, keep, proven)
         if proven is None or proven[0] > start_ns:
-            oldest_text = _ms(parsed[0][0]) if parsed else "none returned"
+            oldest_text = ms_text(parsed[0][0]) if parsed else "none returned"
             raise HistoryHorizon(
                 f"no history beyond the last {self.limit} trades: Bybit's {BYBIT_HISTORY_PATH} ({self.category}) "
-                f"reaches back to {oldest_text}, the gap starts {_ms(start_ns)}"
+                f"reaches back to {oldest_text}, the gap starts {ms_text(start_ns)}"
             )
 
     @staticmethod
     def _list(body: bytes, status: int) -> tuple[list[Mapping[str, Any]], int | None]:
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise RestError(status, f"reply is not JSON: {exc}", BYBIT_HISTORY_PATH) from exc
-        if not isinstance(obj, dict):
-            raise RestError(status, f"reply is not an object: {body[:200]!r}", BYBIT_HISTORY_PATH)
-        code = obj.get("retCode")
-        if code != 0:
-            raise RestError(status, f"{code} {obj.get('retMsg', '')}".strip(), BYBIT_HISTORY_PATH, code=str(code))
+        obj = coded_reply(body, status, BYBIT_HISTORY_PATH, code_key="retCode", ok=0, msg_key="retMsg")
         result = obj.get("result")
-        data = result.get("list") if isinstance(result, dict) else None
-        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-            raise RestError(status, f"reply has no list of trades in result: {body[:200]!r}", BYBIT_HISTORY_PATH)
+        problem = f"reply has no list of trades in result: {body[:200]!r}"
+        data = record_list(
+            result.get("list") if isinstance(result, dict) else None, status, BYBIT_HISTORY_PATH, problem
+        )
         server = obj.get("time")
         return data, server if isinstance(server, int) else None

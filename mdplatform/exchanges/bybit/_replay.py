@@ -26,9 +26,10 @@ from ...contract import (
     ReplayClient,
     ReplayProtocol,
     Throttled,
-    TradeLog,
 )
 from ...history import RateLimit
+from .._scan import json_object
+from .._trade_logs import TradeLogs
 from ._exchange import ARGS_PER_REQUEST, TRADES, BybitExchange
 from ._history import BYBIT_HISTORY_PATH, HISTORY_DEPTH, bybit_rest_limit
 
@@ -106,7 +107,7 @@ class BybitReplay(ReplayProtocol):
         #: book snapshots sent to (re)subscribers
         self.snapshots_sent = 0
         #: symbol -> recorded trades in the recent-trade layout, keyed by recording order (ids are not ordered)
-        self._trades: dict[str, TradeLog] = {}
+        self._trades = TradeLogs()
         self._seen: set[tuple[str, str]] = set()
         self._order = 0
         #: every symbol the recording has a push of (others are refused as Bybit refuses unknown symbols)
@@ -140,9 +141,7 @@ class BybitReplay(ReplayProtocol):
         if (sym, trade_id) in self._seen:
             return  # recorded twice (two connections): Bybit keeps one
         self._seen.add((sym, trade_id))
-        log = self._trades.get(sym)
-        if log is None:
-            log = self._trades[sym] = TradeLog()
+        log = self._trades.log(sym)
         self._order += 1
         record = {
             "execId": trade_id,
@@ -156,8 +155,7 @@ class BybitReplay(ReplayProtocol):
         log.add(self._order, t, recv_ns, record)
 
     def finish_scan(self) -> None:
-        for log in self._trades.values():
-            log.finish()
+        self._trades.finish()
 
     def prepare(self, frame: CapturedFrame) -> Prepared | None:
         text = frame.frame
@@ -199,11 +197,8 @@ class BybitReplay(ReplayProtocol):
 
     def on_message(self, client: ReplayClient, text: str) -> list[bytes]:
         conn_id = f"replay-{client.id:08x}"
-        try:
-            msg = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            msg = None
-        if not isinstance(msg, dict):
+        msg = json_object(text)
+        if msg is None:
             return [_ack(False, f"error:invalid request {text[:100]}", conn_id, "", "")]
         op, req_id = msg.get("op"), str(msg.get("req_id", ""))
         if op == "ping":

@@ -53,7 +53,16 @@ from ...contract import (
 )
 from ...history import RateLimit
 from .._events import Trade
-from .._normalize import decode_json, empty_normalized_trades, empty_rejects, raw_rows, split_trades
+from .._normalize import (
+    decode_json,
+    empty_normalized_trades,
+    empty_rejects,
+    explode_records,
+    live_and_rest,
+    raw_rows,
+    single_fills,
+    split_trades,
+)
 from .._scan import json_object
 from .._urls import with_default_path
 from ._history import COINBASE_PUBLIC_LIMIT, CoinbaseTradeHistory
@@ -152,8 +161,16 @@ def _frame_time(frame: str) -> int | None:
 class CoinbaseExchange:
     """Coinbase Advanced Trade market data: market_trades, level2, ticker, candles (spot products)."""
 
+    #: contract attributes (the collector only reads them)
+    id = "coinbase"
+    ws_url = "wss://advanced-trade-ws.coinbase.com"
+    rest_url: str | None = None  # book snapshots come over the WebSocket
+    # Advanced Trade hosts only: recordings of the retired Coinbase Exchange feed (ws-feed.pro.coinbase.com,
+    # cryptofeed's COINBASE files) speak another protocol and must not be taken for this one
+    capture_hints = CaptureHints(hosts=("advanced-trade-ws.coinbase.com", "api.coinbase.com/api/v3/brokerage"))
+
     def __init__(self) -> None:
-        self._capabilities = Capabilities(
+        self.capabilities = Capabilities(
             channels=_CHANNELS,
             trade_channels=frozenset({TRADES_CHANNEL}),
             book_channels=frozenset({BOOK_CHANNEL}),
@@ -172,7 +189,7 @@ class CoinbaseExchange:
         # heartbeats arrive every second on every connection: 10 s of silence is a dead connection. Each connection
         # sends five subscribe messages at once and Coinbase takes 8 unauthenticated messages per second per IP
         # (and 8 connections): one new connection per second keeps both
-        self._keepalive = KeepAlive(
+        self.keepalive = KeepAlive(
             client_ping=None, interval_s=5.0, idle_timeout_s=10.0, connects_per_s=1.0, connect_burst=1
         )
         self._history = CoinbaseTradeHistory()
@@ -180,36 +197,10 @@ class CoinbaseExchange:
     def __repr__(self) -> str:
         return "CoinbaseExchange()"
 
-    @property
-    def id(self) -> str:
-        return "coinbase"
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def capture_hints(self) -> CaptureHints:
-        # Advanced Trade hosts only: recordings of the retired Coinbase Exchange feed (ws-feed.pro.coinbase.com,
-        # cryptofeed's COINBASE files) speak another protocol and must not be taken for this one
-        return CaptureHints(hosts=("advanced-trade-ws.coinbase.com", "api.coinbase.com/api/v3/brokerage"))
-
     def replay_protocol(self) -> ReplayProtocol:
         from ._replay import CoinbaseReplay  # here: the server side is only loaded by ``mdp replay`` and tests
 
         return CoinbaseReplay(self)
-
-    @property
-    def ws_url(self) -> str:
-        return "wss://advanced-trade-ws.coinbase.com"
-
-    @property
-    def rest_url(self) -> str | None:
-        return None  # book snapshots come over the WebSocket
-
-    @property
-    def keepalive(self) -> KeepAlive:
-        return self._keepalive
 
     # -- connecting ----------------------------------------------------------------------------------------
     def connect_url(self, subs: Sequence[Subscription], ws_url: str) -> str:
@@ -332,14 +323,7 @@ class CoinbaseExchange:
         ``fills`` 1. Rejects keep the raw row plus ``reason``.
         """
         rows = raw_rows(raw, self.id, [TRADES_CHANNEL])
-        if rows.height == 0:
-            return empty_normalized_trades(), empty_rejects()
-        rest = rows.get_column("payload").str.starts_with('{"trades"')
-        if rest.any():
-            live_trades, live_rejects = self._normalize_live(rows.filter(rest.not_()))
-            rest_trades, rest_rejects = self._normalize_rest(rows.filter(rest))
-            return pl.concat([live_trades, rest_trades]), pl.concat([live_rejects, rest_rejects])
-        return self._normalize_live(rows)
+        return live_and_rest(rows, '{"trades"', self._normalize_live, self._normalize_rest)
 
     def _normalize_live(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         if rows.height == 0:
@@ -380,9 +364,7 @@ class CoinbaseExchange:
         """REST history rows: one trade per record of ``trades``, the same row a live frame of it gives."""
         decoded, ok = decode_json(rows.get_column("payload"), _TRADES_REPLY)
         items = decoded.struct.field("trades")
-        rows = rows.with_columns(_decoded=ok, _items=items, _n=items.list.len()).explode(
-            "_items", empty_as_null=True, keep_nulls=True
-        )
+        rows = explode_records(rows, ok, items)
         reason = (
             pl.when(pl.col("_decoded").not_())
             .then(pl.lit("payload is not a REST market trades reply in the documented layout"))
@@ -407,10 +389,7 @@ class CoinbaseExchange:
             _price=it.field("price"),
             _size=it.field("size"),
             _side=pl.when(side == "BUY").then(pl.lit("sell")).when(side == "SELL").then(pl.lit("buy")),
-            _fills=pl.lit(1, dtype=pl.Int64),
-            _seq_id=seq_id,
-            _fill_first=seq_id,
-            _fill_last=seq_id,
+            **single_fills(seq_id),
         )
         return split_trades(rows, exchange=self.id, normalize_symbol=self.normalize_symbol, reason=reason)
 

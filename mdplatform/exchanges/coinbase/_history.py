@@ -23,6 +23,7 @@ import orjson
 
 from ...contract import HistoryPage
 from ...history import RateLimit, RestClient, RestError
+from .._rest_history import RestTradeHistory, json_reply
 from ._times import rfc3339_ns
 
 __all__ = [
@@ -49,8 +50,11 @@ def history_path(product_id: str) -> str:
     return COINBASE_HISTORY_PATH.format(product_id=product_id)
 
 
-class CoinbaseTradeHistory:
+class CoinbaseTradeHistory(RestTradeHistory):
     """``TradeHistory`` of channel market_trades."""
+
+    base_url = COINBASE_REST_BASE
+    rate_limit = COINBASE_PUBLIC_LIMIT
 
     channel = "market_trades"
 
@@ -62,14 +66,6 @@ class CoinbaseTradeHistory:
     def __repr__(self) -> str:
         return "CoinbaseTradeHistory()"
 
-    @property
-    def base_url(self) -> str:
-        return COINBASE_REST_BASE
-
-    @property
-    def rate_limit(self) -> RateLimit:
-        return COINBASE_PUBLIC_LIMIT
-
     def encode(self, records: Sequence[Mapping[str, Any]]) -> str:
         """``{"trades":[...]}`` newest first, as the endpoint answers (normalized like a market_trades frame)."""
         try:
@@ -78,23 +74,14 @@ class CoinbaseTradeHistory:
             trades = list(reversed(records))
         return orjson.dumps({"trades": trades}).decode()
 
-    async def fetch(
-        self,
-        client: RestClient,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        base_url: str | None = None,
-        after_id: int | None = None,
+    async def _pages(
+        self, client: RestClient, symbol: str, start_ns: int, end_ns: int, base_url: str | None, after_id: int | None
     ) -> AsyncIterator[HistoryPage]:
         """Pages of the trades of ``symbol`` with time in [start_ns, end_ns), oldest first within each page, walking
         back from ``end_ns`` by whole seconds (``end`` = the oldest trade's second + 1: trades of that second come
         again and are kept once). ``proven``: from the oldest trade of the unbroken id chain that ends at the newest
         trade returned (its time + 1 ns: a trade of the same nanosecond with a lower id may be missing), or the whole
         span once the chain reaches a trade before ``start_ns`` or the id ``after_id``."""
-        if end_ns <= start_ns:
-            return
         url = (base_url or COINBASE_REST_BASE).rstrip("/") + history_path(symbol)
         # a second either side: whatever the endpoint's boundaries, the span's trades are inside the interval asked
         start_s = start_ns // _SECOND_NS - 1
@@ -147,10 +134,7 @@ class CoinbaseTradeHistory:
     @staticmethod
     def _trades(body: bytes, status: int, symbol: str) -> list[tuple[int, int, Mapping[str, Any]]]:
         path = history_path(symbol)
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise RestError(status, f"reply is not JSON: {exc}", path) from exc
+        obj = json_reply(body, status, path)
         trades = obj.get("trades") if isinstance(obj, dict) else None
         if not isinstance(trades, list):
             raise RestError(status, f"reply has no list of trades: {body[:200]!r}", path)

@@ -31,9 +31,9 @@ from ...contract import (
     ReplayClient,
     ReplayProtocol,
     Throttled,
-    TradeLog,
 )
 from ...history import RateLimit
+from .._trade_logs import TradeLogs
 from ._exchange import BOOK_CHANNEL, FRAME_CHANNELS, HEARTBEATS, TRADES_CHANNEL, CoinbaseExchange
 from ._history import COINBASE_PUBLIC_LIMIT
 from ._times import format_rfc3339, rfc3339_ns
@@ -172,7 +172,7 @@ class CoinbaseReplay(ReplayProtocol):
         super().__init__(exchange.id)
         self._route = exchange.route
         self._books: dict[str, _ServerBook] = {}
-        self._trades: dict[str, TradeLog] = {}
+        self._trades = TradeLogs()
         self._products: set[str] = set()
         self._clients: list[tuple[ReplayClient, _Numbering]] = []
         self._first_ts: str | None = None
@@ -212,14 +212,11 @@ class CoinbaseReplay(ReplayProtocol):
             return  # not a trade in the documented layout: nothing the exchange would serve
         if t is None:
             return
-        log = self._trades.get(product)
-        if log is None:
-            log = self._trades[product] = TradeLog()
+        log = self._trades.log(product)
         log.add(trade_id, t // 1_000_000, recv_ns, dict(trade))
 
     def finish_scan(self) -> None:
-        for log in self._trades.values():
-            log.finish()
+        self._trades.finish()
 
     def prepare(self, frame: CapturedFrame) -> Prepared | None:
         if frame.kind != "ws":

@@ -23,8 +23,9 @@ from typing import Any
 import orjson
 
 from ...book import L2Book
-from ...contract import GAP, SYNCED, SessionAction, StreamEvent, Subscription, SyncState
+from ...contract import GAP, SYNCED, SessionAction, StreamEvent, Subscription
 from .._depth_sync import DepthSync, DiffVerdict, SnapshotVerdict
+from .._snapshot_sync import SnapshotBook, SnapshotSession, snapshot_event
 
 __all__ = [
     "SNAPSHOT_CHANNEL",
@@ -86,28 +87,18 @@ def raw_levels(levels: object) -> list[list[str]]:
     return out
 
 
-class GateioSession:
+class GateioSession(SnapshotSession):
     """Per-connection book sync on update ids only (the collector's hot path keeps no levels)."""
 
     def __init__(self, exchange: Any, subs: Sequence[Subscription], rest_url: str | None) -> None:
-        self._exchange = exchange
-        self._rest_url = rest_url
+        super().__init__(exchange, rest_url)
         self._book_channel: str = exchange.book_channel
-        self._syncs: dict[str, DepthSync[None]] = {}
         for sub in subs:
             if sub.channel == self._book_channel:
                 self._sync(sub.symbol)
-        #: validation failures so far (also reported through SessionAction.error)
-        self.errors = 0
 
-    def _sync(self, symbol: str) -> DepthSync[None]:
-        sync = self._syncs.get(symbol)
-        if sync is None:
-            sync = self._syncs[symbol] = DepthSync(futures=False)
-        return sync
-
-    def _fetch(self, symbol: str) -> tuple[str, str]:
-        return symbol, self._exchange.snapshot_url(symbol, self._rest_url)
+    def _channel_of(self, symbol: str) -> str:
+        return self._book_channel
 
     def on_frame(self, channel: str, symbol: str, frame: str) -> SessionAction | None:
         if channel != self._book_channel:
@@ -123,14 +114,7 @@ class GateioSession:
             was = sync.state
             sync.restore(last)
             return None if was == "synced" else SessionAction(events=(StreamEvent(SYNCED, channel, symbol),))
-        verdict = sync.on_diff(first, last, -1, None)
-        if verdict == DiffVerdict.APPLY:
-            return None
-        if verdict == DiffVerdict.FETCH:
-            return SessionAction(fetch_snapshot=self._fetch(symbol))
-        if verdict == DiffVerdict.GAP:
-            return self._gap(symbol, sync.gap_detail)
-        return None
+        return self._diff_action(symbol, sync, sync.on_diff(first, last, -1, None))
 
     def on_snapshot(self, symbol: str, body: str) -> SessionAction | None:
         if not symbol:
@@ -143,27 +127,7 @@ class GateioSession:
             # no immediate retry (an error body would loop); the sync asks again after more diffs
             self.errors += 1
             return SessionAction(error=f"{self._exchange.id} {symbol}: order book without id: {body[:200]}")
-        sync = self._sync(symbol)
-        verdict, _ = sync.on_snapshot(snap)
-        if verdict == SnapshotVerdict.SYNCED:
-            return SessionAction(events=(StreamEvent(SYNCED, self._book_channel, symbol),))
-        if verdict == SnapshotVerdict.IGNORED:
-            return None
-        if verdict == SnapshotVerdict.REFETCH:
-            return SessionAction(fetch_snapshot=self._fetch(symbol))
-        return self._gap(symbol, sync.gap_detail)
-
-    def _gap(self, symbol: str, detail: str) -> SessionAction:
-        """The chain broke (live, or in the buffer a snapshot was to bridge): count, record, fetch that pair again."""
-        self.errors += 1
-        return SessionAction(
-            error=f"gap {self._exchange.id} {symbol}: {detail}; resyncing",
-            fetch_snapshot=self._fetch(symbol),
-            events=(StreamEvent(GAP, self._book_channel, symbol, detail),),
-        )
-
-    def sync_state(self) -> dict[str, str]:
-        return {symbol: sync.state for symbol, sync in self._syncs.items()}
+        return self._snapshot_action(symbol, self._sync(symbol), snap)
 
     def last_update_id(self, symbol: str) -> int:
         return self._syncs[symbol].last_update_id
@@ -184,7 +148,7 @@ def _snapshot_ts(obj: Mapping[str, Any]) -> int | None:
     return None
 
 
-class GateioBookBuilder:
+class GateioBookBuilder(SnapshotBook[_Diff]):
     """REST snapshot + ``order_book_update`` diffs (and full pushes) -> an ``L2Book``, under the session's rules."""
 
     def __init__(self, symbol: str, book_channel: str, *, keep_raw: bool = False) -> None:
@@ -198,14 +162,6 @@ class GateioBookBuilder:
         self.gaps = 0
         self.applied = 0
         self.stale = 0
-
-    @property
-    def state(self) -> SyncState:
-        return self.sync.state
-
-    @property
-    def valid(self) -> bool:
-        return self.sync.state == "synced"
 
     def on_update(self, frame: str | bytes | Mapping[str, Any]) -> DiffVerdict | None:
         """One ``order_book_update`` frame (text or decoded); None for a full push (it loads the book)."""
@@ -240,13 +196,8 @@ class GateioBookBuilder:
         verdict, items = self.sync.on_snapshot(snap)
         if verdict == SnapshotVerdict.SYNCED:
             self.needs_snapshot = False
-            book = self.book
-            book.load(raw_levels(obj.get("bids", [])), raw_levels(obj.get("asks", [])), update_id=snap,
-                      ts=_snapshot_ts(obj))  # fmt: skip
-            for bids, asks, ts in items:
-                book.apply(bids, asks, ts=ts)
-                self.applied += 1
-            book.update_id = self.sync.last_update_id
+            bids, asks = raw_levels(obj.get("bids", [])), raw_levels(obj.get("asks", []))
+            self._load_synced(bids, asks, snap, _snapshot_ts(obj), items)
         elif verdict == SnapshotVerdict.GAP:
             self.gaps += 1
         return verdict
@@ -262,20 +213,8 @@ class GateioBookBuilder:
                 return StreamEvent(SYNCED, channel, self.symbol)
             return None
         if channel == SNAPSHOT_CHANNEL:
-            verdict_s = self.on_snapshot(payload)
-            if verdict_s == SnapshotVerdict.SYNCED:
-                return StreamEvent(SYNCED, self._book_channel, self.symbol)
-            if verdict_s == SnapshotVerdict.GAP:
-                return StreamEvent(GAP, self._book_channel, self.symbol, self.sync.gap_detail)
+            return snapshot_event(self.on_snapshot(payload), self._book_channel, self.symbol, self.sync.gap_detail)
         return None
 
-    def checkpoint(self) -> dict[str, Any]:
-        return {"last_update_id": self.sync.last_update_id}
-
-    def restore(
-        self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]], state: Mapping[str, Any]
-    ) -> None:
-        last = int(state["last_update_id"])
-        self.book.load(bids, asks, update_id=last)
-        self.sync.restore(last)
+    def _restored(self, state: Mapping[str, Any]) -> None:
         self.needs_snapshot = False

@@ -52,7 +52,7 @@ from ...contract import (
     Subscription,
     TradeHistory,
 )
-from .._normalize import decode_json, empty_normalized_trades, empty_rejects, raw_rows, split_trades
+from .._normalize import decode_json, empty_normalized_trades, empty_rejects, raw_rows, single_fills, split_trades
 from .._scan import json_object
 from .._urls import with_default_path
 from ._book import GateioBookBuilder, GateioSession
@@ -170,6 +170,11 @@ class GateioExchange:
         if market not in _SPECS:
             raise ValueError(f"unknown Gate.io market {market!r}; known: {sorted(_SPECS)}")
         spec = self._spec = _SPECS[market]
+        # contract attributes (the collector only reads them)
+        self.id = spec.id
+        self.ws_url = spec.ws_url
+        self.rest_url = spec.rest_url
+        self.capture_hints = spec.capture
         self.market: Market = market
         p = spec.prefix
         self.trade_channel = f"{p}.trades"
@@ -185,7 +190,7 @@ class GateioExchange:
             self.candle_channel,
             self.tickers_channel,
         )
-        self._capabilities = Capabilities(
+        self.capabilities = Capabilities(
             channels=frozenset(channels),
             trade_channels=frozenset({self.trade_channel}),
             book_channels=frozenset({self.book_channel}),
@@ -205,7 +210,7 @@ class GateioExchange:
         # the docs ask for an application ping ({"channel":"spot.ping"}); Gate.io names no idle limit: ping after
         # 10 s of silence, reconnect after 30 s. No connection-rate limit is documented: 1 per second, 3 at once.
         # The ping is a fixed text: the "time" of a request is the client's and is not checked on public channels.
-        self._keepalive = KeepAlive(
+        self.keepalive = KeepAlive(
             client_ping=orjson.dumps({"channel": self._ping_channel}).decode(),
             interval_s=10.0,
             idle_timeout_s=30.0,
@@ -225,35 +230,11 @@ class GateioExchange:
     def __repr__(self) -> str:
         return f"GateioExchange({self.market!r})"
 
-    # -- contract properties -------------------------------------------------------------------------------
-    @property
-    def id(self) -> str:
-        return self._spec.id
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def capture_hints(self) -> CaptureHints:
-        return self._spec.capture
-
+    # -- replay server -------------------------------------------------------------------------------------
     def replay_protocol(self) -> ReplayProtocol:
         from ._replay import GateioReplay  # here: the server side is only loaded by ``mdp replay`` and tests
 
         return GateioReplay(self)
-
-    @property
-    def ws_url(self) -> str:
-        return self._spec.ws_url
-
-    @property
-    def rest_url(self) -> str:
-        return self._spec.rest_url
-
-    @property
-    def keepalive(self) -> KeepAlive:
-        return self._keepalive
 
     @property
     def symbol_param(self) -> str:
@@ -277,9 +258,9 @@ class GateioExchange:
         listed: dict[str, list[str]] = {}
         out: list[str] = []
         for sub in dict.fromkeys(subs):
-            if sub.channel not in self._capabilities.channels:
+            if sub.channel not in self.capabilities.channels:
                 raise ValueError(
-                    f"{self.id}: unsupported channel {sub.channel!r}; supported: {sorted(self._capabilities.channels)}"
+                    f"{self.id}: unsupported channel {sub.channel!r}; supported: {sorted(self.capabilities.channels)}"
                 )
             if not sub.symbol:
                 raise ValueError(f"{self.id}: subscription to {sub.channel!r} needs an instrument")
@@ -439,7 +420,6 @@ class GateioExchange:
             rows = rows.with_columns(_n=pl.when(pl.col("_items").is_null()).then(0).otherwise(1))
         it = pl.col("_items").struct
         size = it.field("size")
-        no_id = pl.lit(None, dtype=pl.Int64)
         own = pl.when(pl.col("symbol") != "").then(pl.col("symbol"))
         if futures:
             parsed = {
@@ -460,10 +440,7 @@ class GateioExchange:
             _ts=ms_text_to_ns(it.field("create_time_ms")),
             _trade_id=it.field("id"),
             _price=it.field("price"),
-            _fills=pl.lit(1, dtype=pl.Int64),
-            _seq_id=no_id,
-            _fill_first=no_id,
-            _fill_last=no_id,
+            **single_fills(),
             _internal=it.field("is_internal").fill_null(False),
             **parsed,
         )

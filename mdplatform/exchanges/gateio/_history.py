@@ -22,6 +22,7 @@ import orjson
 
 from ...contract import HistoryPage
 from ...history import RateLimit, RestClient, RestError
+from .._rest_history import RestTradeHistory, json_reply, record_list
 
 __all__ = [
     "GATEIO_FUTURES_TRADES_PATH",
@@ -47,8 +48,11 @@ def record_time_ns(record: Mapping[str, Any]) -> int:
     return int(whole) * 1_000_000 + int((frac + "000000")[:6])
 
 
-class GateioTradeHistory:
+class GateioTradeHistory(RestTradeHistory):
     """``TradeHistory`` of one Gate.io market's trade channel. ``limit``: records per page (at most 1000)."""
+
+    base_url = GATEIO_REST_BASE
+    rate_limit = GATEIO_REST_LIMIT
 
     def __init__(self, market: str, channel: str, *, limit: int = _MAX_LIMIT) -> None:
         if not 1 <= limit <= _MAX_LIMIT:
@@ -61,14 +65,6 @@ class GateioTradeHistory:
     def __repr__(self) -> str:
         return f"GateioTradeHistory({self.market!r})"
 
-    @property
-    def base_url(self) -> str:
-        return GATEIO_REST_BASE
-
-    @property
-    def rate_limit(self) -> RateLimit:
-        return GATEIO_REST_LIMIT
-
     def encode(self, records: Sequence[Mapping[str, Any]]) -> str:
         """The reply's layout: a JSON array of the records, newest first."""
         try:
@@ -77,20 +73,11 @@ class GateioTradeHistory:
             ordered = list(reversed(records))
         return orjson.dumps(ordered).decode()
 
-    async def fetch(
-        self,
-        client: RestClient,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        base_url: str | None = None,
-        after_id: int | None = None,
+    async def _pages(
+        self, client: RestClient, symbol: str, start_ns: int, end_ns: int, base_url: str | None, after_id: int | None
     ) -> AsyncIterator[HistoryPage]:
         """Pages of the trades with exchange time in [start_ns, end_ns), each oldest first. ``after_id`` is
         ignored: Gate.io ids are not contiguous per instrument, the time range is what proves completeness."""
-        if end_ns <= start_ns:
-            return
         url = (base_url or GATEIO_REST_BASE).rstrip("/") + self.path
         futures = self.market == "futures"
         base: dict[str, str | int] = {
@@ -136,12 +123,7 @@ class GateioTradeHistory:
             n += 1
 
     def _records(self, body: bytes, status: int) -> list[Mapping[str, Any]]:
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise RestError(status, f"reply is not JSON: {exc}", self.path) from exc
+        obj = json_reply(body, status, self.path)
         if isinstance(obj, dict):  # {"label":"INVALID_PARAM_VALUE","message":"..."}
             raise RestError(status, f"{obj.get('label', '')} {obj.get('message', '')}".strip(), self.path)
-        if not isinstance(obj, list) or not all(isinstance(item, dict) for item in obj):
-            raise RestError(status, f"reply is not a list of trades: {body[:200]!r}", self.path)
-        return obj
+        return record_list(obj, status, self.path, f"reply is not a list of trades: {body[:200]!r}")

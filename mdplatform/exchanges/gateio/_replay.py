@@ -36,9 +36,9 @@ from ...contract import (
     ReplayClient,
     ReplayProtocol,
     Throttled,
-    TradeLog,
 )
 from ...history import RateLimit
+from .._trade_logs import TradeLogs
 from ._book import raw_levels
 from ._exchange import GateioExchange
 from ._history import GATEIO_FUTURES_TRADES_PATH, GATEIO_REST_LIMIT, GATEIO_SPOT_TRADES_PATH, record_time_ns
@@ -120,7 +120,7 @@ class GateioReplay(ReplayProtocol):
         self._book_path = "/api/v4/futures/usdt/order_book" if self._futures else "/api/v4/spot/order_book"
         self._trades_path = GATEIO_FUTURES_TRADES_PATH if self._futures else GATEIO_SPOT_TRADES_PATH
         self._books: dict[str, _ServerBook] = {}
-        self._trades: dict[str, TradeLog] = {}
+        self._trades = TradeLogs()
         self._symbols: set[str] = set()
         #: recorded REST replies the reader did not name: (recv_ns, id) -> pair, settled by ``finish_scan``
         self._unnamed: dict[tuple[int, int], str] = {}
@@ -194,14 +194,11 @@ class GateioReplay(ReplayProtocol):
                 "amount": item.get("amount"),
                 "price": item.get("price"),
             }
-        log = self._trades.get(symbol)
-        if log is None:
-            log = self._trades[symbol] = TradeLog()
+        log = self._trades.log(symbol)
         log.add(trade_id, t_ns // 1_000_000, recv_ns, record)
 
     def finish_scan(self) -> None:
-        for log in self._trades.values():
-            log.finish()
+        self._trades.finish()
         for key in list(self._unnamed):
             self._unnamed[key] = self._pair_of(key[1])
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from ...book import L2Book
 from ...contract import GAP, SYNCED, EventKind, SessionAction, StreamEvent, Subscription, SyncState
+from .._resubscribing import Resubscribing
 from ._wire import topic
 
 __all__ = [
@@ -323,17 +324,6 @@ class HtxBookBuilder:
         self._active.restore(bids, asks, state)
 
 
-class _Ops(Protocol):
-    """What the session needs of ``HtxExchange``."""
-
-    @property
-    def id(self) -> str: ...
-
-    def subscribe_messages(self, subs: Sequence[Subscription]) -> list[str]: ...
-
-    def unsubscribe_messages(self, subs: Sequence[Subscription]) -> list[str]: ...
-
-
 class _Stream:
     __slots__ = ("asked", "builder", "channel", "refetches", "state")
 
@@ -351,7 +341,7 @@ class HtxSession:
     subscribe, version chain). A gap is reported (``gap``) and resynced for that symbol only: a new ``req`` (spot) or
     unsubscribe + subscribe (swaps). ``depth.step*`` pushes are whole books: synced at the first."""
 
-    def __init__(self, exchange: _Ops, subs: Sequence[Subscription], market: str) -> None:
+    def __init__(self, exchange: Resubscribing, subs: Sequence[Subscription], market: str) -> None:
         self._exchange = exchange
         self._market = market
         self._streams: dict[str, _Stream] = {}

@@ -48,6 +48,7 @@ from ...contract import (
 from ...history import RateLimit
 from .._normalize import empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
 from .._scan import json_object, ms_after, ms_after_all
+from .._symbols import split_quote
 from ._book import MBP_CHANNELS, HtxBookBuilder, HtxSession, is_high_freq, is_mbp
 from ._history import HtxTradeHistory
 from ._wire import gunzip_text, plain_decimal, route_frame, split_topic, topic
@@ -96,11 +97,13 @@ class HtxExchange:
         if market not in _HOSTS:
             raise ValueError(f"htx: unknown market {market!r}; known: {sorted(_HOSTS)}")
         self.market: Market = market
-        self._id, self._ws_url, host = _HOSTS[market]
+        self.id, self.ws_url, host = _HOSTS[market]
+        # book refreshes come over the WebSocket; trade history has its own host (``trade_history``)
+        self.rest_url: str | None = None
         spot = market == "spot"
         book = MBP_CHANNELS if spot else frozenset({"depth.size_20.high_freq", "depth.size_150.high_freq"})
         steps = frozenset({"depth.step0"})
-        self._capabilities = Capabilities(
+        self.capabilities = Capabilities(
             channels=frozenset({TRADES, "bbo"}) | book | steps,
             trade_channels=frozenset({TRADES}),
             book_channels=book | steps,
@@ -117,9 +120,9 @@ class HtxExchange:
             streams_per_connection=100,
         )
         # the server pings every 5 s (answered by ``answer``): 30 s of silence is a dead connection
-        self._keepalive = KeepAlive(client_ping=None, interval_s=5.0, idle_timeout_s=30.0)
+        self.keepalive = KeepAlive(client_ping=None, interval_s=5.0, idle_timeout_s=30.0)
         self._history = HtxTradeHistory(market)
-        self._hints = CaptureHints(
+        self.capture_hints = CaptureHints(
             hosts=(host, host.replace("api.huobi.pro", "api-aws.huobi.pro").replace("hbdm.com", "hbdm.vn")),
             feeds={"spot": ("HUOBI", "HTX"), "linear": ("HUOBI_SWAP", "HTX_SWAP"), "inverse": ()}[market],
         )
@@ -127,34 +130,10 @@ class HtxExchange:
     def __repr__(self) -> str:
         return f"HtxExchange({self.market!r})"
 
-    @property
-    def id(self) -> str:
-        return self._id
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def capture_hints(self) -> CaptureHints:
-        return self._hints
-
     def replay_protocol(self) -> ReplayProtocol:
         from ._replay import HtxReplay  # here: the server side is only loaded by ``mdp replay`` and tests
 
         return HtxReplay(self)
-
-    @property
-    def ws_url(self) -> str:
-        return self._ws_url
-
-    @property
-    def rest_url(self) -> str | None:
-        return None  # book refreshes come over the WebSocket; trade history has its own host (``trade_history``)
-
-    @property
-    def keepalive(self) -> KeepAlive:
-        return self._keepalive
 
     # -- binary frames and the application-level ping ----------------------------------------------------------------
     def decode_binary(self, data: bytes) -> str | None:
@@ -173,7 +152,7 @@ class HtxExchange:
         """Spot MBP books are served on /feed only: a connection of MBP streams alone goes there (the other spot
         channels stay on /ws, so a collector keeps its MBP channels in a config entry of their own)."""
         parts = urlsplit(ws_url)
-        default = urlsplit(self._ws_url).path
+        default = urlsplit(self.ws_url).path
         path = parts.path.rstrip("/")
         if self.market == "spot" and subs and all(is_mbp(s.channel) for s in subs) and path in ("", default):
             path = FEED_PATH
@@ -191,7 +170,7 @@ class HtxExchange:
         out: list[str] = []
         for sub in dict.fromkeys(subs):
             if not sub.channel or not sub.symbol:
-                raise ValueError(f"{self._id}: subscription needs a channel and a symbol, got {sub}")
+                raise ValueError(f"{self.id}: subscription needs a channel and a symbol, got {sub}")
             name = topic(sub.channel, sub.symbol)
             # the id is the topic: an error answer names only its request's id
             msg: dict[str, str] = {op: name, "id": name}
@@ -251,11 +230,8 @@ class HtxExchange:
         """ "btcusdt" -> "BTC-USDT" (spot, by its quote currency); "BTC-USDT" -> "BTC-USDT-PERP" (swaps)."""
         if self.market != "spot":
             return symbol.upper() + "-PERP" if symbol.count("-") == 1 else symbol.upper()
-        low = symbol.lower()
-        for quote in _QUOTES:
-            if low.endswith(quote) and len(low) > len(quote):
-                return f"{low[: -len(quote)].upper()}-{quote.upper()}"
-        return symbol.upper()
+        split = split_quote(symbol.lower(), _QUOTES)
+        return f"{split[0].upper()}-{split[1].upper()}" if split else symbol.upper()
 
     def normalize_trades(self, raw: pl.DataFrame) -> pl.DataFrame:
         return self.normalize_trades_with_rejects(raw)[0]
@@ -267,7 +243,7 @@ class HtxExchange:
         trades: ``mdplatform.schemas.TRADES`` then ``TRADE_LINEAGE``; spot ``seq_id``/``fill_first``/``fill_last`` are
         the ``tradeId`` (contiguous per symbol), null on swaps.
         """
-        rows = raw_rows(raw, self._id, [TRADES])
+        rows = raw_rows(raw, self.id, [TRADES])
         if rows.height == 0:
             return empty_normalized_trades(), empty_rejects()
         payload = pl.col("payload")
@@ -305,4 +281,4 @@ class HtxExchange:
             .when(pl.lit(spot) & pl.col("_trade_id").is_not_null() & pl.col("_seq_id").is_null())
             .then(pl.format("tradeId does not fit 64 bits: {}", pl.col("_trade_id").str.slice(0, 64)))
         )
-        return split_trades(rows, exchange=self._id, normalize_symbol=self.normalize_symbol, reason=reason)
+        return split_trades(rows, exchange=self.id, normalize_symbol=self.normalize_symbol, reason=reason)

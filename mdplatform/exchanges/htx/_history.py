@@ -22,6 +22,7 @@ import orjson
 
 from ...contract import HistoryPage
 from ...history import RateLimit, RestClient, RestError
+from .._rest_history import RestTradeHistory, history_page, json_reply
 from ._book import parse_exact
 
 __all__ = [
@@ -52,7 +53,7 @@ def trade_id(record: Mapping[str, Any]) -> int:
     return int(value)
 
 
-class HtxTradeHistory:
+class HtxTradeHistory(RestTradeHistory):
     """``TradeHistory`` of channel "trade.detail" (spot or USDT-margined swaps)."""
 
     channel = "trade.detail"
@@ -72,9 +73,7 @@ class HtxTradeHistory:
     def base_url(self) -> str:
         return HTX_REST_BASE if self.market == "spot" else HTX_SWAP_REST_BASE
 
-    @property
-    def rate_limit(self) -> RateLimit:
-        return HTX_HISTORY_LIMIT
+    rate_limit = HTX_HISTORY_LIMIT
 
     def encode(self, records: Sequence[Mapping[str, Any]]) -> str:
         """The reply's layout holding just ``records`` (newest first, one tick each), which normalizes like a
@@ -84,21 +83,12 @@ class HtxTradeHistory:
             {"status": "ok", "data": [{"id": trade_id(r), "ts": r["ts"], "data": [r]} for r in ordered]}
         ).decode()
 
-    async def fetch(
-        self,
-        client: RestClient,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        base_url: str | None = None,
-        after_id: int | None = None,
+    async def _pages(
+        self, client: RestClient, symbol: str, start_ns: int, end_ns: int, base_url: str | None, after_id: int | None
     ) -> AsyncIterator[HistoryPage]:
         """One request (the latest ``size`` trades); its page holds those with exchange time in [start_ns, end_ns)
         and proves [start, end) only when the reply reaches back before ``start_ns``. ``after_id`` is not used: HTX
         serves no older page."""
-        if end_ns <= start_ns:
-            return
         url = (base_url or self.base_url).rstrip("/") + self.path
         reply = await client.get(url, {self._param: symbol, "size": self.size}, weight=1, limit=HTX_HISTORY_LIMIT)
         records = self._records(reply.body, reply.status)
@@ -118,21 +108,10 @@ class HtxTradeHistory:
             elif oldest + 1_000_000 < end_ns:
                 # the history does not reach back to start: trades sharing the oldest millisecond may be missing
                 proven = (oldest + 1_000_000, end_ns)
-        yield HistoryPage(
-            self.channel,
-            symbol,
-            reply.request,
-            reply.recv_ns,
-            tuple(r for _, r in keep),
-            tuple(t for t, _ in keep),
-            proven,
-        )
+        yield history_page(self.channel, symbol, reply, keep, proven)
 
     def _records(self, body: bytes, status: int) -> list[Mapping[str, Any]]:
-        try:
-            obj = parse_exact(body)  # prices stay the exchange's text
-        except ValueError as exc:
-            raise RestError(status, f"reply is not JSON: {exc}", self.path) from exc
+        obj = json_reply(body, status, self.path, parse_exact)  # prices stay the exchange's text
         if not isinstance(obj, dict):
             raise RestError(status, f"reply is not an object: {body[:200]!r}", self.path)
         if obj.get("status") != "ok":

@@ -31,9 +31,9 @@ from ...contract import (
     ReplayClient,
     ReplayProtocol,
     Throttled,
-    TradeLog,
 )
 from ...history import RateLimit
+from .._trade_logs import TradeLogs
 from ._book import is_high_freq, is_mbp, parse_exact
 from ._exchange import FEED_PATH, HtxExchange
 from ._history import HTX_HISTORY_LIMIT, HTX_HISTORY_MAX, HtxTradeHistory
@@ -102,7 +102,7 @@ class HtxReplay(ReplayProtocol):
         self._spot = exchange.market == "spot"
         self._history_path = HtxTradeHistory(exchange.market).path
         self._books: dict[str, _ServerBook] = {}
-        self._trades: dict[str, TradeLog] = {}
+        self._trades = TradeLogs()
         self._symbols: set[str] = set()
         #: the latest exchange time (ms, unshifted) the cursor passed: the ``ts`` of acks and refreshes
         self._clock_ms = 0
@@ -134,9 +134,7 @@ class HtxReplay(ReplayProtocol):
                 tid = fields.get("tradeId", fields.get("trade-id")) if self._spot else fields.get("id")
                 if tid is None or "ts" not in fields:
                     continue
-                log = self._trades.get(symbol)
-                if log is None:
-                    log = self._trades[symbol] = TradeLog()
+                log = self._trades.log(symbol)
                 log.add(int(tid), int(fields["ts"]), frame.recv_ns, {"text": item.replace('"tradeId":', '"trade-id":')})
         if not times:
             return None
@@ -144,8 +142,7 @@ class HtxReplay(ReplayProtocol):
         return max(found) if found else None
 
     def finish_scan(self) -> None:
-        for log in self._trades.values():
-            log.finish()
+        self._trades.finish()
 
     def _shift(self, text: str) -> str:
         shift = self.shift_ms

@@ -42,7 +42,15 @@ from ...contract import (
 )
 from ...history import RateLimit
 from .._events import Trade
-from .._normalize import decode_json, empty_normalized_trades, empty_rejects, raw_rows, split_trades
+from .._normalize import (
+    decode_json,
+    empty_normalized_trades,
+    empty_rejects,
+    explode_records,
+    raw_rows,
+    single_fills,
+    split_trades,
+)
 from .._scan import json_object
 from .._urls import with_default_path
 from ._book import BOOK, KrakenBookBuilder, KrakenSession
@@ -93,12 +101,21 @@ class KrakenExchange:
     (price, qty) decimals, only needed where the wire text could lack the pair's trailing zeros (``_wire``).
     """
 
+    #: contract attributes (the collector only reads them)
+    id = "kraken"
+    ws_url = "wss://ws.kraken.com/v2"
+    rest_url: str | None = None  # books come over the WebSocket
+    # only v2 endpoints: a v1 recording (``wss://ws.kraken.com``, arrays, "XBT/USD") is not this protocol, so it is
+    # refused as an unsupported endpoint rather than imported as frames nothing can read; cryptofeed's ``KRAKEN``
+    # files are v1, so the file name names nothing
+    capture_hints = CaptureHints(hosts=("ws.kraken.com/v2",), feeds=())
+
     def __init__(self, *, book_depth: int = 1000, precisions: dict[str, tuple[int, int]] | None = None) -> None:
         if book_depth not in BOOK_DEPTHS:
             raise ValueError(f"kraken: book depth must be one of {BOOK_DEPTHS}, got {book_depth}")
         self.book_depth = book_depth
         self._precisions = dict(precisions or {})
-        self._capabilities = Capabilities(
+        self.capabilities = Capabilities(
             channels=frozenset(_CHANNELS),
             trade_channels=frozenset({TRADE}),
             book_channels=frozenset({BOOK}),
@@ -114,7 +131,7 @@ class KrakenExchange:
         # heartbeats arrive every second when nothing else does: 5 s of silence earn a ping, 15 s end the
         # connection. Kraken documents no connection rate for v2; Cloudflare in front of it is widely reported to
         # refuse beyond about 150 connections per 10 minutes per IP: 1 per 4 s, bursts of 5
-        self._keepalive = KeepAlive(
+        self.keepalive = KeepAlive(
             client_ping='{"method":"ping"}', interval_s=5.0, idle_timeout_s=15.0, connects_per_s=0.25, connect_burst=5
         )
         self._history = KrakenTradeHistory()
@@ -122,37 +139,10 @@ class KrakenExchange:
     def __repr__(self) -> str:
         return f"KrakenExchange(book_depth={self.book_depth})"
 
-    @property
-    def id(self) -> str:
-        return "kraken"
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def capture_hints(self) -> CaptureHints:
-        """Only v2 endpoints: a v1 recording (``wss://ws.kraken.com``, arrays, "XBT/USD") is not this protocol, so it
-        is refused as an unsupported endpoint rather than imported as frames nothing can read; cryptofeed's
-        ``KRAKEN`` files are v1, so the file name names nothing."""
-        return CaptureHints(hosts=("ws.kraken.com/v2",), feeds=())
-
     def replay_protocol(self) -> ReplayProtocol:
         from ._replay import KrakenReplay  # here: the server side is only loaded by ``mdp replay`` and tests
 
         return KrakenReplay(self)
-
-    @property
-    def ws_url(self) -> str:
-        return "wss://ws.kraken.com/v2"
-
-    @property
-    def rest_url(self) -> str | None:
-        return None  # books come over the WebSocket
-
-    @property
-    def keepalive(self) -> KeepAlive:
-        return self._keepalive
 
     # -- connecting ----------------------------------------------------------------------------------------
     def connect_url(self, subs: Sequence[Subscription], ws_url: str) -> str:
@@ -301,9 +291,7 @@ class KrakenExchange:
         quoted = rows.get_column("payload").str.replace_all(POLARS_QUOTE_NUMBERS, POLARS_QUOTED)
         decoded, ok = decode_json(quoted, _TRADE_MSG)
         items = decoded.struct.field("data")
-        rows = rows.with_columns(_decoded=ok, _data_missing=items.is_null(), _items=items, _n=items.list.len()).explode(
-            "_items", empty_as_null=True, keep_nulls=True
-        )
+        rows = explode_records(rows, ok, items, _data_missing=items.is_null())
         it = pl.col("_items").struct
         tid = it.field("trade_id")
         seq = tid.cast(pl.Int64, strict=False)
@@ -314,10 +302,7 @@ class KrakenExchange:
             _price=it.field("price"),
             _size=it.field("qty"),
             _side=it.field("side"),
-            _fills=pl.lit(1, dtype=pl.Int64),
-            _seq_id=seq,
-            _fill_first=seq,
-            _fill_last=seq,
+            **single_fills(seq),
         )
         reason = (
             pl.when(pl.col("_decoded").not_())

@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 import orjson
 
 from ...contract import HistoryPage
 from ...history import RateLimit, RestClient, RestError
+from .._rest_history import RestTradeHistory, history_page, json_reply
 from ._wire import rfc3339
 
 __all__ = ["KRAKEN_REST", "KRAKEN_REST_LIMIT", "KRAKEN_TRADES_PATH", "KrakenTradeHistory", "rest_pair"]
@@ -49,8 +51,11 @@ def seconds_text_ns(text: str) -> int:
     return int(us * 1_000_000) * 1_000
 
 
-class KrakenTradeHistory:
+class KrakenTradeHistory(RestTradeHistory):
     """``TradeHistory`` of Kraken channel "trade". ``count``: trades per page (at most and by default 1000)."""
+
+    base_url = KRAKEN_REST
+    rate_limit = KRAKEN_REST_LIMIT
 
     channel = "trade"
 
@@ -62,35 +67,18 @@ class KrakenTradeHistory:
     def __repr__(self) -> str:
         return "KrakenTradeHistory()"
 
-    @property
-    def base_url(self) -> str:
-        return KRAKEN_REST
-
-    @property
-    def rate_limit(self) -> RateLimit:
-        return KRAKEN_REST_LIMIT
-
     def encode(self, records: Sequence[Mapping[str, Any]]) -> str:
         """A v2 ``trade`` message holding the records (price and qty stay the reply's strings), which
         ``KrakenExchange.normalize_trades_with_rejects`` reads like a live one."""
         return orjson.dumps({"channel": "trade", "type": "update", "data": list(records)}).decode()
 
-    async def fetch(
-        self,
-        client: RestClient,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        base_url: str | None = None,
-        after_id: int | None = None,
+    async def _pages(
+        self, client: RestClient, symbol: str, start_ns: int, end_ns: int, base_url: str | None, after_id: int | None
     ) -> AsyncIterator[HistoryPage]:
         """Pages of the trades of ``symbol`` (v2 name) with time in [start_ns, end_ns), oldest first, walking
         forward from ``since=start_ns - 1`` by each reply's ``last``. A record at or after ``end_ns`` proves the
         span whole; otherwise each page proves up to its newest trade's time (trades sharing that time may follow).
         ``after_id`` is not needed: Kraken pages by time, and ids chain the result anyway."""
-        if end_ns <= start_ns:
-            return
         url = (base_url or KRAKEN_REST).rstrip("/") + KRAKEN_TRADES_PATH
         cursor = start_ns - 1
         newest: int | None = None
@@ -108,26 +96,15 @@ class KrakenTradeHistory:
                 proven = (start_ns, end_ns)
             else:
                 proven = (start_ns, newest) if newest is not None and newest > start_ns else None
-            yield HistoryPage(
-                self.channel,
-                symbol,
-                reply.request,
-                reply.recv_ns,
-                tuple(rec for _, rec in keep),
-                tuple(t for t, _ in keep),
-                proven,
-            )
+            yield history_page(self.channel, symbol, reply, keep, proven)
             if done or not parsed or last is None or last <= cursor:
                 return
             cursor = last
 
     @staticmethod
     def _result(body: bytes, status: int) -> tuple[list[Any], int | None]:
-        try:
-            # floats (the times) stay their text: never a binary float
-            obj = json.loads(body, parse_float=str)
-        except ValueError as exc:
-            raise RestError(status, f"reply is not JSON: {exc}", KRAKEN_TRADES_PATH) from exc
+        # floats (the times) stay their text: never a binary float
+        obj = json_reply(body, status, KRAKEN_TRADES_PATH, partial(json.loads, parse_float=str))
         if not isinstance(obj, dict):
             raise RestError(status, f"reply is not an object: {body[:200]!r}", KRAKEN_TRADES_PATH)
         errors = obj.get("error")

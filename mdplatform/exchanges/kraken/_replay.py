@@ -28,9 +28,9 @@ from ...contract import (
     ReplayClient,
     ReplayProtocol,
     Throttled,
-    TradeLog,
 )
 from ...history import RateLimit
+from .._trade_logs import TradeLogs
 from ._book import BOOK
 from ._exchange import BOOK_DEPTHS, KrakenExchange
 from ._history import KRAKEN_REST_LIMIT, KRAKEN_TRADES_PATH, rest_pair
@@ -76,7 +76,7 @@ class KrakenReplay(ReplayProtocol):
         #: the last trades passed per pair (records with price/qty texts), for trade snapshots
         self._recent: dict[str, deque[dict[str, Any]]] = {}
         #: pair -> recorded trades for REST history (times in microseconds)
-        self._trades: dict[str, TradeLog] = {}
+        self._trades = TradeLogs()
         #: every pair the recording has a push of, by v2 name and by REST name
         self._instruments: set[str] = set()
         self._by_rest: dict[str, str] = {}
@@ -116,14 +116,11 @@ class KrakenReplay(ReplayProtocol):
         if ns is None or not isinstance(trade_id, int):
             return  # not a trade in the documented layout: nothing the exchange would serve
         pair = str(item.get("symbol") or symbol)
-        log = self._trades.get(pair)
-        if log is None:
-            log = self._trades[pair] = TradeLog()
+        log = self._trades.log(pair)
         log.add(trade_id, ns // 1000, recv_ns, dict(item))
 
     def finish_scan(self) -> None:
-        for log in self._trades.values():
-            log.finish()
+        self._trades.finish()
 
     def prepare(self, frame: CapturedFrame) -> Prepared | None:
         if frame.kind != "ws":

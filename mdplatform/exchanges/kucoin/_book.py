@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ...book import L2Book
-from ...contract import GAP, SYNCED, SessionAction, StreamEvent, Subscription, SyncState
+from ...contract import GAP, SessionAction, StreamEvent, Subscription
 from .._depth_sync import DepthSync, DiffVerdict, SnapshotVerdict
+from .._snapshot_sync import SnapshotBook, SnapshotSession, snapshot_event
 
 if TYPE_CHECKING:
     from ._exchange import KucoinExchange
@@ -73,27 +74,20 @@ def _after(levels: Sequence[Sequence[str]], threshold: int) -> list[list[str]]:
     return out
 
 
-class KucoinSession:
+class KucoinSession(SnapshotSession):
     """Per-connection sequence tracking of every level2 symbol (the book itself is not kept on the hot path)."""
 
     def __init__(self, exchange: KucoinExchange, subs: Sequence[Subscription], rest_url: str | None) -> None:
-        self._exchange = exchange
-        self._rest_url = rest_url
-        self._syncs: dict[str, DepthSync[None]] = {}
+        super().__init__(exchange, rest_url)
         for sub in subs:
             if sub.channel == BOOK_CHANNEL:
                 self._sync(sub.symbol)
-        #: validation failures so far (also reported through SessionAction.error)
-        self.errors = 0
 
-    def _sync(self, symbol: str) -> DepthSync[None]:
-        sync = self._syncs.get(symbol)
-        if sync is None:
-            sync = self._syncs[symbol] = DepthSync(futures=False)
-        return sync
+    def _channel_of(self, symbol: str) -> str:
+        return BOOK_CHANNEL
 
-    def _fetch(self, symbol: str) -> tuple[str, str]:
-        return symbol, self._exchange.snapshot_url(symbol, self._rest_url)
+    def _words(self, detail: str) -> str:
+        return _kucoin_words(detail)
 
     def on_frame(self, channel: str, symbol: str, frame: str) -> SessionAction | None:
         if channel != BOOK_CHANNEL:
@@ -103,12 +97,7 @@ class KucoinSession:
             self.errors += 1
             raise ValueError(f"kucoin {symbol}: level2 frame without sequenceStart/sequenceEnd")
         sync = self._syncs.get(symbol) or self._sync(symbol)
-        verdict = sync.on_diff(ids[0], ids[1], -1, None)
-        if verdict == DiffVerdict.FETCH:
-            return SessionAction(fetch_snapshot=self._fetch(symbol))
-        if verdict == DiffVerdict.GAP:
-            return self._gap(symbol, sync.gap_detail)
-        return None
+        return self._diff_action(symbol, sync, sync.on_diff(ids[0], ids[1], -1, None))
 
     def on_snapshot(self, symbol: str, body: str) -> SessionAction | None:
         seq = snapshot_sequence(body)
@@ -116,27 +105,7 @@ class KucoinSession:
             # no immediate retry (an error body would loop): the sync asks again after more diffs
             self.errors += 1
             return SessionAction(error=f"kucoin {symbol}: level2 snapshot without a sequence: {body[:200]}")
-        sync = self._sync(symbol)
-        verdict, _ = sync.on_snapshot(seq)
-        if verdict == SnapshotVerdict.SYNCED:
-            return SessionAction(events=(StreamEvent(SYNCED, BOOK_CHANNEL, symbol),))
-        if verdict == SnapshotVerdict.IGNORED:
-            return None
-        if verdict == SnapshotVerdict.REFETCH:
-            return SessionAction(fetch_snapshot=self._fetch(symbol))
-        return self._gap(symbol, sync.gap_detail)
-
-    def _gap(self, symbol: str, detail: str) -> SessionAction:
-        self.errors += 1
-        detail = _kucoin_words(detail)
-        return SessionAction(
-            error=f"gap kucoin {symbol}: {detail}; resyncing",
-            fetch_snapshot=self._fetch(symbol),
-            events=(StreamEvent(GAP, BOOK_CHANNEL, symbol, detail),),
-        )
-
-    def sync_state(self) -> dict[str, str]:
-        return {symbol: sync.state for symbol, sync in self._syncs.items()}
+        return self._snapshot_action(symbol, self._sync(symbol), seq)
 
     def sequence(self, symbol: str) -> int:
         return self._syncs[symbol].last_update_id
@@ -152,11 +121,12 @@ def _kucoin_words(detail: str) -> str:
     )
 
 
-class KucoinBookBuilder:
+class KucoinBookBuilder(SnapshotBook[_Diff]):
     """One symbol's book from level2 frames and REST snapshots, under the session's rules plus KuCoin's per-change
     sequence filter. ``keep_raw``: keep price/size strings (exact comparisons with tickers)."""
 
     channels: frozenset[str] = frozenset({BOOK_CHANNEL, SNAPSHOT_CHANNEL})
+    checkpoint_key = "sequence"
 
     def __init__(self, symbol: str, *, keep_raw: bool = False) -> None:
         self.symbol = symbol
@@ -164,14 +134,6 @@ class KucoinBookBuilder:
         self.sync: DepthSync[_Diff] = DepthSync(futures=False)
         self.applied = 0
         self.gaps = 0
-
-    @property
-    def state(self) -> SyncState:
-        return self.sync.state
-
-    @property
-    def valid(self) -> bool:
-        return self.sync.state == "synced"
 
     @property
     def sequence(self) -> int:
@@ -234,18 +196,5 @@ class KucoinBookBuilder:
             return None
         if channel == SNAPSHOT_CHANNEL:
             verdict = self.on_snapshot(payload)
-            if verdict == SnapshotVerdict.SYNCED:
-                return StreamEvent(SYNCED, BOOK_CHANNEL, self.symbol)
-            if verdict == SnapshotVerdict.GAP:
-                return StreamEvent(GAP, BOOK_CHANNEL, self.symbol, _kucoin_words(self.sync.gap_detail))
+            return snapshot_event(verdict, BOOK_CHANNEL, self.symbol, _kucoin_words(self.sync.gap_detail))
         return None
-
-    def checkpoint(self) -> dict[str, Any]:
-        return {"sequence": self.sync.last_update_id}
-
-    def restore(
-        self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]], state: Mapping[str, Any]
-    ) -> None:
-        seq = int(state["sequence"])
-        self.book.load(bids, asks, update_id=seq)
-        self.sync.restore(seq)

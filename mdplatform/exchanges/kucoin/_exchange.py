@@ -46,7 +46,16 @@ from ...contract import (
 )
 from ...history import RateLimit
 from .._events import Event, Ticker, Trade
-from .._normalize import decode_json, empty_normalized_trades, empty_rejects, raw_rows, split_trades
+from .._normalize import (
+    decode_json,
+    empty_normalized_trades,
+    empty_rejects,
+    explode_records,
+    live_and_rest,
+    raw_rows,
+    single_fills,
+    split_trades,
+)
 from .._scan import json_object
 from ._book import BOOK_CHANNEL, KucoinBookBuilder, KucoinSession
 from ._history import KUCOIN_PUBLIC_LIMIT, KUCOIN_REST_BASE, KucoinTradeHistory
@@ -127,8 +136,19 @@ def _origin(url: str) -> str:
 class KucoinExchange:
     """KuCoin spot: level2 (REST snapshot + sequenced diffs), match (trades), ticker, candles 1min (raw)."""
 
+    #: contract attributes (the collector only reads them)
+    id = "kucoin"
+    #: the documented endpoint; every connection uses the one ``bullet-public`` hands out (``negotiate``)
+    ws_url = "wss://ws-api-spot.kucoin.com"
+    rest_url = KUCOIN_REST_BASE
+    # the 2021 recordings connected to push-private.kucoin.com (today's endpoint: ws-api-spot.kucoin.com)
+    capture_hints = CaptureHints(
+        hosts=("push-private.kucoin.com", "ws-api-spot.kucoin.com", "api.kucoin.com", "kucoin.com"),
+        feeds=("KUCOIN",),
+    )
+
     def __init__(self) -> None:
-        self._capabilities = Capabilities(
+        self.capabilities = Capabilities(
             channels=frozenset(CHANNELS),
             trade_channels=frozenset({TRADE_CHANNEL}),
             book_channels=frozenset({BOOK_CHANNEL}),
@@ -143,7 +163,7 @@ class KucoinExchange:
             subscribe_ack=True,
             streams_per_connection=STREAMS_PER_CONNECTION,
         )
-        self._keepalive = self._keepalive_for(_PING_MS, _PING_TIMEOUT_MS)
+        self.keepalive = self._keepalive_for(_PING_MS, _PING_TIMEOUT_MS)
         self._history = KucoinTradeHistory()
         #: request id -> (kind, streams) of the (un)subscribe frames sent: an ack names only the id
         self._requests: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
@@ -164,40 +184,11 @@ class KucoinExchange:
             connect_burst=_CONNECT_BURST,
         )
 
-    # -- contract properties ------------------------------------------------------------------------------------
-    @property
-    def id(self) -> str:
-        return "kucoin"
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def capture_hints(self) -> CaptureHints:
-        # the 2021 recordings connected to push-private.kucoin.com (today's endpoint: ws-api-spot.kucoin.com)
-        return CaptureHints(
-            hosts=("push-private.kucoin.com", "ws-api-spot.kucoin.com", "api.kucoin.com", "kucoin.com"),
-            feeds=("KUCOIN",),
-        )
-
+    # -- replay server ------------------------------------------------------------------------------------------
     def replay_protocol(self) -> ReplayProtocol:
         from ._replay import KucoinReplay  # here: the server side is only loaded by ``mdp replay`` and tests
 
         return KucoinReplay(self)
-
-    @property
-    def ws_url(self) -> str:
-        """The documented endpoint; every connection uses the one ``bullet-public`` hands out (``negotiate``)."""
-        return "wss://ws-api-spot.kucoin.com"
-
-    @property
-    def rest_url(self) -> str:
-        return KUCOIN_REST_BASE
-
-    @property
-    def keepalive(self) -> KeepAlive:
-        return self._keepalive
 
     # -- connecting ---------------------------------------------------------------------------------------------
     def connect_url(self, subs: Sequence[Subscription], ws_url: str) -> str:
@@ -340,14 +331,7 @@ class KucoinExchange:
         range are null (sequences are shared with the book's changes, so a trade's next one is not +1).
         """
         rows = raw_rows(raw, self.id, [TRADE_CHANNEL])
-        if rows.height == 0:
-            return empty_normalized_trades(), empty_rejects()
-        rest = rows.get_column("payload").str.starts_with('{"code"')
-        if rest.any():
-            live_trades, live_rejects = self._normalize_live(rows.filter(rest.not_()))
-            rest_trades, rest_rejects = self._normalize_rest(rows.filter(rest))
-            return pl.concat([live_trades, rest_trades]), pl.concat([live_rejects, rest_rejects])
-        return self._normalize_live(rows)
+        return live_and_rest(rows, '{"code"', self._normalize_live, self._normalize_rest)
 
     def _normalize_live(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         if rows.height == 0:
@@ -356,7 +340,6 @@ class KucoinExchange:
         rows = rows.with_columns(_decoded=ok, _data=decoded.struct.field("data"))
         d = pl.col("_data").struct
         kind = d.field("type")
-        no_id = pl.lit(None, dtype=pl.Int64)
         rows = rows.with_columns(
             _kind=kind,
             _symbol=pl.coalesce(d.field("symbol"), pl.when(pl.col("symbol") != "").then(pl.col("symbol"))),
@@ -365,10 +348,7 @@ class KucoinExchange:
             _price=d.field("price"),
             _size=d.field("size"),
             _side=d.field("side"),
-            _fills=pl.lit(1, dtype=pl.Int64),
-            _seq_id=no_id,
-            _fill_first=no_id,
-            _fill_last=no_id,
+            **single_fills(),
         )
         reason = (
             pl.when(pl.col("_decoded").not_())
@@ -388,11 +368,8 @@ class KucoinExchange:
         """REST history replies (``KucoinTradeHistory.encode``): one trade per record; the symbol is the row's."""
         decoded, ok = decode_json(rows.get_column("payload"), _HISTORY_REPLY)
         items = decoded.struct.field("data")
-        rows = rows.with_columns(_decoded=ok, _items=items, _n=items.list.len()).explode(
-            "_items", empty_as_null=True, keep_nulls=True
-        )
+        rows = explode_records(rows, ok, items)
         it = pl.col("_items").struct
-        no_id = pl.lit(None, dtype=pl.Int64)
         rows = rows.with_columns(
             _symbol=pl.when(pl.col("symbol") != "").then(pl.col("symbol")),
             _ts=it.field("time").cast(pl.Datetime("ns", "UTC")),
@@ -400,10 +377,7 @@ class KucoinExchange:
             _price=it.field("price"),
             _size=it.field("size"),
             _side=it.field("side"),
-            _fills=pl.lit(1, dtype=pl.Int64),
-            _seq_id=no_id,
-            _fill_first=no_id,
-            _fill_last=no_id,
+            **single_fills(),
         )
         reason = (
             pl.when(pl.col("_decoded").not_())

@@ -18,6 +18,7 @@ import orjson
 
 from ...contract import HistoryPage
 from ...history import RateLimit, RestClient, RestError
+from .._rest_history import RestTradeHistory, coded_reply, history_page, record_list
 from ._wire import HISTORY_PATH
 
 __all__ = ["HISTORY_WEIGHT", "KUCOIN_PUBLIC_LIMIT", "KUCOIN_REST_BASE", "KucoinTradeHistory"]
@@ -28,21 +29,16 @@ KUCOIN_PUBLIC_LIMIT = RateLimit(2000, 30.0)
 HISTORY_WEIGHT = 3
 
 
-class KucoinTradeHistory:
+class KucoinTradeHistory(RestTradeHistory):
     """``TradeHistory`` of KuCoin channel "match" (one request: the last 100 trades)."""
+
+    base_url = KUCOIN_REST_BASE
+    rate_limit = KUCOIN_PUBLIC_LIMIT
 
     channel = "match"
 
     def __repr__(self) -> str:
         return "KucoinTradeHistory()"
-
-    @property
-    def base_url(self) -> str:
-        return KUCOIN_REST_BASE
-
-    @property
-    def rate_limit(self) -> RateLimit:
-        return KUCOIN_PUBLIC_LIMIT
 
     def encode(self, records: Sequence[Mapping[str, Any]]) -> str:
         """``{"code":"200000","data":[...]}`` with the records oldest first, as KuCoin answers."""
@@ -52,21 +48,12 @@ class KucoinTradeHistory:
             data = list(records)
         return orjson.dumps({"code": "200000", "data": data}).decode()
 
-    async def fetch(
-        self,
-        client: RestClient,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        base_url: str | None = None,
-        after_id: int | None = None,
+    async def _pages(
+        self, client: RestClient, symbol: str, start_ns: int, end_ns: int, base_url: str | None, after_id: int | None
     ) -> AsyncIterator[HistoryPage]:
         """One page: the trades of [start_ns, end_ns) among the last 100. ``proven`` is [start, end) when a record
         older than ``start_ns`` came back; else [oldest record's time + 1 ns, end) (trades sharing the oldest
         record's time may be missing), None when nothing came back. ``after_id`` is ignored (no paging)."""
-        if end_ns <= start_ns:
-            return
         url = (base_url or KUCOIN_REST_BASE).rstrip("/") + HISTORY_PATH
         reply = await client.get(url, {"symbol": symbol}, weight=HISTORY_WEIGHT, limit=KUCOIN_PUBLIC_LIMIT)
         items = self._data(reply.body, reply.status)
@@ -87,28 +74,10 @@ class KucoinTradeHistory:
             elif oldest + 1 < end_ns:
                 proven = (oldest + 1, end_ns)
         keep = [(t, item) for t, _, item in parsed if start_ns <= t < end_ns]
-        yield HistoryPage(
-            self.channel,
-            symbol,
-            reply.request,
-            reply.recv_ns,
-            tuple(item for _, item in keep),
-            tuple(t for t, _ in keep),
-            proven,
-        )
+        yield history_page(self.channel, symbol, reply, keep, proven)
 
     @staticmethod
     def _data(body: bytes, status: int) -> list[Mapping[str, Any]]:
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise RestError(status, f"reply is not JSON: {exc}", HISTORY_PATH) from exc
-        if not isinstance(obj, dict):
-            raise RestError(status, f"reply is not an object: {body[:200]!r}", HISTORY_PATH)
-        code = obj.get("code")
-        if code != "200000":
-            raise RestError(status, f"{code} {obj.get('msg', '')}".strip(), HISTORY_PATH, code=str(code))
-        data = obj.get("data")
-        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-            raise RestError(status, f"reply has no list of trades in data: {body[:200]!r}", HISTORY_PATH)
-        return data
+        obj = coded_reply(body, status, HISTORY_PATH, code_key="code", ok="200000", msg_key="msg")
+        problem = f"reply has no list of trades in data: {body[:200]!r}"
+        return record_list(obj.get("data"), status, HISTORY_PATH, problem)

@@ -28,9 +28,10 @@ from ...contract import (
     ReplayClient,
     ReplayProtocol,
     Throttled,
-    TradeLog,
 )
 from ...history import RateLimit
+from .._scan import json_object
+from .._trade_logs import TradeLogs
 from ._book import diff_ids
 from ._exchange import STREAMS_PER_CONNECTION, KucoinExchange
 from ._history import HISTORY_WEIGHT, KUCOIN_PUBLIC_LIMIT
@@ -111,7 +112,7 @@ class KucoinReplay(ReplayProtocol):
         self._books: dict[str, _ServerBook] = {}
         #: symbol -> the first recorded REST snapshot (served until the cursor reaches it)
         self._recorded: dict[str, dict[str, Any]] = {}
-        self._trades: dict[str, TradeLog] = {}
+        self._trades = TradeLogs()
         self._symbols: set[str] = set()
         #: what ``bullet-public`` hands out (tests shorten the ping interval)
         self.ping_interval_ms = 18_000
@@ -152,14 +153,11 @@ class KucoinReplay(ReplayProtocol):
             record = {"sequence": d["sequence"], "price": d["price"], "size": d["size"], "side": d["side"], "time": t}
         except (KeyError, TypeError, ValueError):
             return  # not a trade in the documented layout: nothing the exchange would serve
-        log = self._trades.get(symbol)
-        if log is None:
-            log = self._trades[symbol] = TradeLog()
+        log = self._trades.log(symbol)
         log.add(seq, t // 1_000_000, frame.recv_ns, record)
 
     def finish_scan(self) -> None:
-        for log in self._trades.values():
-            log.finish()
+        self._trades.finish()
 
     def prepare(self, frame: CapturedFrame) -> Prepared | None:
         text = frame.frame
@@ -216,11 +214,8 @@ class KucoinReplay(ReplayProtocol):
         return [orjson.dumps({"id": connect_id, "type": "welcome"})]
 
     def on_message(self, client: ReplayClient, text: str) -> list[bytes]:
-        try:
-            msg = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            msg = None
-        if not isinstance(msg, dict):
+        msg = json_object(text)
+        if msg is None:
             return [_error("", 415, "command type is invalid")]
         rid = str(msg.get("id", ""))
         kind = msg.get("type")

@@ -20,14 +20,15 @@ the builder follow the first depth channel of the symbol they see and leave the 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from ...book import L2Book
-from ...contract import GAP, SYNCED, StreamEvent, SyncState
+from ...contract import GAP, StreamEvent
 from .._depth_sync import DepthSync, DiffVerdict, SnapshotVerdict
+from .._snapshot_sync import SnapshotBook, snapshot_event
 from ._proto import BODY_DEPTHS
 
 __all__ = ["SNAPSHOT_CHANNEL", "MexcBookBuilder", "depth_versions", "in_mexc_terms"]
@@ -70,7 +71,7 @@ def _ms(value: object) -> int | None:
         return None
 
 
-class MexcBookBuilder:
+class MexcBookBuilder(SnapshotBook[_Diff]):
     """Snapshot + diffs -> an ``L2Book`` of one symbol under MEXC's rules (the module docstring).
 
     ``on_depth`` takes a depth push (the lake's JSON), ``on_snapshot`` a ``/api/v3/depth`` reply, in arrival order:
@@ -87,14 +88,6 @@ class MexcBookBuilder:
         self.channel: str | None = None
         self.gaps = 0
         self.applied = 0
-
-    @property
-    def state(self) -> SyncState:
-        return self.sync.state
-
-    @property
-    def valid(self) -> bool:
-        return self.sync.state == "synced"
 
     def on_depth(self, frame: str | Mapping[str, Any]) -> DiffVerdict:
         obj = orjson.loads(frame) if isinstance(frame, str) else frame
@@ -127,16 +120,11 @@ class MexcBookBuilder:
             raise ValueError(f"depth snapshot without lastUpdateId: {str(body)[:120]}") from exc
         verdict, items = self.sync.on_snapshot(snap)
         if verdict == SnapshotVerdict.SYNCED:
-            book = self.book
             try:
-                book.load(obj.get("bids") or [], obj.get("asks") or [], update_id=snap, ts=_ms(obj.get("timestamp")))
-                for bids, asks, ts in items:
-                    book.apply(bids, asks, ts=ts)
-                    self.applied += 1
+                self._load_synced(obj.get("bids") or [], obj.get("asks") or [], snap, _ms(obj.get("timestamp")), items)
             except ValueError:
                 self._drop()
                 raise
-            book.update_id = self.sync.last_update_id
         elif verdict == SnapshotVerdict.GAP:
             self.gaps += 1
         return verdict
@@ -150,11 +138,7 @@ class MexcBookBuilder:
     def on_raw(self, channel: str, payload: str) -> StreamEvent | None:
         if channel == SNAPSHOT_CHANNEL:
             verdict = self.on_snapshot(payload)
-            if verdict == SnapshotVerdict.SYNCED:
-                return StreamEvent(SYNCED, self.channel or "", self.symbol)
-            if verdict == SnapshotVerdict.GAP:
-                return StreamEvent(GAP, self.channel or "", self.symbol, in_mexc_terms(self.sync.gap_detail))
-            return None
+            return snapshot_event(verdict, self.channel or "", self.symbol, in_mexc_terms(self.sync.gap_detail))
         if channel not in self.depth_channels:
             return None
         if self.channel is None:
@@ -165,14 +149,11 @@ class MexcBookBuilder:
             return StreamEvent(GAP, channel, self.symbol, in_mexc_terms(self.sync.gap_detail))
         return None
 
-    def checkpoint(self) -> dict[str, Any]:
-        return {"version": self.sync.last_update_id, "channel": self.channel}
+    checkpoint_key = "version"
 
-    def restore(
-        self, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]], state: Mapping[str, Any]
-    ) -> None:
-        version = int(state["version"])
+    def checkpoint(self) -> dict[str, Any]:
+        return {**super().checkpoint(), "channel": self.channel}
+
+    def _restored(self, state: Mapping[str, Any]) -> None:
         channel = state.get("channel")
         self.channel = str(channel) if channel else None
-        self.book.load(bids, asks, update_id=version)
-        self.sync.restore(version)

@@ -51,9 +51,7 @@ from ...history import RateLimit
 if TYPE_CHECKING:
     from ...contract import ReplayProtocol
 from ...contract import (
-    GAP,
     SUB_ERROR,
-    SYNCED,
     Capabilities,
     CaptureHints,
     KeepAlive,
@@ -63,9 +61,20 @@ from ...contract import (
     Subscription,
     TradeHistory,
 )
-from .._depth_sync import DepthSync, DiffVerdict, SnapshotVerdict
-from .._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
+from .._depth_sync import DepthSync
+from .._normalize import (
+    decode_json,
+    empty_normalized_trades,
+    empty_rejects,
+    explode_records,
+    ms_to_ts,
+    raw_rows,
+    single_fills,
+    split_trades,
+)
 from .._scan import json_object, ms_after, ms_after_all
+from .._snapshot_sync import SnapshotSession
+from .._symbols import split_quote
 from .._urls import with_default_path
 from . import _proto
 from ._book import MexcBookBuilder, depth_versions, in_mexc_terms
@@ -159,10 +168,18 @@ def _split(name: str) -> Route:
 class MexcExchange:
     """MEXC spot v3: aggregated deals, depth diffs (REST snapshot + version chain) and book ticker, at 100ms or 10ms."""
 
+    #: contract attributes (the collector only reads them)
+    id = "mexc"
+    ws_url = WS_URL
+    rest_url = DEPTH_URL
+    # the protobuf endpoint and the spot REST path (snapshot lines). ``wbs.mexc.com`` is not claimed: it served the
+    # JSON protocol that ended 2025-08-04, which this module does not read
+    capture_hints = CaptureHints(hosts=("wbs-api.mexc.com", "api.mexc.com/api/v3/"), feeds=("MEXC",))
+
     def __init__(self) -> None:
         depth = frozenset(DEPTH.values())
         self._depth_channels = depth
-        self._capabilities = Capabilities(
+        self.capabilities = Capabilities(
             channels=frozenset(DEALS.values()) | depth | frozenset(BOOK_TICKER.values()) | {KLINE},
             trade_channels=frozenset(DEALS.values()),
             book_channels=depth,
@@ -179,7 +196,7 @@ class MexcExchange:
             streams_per_connection=STREAMS_PER_CONNECTION,
         )
         # ping after 20 s of silence: MEXC drops a subscribed connection after a minute without traffic
-        self._keepalive = KeepAlive(
+        self.keepalive = KeepAlive(
             client_ping='{"method":"PING"}', interval_s=20.0, idle_timeout_s=50.0, connects_per_s=1.0, connect_burst=5
         )
         self._histories = {ch: MexcTradeHistory(ch) for ch in DEALS.values()}
@@ -187,36 +204,10 @@ class MexcExchange:
     def __repr__(self) -> str:
         return "MexcExchange()"
 
-    @property
-    def id(self) -> str:
-        return "mexc"
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def capture_hints(self) -> CaptureHints:
-        """The protobuf endpoint and the spot REST path (snapshot lines). ``wbs.mexc.com`` is not claimed: it served
-        the JSON protocol that ended 2025-08-04, which this module does not read."""
-        return CaptureHints(hosts=("wbs-api.mexc.com", "api.mexc.com/api/v3/"), feeds=("MEXC",))
-
     def replay_protocol(self) -> ReplayProtocol:
         from ._replay import MexcReplay  # here: the server side is only loaded by ``mdp replay`` and tests
 
         return MexcReplay(self)
-
-    @property
-    def ws_url(self) -> str:
-        return WS_URL
-
-    @property
-    def rest_url(self) -> str:
-        return DEPTH_URL
-
-    @property
-    def keepalive(self) -> KeepAlive:
-        return self._keepalive
 
     # -- binary frames ---------------------------------------------------------------------------------------
     def decode_binary(self, data: bytes) -> str | None:
@@ -305,10 +296,8 @@ class MexcExchange:
     def normalize_symbol(self, symbol: str) -> str:
         """BTCUSDT -> BTC-USDT (the longest known quote suffix); unknown shapes unchanged."""
         symbol = symbol.upper()
-        for quote in _QUOTES:
-            if len(symbol) > len(quote) and symbol.endswith(quote):
-                return f"{symbol[: -len(quote)]}-{quote}"
-        return symbol
+        split = split_quote(symbol, _QUOTES)
+        return f"{split[0]}-{split[1]}" if split else symbol
 
     def normalize_trades(self, raw: pl.DataFrame) -> pl.DataFrame:
         return self.normalize_trades_with_rejects(raw)[0]
@@ -322,7 +311,7 @@ class MexcExchange:
         so a trade landed twice is one. ``ts`` = ``time``, price and size exact from the strings, ``side`` the
         taker's (``tradeType`` 1 buy / 2 sell; REST ``isBuyerMaker`` true: sell), ``fills`` 1.
         """
-        rows = raw_rows(raw, self.id, sorted(self._capabilities.trade_channels))
+        rows = raw_rows(raw, self.id, sorted(self.capabilities.trade_channels))
         if rows.height == 0:
             return empty_normalized_trades(), empty_rejects()
         rows = rows.with_row_index("_row")
@@ -334,14 +323,10 @@ class MexcExchange:
         synthetic = pl.format(
             "t{}-{}-{}-{}-{}", pl.col("_ts_ms"), pl.col("_price"), pl.col("_size"), pl.col("_side").str.slice(0, 1), k
         )
-        no_id = pl.lit(None, dtype=pl.Int64)
         rows = rows.with_columns(
             _ts=ms_to_ts(pl.col("_ts_ms")),
             _trade_id=pl.coalesce(pl.col("_id"), synthetic),
-            _fills=pl.lit(1, dtype=pl.Int64),
-            _seq_id=no_id,
-            _fill_first=no_id,
-            _fill_last=no_id,
+            **single_fills(),
         ).drop("_row")
         return split_trades(rows, exchange=self.id, normalize_symbol=self.normalize_symbol, reason=pl.col("_reason"))
 
@@ -349,13 +334,13 @@ class MexcExchange:
     def _push_rows(rows: pl.DataFrame) -> pl.DataFrame:
         decoded, ok = decode_json(rows.get_column("payload"), _PUSH)
         items = decoded.struct.field(_proto.BODY_DEALS).struct.field("deals")
-        rows = rows.with_columns(
-            _decoded=ok,
+        rows = explode_records(
+            rows,
+            ok,
+            items,
             _body=decoded.struct.field(_proto.BODY_DEALS).is_not_null(),
-            _items=items,
-            _n=items.list.len(),
             _wire_symbol=decoded.struct.field("symbol"),
-        ).explode("_items", empty_as_null=True, keep_nulls=True)
+        )
         it = pl.col("_items").struct
         kind = it.field("tradeType")
         reason = (
@@ -386,9 +371,7 @@ class MexcExchange:
     @staticmethod
     def _rest_rows(rows: pl.DataFrame) -> pl.DataFrame:
         decoded, ok = decode_json(rows.get_column("payload"), _REST)
-        rows = rows.with_columns(_decoded=ok, _items=decoded, _n=decoded.list.len()).explode(
-            "_items", empty_as_null=True, keep_nulls=True
-        )
+        rows = explode_records(rows, ok, decoded)
         it = pl.col("_items").struct
         maker = it.field("isBuyerMaker")
         reason = (
@@ -415,33 +398,33 @@ class MexcExchange:
         )
 
 
-class MexcSession:
+class MexcSession(SnapshotSession):
     """Per-connection book sync on versions only (the full book is not kept on the hot path): one ``DepthSync``
     per symbol, following the first depth channel of the symbol (``_book``). A gap or a snapshot that cannot be
     bridged asks for a new snapshot of that symbol only."""
 
     def __init__(self, exchange: MexcExchange, subs: Sequence[Subscription], rest_url: str) -> None:
-        self._exchange = exchange
-        self._rest_url = rest_url
+        super().__init__(exchange, rest_url)
         self._depth = exchange.capabilities.book_channels
-        self._syncs: dict[str, DepthSync[None]] = {}
         #: symbol -> the depth channel followed
         self._channel: dict[str, str] = {}
         for sub in subs:
             if sub.channel in self._depth:
                 self._follow(sub.symbol.upper(), sub.channel)
-        #: validation failures so far
-        self.errors = 0
 
     def _follow(self, symbol: str, channel: str) -> DepthSync[None]:
-        sync = self._syncs.get(symbol)
-        if sync is None:
-            sync = self._syncs[symbol] = DepthSync(futures=False)
+        if symbol not in self._syncs:
             self._channel[symbol] = channel
-        return sync
+        return self._sync(symbol)
 
-    def _fetch(self, symbol: str) -> tuple[str, str]:
-        return symbol, self._exchange.snapshot_url(symbol, self._rest_url)
+    def _channel_of(self, symbol: str) -> str:
+        return self._channel[symbol]
+
+    def _words(self, detail: str) -> str:
+        return in_mexc_terms(detail)
+
+    def _where(self, symbol: str) -> str:
+        return f"mexc {self._channel[symbol]} {symbol}"
 
     def on_frame(self, channel: str, symbol: str, frame: str) -> SessionAction | None:
         if channel not in self._depth:
@@ -453,12 +436,7 @@ class MexcSession:
         if versions is None:
             self.errors += 1
             raise ValueError(f"mexc {symbol}: depth push without fromVersion/toVersion")
-        verdict = sync.on_diff(versions[0], versions[1], -1, None)
-        if verdict == DiffVerdict.FETCH:
-            return SessionAction(fetch_snapshot=self._fetch(symbol))
-        if verdict == DiffVerdict.GAP:
-            return self._gap(symbol, sync.gap_detail)
-        return None
+        return self._diff_action(symbol, sync, sync.on_diff(versions[0], versions[1], -1, None))
 
     def on_snapshot(self, symbol: str, body: str) -> SessionAction | None:
         symbol = symbol.upper()
@@ -469,28 +447,7 @@ class MexcSession:
             self.errors += 1
             return SessionAction(error=f"mexc {symbol}: snapshot without lastUpdateId: {body[:200]}")
         sync = self._follow(symbol, self._channel.get(symbol, DEPTH["100ms"]))
-        verdict, _ = sync.on_snapshot(last)
-        channel = self._channel[symbol]
-        if verdict == SnapshotVerdict.SYNCED:
-            return SessionAction(events=(StreamEvent(SYNCED, channel, symbol),))
-        if verdict == SnapshotVerdict.REFETCH:
-            return SessionAction(fetch_snapshot=self._fetch(symbol))
-        if verdict == SnapshotVerdict.GAP:
-            return self._gap(symbol, sync.gap_detail)
-        return None
-
-    def _gap(self, symbol: str, detail: str) -> SessionAction:
-        self.errors += 1
-        detail = in_mexc_terms(detail)
-        channel = self._channel[symbol]
-        return SessionAction(
-            error=f"gap mexc {channel} {symbol}: {detail}; resyncing",
-            fetch_snapshot=self._fetch(symbol),
-            events=(StreamEvent(GAP, channel, symbol, detail),),
-        )
-
-    def sync_state(self) -> dict[str, str]:
-        return {symbol: sync.state for symbol, sync in self._syncs.items()}
+        return self._snapshot_action(symbol, sync, last)
 
     def version(self, symbol: str) -> int:
         """The last version applied (the snapshot's ``lastUpdateId`` right after one)."""

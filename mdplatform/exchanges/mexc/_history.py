@@ -28,9 +28,9 @@ from typing import Any
 
 import orjson
 
-from ..._time import from_ns
 from ...contract import HistoryPage
 from ...history import RateLimit, RestClient, RestError
+from .._rest_history import HistoryHorizon, RestTradeHistory, history_page, json_reply, ms_text, record_list
 
 __all__ = [
     "HISTORY_DEPTH",
@@ -55,16 +55,11 @@ def mexc_rest_limit() -> RateLimit:
     return _LIMIT
 
 
-class HistoryHorizon(ValueError):
-    """The exchange's REST history ends before the span asked for: what lies beyond cannot be fetched."""
-
-
-def _ms(ns: int) -> str:
-    return f"{from_ns(ns):%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC"
-
-
-class MexcTradeHistory:
+class MexcTradeHistory(RestTradeHistory):
     """``TradeHistory`` of one MEXC deals channel (its records are normalized like that channel's pushes)."""
+
+    base_url = MEXC_REST_BASE
+    rate_limit = _LIMIT
 
     def __init__(self, channel: str, *, limit: int = HISTORY_DEPTH) -> None:
         if not 1 <= limit <= HISTORY_DEPTH:
@@ -75,14 +70,6 @@ class MexcTradeHistory:
     def __repr__(self) -> str:
         return f"MexcTradeHistory({self.channel!r})"
 
-    @property
-    def base_url(self) -> str:
-        return MEXC_REST_BASE
-
-    @property
-    def rate_limit(self) -> RateLimit:
-        return _LIMIT
-
     def encode(self, records: Sequence[Mapping[str, Any]]) -> str:
         """The reply's own layout (a JSON list, newest first as MEXC sends it) holding ``records``."""
         try:
@@ -91,22 +78,13 @@ class MexcTradeHistory:
             data = list(reversed(records))
         return orjson.dumps(data).decode()
 
-    async def fetch(
-        self,
-        client: RestClient,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        base_url: str | None = None,
-        after_id: int | None = None,
+    async def _pages(
+        self, client: RestClient, symbol: str, start_ns: int, end_ns: int, base_url: str | None, after_id: int | None
     ) -> AsyncIterator[HistoryPage]:
         """One page: the trades of the one reply with time in [start_ns, end_ns), oldest first, ``proven`` None (see
         the module docstring). When the reply's oldest trade is younger than ``start_ns`` and the reply is full
         (``limit`` trades: older ones exist), the page is yielded, then ``HistoryHorizon`` says how far back the
         history goes. ``after_id`` is ignored (MEXC gives no ids)."""
-        if end_ns <= start_ns:
-            return
         url = (base_url or MEXC_REST_BASE).rstrip("/") + MEXC_TRADES_PATH
         reply = await client.get(url, {"symbol": symbol, "limit": self.limit}, weight=TRADES_WEIGHT, limit=_LIMIT)
         items = self._list(reply.body, reply.status)
@@ -118,30 +96,17 @@ class MexcTradeHistory:
             parsed.append((t * 1_000_000, item))
         parsed.sort(key=lambda p: p[0])  # MEXC answers newest first
         keep = [(t, item) for t, item in parsed if start_ns <= t < end_ns]
-        yield HistoryPage(
-            self.channel,
-            symbol,
-            reply.request,
-            reply.recv_ns,
-            tuple(item for _, item in keep),
-            tuple(t for t, _ in keep),
-            None,
-        )
+        yield history_page(self.channel, symbol, reply, keep, None)
         if len(parsed) >= self.limit and parsed[0][0] > start_ns:
             raise HistoryHorizon(
                 f"no history beyond the last {self.limit} trades: MEXC's {MEXC_TRADES_PATH} reaches back to "
-                f"{_ms(parsed[0][0])}, the gap starts {_ms(start_ns)}"
+                f"{ms_text(parsed[0][0])}, the gap starts {ms_text(start_ns)}"
             )
 
     @staticmethod
     def _list(body: bytes, status: int) -> list[Mapping[str, Any]]:
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise RestError(status, f"reply is not JSON: {exc}", MEXC_TRADES_PATH) from exc
+        obj = json_reply(body, status, MEXC_TRADES_PATH)
         if isinstance(obj, dict):  # an error: {"code": -1121, "msg": "Invalid symbol."}
             code = obj.get("code")
             raise RestError(status, f"{code} {obj.get('msg', '')}".strip(), MEXC_TRADES_PATH, code=str(code))
-        if not isinstance(obj, list) or not all(isinstance(item, dict) for item in obj):
-            raise RestError(status, f"reply is not a list of trades: {body[:200]!r}", MEXC_TRADES_PATH)
-        return obj
+        return record_list(obj, status, MEXC_TRADES_PATH, f"reply is not a list of trades: {body[:200]!r}")

@@ -40,9 +40,10 @@ from ...contract import (
     ReplayClient,
     ReplayProtocol,
     Throttled,
-    TradeLog,
 )
 from ...history import RateLimit
+from .._scan import json_object
+from .._trade_logs import TradeLogs
 from . import _proto
 from ._exchange import DEPTH_URL, STREAMS_PER_CONNECTION, MexcExchange, _split
 from ._history import MEXC_TRADES_PATH, TRADES_WEIGHT, mexc_rest_limit
@@ -137,7 +138,7 @@ class MexcReplay(ReplayProtocol):
         self._deal_channels = exchange.capabilities.trade_channels
         self._books: dict[str, _ServerBook] = {}
         #: symbol -> recorded trades in the ``/api/v3/trades`` layout, in recording order
-        self._trades: dict[str, TradeLog] = {}
+        self._trades = TradeLogs()
         self._seen: set[tuple[str, str]] = set()
         self._order = 0
         #: every symbol the recording has a push of (others are refused)
@@ -171,9 +172,7 @@ class MexcReplay(ReplayProtocol):
         if (symbol, key) in self._seen:
             return  # the same trade on the symbol's other push rate, or recorded twice
         self._seen.add((symbol, key))
-        log = self._trades.get(symbol)
-        if log is None:
-            log = self._trades[symbol] = TradeLog()
+        log = self._trades.log(symbol)
         self._order += 1
         record = {
             "id": None,
@@ -188,8 +187,7 @@ class MexcReplay(ReplayProtocol):
         log.add(self._order, int(item.time), recv_ns, record)
 
     def finish_scan(self) -> None:
-        for log in self._trades.values():
-            log.finish()
+        self._trades.finish()
 
     def prepare(self, frame: CapturedFrame) -> Prepared | None:
         if frame.kind == "rest":
@@ -233,11 +231,8 @@ class MexcReplay(ReplayProtocol):
         return []
 
     def on_message(self, client: ReplayClient, text: str) -> list[bytes]:
-        try:
-            msg = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            msg = None
-        if not isinstance(msg, dict):
+        msg = json_object(text)
+        if msg is None:
             return [_answer(text[:100], code=400)]
         method = str(msg.get("method", "")).upper()
         if method == "PING":

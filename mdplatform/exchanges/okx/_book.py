@@ -32,12 +32,13 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import orjson
 
 from ...book import L2Book, RawLevel
 from ...contract import CHECKSUM, GAP, SYNCED, EventKind, SessionAction, StreamEvent, Subscription, SyncState
+from .._resubscribing import Resubscribing
 from ._history import OKX_REST_BASE
 
 __all__ = [
@@ -310,17 +311,6 @@ class OkxBookBuilder:
         self.valid = True
 
 
-class _Ops(Protocol):
-    """What the session needs of ``OkxExchange``."""
-
-    @property
-    def id(self) -> str: ...
-
-    def subscribe_messages(self, subs: Sequence[Subscription]) -> list[str]: ...
-
-    def unsubscribe_messages(self, subs: Sequence[Subscription]) -> list[str]: ...
-
-
 class _Stream:
     """The session's state of one instId."""
 
@@ -350,7 +340,7 @@ class OkxSession:
 
     def __init__(
         self,
-        exchange: _Ops,
+        exchange: Resubscribing,
         subs: Sequence[Subscription],
         rest_url: str | None = None,
         *,

@@ -42,7 +42,15 @@ from ...contract import (
     TradeHistory,
 )
 from .._events import BookDelta, BookSnapshot, Event, Level, Ticker, Trade
-from .._normalize import decode_json, empty_normalized_trades, empty_rejects, ms_to_ts, raw_rows, split_trades
+from .._normalize import (
+    decode_json,
+    empty_normalized_trades,
+    empty_rejects,
+    explode_records,
+    ms_to_ts,
+    raw_rows,
+    split_trades,
+)
 from .._scan import json_object, ms_after, ms_after_all
 from .._urls import with_default_path
 from ._book import CHECKSUM_DEPTH, FULL_BOOK_CHANNELS, OkxBookBuilder, OkxSession, okx_checksum
@@ -95,8 +103,14 @@ def _ms(value: object) -> int | None:
 class OkxExchange:
     """OKX v5 public channels: trades, books, books5, tickers (any instrument type)."""
 
+    #: contract attributes (the collector only reads them)
+    id = "okx"
+    ws_url = "wss://ws.okx.com:8443/ws/v5/public"
+    rest_url: str | None = None  # snapshots come over the WebSocket
+    capture_hints = CaptureHints(hosts=("okx.com",), feeds=("OKX", "OKEX"))
+
     def __init__(self) -> None:
-        self._capabilities = Capabilities(
+        self.capabilities = Capabilities(
             channels=_CHANNELS,
             trade_channels=frozenset({"trades"}),
             book_channels=frozenset({"books", "books5"}),
@@ -109,7 +123,7 @@ class OkxExchange:
         )
         # OKX closes a connection silent for 30 s: ping after 20 s of silence, give up after 35 s
         # connection requests: 3 per second per IP
-        self._keepalive = KeepAlive(
+        self.keepalive = KeepAlive(
             client_ping="ping", interval_s=20.0, idle_timeout_s=35.0, connects_per_s=3.0, connect_burst=3
         )
         self._history = OkxTradeHistory()
@@ -117,34 +131,10 @@ class OkxExchange:
     def __repr__(self) -> str:
         return "OkxExchange()"
 
-    @property
-    def id(self) -> str:
-        return "okx"
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def capture_hints(self) -> CaptureHints:
-        return CaptureHints(hosts=("okx.com",), feeds=("OKX", "OKEX"))
-
     def replay_protocol(self) -> ReplayProtocol:
         from ._replay import OkxReplay  # here: the server side is only loaded by ``mdp replay`` and tests
 
         return OkxReplay(self)
-
-    @property
-    def ws_url(self) -> str:
-        return "wss://ws.okx.com:8443/ws/v5/public"
-
-    @property
-    def rest_url(self) -> str | None:
-        return None  # snapshots come over the WebSocket
-
-    @property
-    def keepalive(self) -> KeepAlive:
-        return self._keepalive
 
     # -- connecting ----------------------------------------------------------------------------------------
     def connect_url(self, subs: Sequence[Subscription], ws_url: str) -> str:
@@ -270,12 +260,7 @@ class OkxExchange:
             return empty_normalized_trades(), empty_rejects()
         decoded, ok = decode_json(rows.get_column("payload"), _TRADES_PUSH)
         items = decoded.struct.field("data")
-        rows = rows.with_columns(
-            _decoded=ok,
-            _data_missing=items.is_null(),
-            _items=items,
-            _n=items.list.len(),
-        ).explode("_items", empty_as_null=True, keep_nulls=True)
+        rows = explode_records(rows, ok, items, _data_missing=items.is_null())
         it = pl.col("_items").struct
         count = it.field("count")
         no_id = pl.lit(None, dtype=pl.Int64)

@@ -16,6 +16,7 @@ import orjson
 
 from ...contract import HistoryPage
 from ...history import RateLimit, RestClient, RestError
+from .._rest_history import RestTradeHistory, ceil_ms, coded_reply, history_page, record_list
 
 __all__ = ["OKX_HISTORY_LIMIT", "OKX_HISTORY_PATH", "OKX_REST_BASE", "OkxTradeHistory"]
 
@@ -26,12 +27,11 @@ OKX_HISTORY_LIMIT = RateLimit(20, 2.0)
 _MAX_LIMIT = 100
 
 
-def _ceil_ms(ns: int) -> int:
-    return -(-ns // 1_000_000)
-
-
-class OkxTradeHistory:
+class OkxTradeHistory(RestTradeHistory):
     """``TradeHistory`` of OKX channel "trades". ``limit``: records per page (at most and by default 100)."""
+
+    base_url = OKX_REST_BASE
+    rate_limit = OKX_HISTORY_LIMIT
 
     channel = "trades"
 
@@ -43,14 +43,6 @@ class OkxTradeHistory:
     def __repr__(self) -> str:
         return "OkxTradeHistory()"
 
-    @property
-    def base_url(self) -> str:
-        return OKX_REST_BASE
-
-    @property
-    def rate_limit(self) -> RateLimit:
-        return OKX_HISTORY_LIMIT
-
     def encode(self, records: Sequence[Mapping[str, Any]]) -> str:
         """``{"code":"0","msg":"","data":[...]}`` with the records newest first, as OKX sends them."""
         try:
@@ -59,27 +51,18 @@ class OkxTradeHistory:
             data = list(reversed(records))  # page order (oldest first) reversed
         return orjson.dumps({"code": "0", "msg": "", "data": data}).decode()
 
-    async def fetch(
-        self,
-        client: RestClient,
-        symbol: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        base_url: str | None = None,
-        after_id: int | None = None,
+    async def _pages(
+        self, client: RestClient, symbol: str, start_ns: int, end_ns: int, base_url: str | None, after_id: int | None
     ) -> AsyncIterator[HistoryPage]:
         """Pages of the trades with exchange time in [start_ns, end_ns), each page oldest first, walking back
         from ``end_ns``: first by timestamp (``type=2&after=<ceil(end) ms>``), then by the oldest trade id seen
         (``type=1``). Stops at a record older than ``start_ns`` (proven [start, end)) or an empty page (the
         history ends: proven [oldest ts seen, end)). ``after_id`` is ignored (OKX ids are not contiguous)."""
-        if end_ns <= start_ns:
-            return
         url = (base_url or OKX_REST_BASE).rstrip("/") + OKX_HISTORY_PATH
         params: dict[str, str | int] = {
             "instId": symbol,
             "type": "2",
-            "after": str(_ceil_ms(end_ns)),
+            "after": str(ceil_ms(end_ns)),
             "limit": self.limit,
         }
         oldest_id: int | None = None
@@ -112,31 +95,13 @@ class OkxTradeHistory:
             else:
                 # older trades may still share the oldest record's millisecond
                 proven = (oldest_ns + 1, end_ns) if oldest_ns + 1 < end_ns else None
-            yield HistoryPage(
-                self.channel,
-                symbol,
-                reply.request,
-                reply.recv_ns,
-                tuple(item for _, item in keep),
-                tuple(t for t, _ in keep),
-                proven,
-            )
+            yield history_page(self.channel, symbol, reply, keep, proven)
             if done:
                 return
             params = {"instId": symbol, "type": "1", "after": str(oldest_id), "limit": self.limit}
 
     @staticmethod
     def _data(body: bytes, status: int) -> list[Mapping[str, Any]]:
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise RestError(status, f"reply is not JSON: {exc}", OKX_HISTORY_PATH) from exc
-        if not isinstance(obj, dict):
-            raise RestError(status, f"reply is not an object: {body[:200]!r}", OKX_HISTORY_PATH)
-        code = obj.get("code")
-        if code != "0":
-            raise RestError(status, f"{code} {obj.get('msg', '')}".strip(), OKX_HISTORY_PATH, code=str(code))
-        data = obj.get("data")
-        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-            raise RestError(status, f"reply has no list of trades in data: {body[:200]!r}", OKX_HISTORY_PATH)
-        return data
+        obj = coded_reply(body, status, OKX_HISTORY_PATH, code_key="code", ok="0", msg_key="msg")
+        problem = f"reply has no list of trades in data: {body[:200]!r}"
+        return record_list(obj.get("data"), status, OKX_HISTORY_PATH, problem)

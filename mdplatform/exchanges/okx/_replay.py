@@ -34,9 +34,9 @@ from ...contract import (
     ReplayClient,
     ReplayProtocol,
     Throttled,
-    TradeLog,
 )
 from ...history import RateLimit
+from .._trade_logs import TradeLogs
 from ._book import REST_BOOKS_PATH
 from ._exchange import CHECKSUM_DEPTH, OkxExchange, okx_checksum
 from ._history import OKX_HISTORY_LIMIT, OKX_HISTORY_PATH
@@ -136,7 +136,7 @@ class OkxReplay(ReplayProtocol):
         self.snapshots_sent = 0
         self._route = exchange.route
         #: instId -> recorded trades (the pushes' items) for REST history
-        self._trades: dict[str, TradeLog] = {}
+        self._trades = TradeLogs()
         #: every instId the recording has a push of
         self._instruments: set[str] = set()
         #: (channel:instId) keys whose recording has a WS snapshot: only they get generated ones
@@ -178,14 +178,11 @@ class OkxReplay(ReplayProtocol):
         except (KeyError, TypeError, ValueError):
             return  # not a trade in the documented layout: nothing the exchange would serve
         inst = str(item.get("instId") or inst_id)
-        log = self._trades.get(inst)
-        if log is None:
-            log = self._trades[inst] = TradeLog()
+        log = self._trades.log(inst)
         log.add(trade_id, ts, recv_ns, dict(item))
 
     def finish_scan(self) -> None:
-        for log in self._trades.values():
-            log.finish()
+        self._trades.finish()
 
     def prepare(self, frame: CapturedFrame) -> Prepared | None:
         text = frame.frame
