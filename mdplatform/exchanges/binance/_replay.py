@@ -2,7 +2,7 @@
 
 REST trade history: ``historicalTrades`` from the recorded ``trade`` frames and ``aggTrades`` from the recorded
 ``aggTrade`` frames only (an aggregate is never derived from trades: a capture without aggTrade frames answers
-aggTrades with an error saying so). Request weights and limits are the exchange's (``_binance_history``); over the
+aggTrades with an error saying so). Request weights and limits are the exchange's (``_history``); over the
 budget the answer is Binance's: 429 with ``Retry-After`` and ``X-MBX-USED-WEIGHT-<interval>``, and an IP that
 keeps sending during the Retry-After period is banned with 418 (for two windows, the docs' shortest ban).
 """
