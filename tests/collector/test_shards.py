@@ -165,3 +165,20 @@ def test_the_example_configs_load_and_the_sharded_one_covers_every_pair_once() -
             for s in c.symbols
         ]
         assert sorted(collected) == sorted(pairs), count
+
+
+def test_the_all_exchanges_example_is_a_valid_config_for_the_ten() -> None:
+    """config/ingest.all.example.yaml: every entry validates (exchange, symbols, channels) and, with the
+    connections each exchange's limit asks for, the ten exchanges are all there, spot and perpetuals."""
+    from mdplatform.collector import load_config
+    from mdplatform.exchanges import get_exchange
+
+    config = load_config(Path(__file__).resolve().parents[2] / "config" / "ingest.all.example.yaml")
+    for collector in config.collectors:
+        collector.validate()
+    ids = [c.exchange for c in config.collectors]
+    assert {x.split("-")[0] for x in ids} == {
+        "binance", "okx", "bybit", "coinbase", "kraken", "kucoin", "gateio", "htx", "bitfinex", "mexc"
+    }  # fmt: skip
+    markets = {m for x in set(ids) for m in get_exchange(x).capabilities.markets}
+    assert {"spot", "linear-perpetual", "swap"} <= markets
