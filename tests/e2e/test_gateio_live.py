@@ -121,6 +121,13 @@ def _candles(lake: str, hour: int) -> pl.DataFrame:
     return candles.filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
 
 
+def _live_candles(lake: str, first_hour: int) -> pl.DataFrame:
+    """``_candles`` of every hour from the rebased recording's first one to now: rebased to end just before the
+    minute the test runs in, the recording straddles two hours when that is one of an hour's first minutes."""
+    hours = range(first_hour, time.time_ns(), HOUR_NS)
+    return pl.concat([_candles(lake, h) for h in hours]).sort("symbol", "timeframe", "open_time")
+
+
 def _naive_book(symbol: str, frames: list[str], until_ms: int) -> tuple[tuple[str, str], tuple[str, str]]:
     """(best bid, best ask) of the recorded REST snapshot plus every recorded diff after it with t <= until_ms,
     applied as it comes (a dict of Decimal prices: the reference the synced book must equal)."""
@@ -224,7 +231,7 @@ def test_gateio_live_collection_equals_import(tmp_path: Path) -> None:
     # -- candles: live == import (times unshifted), values from the recorded trades -----------------------------
     c_import = _candles(imported, HOUR0)
     minute = MINUTE0 + shift_ns  # the recorded minute, rebased: its hour in the live lake
-    c_live = _candles(live, minute - minute % HOUR_NS)
+    c_live = _live_candles(live, minute - minute % HOUR_NS)
     c_live = c_live.with_columns(pl.col("open_time", "close_time") - pl.duration(nanoseconds=shift_ns))
     values = ["symbol", "open_time", "open", "high", "low", "close", "volume", "trade_count", "taker_buy_volume"]
     live_mine = c_live.filter(pl.col("symbol").is_in(["DIS-USDT", "NEO-BTC", "ZKS-ETH", "OMG-USDT"]))

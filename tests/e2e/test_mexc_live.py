@@ -118,6 +118,13 @@ def _candles(lake: str, hour: int) -> pl.DataFrame:
     return candles.filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
 
 
+def _live_candles(lake: str, first_hour: int) -> pl.DataFrame:
+    """``_candles`` of every hour from the rebased recording's first one to now: rebased to end just before the
+    minute the test runs in, the recording straddles two hours when that is one of an hour's first minutes."""
+    hours = range(first_hour, time.time_ns(), HOUR_NS)
+    return pl.concat([_candles(lake, h) for h in hours]).sort("symbol", "timeframe", "open_time")
+
+
 def _reference_book(snapshot: str, frames: list[str], until_ms: int) -> tuple[tuple[str, str], tuple[str, str]]:
     """(best bid, best ask) of the recorded snapshot plus every recorded push beyond its version sent at or before
     ``until_ms``, applied as they come (a plain dict: the reference the synced book must equal)."""
@@ -237,7 +244,7 @@ def test_mexc_live_collection_equals_import(tmp_path: Path) -> None:
 
     # -- candles: live == import (times unshifted), values from the recorded deals -------------------------------
     c_import = _candles(imported, T0)
-    c_live = _candles(live, T0 + shift_ns - (T0 + shift_ns) % HOUR_NS)
+    c_live = _live_candles(live, T0 + shift_ns - (T0 + shift_ns) % HOUR_NS)
     c_live = c_live.with_columns(pl.col("open_time", "close_time") - pl.duration(nanoseconds=shift_ns))
     values = ["symbol", "open_time", "open", "high", "low", "close", "volume", "trade_count", "taker_buy_volume"]
     # minute 0 starts with the connection (partial), minute 1 is whole, minute 2 not closed when the data ends

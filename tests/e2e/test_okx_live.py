@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import polars as pl
@@ -44,6 +45,7 @@ from mdplatform.transforms import (
 CAPTURE = Path(__file__).parents[1] / "data" / "okx" / "OKX.ws.seqid.gz"
 INSTS = ("BTC-USDT", "ETH-USDT-SWAP", "SOL-USDT")
 ALL_TIME = (0, 2**62)
+HOLD_AT = 890  # frames replayed: about 10:04:10 of the recording, which ends at 10:04:30
 OKX = OkxExchange()
 
 
@@ -53,6 +55,27 @@ def _recorded() -> dict[tuple[str, str], list[str]]:
         if f.kind == "ws":
             out.setdefault(OKX.route(f.frame), []).append(f.frame)
     return out
+
+
+class _HeldReplay(ReplayServer):
+    """The replay, its cursor held once it has passed ``hold(at, ...)`` frames until the given state is reached.
+
+    At speed 0 the cursor runs the whole recording in a fraction of a second, so whether a resubscribe snapshot or a
+    REST reply came back before the last frame went out depended on scheduling. Held near the end until the
+    collector has resynced, the frames after it always reach the resynced books. The hook is the cursor's flush (every
+    64 frames at speed 0), where it lets the other tasks in."""
+
+    _hold_at = 1 << 62
+    _release: Callable[[], bool] = staticmethod(lambda: True)
+
+    def hold(self, at: int, until: Callable[[], bool]) -> None:
+        self._hold_at, self._release = at, until
+
+    async def _flush(self, dirty: list[Any]) -> None:
+        await super()._flush(dirty)
+        if self.position >= self._hold_at:
+            self._hold_at = 1 << 62
+            await _until(self._release, 30, "the state the replay was held for")
 
 
 async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -66,7 +89,8 @@ async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> No
 def _collect(lake: str) -> tuple[dict[str, object], int, int, int]:
     async def scenario() -> tuple[dict[str, object], int, int, int]:
         # rebase: exchange times just before now (whole minutes), so the trade and book windows take the frames
-        async with ReplayServer([CAPTURE], speed=0, rebase=True, verbose=False) as server:
+        held = _HeldReplay([CAPTURE], speed=0, rebase=True, verbose=False)
+        async with held as server:
             config = ExchangeCollectorConfig(
                 exchange="okx",
                 symbols=INSTS,
@@ -77,13 +101,25 @@ def _collect(lake: str) -> tuple[dict[str, object], int, int, int]:
             )
             ingestor = Ingestor(IngestConfig((config,)), lake=lake)
             stop = asyncio.Event()
-            task = asyncio.create_task(ingestor.run(stop=stop))
-            await server.wait_finished(timeout=60)
             protocol = server.protocol
             assert protocol is not None
+            status = ingestor.manager.get_status
+
+            def resynced() -> bool:
+                # both faults met by a resubscribe snapshot, SOL-USDT's REST book spliced: every book synced again
+                collector = status()["collectors"][0]
+                return bool(
+                    protocol.snapshots_sent == 2  # type: ignore[attr-defined]
+                    and collector["sync_errors"] == 2
+                    and collector["book_sync"] == dict.fromkeys(INSTS, "synced")
+                )
+
+            # held ~20 s of the recording before its end (every instrument still has updates to come)
+            held.hold(HOLD_AT, resynced)
+            task = asyncio.create_task(ingestor.run(stop=stop))
+            await server.wait_finished(timeout=60)
             # every frame sent, 6 acks, 2 x (unsubscribe + subscribe) acks, the generated snapshots, a pong at least
             expected = server.sent + 6 + 4 + protocol.snapshots_sent + 1  # type: ignore[attr-defined]
-            status = ingestor.manager.get_status
             await _until(lambda: status()["messages_received"] >= expected, 30, "every frame and a pong")
             stop.set()
             await task
@@ -177,7 +213,13 @@ def test_okx_live_collection_equals_import(tmp_path: Path) -> None:
 
     # -- candles: live == import (times unshifted) ---------------------------------------------------------------
     c_import = _candles(imported, hour).filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
-    c_live = _candles(live, floor_ns(first_ms * 1_000_000 + shift_ns, HOUR_NS))
+    # every hour the rebased recording touches (it ends just before the minute the test ran in: run in the first
+    # minutes of an hour, its first minutes fall in the hour before)
+    last_ms = max(
+        int(d["ts"]) for (c, _), v in recorded.items() if c == "trades" for f in v for d in orjson.loads(f)["data"]
+    )
+    lo, hi = (floor_ns(ms * 1_000_000 + shift_ns, HOUR_NS) for ms in (first_ms, last_ms))
+    c_live = pl.concat([_candles(live, h) for h in range(lo, hi + 1, HOUR_NS)])
     c_live = c_live.filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
     c_live = c_live.with_columns(pl.col("open_time", "close_time") - pl.duration(nanoseconds=shift_ns))
     # the same candles; only their coverage differs: at speed 0 the live receive clock runs minutes of exchange time
