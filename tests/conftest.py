@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -19,8 +20,12 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 #: tests of what users run (``AS_USERS_GET``: end to end, the UI, the CLI, the notebook) get the defaults
 COSTLY_FEATURES = ("MDP_BOOKS", "MDP_PICTURES")
 AS_USERS_GET = ("e2e", "ui", "cli", "notebooks")
-#: what the environment of `make test` itself said (kept for every test)
-_GIVEN = {name: os.environ.get(name) for name in COSTLY_FEATURES}
+#: what the environment of `make test` itself said (kept for every test). Read once, by the first process: pytest-xdist
+#: workers inherit the controller's environment after this module changed it, so they take the original from here
+_ORIGINAL = "MDP_TESTS_GIVEN_ENV"
+if _ORIGINAL not in os.environ:
+    os.environ[_ORIGINAL] = json.dumps({name: os.environ.get(name) for name in COSTLY_FEATURES})
+_GIVEN: dict[str, str | None] = json.loads(os.environ[_ORIGINAL])
 for _name in COSTLY_FEATURES:  # while modules are collected; each test then gets its own (pytest_runtest_setup)
     os.environ.setdefault(_name, "0")
 
