@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from .._time import HOUR_NS, MINUTE_NS, floor_ns, from_ns
-from ..exchanges import BACKFILLED, Exchange, HistoryPage, TradeHistory, get_exchange
+from ..exchanges import BACKFILLED, UNREACHABLE, Exchange, HistoryHorizon, HistoryPage, TradeHistory, get_exchange
 from ..history import RestClient, RestError
 from ..lake import BACKFILL_EVENTS_TABLE, BACKFILL_TABLE, RawWriter, lake_root
 from ..schemas import BACKFILL_CONN_PREFIX
@@ -138,6 +138,12 @@ async def heal_gaps(
                         await fetch.run(exchange, history, healed, requests)
                 except TimeoutError:
                     healed.error = f"not done within {limits.max_seconds:g} s (the gap's time limit)"
+                except HistoryHorizon as exc:
+                    healed.error = str(exc)
+                    # what lies before the proven span (all of the gap when nothing was) cannot be fetched: said
+                    # in coverage, which keeps it a gap
+                    reach = healed.proven[0] if healed.proven is not None else gap.end_ns
+                    _unreachable(writer, conn_id, gap, min(reach, gap.end_ns), healed.error)
                 except (RestError, OSError, ValueError) as exc:
                     healed.error = str(exc) or type(exc).__name__
                 if healed.proven is not None:
@@ -226,6 +232,19 @@ def _by_minute(page: HistoryPage) -> list[tuple[int, list[Mapping[str, Any]]]]:
     for record, t in zip(page.records, page.times_ns, strict=True):
         groups.setdefault(t - t % MINUTE_NS, []).append(record)
     return sorted(groups.items())
+
+
+def _unreachable(writer: RawWriter, conn_id: str, gap: Gap, end: int, reason: str) -> None:
+    """``unreachable`` events for [gap start, end), one per exchange-time hour (each hour reads its own)."""
+    now = time.time_ns()
+    at = gap.start_ns
+    while at < end:
+        stop = min(end, floor_ns(at, HOUR_NS) + HOUR_NS)
+        detail = orjson.dumps({"end": stop, "reason": reason}).decode()
+        writer.event(
+            now, gap.exchange, conn_id, UNREACHABLE, gap.channel, gap.exchange_symbol, 0, at, now, detail, at_ns=at
+        )
+        at = stop
 
 
 def _claim(writer: RawWriter, conn_id: str, gap: Gap, healed: Healed, requests: list[str]) -> None:

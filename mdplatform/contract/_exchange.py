@@ -31,6 +31,7 @@ __all__ = [
     "SUBSCRIBED",
     "SUB_ERROR",
     "SYNCED",
+    "UNREACHABLE",
     "UNSUBSCRIBED",
     "Answering",
     "BinaryFrames",
@@ -41,6 +42,7 @@ __all__ = [
     "ConnectionRouting",
     "EventKind",
     "Exchange",
+    "HistoryHorizon",
     "HistoryPage",
     "KeepAlive",
     "Negotiated",
@@ -84,6 +86,8 @@ Route = tuple[str, str]
 #: backfilled  (lake ``backfill_events/``, written by ``mdp backfill``) the stream's trades of the exchange-time
 #:             span [exchange_ts, end) were fetched whole from the exchange's REST history (detail: JSON with
 #:             ``end`` in ns, the requests made and the trades fetched)
+#: unreachable (lake ``backfill_events/``) the exchange's REST history does not reach back to [exchange_ts, end):
+#:             that span of a gap cannot be healed (detail: JSON with ``end`` and the exchange's ``reason``)
 EventKind = Literal[
     "open",
     "subscribed",
@@ -97,6 +101,7 @@ EventKind = Literal[
     "synced",
     "frame_error",
     "backfilled",
+    "unreachable",
 ]
 OPEN: EventKind = "open"
 SUBSCRIBED: EventKind = "subscribed"
@@ -110,8 +115,23 @@ CHECKSUM: EventKind = "checksum"
 SYNCED: EventKind = "synced"
 FRAME_ERROR: EventKind = "frame_error"
 BACKFILLED: EventKind = "backfilled"
+UNREACHABLE: EventKind = "unreachable"
 EVENT_KINDS: frozenset[str] = frozenset(
-    (OPEN, SUBSCRIBED, START, ALIVE, CLOSE, SUB_ERROR, UNSUBSCRIBED, GAP, CHECKSUM, SYNCED, FRAME_ERROR, BACKFILLED)
+    (
+        OPEN,
+        SUBSCRIBED,
+        START,
+        ALIVE,
+        CLOSE,
+        SUB_ERROR,
+        UNSUBSCRIBED,
+        GAP,
+        CHECKSUM,
+        SYNCED,
+        FRAME_ERROR,
+        BACKFILLED,
+        UNREACHABLE,
+    )
 )
 
 
@@ -235,6 +255,11 @@ class HistoryPage:
     records: tuple[Mapping[str, Any], ...]
     times_ns: tuple[int, ...]
     proven: tuple[int, int] | None
+
+
+class HistoryHorizon(ValueError):
+    """The exchange's REST history ends before the span asked for: what lies beyond cannot be fetched. A
+    ``TradeHistory.fetch`` raises it after its last page; ``mdp backfill`` records the span it could not reach."""
 
 
 class TradeHistory(Protocol):

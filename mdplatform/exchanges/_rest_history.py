@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from .._time import from_ns
-from ..contract import HistoryPage
+from ..contract import HistoryHorizon, HistoryPage
 from ..history import RestClient, RestError, RestReply
 
 __all__ = [
@@ -51,10 +51,6 @@ class RestTradeHistory:
         self, client: RestClient, symbol: str, start_ns: int, end_ns: int, base_url: str | None, after_id: int | None
     ) -> AsyncIterator[HistoryPage]:
         raise NotImplementedError
-
-
-class HistoryHorizon(ValueError):
-    """The exchange's REST history ends before the span asked for: what lies beyond cannot be fetched."""
 
 
 def ceil_ms(ns: int) -> int:

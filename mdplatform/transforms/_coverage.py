@@ -37,7 +37,18 @@ from typing import Any
 import polars as pl
 
 from mdplatform._time import SECOND_NS
-from mdplatform.exchanges import ALIVE, BACKFILLED, CHECKSUM, CLOSE, GAP, START, SUB_ERROR, SUBSCRIBED, SYNCED
+from mdplatform.exchanges import (
+    ALIVE,
+    BACKFILLED,
+    CHECKSUM,
+    CLOSE,
+    GAP,
+    START,
+    SUB_ERROR,
+    SUBSCRIBED,
+    SYNCED,
+    UNREACHABLE,
+)
 from mdplatform.schemas import BACKFILL_CONN_PREFIX, COVERAGE
 
 from ._intervals import Span, covering, key_ids, merge_intervals, overlap_ns
@@ -307,6 +318,20 @@ def _book_holes(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _unreachable(events: pl.DataFrame) -> pl.DataFrame:
+    """(stream, start, end, reason) a REST history fetch could not reach back to: ``unreachable`` events."""
+    return (
+        events.filter((pl.col("kind") == UNREACHABLE) & pl.col("exchange_ts").is_not_null())
+        .select(
+            *_STREAM,
+            start=_ns("exchange_ts"),
+            end=pl.col("detail").str.json_path_match("$.end").cast(pl.Int64, strict=False),
+            reason=pl.col("detail").str.json_path_match("$.reason"),
+        )
+        .filter(pl.col("end") > pl.col("start"))
+    )
+
+
 def _backfilled(events: pl.DataFrame) -> pl.DataFrame:
     """(stream, start, end) proven by REST history fetches: ``backfilled`` events (start in ``exchange_ts``, end in
     the detail's JSON ``end``)."""
@@ -353,6 +378,7 @@ def compute_coverage(
     proofs, id_gaps = _id_chains(trades, kinds, rules.skew_ns)
     holes = _book_holes(events)
     backfilled = _backfilled(events)
+    unreachable_rows = _by_stream(_unreachable(events), ["start", "end", "reason"])
     refused = [tuple(r) for r in events.filter(pl.col("kind") == SUB_ERROR).select(_STREAM).unique().rows() if r[1]]
 
     # how far each exchange's clock is known to have passed, for streams whose connection has ended
@@ -365,12 +391,15 @@ def compute_coverage(
 
     out: list[dict[str, Any]] = []
     streams = set(run_rows) | set(proof_rows) | set(gap_rows) | set(hole_rows) | set(refused) | set(backfill_rows)
+    streams |= set(unreachable_rows)
     for stream in sorted(streams):
         exchange = stream[0]
         runs_s = _endings(run_rows.get(stream, []), rules.skew_ns)
         live = any(kind == "open" for *_, kind, _ in runs_s)
         fetched = backfill_rows.get(stream, [])
-        ends = [e for _, e, *_ in runs_s] + [e for _, e in [*proof_rows.get(stream, []), *fetched]]
+        # what was observed, fetched, or found out of the history's reach: known up to there (a gap where unobserved)
+        beyond = [e for _, e, _ in unreachable_rows.get(stream, [])]
+        ends = [e for _, e, *_ in runs_s] + [e for _, e in [*proof_rows.get(stream, []), *fetched]] + beyond
         horizon = max(ends, default=start_ns)
         if not live:
             horizon = max(horizon, ex_horizon.get(exchange, start_ns))
@@ -387,6 +416,7 @@ def compute_coverage(
             hole_rows.get(stream, []),
             stream in refused,
             fetched,
+            unreachable_rows.get(stream, []),
         )
     if not out:
         return empty_coverage()
@@ -417,8 +447,10 @@ def _segment(
     holes: list[tuple[Any, ...]],
     refused: bool,
     fetched: list[tuple[Any, ...]],
+    unreachable: list[tuple[Any, ...]],
 ) -> list[dict[str, Any]]:
-    """[lo, hi) of one stream cut at every interval edge, each piece labelled, equal neighbours joined."""
+    """[lo, hi) of one stream cut at every interval edge, each piece labelled, equal neighbours joined; a gap
+    piece the exchange's REST history cannot reach back to says so in its detail."""
     run_spans = _merged([(s, e) for s, e, *_ in runs])
     fetched_spans = _merged([(s, e) for s, e in fetched])
     # what ended the run reaching furthest before a stretch says why the stretch was not observed
@@ -428,7 +460,7 @@ def _segment(
     gap_index = [(s, e) for s, e, *_ in gap_spans]
     hole_spans = sorted((s, e, r, d) for s, e, r, d in holes)
     cuts = {lo, hi}
-    for s, e, *_ in [*runs, *proofs, *id_gaps, *holes, *fetched]:
+    for s, e, *_ in [*runs, *proofs, *id_gaps, *holes, *fetched, *unreachable]:
         cuts.update(x for x in (s, e) if lo < x < hi)
     edges = sorted(cuts)
     pieces: list[dict[str, Any]] = []
@@ -465,6 +497,9 @@ def _segment(
         else:
             assert hole is not None
             piece = (GAP_STATUS, hole[2], hole[3], None)
+        beyond = next((r for s, e, r in unreachable if s <= a and e >= b), None)
+        if piece[0] == GAP_STATUS and beyond is not None:
+            piece = (piece[0], piece[1], f"{piece[2]}; {beyond}" if piece[2] else beyond, piece[3])
         last = pieces[-1] if pieces else None
         if last is not None and last["end_time"] == a and (last["status"], last["reason"], last["detail"]) == piece[:3]:
             last["end_time"] = b

@@ -31,8 +31,10 @@ from mdplatform.exchanges.bybit import (
     HistoryHorizon,
 )
 from mdplatform.history import RestClient
+from mdplatform.lake import read_backfill_events
 from mdplatform.replay import ReplayServer
 from mdplatform.schemas import RAW
+from mdplatform.transforms import compute_coverage, registry_stream_kinds
 
 DATA = Path(__file__).parents[1] / "data" / "bybit"
 OB500 = DATA / "2024-12-01_XRPUSDT_ob500.data"
@@ -431,6 +433,19 @@ def test_backfill_reports_no_history_beyond(tmp_path: Path) -> None:
     assert healed.trades == 20 and healed.proven == (T0 + 126_501 * MS, end) and not healed.whole
     assert healed.error.startswith("no history beyond the last 20 trades")
     assert "failed: no history beyond the last 20 trades" in healed.describe()
+    # the part it could not reach is recorded, and coverage says so on the gap it leaves (it stays a gap)
+    events = read_backfill_events(str(tmp_path / "lake"), 0, 1 << 62)
+    unreachable = events.filter(pl.col("kind") == "unreachable")
+    assert unreachable.height == 1 and unreachable["symbol"].to_list() == ["XRPUSDT"]
+    assert unreachable["exchange_ts"].dt.epoch("ns").to_list() == [start]
+    assert orjson.loads(unreachable["detail"][0])["end"] == T0 + 126_501 * MS
+    hour = start - start % (3600 * 10**9)
+    coverage = compute_coverage(
+        unreachable, x.normalize_trades(pl.DataFrame(schema=RAW)), hour, hour + 3600 * 10**9,
+        kinds=registry_stream_kinds(),
+    )  # fmt: skip
+    (row,) = coverage.filter(pl.col("end_time").dt.epoch("ns") == T0 + 126_501 * MS).iter_rows(named=True)
+    assert row["status"] == "gap" and "no history beyond the last 20 trades" in row["detail"]
 
 
 def test_builder_checkpoint_restores(linear: BybitExchange, ob500: list[str]) -> None:
