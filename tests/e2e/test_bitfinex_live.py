@@ -13,14 +13,13 @@ recording in tests/exchanges/test_bitfinex.py.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import polars as pl
 import pytest
+from _exchange_live import lake_candles, live_candles, until
 
 from mdplatform.book import book_samples
 from mdplatform.capture import import_capture, read_capture
@@ -32,14 +31,7 @@ from mdplatform.replay import ReplayServer
 from mdplatform.schemas import TRADES
 from mdplatform.transforms import (
     HOUR_NS,
-    build_candles,
-    compute_coverage,
     floor_ns,
-    registry_normalizer,
-    registry_stream_kinds,
-    registry_trade_channels,
-    symbol_coverage,
-    trades_for_window,
 )
 
 CAPTURE = Path(__file__).parents[1] / "data" / "bitfinex" / "BITFINEX.ws.cs.gz"
@@ -54,14 +46,6 @@ def _recorded() -> dict[tuple[str, str], list[str]]:
     for f in read_capture(CAPTURE):
         out.setdefault(route(f.frame), []).append(f.frame)
     return out
-
-
-async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.02)
 
 
 def _collect(lake: str) -> tuple[dict[str, object], int, dict[str, int], int, dict[str, int]]:
@@ -89,31 +73,12 @@ def _collect(lake: str) -> tuple[dict[str, object], int, dict[str, int], int, di
             status = ingestor.manager.get_status
             # every frame sent and generated, info + conf + 22 subscribed + 1 unsubscribed, and a pong
             expected = server.sent + sum(generated.values()) + 26
-            await _until(lambda: status()["messages_received"] >= expected, 30, "every frame and a pong")
+            await until(lambda: status()["messages_received"] >= expected, 30, "every frame and a pong")
             stop.set()
             await task
             return status()["collectors"][0], server.sent, generated, server.shift_ns, dict(server.sent_by_stream)
 
     return asyncio.run(scenario())
-
-
-def _candles(lake: str, hour: int) -> pl.DataFrame:
-    lo, hi = hour - HOUR_NS, hour + 2 * HOUR_NS
-    window = trades_for_window(
-        read_raw(lake, lo, hi), hour, hour + HOUR_NS, HOUR_NS, normalize=registry_normalizer, skew_ns=10**10
-    )
-    cov = compute_coverage(
-        read_events(lake, lo, hi), window.observed, hour, hour + HOUR_NS, kinds=registry_stream_kinds()
-    )
-    covered, horizon = symbol_coverage(cov, registry_trade_channels())
-    return build_candles(window.trades, covered, horizon, publish_start_ns=hour, publish_end_ns=hour + HOUR_NS)
-
-
-def _live_candles(lake: str, first_hour: int) -> pl.DataFrame:
-    """``_candles`` of every hour from the rebased recording's first one to now: rebased to end just before the
-    minute the test runs in, the recording straddles two hours when that is one of an hour's first minutes."""
-    hours = range(first_hour, time.time_ns(), HOUR_NS)
-    return pl.concat([_candles(lake, h) for h in hours]).sort("symbol", "timeframe", "open_time")
 
 
 def _reference_book(frames: list[str]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
@@ -186,8 +151,8 @@ def test_bitfinex_live_collection_equals_import(tmp_path: Path) -> None:
 
     # -- candles: live == import (times unshifted); the te/tu minute has the built trades' values ----------------
     hour = floor_ns(1618677564831 * 1_000_000, HOUR_NS)
-    c_import = _candles(imported, hour).filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
-    c_live = _live_candles(live, floor_ns(1618677564831 * 1_000_000 + shift_ns, HOUR_NS))
+    c_import = lake_candles(imported, hour, "1m")
+    c_live = live_candles(live, floor_ns(1618677564831 * 1_000_000 + shift_ns, HOUR_NS))
     c_live = c_live.filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
     c_live = c_live.with_columns(pl.col("open_time", "close_time") - pl.duration(nanoseconds=shift_ns))
     values = [c for c in c_import.columns if c not in ("complete", "coverage")]

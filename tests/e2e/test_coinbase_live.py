@@ -11,14 +11,13 @@ exists in ../shared/data. One BTC-USD l2_data update is left out of it, its ``se
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import polars as pl
 import pytest
+from _exchange_live import lake_candles, until
 
 from mdplatform.book import book_samples
 from mdplatform.capture import import_capture, read_capture
@@ -31,13 +30,6 @@ from mdplatform.schemas import TRADES
 from mdplatform.transforms import (
     HOUR_NS,
     MINUTE_NS,
-    build_candles,
-    compute_coverage,
-    registry_normalizer,
-    registry_stream_kinds,
-    registry_trade_channels,
-    symbol_coverage,
-    trades_for_window,
 )
 
 CAPTURE = Path(__file__).parents[1] / "data" / "coinbase" / "advanced-trade.ws.gz"
@@ -58,14 +50,6 @@ def _recorded() -> dict[tuple[str, str], list[str]]:
     return out
 
 
-async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.02)
-
-
 def _collect(lake: str) -> tuple[dict[str, object], int, int, int]:
     async def scenario() -> tuple[dict[str, object], int, int, int]:
         # rebase: exchange times moved to just before now (whole minutes), so the windows take the frames
@@ -82,7 +66,7 @@ def _collect(lake: str) -> tuple[dict[str, object], int, int, int]:
             # every frame sent, 5 subscribe acks, the unsubscribe + subscribe acks of the resync, the snapshots made
             expected = server.sent + 5 + 2 + protocol.snapshots_sent  # type: ignore[attr-defined]
             status = ingestor.manager.get_status
-            await _until(lambda: status()["messages_received"] >= expected, 30, "every frame")
+            await until(lambda: status()["messages_received"] >= expected, 30, "every frame")
             stop.set()
             await task
             return (
@@ -93,19 +77,6 @@ def _collect(lake: str) -> tuple[dict[str, object], int, int, int]:
             )
 
     return asyncio.run(scenario())
-
-
-def _candles(lake: str, hour: int) -> pl.DataFrame:
-    lo, hi = hour - HOUR_NS, hour + 2 * HOUR_NS
-    window = trades_for_window(
-        read_raw(lake, lo, hi), hour, hour + HOUR_NS, HOUR_NS, normalize=registry_normalizer, skew_ns=10**10
-    )
-    cov = compute_coverage(
-        read_events(lake, lo, hi), window.observed, hour, hour + HOUR_NS, kinds=registry_stream_kinds()
-    )
-    covered, horizon = symbol_coverage(cov, registry_trade_channels())
-    candles = build_candles(window.trades, covered, horizon, publish_start_ns=hour, publish_end_ns=hour + HOUR_NS)
-    return candles.filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
 
 
 def _top(frames: list[str]) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -219,8 +190,8 @@ def test_coinbase_live_collection_equals_import(tmp_path: Path) -> None:
     def traded(candles: list[pl.DataFrame]) -> pl.DataFrame:
         return pl.concat(candles).filter(pl.col("trade_count") > 0).sort("symbol", "open_time")
 
-    c_import = traded([_candles(imported, h) for h in hours(first_ts, last_ts)])
-    c_live = traded([_candles(live, h) for h in hours(first_ts + shift_ns, last_ts + shift_ns)])
+    c_import = traded([lake_candles(imported, h, "1m") for h in hours(first_ts, last_ts)])
+    c_live = traded([lake_candles(live, h, "1m") for h in hours(first_ts + shift_ns, last_ts + shift_ns)])
     c_live = c_live.with_columns(pl.col("open_time", "close_time") - pl.duration(nanoseconds=shift_ns))
     values = ["symbol", "open_time", "open", "high", "low", "close", "volume", "trade_count", "taker_buy_volume"]
     # BTC-USD and ETH-USD, 09:59 (observed from 09:59:57 only: not complete), 10:00, 10:01 (10:02 is not closed)

@@ -12,14 +12,13 @@ of the next minute BUILT from the docs (flat, ``v`` 0) so that the recorded minu
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import polars as pl
 import pytest
+from _exchange_live import lake_candles, live_candles, until
 
 from mdplatform.book import book_samples
 from mdplatform.capture import import_capture, read_capture
@@ -33,13 +32,6 @@ from mdplatform.schemas import TRADES
 from mdplatform.transforms import (
     HOUR_NS,
     MINUTE_NS,
-    build_candles,
-    compute_coverage,
-    registry_normalizer,
-    registry_stream_kinds,
-    registry_trade_channels,
-    symbol_coverage,
-    trades_for_window,
 )
 
 DATA = Path(__file__).parents[1] / "data" / "gateio"
@@ -61,14 +53,6 @@ def _recorded() -> dict[tuple[str, str], list[str]]:
         if f.kind == "ws":
             out.setdefault(GATE.route(f.frame), []).append(f.frame)
     return out
-
-
-async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.02)
 
 
 def _collect(lake: str) -> tuple[dict[str, object], int, int, int, int]:
@@ -93,8 +77,8 @@ def _collect(lake: str) -> tuple[dict[str, object], int, int, int, int]:
             assert protocol is not None
             status = ingestor.manager.get_status
             # every frame sent, the 10 acks (trades, tickers, 4 books, 4 candles), then two pongs
-            await _until(lambda: protocol.pongs >= 2, 30, "two pongs")  # type: ignore[attr-defined]
-            await _until(lambda: status()["messages_received"] >= server.sent + 10 + 2, 30, "every frame")
+            await until(lambda: protocol.pongs >= 2, 30, "two pongs")  # type: ignore[attr-defined]
+            await until(lambda: status()["messages_received"] >= server.sent + 10 + 2, 30, "every frame")
             stop.set()
             await task
             return (
@@ -106,26 +90,6 @@ def _collect(lake: str) -> tuple[dict[str, object], int, int, int, int]:
             )
 
     return asyncio.run(scenario())
-
-
-def _candles(lake: str, hour: int) -> pl.DataFrame:
-    lo, hi = hour - HOUR_NS, hour + 2 * HOUR_NS
-    window = trades_for_window(
-        read_raw(lake, lo, hi), hour, hour + HOUR_NS, HOUR_NS, normalize=registry_normalizer, skew_ns=10**10
-    )
-    cov = compute_coverage(
-        read_events(lake, lo, hi), window.observed, hour, hour + HOUR_NS, kinds=registry_stream_kinds()
-    )
-    covered, horizon = symbol_coverage(cov, registry_trade_channels())
-    candles = build_candles(window.trades, covered, horizon, publish_start_ns=hour, publish_end_ns=hour + HOUR_NS)
-    return candles.filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
-
-
-def _live_candles(lake: str, first_hour: int) -> pl.DataFrame:
-    """``_candles`` of every hour from the rebased recording's first one to now: rebased to end just before the
-    minute the test runs in, the recording straddles two hours when that is one of an hour's first minutes."""
-    hours = range(first_hour, time.time_ns(), HOUR_NS)
-    return pl.concat([_candles(lake, h) for h in hours]).sort("symbol", "timeframe", "open_time")
 
 
 def _naive_book(symbol: str, frames: list[str], until_ms: int) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -229,9 +193,9 @@ def test_gateio_live_collection_equals_import(tmp_path: Path) -> None:
     assert norm_import["ts"].dt.epoch("ns").to_list()[0] == 1619093543708264200
 
     # -- candles: live == import (times unshifted), values from the recorded trades -----------------------------
-    c_import = _candles(imported, HOUR0)
+    c_import = lake_candles(imported, HOUR0, "1m")
     minute = MINUTE0 + shift_ns  # the recorded minute, rebased: its hour in the live lake
-    c_live = _live_candles(live, minute - minute % HOUR_NS)
+    c_live = live_candles(live, minute - minute % HOUR_NS, "1m")
     c_live = c_live.with_columns(pl.col("open_time", "close_time") - pl.duration(nanoseconds=shift_ns))
     values = ["symbol", "open_time", "open", "high", "low", "close", "volume", "trade_count", "taker_buy_volume"]
     live_mine = c_live.filter(pl.col("symbol").is_in(["DIS-USDT", "NEO-BTC", "ZKS-ETH", "OMG-USDT"]))
@@ -284,9 +248,9 @@ def _collect_futures(lake: str) -> tuple[dict[str, object], int, int, int]:
             protocol = server.protocol
             assert protocol is not None
             status = ingestor.manager.get_status
-            await _until(lambda: protocol.pongs >= 2, 30, "two pongs")  # type: ignore[attr-defined]
+            await until(lambda: protocol.pongs >= 2, 30, "two pongs")  # type: ignore[attr-defined]
             # trades and book_ticker: one request each; the 4 books one each
-            await _until(lambda: status()["messages_received"] >= server.sent + 6 + 2, 30, "every frame")
+            await until(lambda: status()["messages_received"] >= server.sent + 6 + 2, 30, "every frame")
             stop.set()
             await task
             return status()["collectors"][0], server.sent, server.shift_ns, protocol.pongs  # type: ignore[attr-defined]

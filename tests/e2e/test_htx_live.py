@@ -14,14 +14,13 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from _exchange_live import lake_candles, live_candles, until
 
 from mdplatform.book import book_samples
 from mdplatform.capture import import_capture, read_capture
@@ -35,14 +34,7 @@ from mdplatform.schemas import TRADES
 from mdplatform.transforms import (
     HOUR_NS,
     MINUTE_NS,
-    build_candles,
-    compute_coverage,
     floor_ns,
-    registry_normalizer,
-    registry_stream_kinds,
-    registry_trade_channels,
-    symbol_coverage,
-    trades_for_window,
 )
 
 DATA = Path(__file__).parents[1] / "data" / "htx"
@@ -67,14 +59,6 @@ def _recorded() -> dict[tuple[str, str], list[str]]:
     return out
 
 
-async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.02)
-
-
 def _collect(lake: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     async def scenario() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         # two connections (/ws and /feed): the cursor starts once both have subscribed
@@ -94,8 +78,8 @@ def _collect(lake: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             # every frame sent, 22 acks, the refreshes answered; every ping answered
             status = ingestor.manager.get_status
             expected = server.sent + 22 + protocol.refreshes
-            await _until(lambda: status()["messages_received"] >= expected, 30, "every frame and ack")
-            await _until(lambda: len(protocol.pongs) >= pings_sent, 30, "a pong for every ping")
+            await until(lambda: status()["messages_received"] >= expected, 30, "every frame and ack")
+            await until(lambda: len(protocol.pongs) >= pings_sent, 30, "a pong for every ping")
             stop.set()
             await task
             return status()["collectors"], {
@@ -108,32 +92,6 @@ def _collect(lake: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             }
 
     return asyncio.run(scenario())
-
-
-def _candles(lake: str, trades_hour: int) -> pl.DataFrame:
-    lo, hi = trades_hour - HOUR_NS, trades_hour + 2 * HOUR_NS
-    window = trades_for_window(
-        read_raw(lake, lo, hi),
-        trades_hour,
-        trades_hour + HOUR_NS,
-        HOUR_NS,
-        normalize=registry_normalizer,
-        skew_ns=10**10,
-    )
-    cov = compute_coverage(
-        read_events(lake, lo, hi), window.observed, trades_hour, trades_hour + HOUR_NS, kinds=registry_stream_kinds()
-    )
-    covered, horizon = symbol_coverage(cov, registry_trade_channels())
-    return build_candles(
-        window.trades, covered, horizon, publish_start_ns=trades_hour, publish_end_ns=trades_hour + HOUR_NS
-    )
-
-
-def _live_candles(lake: str, first_hour: int) -> pl.DataFrame:
-    """``_candles`` of every hour from the rebased recording's first one to now: rebased to end just before the
-    minute the test runs in, the recording straddles two hours when that is one of an hour's first minutes."""
-    hours = range(first_hour, time.time_ns(), HOUR_NS)
-    return pl.concat([_candles(lake, h) for h in hours]).sort("symbol", "timeframe", "open_time")
 
 
 @pytest.mark.timeout(120)
@@ -203,8 +161,8 @@ def test_htx_live_collection_equals_import(tmp_path: Path) -> None:
     # -- candles: live == import; a minute's values from the recorded trades --------------------------------------
     first_ms = min(int(r["ts"].timestamp() * 1000) for r in norm_import.iter_rows(named=True))
     hour = floor_ns(first_ms * 1_000_000, HOUR_NS)
-    c_import = _candles(imported, hour).filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
-    c_live = _live_candles(live, floor_ns(first_ms * 1_000_000 + shift_ns, HOUR_NS))
+    c_import = lake_candles(imported, hour, "1m")
+    c_live = live_candles(live, floor_ns(first_ms * 1_000_000 + shift_ns, HOUR_NS))
     c_live = c_live.filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
     c_live = c_live.with_columns(pl.col("open_time", "close_time") - pl.duration(nanoseconds=shift_ns))
     values = [c for c in c_import.columns if c not in ("complete", "coverage")]
@@ -298,8 +256,8 @@ def test_htx_swap_live_high_freq_gap_resubscribes_that_contract(tmp_path: Path) 
             status = ingestor.manager.get_status
             # frames, 2 acks, unsub + sub acks, the generated snapshot
             expected = server.sent + 2 + 2 + protocol.snapshots_sent
-            await _until(lambda: status()["messages_received"] >= expected, 30, "every frame and ack")
-            await _until(lambda: len(protocol.pongs) >= len(protocol.pings), 30, "a pong for every ping")
+            await until(lambda: status()["messages_received"] >= expected, 30, "every frame and ack")
+            await until(lambda: len(protocol.pongs) >= len(protocol.pings), 30, "a pong for every ping")
             stop.set()
             await task
             return status()["collectors"][0], protocol, server.sent

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import polars as pl
 import pytest
+from _exchange_live import lake_candles, live_candles, until
 
 from mdplatform.book import book_samples
 from mdplatform.capture import import_capture, read_capture
@@ -34,13 +33,8 @@ from mdplatform.schemas import TRADES
 from mdplatform.transforms import (
     HOUR_NS,
     MINUTE_NS,
-    build_candles,
-    compute_coverage,
     floor_ns,
     registry_normalizer,
-    registry_stream_kinds,
-    registry_trade_channels,
-    symbol_coverage,
     trades_for_window,
 )
 
@@ -98,14 +92,6 @@ def _capture(tmp: Path) -> tuple[Path, int]:
     return out, real
 
 
-async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.02)
-
-
 def _collect(lake: str, capture: Path) -> tuple[dict[str, object], int, int, int, int]:
     async def scenario() -> tuple[dict[str, object], int, int, int, int]:
         # rebase: exchange times just before now, so the trade windows take the frames; at 10x the recorded pace
@@ -135,7 +121,7 @@ def _collect(lake: str, capture: Path) -> tuple[dict[str, object], int, int, int
                 pongs = protocol.pongs_sent  # type: ignore[attr-defined]
                 return pongs > 0 and status()["messages_received"] >= server.sent + generated + 2 * 31 + 2 + pongs
 
-            await _until(landed, 30, "every frame and the pongs")
+            await until(landed, 30, "every frame and the pongs")
             stop.set()
             await task
             return (
@@ -147,32 +133,6 @@ def _collect(lake: str, capture: Path) -> tuple[dict[str, object], int, int, int
             )
 
     return asyncio.run(scenario())
-
-
-def _candles(lake: str, trades_hour: int) -> pl.DataFrame:
-    lo, hi = trades_hour - HOUR_NS, trades_hour + 2 * HOUR_NS
-    window = trades_for_window(
-        read_raw(lake, lo, hi),
-        trades_hour,
-        trades_hour + HOUR_NS,
-        HOUR_NS,
-        normalize=registry_normalizer,
-        skew_ns=10**10,
-    )
-    cov = compute_coverage(
-        read_events(lake, lo, hi), window.observed, trades_hour, trades_hour + HOUR_NS, kinds=registry_stream_kinds()
-    )
-    covered, horizon = symbol_coverage(cov, registry_trade_channels())
-    return build_candles(
-        window.trades, covered, horizon, publish_start_ns=trades_hour, publish_end_ns=trades_hour + HOUR_NS
-    )
-
-
-def _live_candles(lake: str, first_hour: int) -> pl.DataFrame:
-    """``_candles`` of every hour from the rebased recording's first one to now: rebased to end just before the
-    minute the test runs in, the recording straddles two hours when that is one of an hour's first minutes."""
-    hours = range(first_hour, time.time_ns(), HOUR_NS)
-    return pl.concat([_candles(lake, h) for h in hours]).sort("symbol", "timeframe", "open_time")
 
 
 @pytest.mark.timeout(120)
@@ -240,8 +200,8 @@ def test_kraken_live_collection_equals_import(tmp_path: Path) -> None:
     assert first["ts"] == rfc3339_ns("2021-04-17T16:49:02.557535Z")
 
     # -- candles: live == import (times unshifted), with the recorded trades' values --------------------------------
-    c_import = _candles(imported, hour).filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
-    c_live = _live_candles(live, floor_ns(first_ns + shift_ns, HOUR_NS)).filter(pl.col("timeframe") == "1m")
+    c_import = lake_candles(imported, hour, "1m")
+    c_live = live_candles(live, floor_ns(first_ns + shift_ns, HOUR_NS)).filter(pl.col("timeframe") == "1m")
     c_live = c_live.sort("symbol", "open_time").with_columns(
         pl.col("open_time", "close_time") - pl.duration(nanoseconds=shift_ns)
     )

@@ -12,8 +12,6 @@ acks, ``level2_100``) follows KuCoin's documentation today (pages named in ``mdp
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import orjson
 import polars as pl
 import pytest
+from _exchange_live import lake_candles, live_candles, until
 
 from mdplatform.book import book_samples
 from mdplatform.capture import import_capture, read_capture
@@ -33,14 +32,7 @@ from mdplatform.replay import ReplayServer
 from mdplatform.schemas import TRADES
 from mdplatform.transforms import (
     HOUR_NS,
-    build_candles,
-    compute_coverage,
     floor_ns,
-    registry_normalizer,
-    registry_stream_kinds,
-    registry_trade_channels,
-    symbol_coverage,
-    trades_for_window,
 )
 
 CAPTURE = Path(__file__).parents[1] / "data" / "kucoin" / "KUCOIN.gap.gz"
@@ -70,14 +62,6 @@ def _recorded() -> dict[tuple[str, str], list[str]]:
     return out
 
 
-async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.02)
-
-
 def _collect(lake: str) -> tuple[dict[str, Any], dict[str, Any], int]:
     async def scenario() -> tuple[dict[str, Any], dict[str, Any], int]:
         # rebase: exchange times just before now (whole minutes), so the trade and book windows take the frames
@@ -100,8 +84,8 @@ def _collect(lake: str) -> tuple[dict[str, Any], dict[str, Any], int]:
             await server.wait_finished(timeout=60)
             status = ingestor.manager.get_status
             # every frame sent, the welcome, 4 acks and a pong at least
-            await _until(lambda: status()["messages_received"] >= server.sent + 6, 30, "every frame and a pong")
-            await _until(lambda: protocol.pings >= 2, 10, "two pings")
+            await until(lambda: status()["messages_received"] >= server.sent + 6, 30, "every frame and a pong")
+            await until(lambda: protocol.pings >= 2, 10, "two pings")
             stop.set()
             await task
             facts = {
@@ -116,32 +100,6 @@ def _collect(lake: str) -> tuple[dict[str, Any], dict[str, Any], int]:
             return status()["collectors"][0], facts, server.shift_ns
 
     return asyncio.run(scenario())
-
-
-def _candles(lake: str, trades_hour: int) -> pl.DataFrame:
-    lo, hi = trades_hour - HOUR_NS, trades_hour + 2 * HOUR_NS
-    window = trades_for_window(
-        read_raw(lake, lo, hi),
-        trades_hour,
-        trades_hour + HOUR_NS,
-        HOUR_NS,
-        normalize=registry_normalizer,
-        skew_ns=10**10,
-    )
-    cov = compute_coverage(
-        read_events(lake, lo, hi), window.observed, trades_hour, trades_hour + HOUR_NS, kinds=registry_stream_kinds()
-    )
-    covered, horizon = symbol_coverage(cov, registry_trade_channels())
-    return build_candles(
-        window.trades, covered, horizon, publish_start_ns=trades_hour, publish_end_ns=trades_hour + HOUR_NS
-    )
-
-
-def _live_candles(lake: str, first_hour: int) -> pl.DataFrame:
-    """``_candles`` of every hour from the rebased recording's first one to now: rebased to end just before the
-    minute the test runs in, the recording straddles two hours when that is one of an hour's first minutes."""
-    hours = range(first_hour, time.time_ns(), HOUR_NS)
-    return pl.concat([_candles(lake, h) for h in hours]).sort("symbol", "timeframe", "open_time")
 
 
 def _candle_messages() -> dict[tuple[str, int], list[str]]:
@@ -250,8 +208,8 @@ def test_kucoin_live_collection_equals_import(tmp_path: Path) -> None:
     # stream from its first frame only, while live coverage at speed 0 ends at each stream's last trade)
     messages = _candle_messages()
     first_ns = int(orjson.loads(recorded[("match", "DAPPT-BTC")][0])["data"]["time"])
-    c_import = _candles(imported, floor_ns(first_ns, HOUR_NS)).filter(pl.col("timeframe") == "1m")
-    c_live = _live_candles(live, floor_ns(first_ns + shift_ns, HOUR_NS)).filter(pl.col("timeframe") == "1m")
+    c_import = lake_candles(imported, floor_ns(first_ns, HOUR_NS)).filter(pl.col("timeframe") == "1m")
+    c_live = live_candles(live, floor_ns(first_ns + shift_ns, HOUR_NS)).filter(pl.col("timeframe") == "1m")
     c_live = c_live.with_columns(pl.col("open_time", "close_time") - pl.duration(nanoseconds=shift_ns))
     checked = []
     for lake, candles in (("import", c_import), ("live", c_live)):

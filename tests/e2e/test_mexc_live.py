@@ -10,14 +10,13 @@ with MEXC's published ``.proto`` definitions; one BTCUSDT depth push left out to
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import polars as pl
 import pytest
+from _exchange_live import lake_candles, live_candles, until
 
 from mdplatform.book import book_samples
 from mdplatform.capture import import_capture, read_capture
@@ -32,13 +31,6 @@ from mdplatform.schemas import TRADES
 from mdplatform.transforms import (
     HOUR_NS,
     MINUTE_NS,
-    build_candles,
-    compute_coverage,
-    registry_normalizer,
-    registry_stream_kinds,
-    registry_trade_channels,
-    symbol_coverage,
-    trades_for_window,
 )
 
 CAPTURE = Path(__file__).parents[1] / "data" / "mexc" / "mexc_spot.ws.gz"
@@ -70,14 +62,6 @@ def _versions(frame: str) -> tuple[int, int]:
     return int(body["fromVersion"]), int(body["toVersion"])
 
 
-async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.02)
-
-
 def _collect(lake: str) -> tuple[dict[str, object], int, int]:
     async def scenario() -> tuple[dict[str, object], int, int]:
         # rebase: exchange times moved to just before now (whole minutes); speed 30: the 156 s capture in about 5 s,
@@ -97,32 +81,12 @@ def _collect(lake: str) -> tuple[dict[str, object], int, int]:
             await server.wait_finished(timeout=60)
             status = ingestor.manager.get_status
             # every pushed frame, the subscribe answer and two PONGs (pings start once the pushes stop)
-            await _until(lambda: status()["messages_received"] >= server.sent + 3, 30, "every frame and two pongs")
+            await until(lambda: status()["messages_received"] >= server.sent + 3, 30, "every frame and two pongs")
             stop.set()
             await task
             return status()["collectors"][0], server.sent, server.shift_ns
 
     return asyncio.run(scenario())
-
-
-def _candles(lake: str, hour: int) -> pl.DataFrame:
-    lo, hi = hour - HOUR_NS, hour + 2 * HOUR_NS
-    window = trades_for_window(
-        read_raw(lake, lo, hi), hour, hour + HOUR_NS, HOUR_NS, normalize=registry_normalizer, skew_ns=10**10
-    )
-    cov = compute_coverage(
-        read_events(lake, lo, hi), window.observed, hour, hour + HOUR_NS, kinds=registry_stream_kinds()
-    )
-    covered, horizon = symbol_coverage(cov, registry_trade_channels())
-    candles = build_candles(window.trades, covered, horizon, publish_start_ns=hour, publish_end_ns=hour + HOUR_NS)
-    return candles.filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
-
-
-def _live_candles(lake: str, first_hour: int) -> pl.DataFrame:
-    """``_candles`` of every hour from the rebased recording's first one to now: rebased to end just before the
-    minute the test runs in, the recording straddles two hours when that is one of an hour's first minutes."""
-    hours = range(first_hour, time.time_ns(), HOUR_NS)
-    return pl.concat([_candles(lake, h) for h in hours]).sort("symbol", "timeframe", "open_time")
 
 
 def _reference_book(snapshot: str, frames: list[str], until_ms: int) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -243,8 +207,8 @@ def test_mexc_live_collection_equals_import(tmp_path: Path) -> None:
     )
 
     # -- candles: live == import (times unshifted), values from the recorded deals -------------------------------
-    c_import = _candles(imported, T0)
-    c_live = _live_candles(live, T0 + shift_ns - (T0 + shift_ns) % HOUR_NS)
+    c_import = lake_candles(imported, T0, "1m")
+    c_live = live_candles(live, T0 + shift_ns - (T0 + shift_ns) % HOUR_NS, "1m")
     c_live = c_live.with_columns(pl.col("open_time", "close_time") - pl.duration(nanoseconds=shift_ns))
     values = ["symbol", "open_time", "open", "high", "low", "close", "volume", "trade_count", "taker_buy_volume"]
     # minute 0 starts with the connection (partial), minute 1 is whole, minute 2 not closed when the data ends

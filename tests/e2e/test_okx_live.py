@@ -11,7 +11,6 @@ instead), checksum 0.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import orjson
 import polars as pl
 import pytest
+from _exchange_live import lake_candles, until
 
 from mdplatform.book import book_samples
 from mdplatform.capture import import_capture, read_capture
@@ -32,14 +32,7 @@ from mdplatform.schemas import TRADES
 from mdplatform.transforms import (
     HOUR_NS,
     MINUTE_NS,
-    build_candles,
-    compute_coverage,
     floor_ns,
-    registry_normalizer,
-    registry_stream_kinds,
-    registry_trade_channels,
-    symbol_coverage,
-    trades_for_window,
 )
 
 CAPTURE = Path(__file__).parents[1] / "data" / "okx" / "OKX.ws.seqid.gz"
@@ -75,15 +68,7 @@ class _HeldReplay(ReplayServer):
         await super()._flush(dirty)
         if self.position >= self._hold_at:
             self._hold_at = 1 << 62
-            await _until(self._release, 30, "the state the replay was held for")
-
-
-async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.02)
+            await until(self._release, 30, "the state the replay was held for")
 
 
 def _collect(lake: str) -> tuple[dict[str, object], int, int, int]:
@@ -120,7 +105,7 @@ def _collect(lake: str) -> tuple[dict[str, object], int, int, int]:
             await server.wait_finished(timeout=60)
             # every frame sent, 6 acks, 2 x (unsubscribe + subscribe) acks, the generated snapshots, a pong at least
             expected = server.sent + 6 + 4 + protocol.snapshots_sent + 1  # type: ignore[attr-defined]
-            await _until(lambda: status()["messages_received"] >= expected, 30, "every frame and a pong")
+            await until(lambda: status()["messages_received"] >= expected, 30, "every frame and a pong")
             stop.set()
             await task
             return (
@@ -131,25 +116,6 @@ def _collect(lake: str) -> tuple[dict[str, object], int, int, int]:
             )
 
     return asyncio.run(scenario())
-
-
-def _candles(lake: str, trades_hour: int) -> pl.DataFrame:
-    lo, hi = trades_hour - HOUR_NS, trades_hour + 2 * HOUR_NS
-    window = trades_for_window(
-        read_raw(lake, lo, hi),
-        trades_hour,
-        trades_hour + HOUR_NS,
-        HOUR_NS,
-        normalize=registry_normalizer,
-        skew_ns=10**10,
-    )
-    cov = compute_coverage(
-        read_events(lake, lo, hi), window.observed, trades_hour, trades_hour + HOUR_NS, kinds=registry_stream_kinds()
-    )
-    covered, horizon = symbol_coverage(cov, registry_trade_channels())
-    return build_candles(
-        window.trades, covered, horizon, publish_start_ns=trades_hour, publish_end_ns=trades_hour + HOUR_NS
-    )
 
 
 @pytest.mark.timeout(120)
@@ -212,14 +178,14 @@ def test_okx_live_collection_equals_import(tmp_path: Path) -> None:
     assert norm_import["fills"].sum() > norm_import.height  # aggregated trades ("count" > 1) counted as fills
 
     # -- candles: live == import (times unshifted) ---------------------------------------------------------------
-    c_import = _candles(imported, hour).filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
+    c_import = lake_candles(imported, hour, "1m")
     # every hour the rebased recording touches (it ends just before the minute the test ran in: run in the first
     # minutes of an hour, its first minutes fall in the hour before)
     last_ms = max(
         int(d["ts"]) for (c, _), v in recorded.items() if c == "trades" for f in v for d in orjson.loads(f)["data"]
     )
     lo, hi = (floor_ns(ms * 1_000_000 + shift_ns, HOUR_NS) for ms in (first_ms, last_ms))
-    c_live = pl.concat([_candles(live, h) for h in range(lo, hi + 1, HOUR_NS)])
+    c_live = pl.concat([lake_candles(live, h) for h in range(lo, hi + 1, HOUR_NS)])
     c_live = c_live.filter(pl.col("timeframe") == "1m").sort("symbol", "open_time")
     c_live = c_live.with_columns(pl.col("open_time", "close_time") - pl.duration(nanoseconds=shift_ns))
     # the same candles; only their coverage differs: at speed 0 the live receive clock runs minutes of exchange time
