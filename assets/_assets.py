@@ -27,6 +27,7 @@ from dagster import (
 )
 
 from mdplatform.lake import unreadable_files
+from mdplatform.quality import preload
 from mdplatform.transforms import GAP_STATUS
 
 from ._columns import table_metadata
@@ -201,6 +202,8 @@ def _path(paths: list[str]) -> MetadataValue:
 )
 def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[MaterializeResult[None]]:
     settings = mdp.settings()
+    if context.run.asset_check_selection != frozenset():  # None: every check of the selected assets runs
+        preload()  # the checks' GX import goes beside this step's polars work
     lake = HourRange(settings, hours=_hours(context))
     log = _hour_log(context)
 

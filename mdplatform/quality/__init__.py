@@ -7,7 +7,7 @@ never load it. The quarantine table (what was rejected, why, from where) is buil
 """
 
 from ._books import book_heatmap_suites, book_snapshots_suites, consolidated_book_suites, trade_heatmap_suites
-from ._gx import validate
+from ._gx import preload, validate
 from ._market import (
     MAX_DEVIATION_BPS,
     MAX_LATE_SHARE,
@@ -42,6 +42,7 @@ __all__ = [
     "cross_exchange_suites",
     "id_continuity_suites",
     "merge_suites",
+    "preload",
     "quarantine_counts_suites",
     "quarantine_rows",
     "quarantine_suites",

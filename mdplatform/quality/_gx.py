@@ -7,6 +7,8 @@ GX is imported here only, when a validation runs (it takes seconds and pulls in 
 from __future__ import annotations
 
 import functools
+import re
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from ._report import Outcome, Report
-from ._rules import Rule, Suite, flag_columns
+from ._rules import Rule, Suite
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuiteValidationResult
     from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
 
-__all__ = ["validate"]
+__all__ = ["preload", "validate"]
 
 #: example rows kept per failed rule
 EXAMPLES = 5
@@ -30,10 +32,28 @@ _SITE = "lake"
 _SOURCE = "mdp"
 
 
+def _import() -> None:
+    import great_expectations
+    import great_expectations.execution_engine.pandas_execution_engine as engine
+    import great_expectations.expectations  # noqa: F401
+
+    # GX fingerprints every pandas batch it reads (pandas' hash of every row, then md5) for a batch marker nothing
+    # here reads: half of a validation of an hour's trades. A threshold of 0 bytes skips it.
+    engine.HASH_THRESHOLD = 0
+
+
+def preload() -> None:
+    """Import GX on a thread of its own, now: a run whose checks come after polars work (which leaves the
+    interpreter free) pays its seconds of import beside that work instead of after it. ``validate`` waits for it
+    (Python's import lock), or imports GX itself if this was never called."""
+    threading.Thread(target=_import, name="mdp-gx-import", daemon=True).start()
+
+
 @functools.lru_cache(maxsize=4)
 def _context(docs: str | None) -> AbstractDataContext:
     """One ephemeral context per process and docs folder. With ``docs`` (a local folder), validation results are
     kept in ``docs/validations`` and the Data Docs site is ``docs/data_docs``; without, results stay in memory."""
+    _import()
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -67,13 +87,29 @@ def _context(docs: str | None) -> AbstractDataContext:
     return context
 
 
-def _pandas(frame: pl.DataFrame) -> Any:
-    """What GX reads: numpy-backed pandas (GX's pandas metrics are many times slower on Arrow-backed columns).
-    Decimals become floats: the rules GX applies to them are signs and ranges, which a float keeps; the exact
-    comparisons are computed columns. Nested columns are left out (their rules are computed columns too)."""
+def _pandas(frame: pl.DataFrame, rules: Sequence[Rule]) -> Any:
+    """What GX reads: the columns the rules name (GX's pandas conversion and metrics cost per column; the example
+    rows are taken from the suite's own frame), as numpy-backed pandas (GX's pandas metrics are many times slower
+    on Arrow-backed columns). Decimals become floats: the rules GX applies to them are signs and ranges, which a
+    float keeps; the exact comparisons are computed columns. Nested columns are left out (their rules are computed
+    columns too)."""
+    named = set(_named_columns(rules, frame.columns))
+    frame = frame.select([c for c in frame.columns if c in named]) if named else frame
     nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List | pl.Struct | pl.Array)]
     floats = [c for c, t in frame.schema.items() if isinstance(t, pl.Decimal)]
     return frame.drop(nested).with_columns(pl.col(floats).cast(pl.Float64)).to_pandas()
+
+
+def _named_columns(rules: Sequence[Rule], columns: Sequence[str]) -> list[str]:
+    """The columns the rules read: their ``column`` or ``column_list``, and the names in a row condition."""
+    named: list[str] = []
+    for rule in rules:
+        kwargs = rule.kwargs
+        named += [kwargs["column"]] if "column" in kwargs else list(kwargs.get("column_list", ()))
+        if "row_condition" in kwargs:
+            words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", kwargs["row_condition"]))
+            named += [c for c in columns if c in words]
+    return named
 
 
 def _batch_definition(context: AbstractDataContext, name: str) -> Any:
@@ -125,9 +161,7 @@ def _run(
     definition = _definition(context, suite)
     run_id = RunIdentifier(run_name=run_name, run_time=run_time)
     result = definition.run(
-        batch_parameters={
-            "dataframe": _pandas(suite.frame.with_columns(pl.col(flag_columns(suite.rules)).fill_null(False)))
-        },
+        batch_parameters={"dataframe": _pandas(suite.checked_frame(), suite.rules)},
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES},
         run_id=run_id,
     )

@@ -42,6 +42,8 @@ class Rule:
     expectation: str
     kwargs: Mapping[str, Any]
     what: str
+    #: a ``unique`` rule's key columns: its flag column is computed on the suite's frame (``Suite``)
+    key: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,12 @@ class Suite:
     gate: bool = False
     #: what the frame's rows are, for messages ("trades", "candles"...)
     rows: str = "rows"
+
+    def checked_frame(self) -> pl.DataFrame:
+        """The frame as GX reads it: the flags of ``unique`` rules computed over all of it (a suite merged from
+        several hours sees a key repeated in two of them), and a null flag false (``flag_columns``)."""
+        unique = {r.kwargs["column"]: ~pl.struct(r.key).is_duplicated() for r in self.rules if r.key}
+        return self.frame.with_columns(**unique).with_columns(pl.col(flag_columns(self.rules)).fill_null(False))
 
 
 def not_null(columns: Sequence[str]) -> list[Rule]:
@@ -104,7 +112,10 @@ def flag_columns(rules: Sequence[Rule]) -> list[str]:
 
 
 def unique(columns: Sequence[str], what: str) -> Rule:
-    return Rule("ExpectCompoundColumnsToBeUnique", {"column_list": list(columns)}, what)
+    """One row per value of ``columns``: a flag computed by polars (``Suite.checked_frame``), false on every copy
+    of a repeated key (as GX's ``ExpectCompoundColumnsToBeUnique`` counts them, which costs its pandas hashing of
+    every key: 1.4 s of a day's trades against a tenth of that)."""
+    return replace(flag(f"one_row_per_{'_'.join(columns)}", what), key=tuple(columns))
 
 
 def offset_s(column: str, start_ns: int) -> pl.Expr:
