@@ -138,9 +138,16 @@ def _run(
         # the name in the stored results and Data Docs folders: the partition key(s) without colons
         name = hour_key(first) if first == last else f"{hour_key(first)}--{hour_key(last)}"
         merged = merge_suites([suites for _, suites in chunk])
-        reports.append((first, validate(merged, name.replace(":", ""), docs, pages=settings.data_docs)))
-        spans[first] = hour_text(first) if first == last else f"{hour_text(first)} .. {hour_text(last)}"
-        chunk_of |= {hour: first for hour, _ in chunk}
+        report = validate(merged, name.replace(":", ""), docs, pages=settings.data_docs)
+        alone = _each_alone(chunk, report, docs, settings.data_docs)
+        for hour, own in alone.items():
+            reports.append((hour, own))
+            spans[hour], chunk_of[hour] = hour_text(hour), hour
+        rest = [hour for hour, _ in chunk if hour not in alone]
+        if rest:
+            reports.append((first, report))
+            spans[first] = hour_text(first) if first == last else f"{hour_text(first)} .. {hour_text(last)}"
+            chunk_of |= dict.fromkeys(rest, first)
 
     def named(hour: int, text: str) -> str:
         return f"{spans.get(hour, hour_text(hour))}: {text}" if len(hours) > 1 else text
@@ -222,8 +229,25 @@ def _per_hour(
 
 #: rows (of a chunk's largest suite frame) validated at once: about 10 hours of a busy symbol's trades
 CHUNK_ROWS = 1_000_000
-#: hours validated at once at most (a quiet range: its validations stay one per day)
-CHUNK_HOURS = 24
+#: hours validated at once at most (a quiet range: a validation per week of it)
+CHUNK_HOURS = 168
+
+
+def _each_alone(
+    chunk: list[tuple[int, list[Suite]]], report: Report, docs: str | None, pages: bool | None
+) -> dict[int, Report]:
+    """A chunk that failed, validated again hour by hour, so that each hour gets its own verdict (a chunk that
+    passed is every hour passing): the hours' own reports, those that pass included. What only the hours together
+    show (a trade in two of them: fewer failing rows alone than together) stays the chunk's: then only the hours
+    that failed alone are given their own report."""
+    from mdplatform.quality import validate
+
+    if report.passed or len(chunk) == 1:
+        return {}
+    alone = {hour: validate(suites, hour_key(hour).replace(":", ""), docs, pages=pages) for hour, suites in chunk}
+    if sum(r.failing for r in alone.values()) >= report.failing:
+        return alone
+    return {hour: r for hour, r in alone.items() if not r.passed}
 
 
 def _chunks(built: list[tuple[int, list[Suite]]]) -> list[list[tuple[int, list[Suite]]]]:

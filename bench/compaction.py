@@ -88,7 +88,7 @@ def main() -> None:
     root = tmp / "lake"
     failures: list[str] = []
     try:
-        made = testday.write_lake(str(root), args.hours, channels="all")
+        made = testday.cached_lake(str(root), args.hours)
         raw_before, events_before = files(root, "raw"), files(root, "events")
         print(
             f"test day {args.hours} h: {made.frames:,} frames in {raw_before[0]:,} raw files "

@@ -29,6 +29,9 @@ Two ways to land it:
   subscriptions restated with each minute's first ``alive``. The connection is ``capture:testday``, as an import
   of ``testday.gz`` names it.
 
+A whole test day (every channel, every trade) is written once and copied from a cache in the temp folder after
+that (``cached_lake``, keyed by the hours and by this file's and the lake writer's code): two benches land it.
+
     .venv/bin/python bench/testday.py capture OUT.gz [--hours 24]
     .venv/bin/python bench/testday.py lake ROOT [--hours 24] [--channels all|trade] [--density 1]
 
@@ -39,11 +42,15 @@ materialize``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
+import hashlib
 import itertools
 import json
 import queue
 import re
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -267,6 +274,36 @@ def _kept(n: int, density: Fraction) -> np.ndarray:
     return ((i + 1) * density.numerator // density.denominator) > (i * density.numerator // density.denominator)
 
 
+#: where whole test days (every channel, every trade) are kept between benches: ``materialize`` and ``compaction``
+#: both land the same 24 hours (48 s), the second copies the first's
+CACHE = Path(tempfile.gettempdir()) / "mdp-bench-testday"
+
+
+def _cache_key(hours: int, writer_id: str) -> str:
+    """What a cached lake was made from: the hours, the writer id, this file and the lake writer's code."""
+    digest = hashlib.sha256(f"{hours} {writer_id}".encode())
+    for path in [Path(__file__), *sorted((REPO / "mdplatform/lake").glob("*.py")), *SOURCES]:
+        digest.update(path.read_bytes() if path.suffix == ".py" else str(path.stat().st_size).encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_lake(root: str, hours: int = 24, *, writer_id: str = "capture-testday") -> LakeStats:
+    """``write_lake(root, hours)`` (every channel, every trade), copied from the cache when the same day was
+    written with the same code before (``seconds`` is then the copy's); the first one made is kept there (one
+    at a time)."""
+    key = _cache_key(hours, writer_id)
+    kept = CACHE / key
+    t0 = time.perf_counter()
+    if not (kept / "stats.json").exists():
+        shutil.rmtree(CACHE, ignore_errors=True)
+        made = write_lake(str(kept / "lake"), hours, writer_id=writer_id)
+        fields = {f.name: getattr(made, f.name) for f in dataclasses.fields(made) if f.name != "plan"}
+        (kept / "stats.json").write_text(json.dumps(fields))
+    shutil.copytree(kept / "lake", root, dirs_exist_ok=True)
+    fields = json.loads((kept / "stats.json").read_text())
+    return LakeStats(plan(template(), hours), **{**fields, "seconds": time.perf_counter() - t0})
+
+
 def write_lake(
     root: str,
     hours: int = 24,
@@ -421,7 +458,10 @@ def main() -> None:
             f"({args.out.stat().st_size / 2**20:,.0f} MB gzip) in {c.seconds:.1f} s; hours {lo} .. {hi}"
         )
     else:
-        s = write_lake(args.root, args.hours, channels=args.channels, density=args.density)
+        if args.channels == "all" and args.density == 1:
+            s = cached_lake(args.root, args.hours)
+        else:
+            s = write_lake(args.root, args.hours, channels=args.channels, density=args.density)
         lo, hi = s.plan.range_text()
         figures = {"copies": s.plan.copies, "frames": s.frames, "trades": s.trades, "from": lo, "to": hi}
         print(

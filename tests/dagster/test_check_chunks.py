@@ -1,12 +1,15 @@
 """A run's hours are validated in chunks: consecutive hours together (GX's cost is per validation), bounded in rows
-(what GX converts at once) and in hours."""
+(what GX converts at once) and in hours; a chunk that fails is validated again hour by hour, so each hour has its
+own verdict."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from assets._checks import CHUNK_HOURS, CHUNK_ROWS, _chunks
-from mdplatform.quality import Suite
+from assets._checks import CHUNK_HOURS, CHUNK_ROWS, _chunks, _each_alone
+from mdplatform.quality import Suite, merge_suites, validate
+from mdplatform.quality._rules import between, unique
+from mdplatform.transforms import HOUR_NS
 
 
 def _hour(rows: int) -> list[Suite]:
@@ -20,7 +23,36 @@ def test_busy_hours_fill_a_chunk_up_to_the_row_budget() -> None:
     assert [h for c in chunks for h, _ in c] == list(range(24))  # every hour once, in order
 
 
-def test_quiet_hours_go_a_day_at_a_time_and_a_huge_hour_alone() -> None:
-    assert [len(c) for c in _chunks([(h, _hour(0)) for h in range(50)])] == [CHUNK_HOURS, CHUNK_HOURS, 2]
+def test_quiet_hours_go_a_week_at_a_time_and_a_huge_hour_alone() -> None:
+    hours = 2 * CHUNK_HOURS + 2
+    assert [len(c) for c in _chunks([(h, _hour(0)) for h in range(hours)])] == [CHUNK_HOURS, CHUNK_HOURS, 2]
     assert [len(c) for c in _chunks([(0, _hour(2 * CHUNK_ROWS)), (1, _hour(5)), (2, _hour(5))])] == [1, 2]
     assert _chunks([]) == []
+
+
+def _values(values: list[int]) -> list[Suite]:
+    rules = (between("a", 0, 10, "a in [0, 10]"), unique(["a"], "one row per a"))
+    return [Suite("t", pl.DataFrame({"a": values}), rules)]
+
+
+def test_a_failed_chunk_gives_each_hour_its_own_verdict() -> None:
+    chunk = [(0, _values([1, 2])), (HOUR_NS, _values([3, 20])), (2 * HOUR_NS, _values([4, 5]))]
+    together = validate(merge_suites([s for _, s in chunk]), "chunk")
+    assert together.failing == 1
+    alone = _each_alone(chunk, together, None, False)
+    assert {h // HOUR_NS: r.failing for h, r in alone.items()} == {0: 0, 1: 1, 2: 0}
+    assert alone[HOUR_NS].problems() == ["t: a in [0, 10]: 1 of 2 rows fail"]
+    # a passing chunk is every hour passing: nothing validated again
+    assert _each_alone(chunk[:1], validate(chunk[0][1], "one"), None, False) == {}
+
+
+def test_what_only_the_hours_together_show_stays_the_chunks() -> None:
+    """A value in two hours (a trade in two partitions) breaks uniqueness only together: no hour alone shows it,
+    so the hours keep the chunk's verdict; an hour that fails alone as well gets its own."""
+    chunk = [(0, _values([1, 2])), (HOUR_NS, _values([2, 3])), (2 * HOUR_NS, _values([4, 5]))]
+    together = validate(merge_suites([s for _, s in chunk]), "chunk")
+    assert together.problems() == ["t: one row per a: 2 of 6 rows fail"]
+    assert _each_alone(chunk, together, None, False) == {}
+    chunk[2] = (2 * HOUR_NS, _values([4, 50]))
+    together = validate(merge_suites([s for _, s in chunk]), "chunk")
+    assert {h // HOUR_NS: r.failing for h, r in _each_alone(chunk, together, None, False).items()} == {2: 1}
