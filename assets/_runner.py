@@ -98,10 +98,9 @@ class HourRunner:
     lake: str
     warehouse: str
     progress: bool = True
-    #: hours per Dagster run: a run costs seconds of Dagster's bookkeeping and of a validation per check (7 days of
-    #: the test day at a fifth of its trades: 65 s in day-long runs), an hour 0.1 s to seconds; a failed run is
-    #: run again whole (a week of hours at most)
-    run_hours: int = 168
+    #: hours per Dagster run: a run costs about a second of Dagster's bookkeeping and of a validation per check, an
+    #: hour 0.1 s to seconds; a signal during a run's later steps (candles, checks) waits for the run's end
+    run_hours: int = 24
     failed: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
     #: check evaluations that passed (one per check and run)

@@ -28,7 +28,7 @@ Each figure is also printed as a ``BENCH {json}`` line (``bench/run_all.py`` col
 ``--src DIR`` measures another source tree (e.g. ``git archive HEAD | tar -x -C DIR``): it goes first on
 PYTHONPATH of the platform's and the lake writer's processes.
 
-    .venv/bin/python bench/materialize.py [--runs 3] [--budget 360] [--full] [--testday direct|import] [--keep]
+    .venv/bin/python bench/materialize.py [--runs 3] [--budget 480] [--full] [--testday direct|import] [--keep]
 """
 
 from __future__ import annotations
@@ -452,7 +452,7 @@ def main() -> None:
         default={},
         help="trade density per day count, e.g. 7=0.5,30=0.1 (default 7=0.2,30=0.05)",
     )
-    parser.add_argument("--budget", type=float, default=360.0, help="seconds this bench aims to take (0: none)")
+    parser.add_argument("--budget", type=float, default=480.0, help="seconds this bench aims to take (0: none)")
     parser.add_argument("--full", action="store_true", help="the curve at full density, no budget")
     parser.add_argument("--src", help="source tree to measure (first on PYTHONPATH); default this checkout")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (lakes, logs)")
