@@ -116,8 +116,8 @@ class Warehouse:
 
     def refresh(self, *, force: bool = False) -> bool:
         """Publish a new catalog if the lake's layout (each table's day folders, the raw trees) or the DDL differ
-        from those the published one was made from (or ``force``); True if it did. Cheap when nothing changed:
-        a listing of each table's folder."""
+        from those the published one was made from (or ``force``: built afresh, not from the current one); True if
+        it did. Cheap when nothing changed: a listing of each table's folder."""
         ddl = self._ddl()
         layout = catalog_layout(self.lake.removeprefix("file://"), self.tables())
         # the views name the lake's and the anchors' absolute paths: a lake moved or copied elsewhere (or mounted
@@ -133,7 +133,7 @@ class Warehouse:
         def prepare(con: duckdb.DuckDBPyConnection) -> None:
             register_lake_filesystem(con, lake)
 
-        publish_statements(public, self._statements(layout), signature, prepare=prepare)
+        publish_statements(public, self._statements(layout), signature, prepare=prepare, fresh=force)
         return True
 
     @contextmanager
