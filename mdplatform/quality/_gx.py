@@ -10,6 +10,7 @@ import functools
 import re
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,9 @@ _SOURCE = "mdp"
 
 
 def _import() -> None:
+    # GX imports requests, which tries urllib3's SOCKS proxy support and warns that PySocks is missing: nothing here
+    # goes through a proxy (GX runs offline), and the warning would reach `mdp`'s stderr from the import's thread
+    warnings.filterwarnings("ignore", message="SOCKS support in urllib3 requires")
     import great_expectations
     import great_expectations.execution_engine.pandas_execution_engine as engine
     import great_expectations.expectations  # noqa: F401
