@@ -317,7 +317,7 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
 )
 def candles(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResult[None]:
     settings = mdp.settings()
-    lake = HourRange(settings, hours=_hours(context))
+    lake = HourRange(settings)
     log = _hour_log(context)
 
     def hour_done(hour: int) -> dict[str, Any]:
@@ -333,8 +333,7 @@ def candles(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResu
             "path": c.path,
         }
 
-    with lake:
-        done = _each_hour(context, "candles", hour_done)
+    done = _each_hour(context, "candles", hour_done)
     hours = list(done.values())
     return MaterializeResult(
         metadata={

@@ -5,7 +5,6 @@ range. The 1m candles an hour writes are kept for the longer candles of the hour
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
@@ -34,8 +33,6 @@ T = TypeVar("T")
 
 #: hours of 1m candles kept in memory: the longest candle (1d) reaches back a day
 _CANDLE_HOURS_KEPT = 25
-#: within a run, readers' catalog is refreshed at most this often (seconds), and when the run's reads close
-PUBLISH_EVERY_S = 60.0
 
 
 def trade_channels(exchanges: list[str]) -> list[str] | None:
@@ -107,7 +104,7 @@ def _received_in(df: pl.DataFrame, lo: int, hi: int) -> pl.DataFrame:
 class HourRange:
     """The reads of one run of hours, in order (a fresh one per hour reads just that hour's span). ``hours``: the
     run's hours, when known: the next hour's raw minutes and events are then read ahead while one is worked on
-    (``close`` ends that, and refreshes the readers' catalog if an hour was written since it last was)."""
+    (``close`` ends that)."""
 
     def __init__(
         self, settings: Settings, *, normalize: Normalizer = registry_normalizer, hours: list[int] | None = None
@@ -127,9 +124,6 @@ class HourRange:
         self._trades = _Spans(read_trades, until)
         self._events = _Spans(lambda lo, hi: read_events(root, lo, hi), until)
         self._candles: dict[int, pl.DataFrame] = {}
-        # a run of several hours publishes its first catalog a minute in, or at ``close`` (``published``)
-        self._refreshed: float | None = time.monotonic() if hours and len(hours) > 1 else None
-        self._unpublished = False
 
     def trades(self, lo: int, hi: int) -> list[NormalizedRaw]:
         """The normalized trade frames received in minutes [lo, hi), in receive order (with some received just
@@ -160,8 +154,6 @@ class HourRange:
     def close(self) -> None:
         self._trades.close()
         self._events.close()
-        if self._unpublished:
-            self._refresh()
 
     def __enter__(self) -> HourRange:
         return self
@@ -171,14 +163,5 @@ class HourRange:
 
     def published(self, hour: int) -> None:
         """An hour's partition files are in the lake: readers' catalog refreshed (a new one only when a day
-        folder appeared; the new hours of a day the catalog has are read without one). In a run of many hours at
-        most every ``PUBLISH_EVERY_S`` and at ``close``: a new catalog lists the lake's raw files (0.25 s a view
-        in a week of minute files), and a run writes three tables' first hour of each day, one after the other."""
-        if self._refreshed is not None and time.monotonic() - self._refreshed < PUBLISH_EVERY_S:
-            self._unpublished = True
-            return
-        self._refresh()
-
-    def _refresh(self) -> None:
+        folder appeared)."""
         self.warehouse.refresh()
-        self._refreshed, self._unpublished = time.monotonic(), False
