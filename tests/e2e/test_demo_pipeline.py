@@ -78,6 +78,7 @@ def test_the_demo_checks_are_in_its_dagster_instance(demo_dir: Path) -> None:
         for i in range(int((stop - start).total_seconds() // 3600))
     ]
     assert hours
+    edges = [(start + timedelta(hours=i)).strftime("%Y-%m-%d-%H:00") for i in (-1, len(hours))]
     specs = [spec for checks in CHECKS for spec in checks.check_specs]
     assert {s.asset_key.path[0] for s in specs} >= {"trades", "coverage", "candles", "book_snapshots"}
     with DagsterInstance.from_config(str(home)) as instance:
@@ -86,4 +87,9 @@ def test_the_demo_checks_are_in_its_dagster_instance(demo_dir: Path) -> None:
             history = instance.event_log_storage.get_asset_check_execution_history(key, limit=50)
             # each hour's check has its result under the hour's partition (none left "planned")
             per_hour = {r.partition: r.status.value for r in history if r.partition is not None}
-            assert per_hour == dict.fromkeys(hours, "SUCCEEDED"), key.to_user_string()
+            assert {h: per_hour.get(h) for h in hours} == dict.fromkeys(hours, "SUCCEEDED"), key.to_user_string()
+            # `mdp materialize` also runs the hour before the lake's first trade when the demo started within the
+            # lateness of an hour's start (that hour may hold trades received late), and the hour after its last
+            # one within the clock-skew bound: those hours, empty, pass too; no other hour has a result
+            assert set(per_hour) - set(hours) <= set(edges), (key.to_user_string(), per_hour)
+            assert all(per_hour[h] == "SUCCEEDED" for h in per_hour), (key.to_user_string(), per_hour)
