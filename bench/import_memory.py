@@ -25,17 +25,21 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import multiprocessing as mp
 import os
+import queue
 import re
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from _report import bench_line
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,49 +63,74 @@ print(f"{n} lines read")
 
 
 def source_lines() -> Iterator[bytes]:
-    """The recording's lines, both files in order, streamed (each copy reads them again rather than keeping 27 MB
-    in this process, whose peak a child's ``ru_maxrss`` may inherit: see ``run_child``)."""
+    """The recording's lines, both files in order, streamed."""
     for path in SOURCES:
         with gzip.open(path, "rb") as fh:
             yield from fh
 
 
-def recording_span() -> tuple[int, int]:
-    """First receive time and last minus first, in ns."""
-    first = last = -1
-    for line in source_lines():
-        t = int(line.split(b" ", 1)[0])
-        if first < 0:
-            first = t
-        last = t
-    return first, last - first
-
-
 def write_capture(out: Path, hours: float) -> tuple[int, int, int, int]:
-    """Tile the recording over ``hours`` of receive time into ``out`` (gzip, streamed). Returns (lines, uncompressed
-    bytes, copies, period ns). Lines whose shifted time falls at or after first + ``hours`` are left out, so the
-    last copy is cut short."""
-    first, span = recording_span()
+    """Tile the recording over ``hours`` of receive time into ``out`` (gzip). Returns (lines, uncompressed bytes,
+    copies, period ns). Lines whose shifted time falls at or after first + ``hours`` are left out, so the last copy
+    is cut short. Written by a child process (``_tile``): it holds the recording in memory (27 MB), and this
+    process's peak is what a child's ``ru_maxrss`` may inherit (see ``run_child``)."""
+    ctx = mp.get_context("spawn")
+    results: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    child = ctx.Process(target=_tile, args=(str(out), hours, results))
+    child.start()
+    while True:
+        try:
+            made: tuple[int, int, int, int] = results.get(timeout=1)
+            break
+        except queue.Empty:
+            if not child.is_alive():
+                sys.exit(f"writing the capture failed (exit {child.exitcode})")
+    child.join()
+    return made
+
+
+def _tile(out: str, hours: float, results: mp.Queue) -> None:  # type: ignore[type-arg]
+    """``write_capture``'s work: a copy at a time formatted here while a thread compresses the one before (zlib
+    releases the GIL)."""
+    rows = [line.split(b" ", 1) for line in source_lines()]
+    stamps = np.array([int(ts) for ts, _ in rows], dtype=np.int64)
+    rests = [rest for _, rest in rows]
+    first, span = int(stamps[0]), int(stamps[-1] - stamps[0])
     # the next whole minute above the span: copy k+1 starts strictly after copy k ends, and every copy keeps the
     # recording's phase within its minutes
     period = (span // MINUTE_NS + 1) * MINUTE_NS
     end = first + round(hours * HOUR_NS)
     lines = size = copies = 0
-    # level 1: the bench measures the import, not the compressor; the importer gunzips either way
-    with gzip.open(out, "wb", compresslevel=1) as gz:
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+    failed: list[BaseException] = []
+
+    def compress() -> None:
+        try:
+            # level 1: the bench measures the import, not the compressor; the importer gunzips either way
+            with gzip.open(out, "wb", compresslevel=1) as gz:
+                while (chunk := chunks.get()) is not None:
+                    gz.write(chunk)
+        except BaseException as exc:  # taken up below; the queue is drained so the formatting loop never blocks
+            failed.append(exc)
+            while chunks.get() is not None:
+                pass
+
+    writer = threading.Thread(target=compress)
+    writer.start()
+    try:
         while first + copies * period < end:
-            shift = copies * period
+            shifted = (stamps + copies * period).tolist()
             copies += 1
-            for line in source_lines():
-                ts, rest = line.split(b" ", 1)
-                t = int(ts) + shift
-                if t >= end:
-                    continue
-                row = b"%d %s" % (t, rest)
-                gz.write(row)
-                lines += 1
-                size += len(row)
-    return lines, size, copies, period
+            chunk = b"".join([b"%d %s" % (t, rest) for t, rest in zip(shifted, rests, strict=True) if t < end])
+            lines += sum(1 for t in shifted if t < end)
+            size += len(chunk)
+            chunks.put(chunk)
+    finally:
+        chunks.put(None)
+        writer.join()
+    if failed:
+        raise failed[0]
+    results.put((lines, size, copies, period))
 
 
 def run_child(args: list[str], cwd: Path, log: Path) -> tuple[int, float, float]:

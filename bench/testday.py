@@ -27,13 +27,16 @@ Two ways to land it:
   5 s of receive time from the connection's open, as the live collector's pings are (an import can only put one at
   the first frame after every 5 s), so a thinned market stays observed; no book events (``synced``); the
   subscriptions restated with each minute's first ``alive``. The connection is ``capture:testday``, as an import
-  of ``testday.gz`` names it.
+  of ``testday.gz`` names it. ``--layout hour`` writes one file per table and hour (through ``HourWriter``, the
+  layout ``mdp lake compact`` leaves and an import writes) instead of one per minute: history older than a few
+  hours is in that layout once compacted, and long ranges land in seconds instead of minutes (a month is 43,200
+  minute files per table).
 
 A whole test day (every channel, every trade) is written once and copied from a cache in the temp folder after
 that (``cached_lake``, keyed by the hours and by this file's and the lake writer's code): two benches land it.
 
     .venv/bin/python bench/testday.py capture OUT.gz [--hours 24]
-    .venv/bin/python bench/testday.py lake ROOT [--hours 24] [--channels all|trade] [--density 1]
+    .venv/bin/python bench/testday.py lake ROOT [--hours 24] [--channels all|trade] [--density 1] [--layout minute|hour]
 
 Both print a ``TESTDAY {json}`` line (copies, frames, trades, and the hours' ``from``/``to`` for ``mdp
 materialize``).
@@ -57,8 +60,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = (REPO / "demo/data/binance-spot/btcusdt_20240808.gz", REPO / "demo/data/binance-spot/btcusdt_20240809.gz")
@@ -304,6 +309,51 @@ def cached_lake(root: str, hours: int = 24, *, writer_id: str = "capture-testday
     return LakeStats(plan(template(), hours), **{**fields, "seconds": time.perf_counter() - t0})
 
 
+class _HourRows:
+    """``RawWriter``'s calls that ``write_lake`` makes, onto an ``HourWriter``: the rows of each hour land in one
+    file per table (the layout ``mdp lake compact`` leaves and an import writes), not one per minute."""
+
+    def __init__(self, root: str, writer_id: str) -> None:
+        from mdplatform.lake import HourWriter
+
+        self._w = HourWriter(root, writer_id)
+        self._rows: list[list[object]] = [[] for _ in range(7)]
+        self._hour = 0
+        self.stats = self._w.stats
+
+    def append(self, recv: int, exchange: str, channel: str, symbol: str, conn: str, seq: int, frame: str) -> None:
+        for column, value in zip(self._rows, (recv, exchange, channel, symbol, conn, seq, frame), strict=True):
+            column.append(value)
+
+    def event(self, *row: Any) -> None:
+        self._w.event(*row)
+
+    def flush_closed(self, before: int) -> None:
+        """At an hour's end, hand its rows over (one append: one set of row groups per file) and commit it."""
+        if before - before % HOUR_NS == self._hour:
+            return
+        self._hour = before - before % HOUR_NS
+        self._hand_over()
+        self._w.close_before(self._hour)
+
+    def _hand_over(self) -> None:
+        from mdplatform.schemas import RAW_ARROW
+
+        if self._rows[0]:
+            self._w.append(pa.Table.from_arrays(self._rows, schema=RAW_ARROW))
+            self._rows = [[] for _ in range(7)]
+
+    def __enter__(self) -> _HourRows:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self._hand_over()
+            self._w.close()
+        else:
+            self._w.abort()
+
+
 def write_lake(
     root: str,
     hours: int = 24,
@@ -312,6 +362,7 @@ def write_lake(
     density: float | Fraction = 1,
     tpl: Template | None = None,
     writer_id: str = "capture-testday",
+    layout: str = "minute",
 ) -> LakeStats:
     """The tiled recording written straight into the lake at ``root`` through ``RawWriter``: every frame
     (``channels="all"``: the raw rows an import of the tiled capture lands, row for row) or the trade frames only
@@ -322,6 +373,8 @@ def write_lake(
 
     if channels not in ("all", "trade"):
         raise ValueError("channels: 'all' or 'trade'")
+    if layout not in ("minute", "hour"):
+        raise ValueError("layout: 'minute' or 'hour'")
     tpl = tpl or template()
     p = plan(tpl, hours)
     d = Fraction(density).limit_denominator(10**6)
@@ -354,11 +407,16 @@ def write_lake(
     values = tpl.values.copy()
     values[kept_trade_values] = tpl.first_trade_id + np.arange(len(kept_trade_values))
     kept_trades = len(kept_trade_values)
+    # only the kept lines' values, shifted per copy (a thinned month would convert every line's 3,930 times)
+    lens = stops - starts
+    bounds = np.concatenate([[0], np.cumsum(lens)])
+    taken = np.arange(bounds[-1]) - np.repeat(bounds[:-1] - starts, lens)
+    values, kinds = values[taken], tpl.kinds[taken]
     streams = sorted({r for r in routes if r[0] != "depthSnapshot"}) or [("trade", SYMBOL)]
     open_ns = tpl.first_recv
     events = 0
 
-    with RawWriter(root, writer_id=writer_id) as w:
+    with RawWriter(root, writer_id=writer_id) if layout == "minute" else _HourRows(root, writer_id) as w:
 
         def event(
             at: int,
@@ -396,11 +454,11 @@ def write_lake(
                 event(next_alive, ALIVE, newest=newest, seq=seq)
                 next_alive += ALIVE_EVERY_NS
 
-        s_list, e_list = starts.tolist(), stops.tolist()
+        s_list, e_list = bounds[:-1].tolist(), bounds[1:].tolist()
         for k in range(p.copies):
             shifts = tpl.shifts(k)
             shifts[TRADE_ID] = k * kept_trades
-            shifted = (values + shifts[tpl.kinds]).tolist()
+            shifted = (values + shifts[kinds]).tolist()
             for fmt, (channel, symbol), a, b, e in zip(fmts, routes, s_list, e_list, e_at, strict=True):
                 recv = shifted[a]
                 if recv >= next_alive:
@@ -448,6 +506,12 @@ def main() -> None:
     lake.add_argument("--hours", type=int, default=24)
     lake.add_argument("--channels", choices=("all", "trade"), default="all", help="every frame, or trade frames only")
     lake.add_argument("--density", type=float, default=1.0, help="share of the trades kept (default 1)")
+    lake.add_argument(
+        "--layout",
+        choices=("minute", "hour"),
+        default="minute",
+        help="a file per minute, as the collector lands them (default), or per hour, as compaction leaves them",
+    )
     args = parser.parse_args()
     if args.what == "capture":
         c = write_capture(args.out, args.hours, level=args.level)
@@ -458,10 +522,10 @@ def main() -> None:
             f"({args.out.stat().st_size / 2**20:,.0f} MB gzip) in {c.seconds:.1f} s; hours {lo} .. {hi}"
         )
     else:
-        if args.channels == "all" and args.density == 1:
+        if args.channels == "all" and args.density == 1 and args.layout == "minute":
             s = cached_lake(args.root, args.hours)
         else:
-            s = write_lake(args.root, args.hours, channels=args.channels, density=args.density)
+            s = write_lake(args.root, args.hours, channels=args.channels, density=args.density, layout=args.layout)
         lo, hi = s.plan.range_text()
         figures = {"copies": s.plan.copies, "frames": s.frames, "trades": s.trades, "from": lo, "to": hi}
         print(
