@@ -59,15 +59,17 @@ def read_capture(path: Path) -> tuple[list[tuple[int, str]], list[str]]:
     return messages, snapshots
 
 
-def load_capture(copies: int) -> tuple[list[bytes], bytes]:
-    """WebSocket frames (bytes, pre-encoded) of every stream message, and the first REST snapshot body."""
+def load_capture(copies: int) -> tuple[list[bytes], dict[bytes, bytes]]:
+    """WebSocket frames (bytes, pre-encoded) of every stream message, and each symbol's first REST snapshot body
+    (by the symbol as the depth request names it: ``BTCUSDT``)."""
     frames: list[tuple[int, str]] = []
-    snapshot = b""
+    snapshot: dict[bytes, bytes] = {}
     for path in CAPTURES:
         messages, snapshots = read_capture(path)
         frames += messages
-        if not snapshot and snapshots and "btcusdt" in path.name:
-            snapshot = snapshots[0].encode()
+        symbol = path.name.split("_", 1)[0].upper().encode()
+        if snapshots and symbol not in snapshot:
+            snapshot[symbol] = snapshots[0].encode()
     frames.sort(key=lambda f: f[0])
     encoded = [ws_frame(msg.encode()) for _, msg in frames]
     return encoded * copies, snapshot
@@ -85,12 +87,18 @@ def ws_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-async def accept_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, snapshot: bytes) -> bool:
-    """Read one HTTP request: a REST call (``/api/...``) is answered with ``snapshot`` and closed (False); anything
-    else is taken for a WebSocket upgrade and accepted by hand (True), after which the caller writes frames."""
+async def accept_websocket(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, snapshots: dict[bytes, bytes]
+) -> bool:
+    """Read one HTTP request: a REST call (``/api/...?symbol=X``) is answered with X's snapshot and closed (False);
+    anything else is taken for a WebSocket upgrade and accepted by hand (True), after which the caller writes
+    frames. (Each symbol its own snapshot: one symbol's given for another never syncs its book, and every one of its
+    depth frames would go through the session's buffering for the whole run.)"""
     request = await reader.readuntil(b"\r\n\r\n")
     path = request.split(b" ", 2)[1]
     if path.startswith(b"/api/"):
+        symbol = path.partition(b"symbol=")[2].partition(b"&")[0].upper()
+        snapshot = snapshots.get(symbol, b'{"code":-1121,"msg":"Invalid symbol."}')
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
             + f"Content-Length: {len(snapshot)}\r\n\r\n".encode()

@@ -8,6 +8,13 @@ route, and gives whole batches to Python (``land``). Everything else is the Pyth
   message being assembled, a close begun) goes to ``link.on_ws_frame`` once the frames before it are landed;
 - a frame whose route the link must see live (book and control channels, and every frame until the first one
   carrying an exchange time) is landed, then handed to ``link.interpret`` as text;
+- a watched frame of a route whose session checks an id chain (``ChainedSession``: Binance's depth) is checked
+  here while its chain is in sequence: its ids are read from its bytes (``IdChain``'s keys) and, when it continues
+  the chain or is stale (already in it: the session has nothing to say of it), it is landed without the link; the link is told how far the chain went at each hand-over
+  (``link.chain_advance``) and before the first frame that does not continue it, which goes to ``interpret`` as
+  every watched frame did. After ``interpret`` the link says whether the route's chain is in sequence again
+  (``link.chain_at``). A frame the link handles itself (``_slow``) may move any chain: every route is then asked
+  again;
 - routes are looked up in a table of stream keys: the text between the exchange's ``prefix`` and the
   ``quotes``-th quote after it (Binance: the stream name). A key seen for the first time is routed by
   ``link.learn`` (the exchange's ``route_key``), which may answer -1 (no route from the key alone): such frames,
@@ -32,6 +39,9 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memchr, memcmp, memcpy
+
+cdef extern from "string.h":
+    void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen) nogil
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
@@ -109,6 +119,45 @@ cdef inline uint64_t _hash(const char* p, Py_ssize_t n) noexcept nogil:
     for i in range(n):
         h = (h ^ <unsigned char>p[i]) * 1099511628211ULL
     return h
+
+
+cdef inline bint _number(const char* p, Py_ssize_t n, bytes key, bint signed, int64_t* out) noexcept:
+    """The integer right after the first ``key`` in ``p[:n]`` (digits, a leading minus when ``signed``; at most 18
+    digits), into ``out``; False when there is none."""
+    cdef const char* stop = p + n
+    cdef const char* at = <const char*>memmem(p, n, <const char*>key, len(key))
+    cdef bint minus = False
+    cdef int64_t v = 0
+    cdef int digits = 0
+    if at == NULL:
+        return False
+    at += len(key)
+    if signed and at < stop and at[0] == b'-':
+        minus = True
+        at += 1
+    while at < stop and b'0' <= at[0] <= b'9':
+        if digits == 18:
+            return False
+        v = v * 10 + (at[0] - 48)
+        digits += 1
+        at += 1
+    if digits == 0:
+        return False
+    out[0] = -v if minus else v
+    return True
+
+
+cdef class _Chain:
+    """A route's id chain as the compiled path checks it (``IdChain``): its keys, its last id while in sequence
+    (``armed``), and the last id the link was told."""
+
+    cdef bytes first, last, prev
+    cdef bint armed
+    cdef int64_t at, told
+
+
+#: a route whose frames are never checked here
+cdef object _NO_CHAIN = object()
 
 
 cdef inline bint _alone(PyObject* b) noexcept:
@@ -196,7 +245,9 @@ cdef class Batcher(WSListener):
     cdef readonly Py_ssize_t reused, allocated
     cdef int64_t _read_ts, _first_ts, _min_ts, _max_ts
     cdef object _timer, _loop
-    cdef object _land, _learn, _classify, _interpret
+    cdef object _land, _learn, _classify, _interpret, _chain_at, _chain_advance
+    #: per route index: its ``_Chain``, ``_NO_CHAIN``, or None (not asked yet)
+    cdef list _chains
 
     def __cinit__(self):
         self._slots = NULL
@@ -224,6 +275,8 @@ cdef class Batcher(WSListener):
         self._cap_data, self._cap_rows = FIRST_DATA, FIRST_ROWS
         self._land, self._learn = link.land, link.learn
         self._classify, self._interpret = link.classify, link.interpret
+        self._chain_at, self._chain_advance = link.chain_at, link.chain_advance
+        self._chains = []
 
     def __dealloc__(self):
         if self._slots != NULL:
@@ -266,9 +319,12 @@ cdef class Batcher(WSListener):
                     code = self._classify(text)
                 self._append(p, n, code >> 1)
                 if (code & 1) or not self.started:
-                    if text is None:
-                        text = PyUnicode_DecodeUTF8(p, n, NULL)
-                    self.started = self._interpret(text, code >> 1, self._read_ts)
+                    if not (self.started and self._continues(p, n, code >> 1)):
+                        if text is None:
+                            text = PyUnicode_DecodeUTF8(p, n, NULL)
+                        self.started = self._interpret(text, code >> 1, self._read_ts)
+                        if self.started and (code & 1):
+                            self._arm(code >> 1)
                 if frame.last_in_buffer:
                     self._end_of_read()
                 elif self._rows >= C_HANDOVER_ROWS or self._used >= C_HANDOVER_BYTES:
@@ -347,6 +403,79 @@ cdef class Batcher(WSListener):
                 slots[j] = self._slots[i]
         free(self._slots)
         self._slots, self._nslots = slots, n
+        return 0
+
+    # --- id chains checked here ---------------------------------------------------------------------------------
+
+    cdef bint _continues(self, const char* p, Py_ssize_t n, int32_t index) except -1:
+        """Route ``index``'s frame continues its armed chain (which then moves on); else the chain is disarmed, the
+        link told how far it went, and the frame is the link's."""
+        cdef _Chain c
+        cdef int64_t first, last, prev
+        if index >= len(self._chains):
+            return False
+        entry = self._chains[index]
+        if entry is None or entry is _NO_CHAIN:
+            return False
+        c = <_Chain>entry
+        if not c.armed:
+            return False
+        if _number(p, n, c.first, False, &first) and _number(p, n, c.last, False, &last):
+            if c.prev is not None:
+                if _number(p, n, c.prev, True, &prev):
+                    if prev == c.at:
+                        c.at = last
+                        return True
+                    if last <= c.at:
+                        return True  # stale: already in the chain, nothing to say (as the session would)
+            elif last <= c.at:
+                return True  # stale
+            elif first <= c.at + 1:
+                c.at = last
+                return True
+        c.armed = False
+        self._tell(index, c)
+        return False
+
+    cdef int _arm(self, int32_t index) except -1:
+        """After the link interpreted a frame of route ``index``: arm its chain if the link says it is in sequence."""
+        cdef _Chain c
+        while len(self._chains) <= index:
+            self._chains.append(None)
+        entry = self._chains[index]
+        if entry is _NO_CHAIN:
+            return 0
+        got = self._chain_at(index)
+        if got is False:
+            self._chains[index] = _NO_CHAIN
+            return 0
+        if entry is None:
+            entry = _Chain.__new__(_Chain)
+            self._chains[index] = entry
+        c = <_Chain>entry
+        if got is True:
+            c.armed = False
+            return 0
+        c.first, c.last, c.prev, c.at = got
+        c.told = c.at
+        c.armed = True
+        return 0
+
+    cdef int _tell(self, Py_ssize_t index, _Chain c) except -1:
+        if c.at != c.told:
+            c.told = c.at
+            self._chain_advance(index, c.at)
+        return 0
+
+    cdef int _tell_all(self, bint disarm) except -1:
+        """The link told how far every chain went (``disarm``: and none checked here until the link says so)."""
+        cdef Py_ssize_t i
+        for i in range(len(self._chains)):
+            entry = self._chains[i]
+            if entry is not None and entry is not _NO_CHAIN:
+                self._tell(i, <_Chain>entry)
+                if disarm:
+                    (<_Chain>entry).armed = False
         return 0
 
     cdef int _append(self, const char* p, Py_ssize_t n, int32_t route) except -1:
@@ -457,6 +586,7 @@ cdef class Batcher(WSListener):
         self._buffers = None
         self._data = self._offsets = self._routes = self._recv = None
         self._rows = self._used = 0
+        self._tell_all(False)
         self._land(batch)
 
     cdef int _slow(self, WSTransport transport, WSFrame frame) except -1:
@@ -464,6 +594,7 @@ cdef class Batcher(WSListener):
         with them before the next one is landed here."""
         cdef object link = self.link
         self.hand_over()
+        self._tell_all(True)  # (hand_over tells only when it has frames) the link may move any chain now
         if self._read_ts == 0:
             self._read_ts = _now_ns()
         link.recv = self._read_ts

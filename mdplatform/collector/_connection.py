@@ -43,13 +43,13 @@ import time
 import uuid
 from collections.abc import Coroutine, Sequence
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from .._time import MINUTE_NS
-from ..contract import Answering, BinaryFrames, ConnectionRouting, Negotiating
+from ..contract import Answering, BinaryFrames, ChainedSession, ConnectionRouting, Negotiating
 from ..exchanges import (
     ALIVE,
     CLOSE,
@@ -683,6 +683,31 @@ class _Receiver(WsLink):
         self._interpret(frame, self.route_list[index], recv)
         return self.started
 
+    def chain_at(self, index: int) -> tuple[bytes, bytes, bytes | None, int] | bool:
+        """Whether the frames of ``route_list[index]`` may be checked by the compiled path now (the session's
+        ``ChainedSession`` side): the chain's keys and last id when its chain is in sequence, True when it is
+        not now, False when the route's frames are never checked there."""
+        session = self.conn.session
+        channel, symbol = self.route_list[index]
+        # (asked after every frame the session interprets: a Protocol's isinstance costs microseconds)
+        if type(session) not in _CHAINED:
+            if not isinstance(session, ChainedSession):
+                return False
+            _CHAINED.add(type(session))
+        chained = cast(ChainedSession, session)
+        chain = chained.id_chain(channel)
+        if chain is None:
+            return False
+        last = chained.chain_position(channel, symbol)
+        return (chain.first, chain.last, chain.prev, last) if last >= 0 else True
+
+    def chain_advance(self, index: int, last: int) -> None:
+        """The compiled path checked frames of ``route_list[index]`` continuing its chain up to ``last``."""
+        session = self.conn.session
+        assert isinstance(session, ChainedSession)
+        channel, symbol = self.route_list[index]
+        session.chain_advance(channel, symbol, last)
+
     def land(self, batch: Batch) -> None:
         """Frames the compiled path received (after every frame handed over before them)."""
         n = batch.rows
@@ -803,6 +828,10 @@ class _Receiver(WsLink):
         conn._quarantine(
             BINARY_CHANNEL, "", seq, recv, f"{reason}: landed base64-encoded in channel {BINARY_CHANNEL!r}"
         )
+
+
+#: the session types found to be ``ChainedSession``s
+_CHAINED: set[type] = set()
 
 
 def _shown(url: str) -> str:

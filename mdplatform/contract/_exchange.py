@@ -293,6 +293,40 @@ class TradeHistory(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class IdChain:
+    """Where a book channel's frames carry the update ids that chain them, for checks outside the session (the
+    collector's compiled receive path reads them from the frame's bytes): the JSON keys as they precede each number,
+    ``b'"U":'``. The rule such a check applies while the chain is in sequence: with ``prev``, a frame continues the
+    chain when its ``prev`` id equals the chain's last id; without, when its ``last`` id is beyond the chain's last id
+    and its ``first`` at most one past it; one that does not and whose ``last`` id is not beyond the chain's is
+    stale, and the session has nothing to say of it. ``first`` and ``last`` must be present either way."""
+
+    first: bytes
+    last: bytes
+    prev: bytes | None = None
+
+
+@runtime_checkable
+class ChainedSession(Protocol):
+    """A session whose book frames may be checked outside it while their chain is in sequence (``IdChain``): a
+    frame that continues the chain then never reaches ``on_frame``; the check says how far the chain went
+    (``chain_advance``), and gives the session the first frame that does not continue it (or whose ids it cannot
+    read), after saying how far the chain went before it."""
+
+    def id_chain(self, channel: str) -> IdChain | None:
+        """Where ``channel``'s frames carry their ids, None when they are checked by ``on_frame`` only."""
+        ...
+
+    def chain_position(self, channel: str, symbol: str) -> int:
+        """The chain's last id when frames continuing it may be checked outside now (in sequence), else -1."""
+        ...
+
+    def chain_advance(self, channel: str, symbol: str, last: int) -> None:
+        """Frames checked outside continued the chain up to ``last``."""
+        ...
+
+
 class StreamSession(Protocol):
     """Per-connection state: book sync and validation. Created fresh on every (re)connect."""
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ..book import L2Book
-from ..contract import GAP, SYNCED, SessionAction, StreamEvent, SyncState
+from ..contract import GAP, SYNCED, IdChain, SessionAction, StreamEvent, SyncState
 from ._depth_sync import DepthSync, DiffVerdict, SnapshotVerdict
 
 __all__ = ["SnapshotBook", "SnapshotSession", "SnapshotSource", "snapshot_event"]
@@ -98,6 +98,19 @@ class SnapshotSession:
 
     def sync_state(self) -> dict[str, str]:
         return {symbol: sync.state for symbol, sync in self._syncs.items()}
+
+    # --- checks outside the session (``ChainedSession``): an exchange that says where its ids are (``id_chain``)
+
+    def id_chain(self, channel: str) -> IdChain | None:
+        return None
+
+    def chain_position(self, channel: str, symbol: str) -> int:
+        sync = self._syncs.get(symbol)
+        in_sequence = sync is not None and sync.in_sequence and channel == self._channel_of(symbol)
+        return sync.last_update_id if in_sequence and sync is not None else -1
+
+    def chain_advance(self, channel: str, symbol: str, last: int) -> None:
+        self._syncs[symbol].advance(last)
 
 
 def snapshot_event(verdict: SnapshotVerdict, channel: str, symbol: str, gap_detail: str) -> StreamEvent | None:

@@ -151,6 +151,126 @@ def test_both_receive_paths_land_the_same_rows(shared_data: Path, monkeypatch: p
     assert batcher is not None and sink.batches > 0 and py_sink.batches == 0  # the rows came in batches here
 
 
+class Chained:
+    """The exchange's own session (``ChainedSession``), recording what it is shown and what it answers."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.seen = 0
+        self.advanced = 0
+        self.actions: list[tuple[str | None, tuple[Any, ...]]] = []
+
+    def on_frame(self, channel: str, symbol: str, frame: str) -> Any:
+        self.seen += 1
+        return self._answer(self.inner.on_frame(channel, symbol, frame))
+
+    def on_snapshot(self, symbol: str, body: str) -> Any:
+        return self._answer(self.inner.on_snapshot(symbol, body))
+
+    def _answer(self, action: Any) -> Any:
+        if action is not None:
+            self.actions.append((action.error, action.events))
+        return action
+
+    def sync_state(self) -> dict[str, str]:
+        return dict(self.inner.sync_state())
+
+    def id_chain(self, channel: str) -> Any:
+        return self.inner.id_chain(channel)
+
+    def chain_position(self, channel: str, symbol: str) -> int:
+        return int(self.inner.chain_position(channel, symbol))
+
+    def chain_advance(self, channel: str, symbol: str, last: int) -> None:
+        self.advanced += 1
+        self.inner.chain_advance(channel, symbol, last)
+
+
+def _receive_chained(exchange: str, lines: list[str]) -> tuple[Sink, Chained]:
+    """A recording's depth frames through a connection with the exchange's real session; its REST snapshot (inline)
+    given to the session where it was received (the fetches the session asks for are not made)."""
+    sink = Sink()
+    config = ExchangeCollectorConfig(exchange=exchange, symbols=("BTCUSDT",), channels=("depth",))
+    subs = [Subscription("depth", "BTCUSDT")]
+    ex = get_exchange(exchange)
+    conn = Connection(ex, config, subs, sink, RestClient(), gate_for(config))
+    conn._spawn = lambda coro: coro.close()  # type: ignore[method-assign]
+    session = Chained(ex.new_session(subs, "http://127.0.0.1:9/depth"))
+
+    async def run() -> None:
+        conn._begin("c1", 1)
+        receiver = _connection._Receiver(conn, "c1", "ws://x")
+        conn._link, conn.session = receiver, session  # type: ignore[assignment]
+        listener = receiver.listener()
+        for line in lines:
+            if line.startswith('{"lastUpdateId"'):
+                receiver.hand_over()
+                if receiver.batcher is not None:
+                    receiver.batcher.hand_over()
+                action = session.on_snapshot("BTCUSDT", line)
+                if action is not None:
+                    conn._act(action, 1)
+            else:
+                listener.on_ws_frame(None, _frame(WSMsgType.TEXT, line.encode()))
+        listener.on_ws_disconnected(None)
+
+    asyncio.run(run())
+    return sink, session
+
+
+@pytest.mark.parametrize(
+    ("exchange", "path"),
+    [
+        ("binance", "binance-hftbacktest/spot/btcusdt_20240808.gz"),
+        ("binance-usdm", "binance-hftbacktest/usdm/btcusdt_20240808.gz"),
+    ],
+)
+def test_a_book_chain_in_sequence_is_checked_by_the_compiled_path(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch, exchange: str, path: str
+) -> None:
+    """Binance's depth frames continuing their chain never reach the session on the compiled path, with the same
+    outcome: rows, events (synced, gap), the session's answers and its chain's last id; a frame dropped from the
+    chain, one received twice and one whose ids cannot be read go to the session and are found as before."""
+    if not _connection.compiled_receive():
+        pytest.skip("the compiled receive path is not built")
+    with gzip.open(shared_data / path, "rt") as fh:
+        lines = [line.rstrip("\n").split(" ", 1)[1] for _, line in zip(range(4_000), fh, strict=False)]
+    depth = [i for i, line in enumerate(lines) if "@depth" in line[:40]]
+    snapshot = next(i for i, line in enumerate(lines) if line.startswith('{"lastUpdateId"'))
+    after = [i for i in depth if i > snapshot + 200]
+    assert len(after) > 50
+    broken = list(lines)  # (changed from the end: the indexes before stay right)
+    del broken[after[40]]  # a diff lost
+    broken[after[20]] = broken[after[20]].replace('"u":', '"u" :', 1)  # ids unreadable: a frame error, then a gap
+    broken.insert(after[10], broken[after[10]])  # received twice: stale, nothing to say
+    for frames in (lines, broken):
+        compiled = _receive_chained(exchange, frames)
+        with monkeypatch.context() as m:
+            m.setattr(_connection, "_BATCHER", None)
+            python = _receive_chained(exchange, frames)
+        (sink, session), (py_sink, py_session) = compiled, python
+        assert sink.rows == py_sink.rows
+        assert len(sink.rows) == sum(not f.startswith('{"lastUpdateId"') for f in frames)
+        assert sink.events == py_sink.events
+        assert session.actions == py_session.actions
+        assert session.sync_state() == py_session.sync_state()
+        assert session.inner.last_update_id("BTCUSDT") == py_session.inner.last_update_id("BTCUSDT")
+        # the Python path shows the session every depth frame, the compiled one those before the chain is in
+        # sequence, and each that does not continue it (then every one until a snapshot would sync it again)
+        assert py_session.seen == sum("@depth" in f[:40] for f in frames)
+        kinds = [e[0] for e in sink.events]
+        if frames is lines:
+            assert kinds == ["start", "synced"], sink.events
+            assert session.seen < py_session.seen / 10 and session.advanced > 0
+        else:
+            assert kinds[:4] == ["start", "synced", "frame_error", "gap"], sink.events
+            # no snapshot follows (no fetch is made here): from the unreadable frame on, the session sees them all
+            unsynced = sum("@depth" in f[:40] for f in frames[after[20] + 1 :])
+            assert unsynced < session.seen < unsynced + 40, (session.seen, unsynced)
+            assert py_session.seen - session.seen > 15  # those between the snapshot's and the stale one's
+            assert session.inner.sync_state() == {"BTCUSDT": "resyncing"}
+
+
 def test_okx_frames_are_routed_by_their_arg(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not _connection.compiled_receive():
         pytest.skip("the compiled receive path is not built")
@@ -214,6 +334,12 @@ class Link:
 
     def interpret(self, frame: str, index: int, recv: int) -> bool:
         return True
+
+    def chain_at(self, index: int) -> bool:
+        return False  # no route's ids are checked by the batcher
+
+    def chain_advance(self, index: int, last: int) -> None:
+        raise AssertionError("no chain is checked here")
 
 
 def _batcher(link: Link) -> Any:

@@ -34,6 +34,7 @@ from ...contract import (
     SUB_ERROR,
     Capabilities,
     CaptureHints,
+    IdChain,
     KeepAlive,
     Route,
     SessionAction,
@@ -592,6 +593,11 @@ def _channel_of(data: Mapping[str, Any]) -> str:
     return str(e or "")
 
 
+#: where a depth frame's ids are, for checks outside the session (``IdChain``)
+_SPOT_CHAIN = IdChain(b'"U":', b'"u":')
+_FUTURES_CHAIN = IdChain(b'"U":', b'"u":', b'"pu":')
+
+
 def _depth_ids(frame: str) -> tuple[int, int, int] | None:
     m = _DEPTH_IDS.search(frame)
     if m is not None:
@@ -616,6 +622,12 @@ class BinanceSession(SnapshotSession):
 
     def _channel_of(self, symbol: str) -> str:
         return "depth"
+
+    def id_chain(self, channel: str) -> IdChain | None:
+        # the rules of DepthSync.in_sequence: futures chain pu to the previous u, spot U..u ranges
+        if channel != "depth":
+            return None
+        return _FUTURES_CHAIN if self._futures else _SPOT_CHAIN
 
     def on_frame(self, channel: str, symbol: str, frame: str) -> SessionAction | None:
         if channel != "depth":
