@@ -145,14 +145,23 @@ def test_ui_backfill_of_every_asset_with_books(tmp_path: Path) -> None:
             f"{sorted(k['path'][0] for k in r['assetSelection'])} {r['endTime'] - r['startTime']:.1f} s" for r in runs
         )
     )
-    # the single-run policy: each run covers the whole range, whatever it materializes
+    # the single-run policy: a run covers a range of hours, not one hour; the first layer (trades) the whole range.
+    # A later layer may be launched for the hours its parents have finished while their run goes on (the daemon
+    # does not wait for a whole run: seen under load, a run of candles and books for 00:00 alone beside another):
+    # every asset's runs then cover the whole range between them
+    covered: dict[str, list[str]] = {}
     for run in runs:
         tags = {t["key"]: t["value"] for t in run["tags"]}
         assert run["jobName"] == "__ASSET_JOB"
-        assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
-            HOURS[0],
-            HOURS[-1],
-        )
+        first, last = tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]
+        span = HOURS[HOURS.index(first) : HOURS.index(last) + 1]
+        assert span, (first, last)
+        names = [k["path"][0] for k in run["assetSelection"]]
+        if "trades" in names:
+            assert span == HOURS, (names, first, last)
+        for name in names:
+            covered.setdefault(name, []).extend(span)
+    assert {name: set(hours) for name, hours in covered.items()} == {a[0]: set(HOURS) for a in assets}
     for asset, folders in TABLES.items():
         for folder in folders:
             for hour in ("date=2024-08-08/hour=23", "date=2024-08-09/hour=00"):
