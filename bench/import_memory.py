@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,8 +89,10 @@ def write_capture(out: Path, hours: float) -> tuple[int, int, int, int]:
 
 
 def _tile(out: str, hours: float, results: mp.Queue) -> None:  # type: ignore[type-arg]
-    """``write_capture``'s work: a copy at a time formatted here while a thread compresses the one before (zlib
-    releases the GIL)."""
+    """``write_capture``'s work: a copy at a time, compressed on a thread (``testday.write_gzip``; level 1: the bench
+    measures the import, not the compressor, and the importer gunzips either way)."""
+    from testday import write_gzip
+
     rows = [line.split(b" ", 1) for line in source_lines()]
     stamps = np.array([int(ts) for ts, _ in rows], dtype=np.int64)
     rests = [rest for _, rest in rows]
@@ -100,37 +101,16 @@ def _tile(out: str, hours: float, results: mp.Queue) -> None:  # type: ignore[ty
     # recording's phase within its minutes
     period = (span // MINUTE_NS + 1) * MINUTE_NS
     end = first + round(hours * HOUR_NS)
-    lines = size = copies = 0
-    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
-    failed: list[BaseException] = []
+    copies = -(-(end - first) // period)
+    kept = [int(np.count_nonzero(stamps + k * period < end)) for k in range(copies)]
 
-    def compress() -> None:
-        try:
-            # level 1: the bench measures the import, not the compressor; the importer gunzips either way
-            with gzip.open(out, "wb", compresslevel=1) as gz:
-                while (chunk := chunks.get()) is not None:
-                    gz.write(chunk)
-        except BaseException as exc:  # taken up below; the queue is drained so the formatting loop never blocks
-            failed.append(exc)
-            while chunks.get() is not None:
-                pass
+    def chunks() -> Iterator[bytes]:
+        for k in range(copies):
+            shifted = (stamps + k * period).tolist()
+            yield b"".join([b"%d %s" % (t, rest) for t, rest in zip(shifted, rests, strict=True) if t < end])
 
-    writer = threading.Thread(target=compress)
-    writer.start()
-    try:
-        while first + copies * period < end:
-            shifted = (stamps + copies * period).tolist()
-            copies += 1
-            chunk = b"".join([b"%d %s" % (t, rest) for t, rest in zip(shifted, rests, strict=True) if t < end])
-            lines += sum(1 for t in shifted if t < end)
-            size += len(chunk)
-            chunks.put(chunk)
-    finally:
-        chunks.put(None)
-        writer.join()
-    if failed:
-        raise failed[0]
-    results.put((lines, size, copies, period))
+    size = write_gzip(out, chunks(), level=1)
+    results.put((sum(kept), size, copies, period))
 
 
 def run_child(args: list[str], cwd: Path, log: Path) -> tuple[int, float, float]:

@@ -56,7 +56,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -86,7 +86,7 @@ _FIELD = re.compile(rb'"(E|T|t|U|u|lastUpdateId)":(\d+)')
 _TRADE = b'{"stream":"btcusdt@trade"'
 _DEPTH = b'{"stream":"btcusdt@depth'
 
-__all__ = ["Plan", "Template", "plan", "template", "write_capture", "write_lake"]
+__all__ = ["Plan", "Template", "plan", "template", "write_capture", "write_gzip", "write_lake"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,37 +229,43 @@ class CaptureStats:
 
 
 def write_capture(out: Path, hours: int = 24, *, level: int = 1, tpl: Template | None = None) -> CaptureStats:
-    """The tiled capture as a gzip file (compressed on a second thread: zlib releases the GIL)."""
+    """The tiled capture as a gzip file (a copy at a time, compressed on a second thread: ``write_gzip``)."""
     tpl = tpl or template()
     p = plan(tpl, hours)
     t0 = time.perf_counter()
-    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+    size = write_gzip(out, (b"".join(_copy_lines(tpl, k)) for k in range(p.copies)), level=level)
+    return CaptureStats(p, tpl.lines * p.copies, len(tpl.trades) * p.copies, size, time.perf_counter() - t0)
+
+
+def write_gzip(out: Path | str, chunks: Iterable[bytes], *, level: int = 1) -> int:
+    """``chunks`` into the gzip file ``out``, each made here while a thread compresses the one before (zlib
+    releases the GIL); returns the uncompressed bytes."""
+    queued: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
     failed: list[BaseException] = []
 
     def compress() -> None:
         try:
             with gzip.open(out, "wb", compresslevel=level) as gz:
-                while (chunk := chunks.get()) is not None:
+                while (chunk := queued.get()) is not None:
                     gz.write(chunk)
         except BaseException as exc:
             failed.append(exc)
-            while chunks.get() is not None:  # let the producer finish
+            while queued.get() is not None:  # let the producer finish
                 pass
 
     writer = threading.Thread(target=compress, name="testday-gzip")
     writer.start()
     size = 0
     try:
-        for k in range(p.copies):
-            chunk = b"".join(_copy_lines(tpl, k))
+        for chunk in chunks:
             size += len(chunk)
-            chunks.put(chunk)
+            queued.put(chunk)
     finally:
-        chunks.put(None)
+        queued.put(None)
         writer.join()
     if failed:
         raise failed[0]
-    return CaptureStats(p, tpl.lines * p.copies, len(tpl.trades) * p.copies, size, time.perf_counter() - t0)
+    return size
 
 
 @dataclass(frozen=True, slots=True)

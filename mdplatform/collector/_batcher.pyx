@@ -10,11 +10,11 @@ route, and gives whole batches to Python (``land``). Everything else is the Pyth
   carrying an exchange time) is landed, then handed to ``link.interpret`` as text;
 - a watched frame of a route whose session checks an id chain (``ChainedSession``: Binance's depth) is checked
   here while its chain is in sequence: its ids are read from its bytes (``IdChain``'s keys) and, when it continues
-  the chain or is stale (already in it: the session has nothing to say of it), it is landed without the link; the link is told how far the chain went at each hand-over
-  (``link.chain_advance``) and before the first frame that does not continue it, which goes to ``interpret`` as
-  every watched frame did. After ``interpret`` the link says whether the route's chain is in sequence again
-  (``link.chain_at``). A frame the link handles itself (``_slow``) may move any chain: every route is then asked
-  again;
+  the chain or is stale (already in it: the session has nothing to say of it), it is landed without the link; the
+  link is told how far the chain went at each hand-over (``link.chain_advance``) and before the first frame that
+  does not continue it, which goes to ``interpret`` as every watched frame did. After ``interpret`` the link says
+  whether the route's chain is in sequence again (``link.chain_at``). A frame the link handles itself (``_slow``)
+  may move any chain: every route is then asked again;
 - routes are looked up in a table of stream keys: the text between the exchange's ``prefix`` and the
   ``quotes``-th quote after it (Binance: the stream name). A key seen for the first time is routed by
   ``link.learn`` (the exchange's ``route_key``), which may answer -1 (no route from the key alone): such frames,
@@ -39,12 +39,12 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memchr, memcmp, memcpy
-
-cdef extern from "string.h":
-    void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen) nogil
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
+
+cdef extern from "string.h":
+    void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen) nogil
 
 cdef extern from *:
     """

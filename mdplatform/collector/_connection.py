@@ -43,7 +43,7 @@ import time
 import uuid
 from collections.abc import Coroutine, Sequence
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -624,6 +624,9 @@ class _Receiver(WsLink):
         self.route_list: list[Route] = []
         self._codes: dict[Route, int] = {}
         self._route_key = exchange.route_key if isinstance(exchange, _KeyRouted) else None
+        # the session ``_chained`` looked at last, and what it found
+        self._session_seen: object = None
+        self._session_chained: ChainedSession | None = None
         if _BATCHER is not None:
             prefix, quotes = exchange.route_prefix if isinstance(exchange, _KeyRouted) else (None, 0)
             self.batcher = _BATCHER(self, asyncio.get_running_loop(), prefix.encode() if prefix else None, quotes)
@@ -687,26 +690,29 @@ class _Receiver(WsLink):
         """Whether the frames of ``route_list[index]`` may be checked by the compiled path now (the session's
         ``ChainedSession`` side): the chain's keys and last id when its chain is in sequence, True when it is
         not now, False when the route's frames are never checked there."""
-        session = self.conn.session
+        session = self._chained()
         channel, symbol = self.route_list[index]
-        # (asked after every frame the session interprets: a Protocol's isinstance costs microseconds)
-        if type(session) not in _CHAINED:
-            if not isinstance(session, ChainedSession):
-                return False
-            _CHAINED.add(type(session))
-        chained = cast(ChainedSession, session)
-        chain = chained.id_chain(channel)
-        if chain is None:
+        chain = session.id_chain(channel) if session is not None else None
+        if session is None or chain is None:
             return False
-        last = chained.chain_position(channel, symbol)
+        last = session.chain_position(channel, symbol)
         return (chain.first, chain.last, chain.prev, last) if last >= 0 else True
 
     def chain_advance(self, index: int, last: int) -> None:
         """The compiled path checked frames of ``route_list[index]`` continuing its chain up to ``last``."""
-        session = self.conn.session
-        assert isinstance(session, ChainedSession)
+        session = self._chained()
+        assert session is not None
         channel, symbol = self.route_list[index]
         session.chain_advance(channel, symbol, last)
+
+    def _chained(self) -> ChainedSession | None:
+        """The connection's session where it is a ``ChainedSession`` (asked once per session: ``chain_at`` runs
+        after every frame the session interprets, and a Protocol's isinstance costs microseconds)."""
+        session = self.conn.session
+        if session is not self._session_seen:
+            self._session_seen = session
+            self._session_chained = session if isinstance(session, ChainedSession) else None
+        return self._session_chained
 
     def land(self, batch: Batch) -> None:
         """Frames the compiled path received (after every frame handed over before them)."""
@@ -828,10 +834,6 @@ class _Receiver(WsLink):
         conn._quarantine(
             BINARY_CHANNEL, "", seq, recv, f"{reason}: landed base64-encoded in channel {BINARY_CHANNEL!r}"
         )
-
-
-#: the session types found to be ``ChainedSession``s
-_CHAINED: set[type] = set()
 
 
 def _shown(url: str) -> str:

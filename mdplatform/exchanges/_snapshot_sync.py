@@ -106,8 +106,9 @@ class SnapshotSession:
 
     def chain_position(self, channel: str, symbol: str) -> int:
         sync = self._syncs.get(symbol)
-        in_sequence = sync is not None and sync.in_sequence and channel == self._channel_of(symbol)
-        return sync.last_update_id if in_sequence and sync is not None else -1
+        if sync is None or not sync.in_sequence or channel != self._channel_of(symbol):
+            return -1
+        return sync.last_update_id
 
     def chain_advance(self, channel: str, symbol: str, last: int) -> None:
         self._syncs[symbol].advance(last)

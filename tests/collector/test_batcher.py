@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,25 +88,40 @@ def _frame(kind: WSMsgType, payload: bytes, fin: bool = True) -> Any:
     return _make_test_ws_frame(kind, payload, fin, False)
 
 
-def _receive(exchange: str, channel: str, frames: list[Any]) -> tuple[Sink, Session, Any]:
-    """Every frame through a fresh connection's listener (each one a read of its own), then the connection's end."""
-    sink, session = Sink(), Session()
-    config = ExchangeCollectorConfig(exchange=exchange, symbols=("X",), channels=(channel,))
+def _through(
+    exchange: str, channel: str, symbol: str, session: Any, feed: Callable[[Connection, Any], None]
+) -> tuple[Sink, Any]:
+    """A fresh connection of ``exchange`` to ``channel`` of ``symbol``, with ``session``: ``feed(conn, listener)``
+    gives its listener the frames, then the connection ends. Returns the rows and the compiled path's batcher."""
+    sink = Sink()
+    config = ExchangeCollectorConfig(exchange=exchange, symbols=(symbol,), channels=(channel,))
     conn = Connection(
-        get_exchange(exchange), config, [Subscription(channel, "X")], sink, RestClient(), gate_for(config)
+        get_exchange(exchange), config, [Subscription(channel, symbol)], sink, RestClient(), gate_for(config)
     )
+    conn._spawn = lambda coro: coro.close()  # type: ignore[method-assign]  # (no REST fetch is made)
 
     async def run() -> Any:
         conn._begin("c1", 1)
         receiver = _connection._Receiver(conn, "c1", "ws://x")
-        conn._link, conn.session = receiver, session  # type: ignore[assignment]
+        conn._link, conn.session = receiver, session
         listener = receiver.listener()
-        for frame in frames:
-            listener.on_ws_frame(None, frame)
+        feed(conn, listener)
         listener.on_ws_disconnected(None)
         return receiver.batcher
 
-    return sink, session, asyncio.run(run())
+    return sink, asyncio.run(run())
+
+
+def _receive(exchange: str, channel: str, frames: list[Any]) -> tuple[Sink, Session, Any]:
+    """Every frame through a fresh connection's listener (each one a read of its own), then the connection's end."""
+    session = Session()
+
+    def feed(conn: Connection, listener: Any) -> None:
+        for frame in frames:
+            listener.on_ws_frame(None, frame)
+
+    sink, batcher = _through(exchange, channel, "X", session, feed)
+    return sink, session, batcher
 
 
 def _with_oddities(frames: list[str]) -> list[Any]:
@@ -189,32 +205,16 @@ class Chained:
 def _receive_chained(exchange: str, lines: list[str]) -> tuple[Sink, Chained]:
     """A recording's depth frames through a connection with the exchange's real session; its REST snapshot (inline)
     given to the session where it was received (the fetches the session asks for are not made)."""
-    sink = Sink()
-    config = ExchangeCollectorConfig(exchange=exchange, symbols=("BTCUSDT",), channels=("depth",))
-    subs = [Subscription("depth", "BTCUSDT")]
-    ex = get_exchange(exchange)
-    conn = Connection(ex, config, subs, sink, RestClient(), gate_for(config))
-    conn._spawn = lambda coro: coro.close()  # type: ignore[method-assign]
-    session = Chained(ex.new_session(subs, "http://127.0.0.1:9/depth"))
+    session = Chained(get_exchange(exchange).new_session([Subscription("depth", "BTCUSDT")], "http://127.0.0.1:9"))
 
-    async def run() -> None:
-        conn._begin("c1", 1)
-        receiver = _connection._Receiver(conn, "c1", "ws://x")
-        conn._link, conn.session = receiver, session  # type: ignore[assignment]
-        listener = receiver.listener()
+    def feed(conn: Connection, listener: Any) -> None:
         for line in lines:
-            if line.startswith('{"lastUpdateId"'):
-                receiver.hand_over()
-                if receiver.batcher is not None:
-                    receiver.batcher.hand_over()
-                action = session.on_snapshot("BTCUSDT", line)
-                if action is not None:
-                    conn._act(action, 1)
-            else:
+            if not line.startswith('{"lastUpdateId"'):
                 listener.on_ws_frame(None, _frame(WSMsgType.TEXT, line.encode()))
-        listener.on_ws_disconnected(None)
+            elif (action := session.on_snapshot("BTCUSDT", line)) is not None:
+                conn._act(action, 1)
 
-    asyncio.run(run())
+    sink, _ = _through(exchange, "depth", "BTCUSDT", session, feed)
     return sink, session
 
 
