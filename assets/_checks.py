@@ -8,7 +8,10 @@ many rows quarantined or late) and stop nothing. A check's metadata holds the fa
 failing rows and the path of the GX Data Docs page of its results (``<lake>/quality/data_docs/``, local lakes)."""
 
 # no `from __future__ import annotations`: Dagster inspects the real annotation of `context`
+import os
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -85,15 +88,40 @@ def quality_docs(settings: Settings) -> str | None:
     return join(root, "quality") if is_local(fs) else None
 
 
+#: partition files the checks read last, by (path, inode, mtime, size): three checks of trades read the same files
+#: one after the other in a run; a file written since (a re-run replaces it: a new inode) is read again. At most
+#: ``_KEPT_ROWS`` rows are kept (a run's day of a busy symbol), the least recently read let go first.
+_KEPT: OrderedDict[tuple[str, int, int, int], pl.DataFrame] = OrderedDict()
+_KEPT_ROWS = 4_000_000
+_KEPT_LOCK = threading.Lock()
+
+
 def _read(settings: Settings, table: str, hour: int) -> pl.DataFrame | None:
     import pyarrow.parquet as pq
 
     fs, target = filesystem(partition_path(settings.root, table, hour))
-    if not fs.exists(target):
+    key = None
+    if is_local(fs):
+        try:
+            st = os.stat(target)
+        except FileNotFoundError:
+            return None
+        key = (target, st.st_ino, st.st_mtime_ns, st.st_size)
+        with _KEPT_LOCK:
+            if key in _KEPT:
+                _KEPT.move_to_end(key)
+                return _KEPT[key]
+    elif not fs.exists(target):
         return None
     with fs.open(target, "rb") as fh:
         # as written, without casting: the schema itself is under test
-        return pl.from_arrow(pq.read_table(fh))  # type: ignore[return-value]
+        df: pl.DataFrame = pl.from_arrow(pq.read_table(fh))  # type: ignore[assignment]
+    if key is not None and df.height <= _KEPT_ROWS:
+        with _KEPT_LOCK:
+            _KEPT[key] = df
+            while sum(d.height for d in _KEPT.values()) > _KEPT_ROWS:
+                _KEPT.popitem(last=False)
+    return df
 
 
 def _hours(context: AssetCheckExecutionContext) -> list[int]:

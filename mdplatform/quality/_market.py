@@ -55,7 +55,9 @@ def trades_suites(df: pl.DataFrame, start_ns: int, skew_ns: int = 10 * 10**9) ->
         return [schema]
     frame = df.with_columns(
         ts_offset_s=offset_s("ts", start_ns),
-        ts_step_s=(_ns("ts") - _ns("ts").shift(1).over(_STREAM)) / 1e9,
+        # a stream's first row has nothing to step back from: 0, not null (GX filters a column's nulls out of the
+        # batch before each of its metrics, a copy of the whole frame for every metric when one row is null)
+        ts_step_s=((_ns("ts") - _ns("ts").shift(1).over(_STREAM)) / 1e9).fill_null(0.0),
         ahead_of_receipt_s=(_ns("ts") - _ns("recv_ts")) / 1e9,
     )
     rules = (

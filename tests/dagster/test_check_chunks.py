@@ -4,12 +4,16 @@ own verdict."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
-from assets._checks import CHUNK_HOURS, CHUNK_ROWS, _chunks, _each_alone
+from assets._checks import CHUNK_HOURS, CHUNK_ROWS, _chunks, _each_alone, _read
+from assets._settings import Settings
 from mdplatform.quality import Suite, merge_suites, validate
 from mdplatform.quality._rules import between, unique
 from mdplatform.transforms import HOUR_NS
+from mdplatform.warehouse import partition_path, write_partition
 
 
 def _hour(rows: int) -> list[Suite]:
@@ -56,3 +60,20 @@ def test_what_only_the_hours_together_show_stays_the_chunks() -> None:
     chunk[2] = (2 * HOUR_NS, _values([4, 50]))
     together = validate(merge_suites([s for _, s in chunk]), "chunk")
     assert {h // HOUR_NS: r.failing for h, r in _each_alone(chunk, together, None, False).items()} == {2: 1}
+
+
+def test_checks_read_a_partition_once_and_again_when_it_is_rewritten(tmp_path: Path) -> None:
+    """Three checks of trades read the same partition files one after the other: the second read is the first's
+    frame; a file replaced since (a re-run writes a new file over it) is read again, and a removed one is gone."""
+    settings = Settings(lake=str(tmp_path))
+    hour = 1_723_161_600 * 10**9
+    path = partition_path(settings.root, "trades", hour)
+    write_partition(path, pl.DataFrame({"a": [1, 2]}))
+    first = _read(settings, "trades", hour)
+    assert first is not None and first["a"].to_list() == [1, 2]
+    assert _read(settings, "trades", hour) is first
+    write_partition(path, pl.DataFrame({"a": [3, 4]}))  # the same size, written atomically: a new file
+    again = _read(settings, "trades", hour)
+    assert again is not None and again is not first and again["a"].to_list() == [3, 4]
+    Path(path).unlink()
+    assert _read(settings, "trades", hour) is None
