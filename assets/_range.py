@@ -33,6 +33,9 @@ T = TypeVar("T")
 
 #: hours of 1m candles kept in memory: the longest candle (1d) reaches back a day
 _CANDLE_HOURS_KEPT = 25
+#: rows a span read ahead holds about (normalized trades, events), and the hours it holds at most
+_SPAN_ROWS = 200_000
+_SPAN_HOURS = 24
 
 
 def trade_channels(exchanges: list[str]) -> list[str] | None:
@@ -50,14 +53,18 @@ class _Spans(Generic[T]):
     """What ``read(lo, hi)`` gave for consecutive spans of receive minutes; a window moving forward reads only the
     minutes past the last span, and spans wholly before a window are let go (windows only move forward).
 
-    With ``until``, the ``step`` after the span just read (up to ``until``) is read ahead on a thread while the
-    caller works on this one: the next window (``step`` later) finds it read, so the reading and normalizing of the
-    next hour overlap the coverage, candles and writes of this one."""
+    With ``until``, the span after the one just read (up to ``until``) is read ahead on a thread while the caller
+    works on this one, so the reading and normalizing of the next hours overlap the coverage, candles and writes
+    of this one. The span read ahead is an hour, or with ``size`` (its rows) as many hours (up to a day) as keep
+    about ``_SPAN_ROWS`` rows by the rate of the span before: each read costs milliseconds whatever its rows, which
+    quiet hours, read one at a time, paid for each."""
 
-    def __init__(self, read: Callable[[int, int], T], until: int | None = None, step: int = HOUR_NS) -> None:
+    def __init__(
+        self, read: Callable[[int, int], T], until: int | None = None, size: Callable[[T], int] | None = None
+    ) -> None:
         self._read = read
         self._until = until
-        self._step = step
+        self._size = size
         self._parts: list[tuple[int, int, T]] = []
         self._ahead: tuple[int, int, Future[T]] | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -71,18 +78,29 @@ class _Spans(Generic[T]):
             ahead[2].cancel()
         return self._read(lo, hi)
 
+    def _step(self, data: T, span: int) -> int:
+        """The span to read next, by the rows per hour of ``data`` (read over ``span`` ns)."""
+        if self._size is None:
+            return HOUR_NS
+        per_hour = self._size(data) * HOUR_NS / span
+        return HOUR_NS * max(1, min(_SPAN_HOURS, int(_SPAN_ROWS / per_hour) if per_hour else _SPAN_HOURS))
+
     def get(self, lo: int, hi: int) -> list[T]:
         parts = self._parts
         if parts and not parts[0][0] <= lo <= parts[-1][1]:
             parts = []  # not the next window of the same run: start again
         covered = parts[-1][1] if parts else lo
         if hi > covered:
-            parts.append((covered, hi, self._take(covered, hi)))
-            if self._until is not None and hi < self._until:
-                nxt = min(self._until, hi + self._step)
+            ahead = self._ahead
+            # the span read ahead when it starts here and reaches hi (it may reach further: several quiet hours)
+            end = ahead[1] if ahead is not None and ahead[0] == covered and ahead[1] >= hi else hi
+            data = self._take(covered, end)
+            parts.append((covered, end, data))
+            if self._until is not None and end < self._until:
+                nxt = min(self._until, end + self._step(data, end - covered))
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(1, thread_name_prefix="mdp-read-ahead")
-                self._ahead = (hi, nxt, self._pool.submit(self._read, hi, nxt))
+                self._ahead = (end, nxt, self._pool.submit(self._read, end, nxt))
         self._parts = [p for p in parts if p[1] > lo]
         return [data for start, _, data in self._parts if start < hi]
 
@@ -121,7 +139,7 @@ class HourRange:
 
         # what the last hour's window reads: no further
         until = hours[-1] + HOUR_NS + settings.lateness_ns if hours and len(hours) > 1 else None
-        self._trades = _Spans(read_trades, until)
+        self._trades = _Spans(read_trades, until, lambda n: n.trades.height + n.rejects.height)
         self._events = _Spans(lambda lo, hi: read_events(root, lo, hi), until)
         self._candles: dict[int, pl.DataFrame] = {}
 
