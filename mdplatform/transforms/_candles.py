@@ -258,5 +258,7 @@ def build_candles(
         if tf == "1m"
         else resample(span, tf, publish_start_ns=publish_start_ns, publish_end_ns=publish_end_ns, horizon=horizon)
         for tf in tfs
+        # a timeframe none of whose candles closes in the window (a 4h or 1d candle, most hours) has nothing here
+        if publish_end_ns // TIMEFRAMES[tf] * TIMEFRAMES[tf] > publish_start_ns
     ]
     return sort_candles(pl.concat(parts)) if parts else empty_candles()
