@@ -88,12 +88,20 @@ def quality_docs(settings: Settings) -> str | None:
     return join(root, "quality") if is_local(fs) else None
 
 
-#: partition files the checks read last, by (path, inode, mtime, size): three checks of trades read the same files
-#: one after the other in a run; a file written since (a re-run replaces it: a new inode) is read again. At most
-#: ``_KEPT_ROWS`` rows are kept (a run's day of a busy symbol), the least recently read let go first.
-_KEPT: OrderedDict[tuple[str, int, int, int], pl.DataFrame] = OrderedDict()
+#: partition files the checks of the run's hours read, by (path, hour, inode, mtime, size): three checks of trades
+#: read the same files one after the other in a run; a file written since (a re-run replaces it: a new inode) is
+#: read again. Those of other hours are let go when a check of a run starts (``_keep_only``: a range goes a day at a
+#: time), and at most ``_KEPT_ROWS`` rows are kept (a run's day of a busy symbol), the least recently read first.
+_KEPT: OrderedDict[tuple[str, int, int, int, int], pl.DataFrame] = OrderedDict()
 _KEPT_ROWS = 4_000_000
 _KEPT_LOCK = threading.Lock()
+
+
+def _keep_only(hours: list[int]) -> None:
+    wanted = set(hours)
+    with _KEPT_LOCK:
+        for key in [k for k in _KEPT if k[1] not in wanted]:
+            del _KEPT[key]
 
 
 def _read(settings: Settings, table: str, hour: int) -> pl.DataFrame | None:
@@ -106,7 +114,7 @@ def _read(settings: Settings, table: str, hour: int) -> pl.DataFrame | None:
             st = os.stat(target)
         except FileNotFoundError:
             return None
-        key = (target, st.st_ino, st.st_mtime_ns, st.st_size)
+        key = (target, hour, st.st_ino, st.st_mtime_ns, st.st_size)
         with _KEPT_LOCK:
             if key in _KEPT:
                 _KEPT.move_to_end(key)
@@ -146,6 +154,7 @@ def _run(
     settings = mdp.settings()
     docs = quality_docs(settings)
     hours = _hours(context)
+    _keep_only(hours)
     built: list[tuple[int, list[Suite]]] = []
     missing: list[str] = []
     for hour in hours:
