@@ -33,7 +33,8 @@ T = TypeVar("T")
 
 #: hours of 1m candles kept in memory: the longest candle (1d) reaches back a day
 _CANDLE_HOURS_KEPT = 25
-#: rows a span read ahead holds about (normalized trades, events), and the hours it holds at most
+#: rows of normalized trades a span read ahead holds about, and the hours it holds at most (events go an hour at a
+#: time: filtering a day of them for each window cost what reading them per hour saved)
 _SPAN_ROWS = 200_000
 _SPAN_HOURS = 24
 
