@@ -10,8 +10,8 @@ writer process) and the lake partitions the other reads.
 
 # no `from __future__ import annotations`: Dagster inspects the real annotation of `context`
 import warnings
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -53,6 +53,7 @@ __all__ = [
     "POOL",
     "TRADES_KEY",
     "candles",
+    "hour_results",
     "trades_and_coverage",
 ]
 
@@ -155,18 +156,19 @@ def _hour_log(context: AssetExecutionContext) -> Callable[[str], None]:
     return lambda _text: None
 
 
-def _total(counts: Iterable[Mapping[str, float]]) -> dict[str, Any]:
-    """Per-key sums of per-hour counts (seconds rounded to the ms), keys in the order first seen (timeframes stay
-    1m .. 1d)."""
-    total: Counter[str] = Counter()
-    for c in counts:
-        total.update(c)
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in total.items()}
-
-
-def _path(paths: list[str]) -> MetadataValue:
-    """The partition file of a one-hour run; the table's folder for a range."""
-    return MetadataValue.path(paths[0] if len(paths) == 1 else paths[0].split("/date=")[0])
+def hour_results(
+    context: AssetExecutionContext,
+    key: AssetKey,
+    hours: Mapping[int, Mapping[str, Any]],
+    run: Mapping[str, Any] | None = None,
+) -> MaterializeResult[None]:
+    """The asset's materialization by a run of ``hours``: Dagster records one event per hour partition, and each
+    carries that hour's own metadata (``hours``: hour -> its numbers and paths), as a run of that hour alone would;
+    ``run``: what is the run's, not an hour's (on every hour's event). A range's sums on each hour's event would be
+    wrong there (the UI shows a partition's row count and files from its event) and would grow with the range."""
+    for hour, metadata in hours.items():
+        context.add_asset_metadata(metadata, asset_key=key, partition_key=hour_key(hour))
+    return MaterializeResult(asset_key=key, metadata=dict(run or {}))
 
 
 @multi_asset(
@@ -208,7 +210,7 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
     log = _hour_log(context)
 
     def hour_done(hour: int, inputs: TradesInputs | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The hour's trades and coverage summaries (the frames themselves are not kept: a range may be long)."""
+        """The hour's trades and coverage metadata (the frames themselves are not kept: a range may be long)."""
         done = compute_trades_hour(settings, inputs or read_trades_hour(settings, hour, lake), lake)
         w, cov = done.window, done.coverage
         gaps = cov.filter(cov["status"] == GAP_STATUS).height
@@ -217,25 +219,25 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
             f"duplicates {w.duplicates}, overlaps {w.overlaps}, rejects {w.rejects.height}; {gaps} coverage gaps"
         )
         trades = {
-            "rows": w.trades.height,
+            "dagster/row_count": w.trades.height,
             "raw_rows_read": w.raw_rows,
             "late_trades": w.late.height,
             "duplicates": w.duplicates,
             "aggregates_dropped_for_their_fills": w.overlaps,
             "rejects": w.rejects.height,
             "pg_rows_replaced": done.sink_rows_replaced,
-            "rows_by_symbol": done.rows_by_symbol,
-            "late_by_symbol": by_symbol(w.late),
-            "rejects_by_reason": done.rejects_by_reason,
-            "path": done.path,
-            "quarantine": done.quarantine,
+            "rows_by_symbol": MetadataValue.json(done.rows_by_symbol),
+            "late_by_symbol": MetadataValue.json(by_symbol(w.late)),
+            "rejects_by_reason": MetadataValue.json(done.rejects_by_reason),
+            "path": MetadataValue.path(done.path),
+            "quarantine": MetadataValue.path(done.quarantine) if done.quarantine else MetadataValue.text("none"),
         }
         coverage = {
-            "rows": cov.height,
+            "dagster/row_count": cov.height,
+            "streams": cov.select("exchange", "symbol", "channel").unique().height,
             "gaps": gaps,
-            "gap_seconds_by_reason": done.gaps_by_reason,
-            "streams": set(cov.select("exchange", "symbol", "channel").unique().rows()),
-            "path": done.coverage_path,
+            "gap_seconds_by_reason": MetadataValue.json(done.gaps_by_reason),
+            "path": MetadataValue.path(done.coverage_path),
         }
         return trades, coverage
 
@@ -248,50 +250,10 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
             finish=hour_done,
             workers=settings.hour_workers,
         )
-    trades = [t for t, _ in done.values()]
-    coverage = [c for _, c in done.values()]
-    counts = ("raw_rows_read", "late_trades", "duplicates", "aggregates_dropped_for_their_fills", "rejects")
-    quarantined = [t["quarantine"] for t in trades if t["quarantine"]]
-    yield MaterializeResult(
-        asset_key=TRADES_KEY,
-        metadata={
-            "dagster/row_count": sum(t["rows"] for t in trades),
-            "hours": len(trades),
-            "rows_by_symbol": MetadataValue.json(_total(t["rows_by_symbol"] for t in trades)),
-            **{k: sum(t[k] for t in trades) for k in counts},
-            "late_by_symbol": MetadataValue.json(_total(t["late_by_symbol"] for t in trades)),
-            "rejects_by_reason": MetadataValue.json(_total(t["rejects_by_reason"] for t in trades)),
-            "path": _path([t["path"] for t in trades]),
-            "quarantine": (
-                MetadataValue.path(quarantined[0])
-                if len(quarantined) == 1
-                else MetadataValue.text(", ".join(quarantined))
-            ),
-            "pg_rows_replaced": sum(t["pg_rows_replaced"] for t in trades),
-            # raw files moved aside because they cannot be read (the hours went on without them)
-            "unreadable_raw_files": MetadataValue.json(dict(unreadable_files(settings.root))),
-            "by_hour": MetadataValue.json(
-                {hour_key(h): {k: t[k] for k in ("rows", *counts)} for h, (t, _) in done.items()}
-            ),
-        },
-    )
-    yield MaterializeResult(
-        asset_key=COVERAGE_KEY,
-        metadata={
-            "dagster/row_count": sum(c["rows"] for c in coverage),
-            "hours": len(coverage),
-            "streams": len(set().union(*(c["streams"] for c in coverage))),
-            "gaps": sum(c["gaps"] for c in coverage),
-            "gap_seconds_by_reason": MetadataValue.json(_total(c["gap_seconds_by_reason"] for c in coverage)),
-            "path": _path([c["path"] for c in coverage]),
-            "by_hour": MetadataValue.json(
-                {
-                    hour_key(h): {k: c[k] for k in ("rows", "gaps", "gap_seconds_by_reason")}
-                    for h, (_, c) in done.items()
-                }
-            ),
-        },
-    )
+    # raw files moved aside because they cannot be read (the hours went on without them)
+    unreadable = {"unreadable_raw_files": MetadataValue.json(dict(unreadable_files(settings.root)))}
+    yield hour_results(context, TRADES_KEY, {h: t for h, (t, _) in done.items()}, unreadable)
+    yield hour_results(context, COVERAGE_KEY, {h: c for h, (_, c) in done.items()})
 
 
 @asset(
@@ -324,32 +286,13 @@ def candles(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResu
         c = materialize_candles_hour(settings, hour, lake)
         log(f"{hour_text(hour)}: {c.candles.height} candles {c.by_timeframe} from {c.trades_read} trades")
         return {
-            "rows": c.candles.height,
+            "dagster/row_count": c.candles.height,
             "trades_read": c.trades_read,
             "pg_rows_replaced": c.sink_rows_replaced,
-            "rows_by_symbol": c.rows_by_symbol,
-            "rows_by_timeframe": c.by_timeframe,
-            "incomplete_by_timeframe": c.incomplete_by_timeframe,
-            "path": c.path,
+            "rows_by_symbol": MetadataValue.json(c.rows_by_symbol),
+            "rows_by_timeframe": MetadataValue.json(c.by_timeframe),
+            "incomplete_by_timeframe": MetadataValue.json(c.incomplete_by_timeframe),
+            "path": MetadataValue.path(c.path),
         }
 
-    done = _each_hour(context, "candles", hour_done)
-    hours = list(done.values())
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": sum(c["rows"] for c in hours),
-            "hours": len(hours),
-            "rows_by_symbol": MetadataValue.json(_total(c["rows_by_symbol"] for c in hours)),
-            "rows_by_timeframe": MetadataValue.json(_total(c["rows_by_timeframe"] for c in hours)),
-            "incomplete_by_timeframe": MetadataValue.json(_total(c["incomplete_by_timeframe"] for c in hours)),
-            "trades_read": sum(c["trades_read"] for c in hours),
-            "path": _path([c["path"] for c in hours]),
-            "pg_rows_replaced": sum(c["pg_rows_replaced"] for c in hours),
-            "by_hour": MetadataValue.json(
-                {
-                    hour_key(h): {"rows": c["rows"], "trades_read": c["trades_read"], **c["rows_by_timeframe"]}
-                    for h, c in done.items()
-                }
-            ),
-        }
-    )
+    return hour_results(context, CANDLES_KEY, _each_hour(context, "candles", hour_done))

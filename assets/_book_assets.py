@@ -27,7 +27,7 @@ from mdplatform.schemas import TRADES
 from mdplatform.transforms import HOUR_NS, USD_LIKE, validate_book_heatmap, validate_book_snapshots
 from mdplatform.warehouse import Warehouse, partition_path, read_partition
 
-from ._assets import BACKFILL_POLICY, COVERAGE_KEY, POOL, TRADES_KEY, _each_hour, _hour_log, _path, _total
+from ._assets import BACKFILL_POLICY, COVERAGE_KEY, POOL, TRADES_KEY, _each_hour, _hour_log, hour_results
 from ._books import (
     BooksHour,
     materialize_books_hour,
@@ -39,10 +39,10 @@ from ._books import (
 )
 from ._columns import table_metadata
 from ._hourly import hour_text
-from ._pictures import picture_metadata
+from ._pictures import picture_files_metadata, picture_metadata
 from ._resources import MdpResource
 from ._settings import Settings
-from .partitions import HOURLY, hour_key, previous_hour
+from .partitions import HOURLY, previous_hour
 
 __all__ = [
     "BOOK_HEATMAP_KEY",
@@ -166,6 +166,8 @@ class _Hour:
     consolidated_replaced: int = 0
     snapshot_problems: list[str] = field(default_factory=list)
     heatmap_problems: list[str] = field(default_factory=list)
+    #: the names of the hour's pictures, per heatmap table (each written beside its partition files)
+    pictures: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _check(key: AssetKey, name: str, hours: list[_Hour], problems: list[list[str]]) -> AssetCheckResult:
@@ -228,8 +230,8 @@ def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[Material
     rebuilt = tuple(k.path[-1] for k in (BOOK_SNAPSHOTS_KEY, BOOK_HEATMAP_KEY) if k in selected)
 
     log = _hour_log(context)
-    #: the last hour's pictures, shown in the metadata (every hour's are written beside its partition files)
-    shown: dict[str, list[tuple[str, bytes]]] = {"book": [], "trade": []}
+    #: the last hour's pictures, shown in its metadata (every hour's are written beside its partition files)
+    shown: dict[str, list[tuple[str, bytes]]] = {"book_heatmap": [], "trade_heatmap": []}
 
     def hour_done(hour: int) -> _Hour:
         out = _Hour(hour)
@@ -253,7 +255,8 @@ def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[Material
             if done.left_out:
                 context.log.warning(f"left out of the consolidated heatmap (bucket does not nest): {done.left_out}")
             if settings.draw and BOOK_HEATMAP_KEY in selected:
-                shown["book"] = _book_pictures(settings, done)
+                shown["book_heatmap"] = _book_pictures(settings, done)
+                out.pictures["book_heatmap"] = [name for name, _ in shown["book_heatmap"]]
         if TRADE_HEATMAP_KEY in selected:
             heat, trades, out.trade_heatmap_path, out.trade_heatmap_replaced = materialize_trade_heatmap_hour(
                 settings, hour, warehouse
@@ -261,7 +264,8 @@ def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[Material
             out.trade_heatmap_rows, out.trades_read = heat.height, trades.height
             said.append(f"{heat.height} trade heatmap rows")
             if settings.draw:
-                shown["trade"] = _trade_pictures(settings, hour, heat)
+                shown["trade_heatmap"] = _trade_pictures(settings, hour, heat)
+                out.pictures["trade_heatmap"] = [name for name, _ in shown["trade_heatmap"]]
         if CONSOLIDATED_BOOK_KEY in selected:
             cons, out.consolidated_path, out.consolidated_replaced = materialize_consolidated_hour(
                 settings, hour, samples if samples is not None else stored_samples(settings, hour), warehouse
@@ -275,59 +279,75 @@ def books(context: AssetExecutionContext, mdp: MdpResource) -> Iterator[Material
         return out
 
     what = ", ".join(k.path[-1].replace("_", " ") for k in sorted(selected))
-    hours = list(_each_hour(context, what, hour_done).values())
+    done = _each_hour(context, what, hour_done)
+    hours = list(done.values())
     last = hours[-1].hour
+
+    def pictures(table: str, h: _Hour) -> dict[str, MetadataValue]:
+        if h.hour == last:
+            return picture_metadata(settings, table, h.hour, shown[table])
+        return picture_files_metadata(settings, table, h.hour, h.pictures.get(table, []))
+
     if BOOK_SNAPSHOTS_KEY in selected:
-        yield MaterializeResult(
-            asset_key=BOOK_SNAPSHOTS_KEY,
-            metadata={
-                "dagster/row_count": sum(h.samples for h in hours),
-                "hours": len(hours),
-                "books": MetadataValue.json(sorted({b for h in hours for b in h.books})),
-                "continued_from_checkpoint": sum(h.continued for h in hours),
-                "invalid_spans": sum(h.invalid_spans for h in hours),
-                "invalid_seconds_by_book": MetadataValue.json(_total(h.invalid_seconds for h in hours)),
-                "path": _path([h.paths["book_snapshots"] for h in hours]),
-                "pg_rows_replaced": sum(h.books_replaced for h in hours),
-                "by_hour": MetadataValue.json(
-                    {hour_key(h.hour): {"samples": h.samples, "invalid_spans": h.invalid_spans} for h in hours}
-                ),
+        yield hour_results(
+            context,
+            BOOK_SNAPSHOTS_KEY,
+            {
+                hour: {
+                    "dagster/row_count": h.samples,
+                    "books": MetadataValue.json(sorted(h.books)),
+                    "continued_from_checkpoint": h.continued,
+                    "invalid_spans": h.invalid_spans,
+                    "invalid_seconds_by_book": MetadataValue.json(h.invalid_seconds),
+                    "path": MetadataValue.path(h.paths["book_snapshots"]),
+                    "pg_rows_replaced": h.books_replaced,
+                }
+                for hour, h in done.items()
             },
         )
     if BOOK_HEATMAP_KEY in selected:
-        yield MaterializeResult(
-            asset_key=BOOK_HEATMAP_KEY,
-            metadata={
-                "dagster/row_count": sum(h.heatmap_rows for h in hours),
-                "hours": len(hours),
-                "rows_by_step": MetadataValue.json(_total(h.heatmap_by_step for h in hours)),
-                "left_out_of_consolidated": MetadataValue.json(sorted({b for h in hours for b in h.left_out})),
-                "path": _path([h.paths["book_heatmap"] for h in hours]),
-                **picture_metadata(settings, "book_heatmap", last, shown["book"]),
+        yield hour_results(
+            context,
+            BOOK_HEATMAP_KEY,
+            {
+                hour: {
+                    "dagster/row_count": h.heatmap_rows,
+                    "rows_by_step": MetadataValue.json(h.heatmap_by_step),
+                    "left_out_of_consolidated": MetadataValue.json(sorted(h.left_out)),
+                    "path": MetadataValue.path(h.paths["book_heatmap"]),
+                    **pictures("book_heatmap", h),
+                }
+                for hour, h in done.items()
             },
         )
     if TRADE_HEATMAP_KEY in selected:
-        yield MaterializeResult(
-            asset_key=TRADE_HEATMAP_KEY,
-            metadata={
-                "dagster/row_count": sum(h.trade_heatmap_rows for h in hours),
-                "hours": len(hours),
-                "trades_read": sum(h.trades_read for h in hours),
-                "path": _path([h.trade_heatmap_path for h in hours]),
-                "pg_rows_replaced": sum(h.trade_heatmap_replaced for h in hours),
-                **picture_metadata(settings, "trade_heatmap", last, shown["trade"]),
+        yield hour_results(
+            context,
+            TRADE_HEATMAP_KEY,
+            {
+                hour: {
+                    "dagster/row_count": h.trade_heatmap_rows,
+                    "trades_read": h.trades_read,
+                    "path": MetadataValue.path(h.trade_heatmap_path),
+                    "pg_rows_replaced": h.trade_heatmap_replaced,
+                    **pictures("trade_heatmap", h),
+                }
+                for hour, h in done.items()
             },
         )
     if CONSOLIDATED_BOOK_KEY in selected:
-        yield MaterializeResult(
-            asset_key=CONSOLIDATED_BOOK_KEY,
-            metadata={
-                "dagster/row_count": sum(h.consolidated_rows for h in hours),
-                "hours": len(hours),
-                "steps_by_exchange_count": MetadataValue.json(_total(h.consolidated_by_count for h in hours)),
-                "crossed_steps": sum(h.crossed for h in hours),
-                "path": _path([h.consolidated_path for h in hours]),
-                "pg_rows_replaced": sum(h.consolidated_replaced for h in hours),
+        yield hour_results(
+            context,
+            CONSOLIDATED_BOOK_KEY,
+            {
+                hour: {
+                    "dagster/row_count": h.consolidated_rows,
+                    "steps_by_exchange_count": MetadataValue.json(h.consolidated_by_count),
+                    "crossed_steps": h.crossed,
+                    "path": MetadataValue.path(h.consolidated_path),
+                    "pg_rows_replaced": h.consolidated_replaced,
+                }
+                for hour, h in done.items()
             },
         )
     checks = context.selected_asset_check_keys

@@ -331,17 +331,17 @@ def _check(
 
 
 def _trades_counts(context: AssetCheckExecutionContext, hour: int) -> dict[str, int]:
-    """The trades asset's numbers for the hour (rows, raw rows read, rejects, late trades), from its newest
-    materialization of the partition (a range run records each hour under ``by_hour``)."""
-    key = hour_key(hour)
+    """The trades asset's numbers for the hour (rows, raw rows read, rejects, late trades), from the metadata of
+    its newest materialization of the partition."""
     found = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=TRADES_KEY, asset_partitions=[key]), limit=1
+        AssetRecordsFilter(asset_key=TRADES_KEY, asset_partitions=[hour_key(hour)]), limit=1
     ).records
     if not found or found[0].asset_materialization is None:
         return {}
-    by_hour = found[0].asset_materialization.metadata.get("by_hour")
-    value = getattr(by_hour, "value", None)
-    return dict(value.get(key, {})) if isinstance(value, dict) else {}
+    metadata = found[0].asset_materialization.metadata
+    names = {"rows": "dagster/row_count", **{k: k for k in ("raw_rows_read", "rejects", "late_trades")}}
+    values = {k: getattr(metadata.get(name), "value", None) for k, name in names.items()}
+    return {k: int(v) for k, v in values.items() if isinstance(v, int)}
 
 
 def _trades_counts_check() -> AssetChecksDefinition:

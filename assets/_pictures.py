@@ -17,7 +17,7 @@ from dagster import MetadataValue
 from ._books import picture_path
 from ._settings import Settings
 
-__all__ = ["INLINE_LIMIT", "picture_metadata", "thumbnail"]
+__all__ = ["INLINE_LIMIT", "picture_files_metadata", "picture_metadata", "thumbnail"]
 
 #: the UI shows a markdown value in place below this length (MetadataEntry.tsx: ``mdStr.length < 1000``)
 INLINE_LIMIT = 1000
@@ -68,4 +68,15 @@ def picture_metadata(
             "\n\n".join(f"**{n}**\n\n{_markdown(n, png)}" for n, png in pictures[:SHOWN])
         ),
         "picture_files": MetadataValue.json([picture_path(settings, table, hour, n) for n, _ in pictures]),
+    }
+
+
+def picture_files_metadata(settings: Settings, table: str, hour: int, names: list[str]) -> dict[str, MetadataValue]:
+    """The metadata of an hour's pictures when a run of several hours shows only its last hour's in the UI (a
+    range's every picture in its events would grow them without bound): the files, or why there are none."""
+    if not names:
+        return picture_metadata(settings, table, hour, [])
+    return {
+        "picture": MetadataValue.md("the run's last hour shows its pictures here; this hour's are its picture_files"),
+        "picture_files": MetadataValue.json([picture_path(settings, table, hour, n) for n in names]),
     }

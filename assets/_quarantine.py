@@ -11,12 +11,12 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 from mdplatform.lake import read_events
 from mdplatform.quality import quarantine_rows
 from mdplatform.schemas import REJECTS
-from mdplatform.transforms import HOUR_NS
+from mdplatform.transforms import HOUR_NS, from_ns
 from mdplatform.warehouse import Warehouse, partition_path, quarantine_path, read_partition, write_partition
 
-from ._assets import BACKFILL_POLICY, POOL, TRADES_KEY, _each_hour, _path
+from ._assets import BACKFILL_POLICY, POOL, TRADES_KEY, _each_hour, hour_results
 from ._resources import MdpResource
-from .partitions import HOURLY, hour_key
+from .partitions import HOURLY
 
 __all__ = ["QUARANTINE_KEY", "QUARANTINE_TABLE", "quarantine"]
 
@@ -54,30 +54,20 @@ def quarantine(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeR
         rows = quarantine_rows(hour, rejects, read_events(root, hour, hour + HOUR_NS))
         path = partition_path(root, QUARANTINE_TABLE, hour)
         write_partition(path, rows)
+        by_reason = Counter(rows.get_column("reason").to_list())
+        start, end = from_ns(hour).isoformat(), from_ns(hour + HOUR_NS).isoformat()
         return {
-            "rows": rows.height,
-            "by_reason": Counter(rows.get_column("reason").to_list()),
-            "by_stage": Counter(rows.get_column("stage").to_list()),
-            "path": path,
+            "dagster/row_count": rows.height,
+            "by_reason": MetadataValue.json(dict(by_reason.most_common())),
+            "by_stage": MetadataValue.json(dict(Counter(rows.get_column("stage").to_list()))),
+            "reasons": _table(by_reason, "reason"),
+            "path": MetadataValue.path(path),
+            "query": MetadataValue.text(
+                f"SELECT reason, count(*) FROM {QUARANTINE_TABLE} WHERE hour_start >= '{start}' "
+                f"AND hour_start < '{end}' GROUP BY ALL"
+            ),
         }
 
-    window = context.partition_time_window
     done = _each_hour(context, "quarantine", hour_done)
     Warehouse(settings.warehouse_path, lake=root).refresh()
-    by_reason = sum((h["by_reason"] for h in done.values()), Counter[str]())
-    by_stage = sum((h["by_stage"] for h in done.values()), Counter[str]())
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": sum(h["rows"] for h in done.values()),
-            "hours": len(done),
-            "by_reason": MetadataValue.json(dict(by_reason.most_common())),
-            "by_stage": MetadataValue.json(dict(by_stage)),
-            "reasons": _table(by_reason, "reason"),
-            "path": _path([h["path"] for h in done.values()]),
-            "query": MetadataValue.text(
-                f"SELECT reason, count(*) FROM {QUARANTINE_TABLE} WHERE hour_start >= '{window.start.isoformat()}' "
-                f"AND hour_start < '{window.end.isoformat()}' GROUP BY ALL"
-            ),
-            "by_hour": MetadataValue.json({hour_key(h): d["rows"] for h, d in done.items()}),
-        }
-    )
+    return hour_results(context, QUARANTINE_KEY, done)

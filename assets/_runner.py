@@ -89,7 +89,7 @@ class HourRunner:
     DAGSTER_HOME. Consecutive hours go as one Dagster run over their partition range (the assets loop over its
     hours, reading each raw file once), at most ``run_hours`` per run so a stop or a failure costs little.
     ``failed``: the partition keys of failed runs' hours; ``failed_checks``: checks that did not pass;
-    ``totals``: the materializations' metadata summed where numeric (late trades, rejects).
+    ``totals``: late trades and rejects, summed over the hours' materializations (each carries its hour's).
 
     A signal stops the run between two hours of its first step (trades and coverage); the hours that step wrote
     are then finished (candles, books) in a run of their own, so every hour run is whole and none after it is

@@ -25,6 +25,8 @@ from candle_reference import (
 from click.testing import CliRunner
 from dagster import (
     AssetChecksDefinition,
+    AssetKey,
+    AssetRecordsFilter,
     AssetSelection,
     DagsterInstance,
     Definitions,
@@ -251,3 +253,23 @@ def test_quiet_market_flat_minutes_and_quarantine(tmp_path: Path, shared_data: P
     )
     last_before = [t for t in rec.trades if t.ts < H00][-1].price
     assert flat.rows() == [(last_before, last_before, Decimal(0), 0, True)]
+
+    # the same two hours as one run (`mdp materialize` over a range): each hour's materialization carries its own
+    # numbers, and the command's totals count each hour once (they read every hour's event)
+    out = CliRunner().invoke(
+        materialize_cli,
+        ["--lake", root, "--no-progress", "--from", "2024-08-08T23", "--to", "2024-08-09T01"],
+        catch_exceptions=False,
+    )
+    assert out.exit_code == 0, out.output
+    assert "materialized 2 hour(s)" in out.output and "late trades 0, rejects 2;" in out.output
+    newest = {
+        hour: instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("trades"), asset_partitions=[hour_key(hour)]), limit=1
+        )
+        .records[0]
+        .asset_materialization
+        for hour in (H23, H00)
+    }
+    assert {h: m.metadata["rejects"].value for h, m in newest.items() if m} == {H23: 2, H00: 0}
+    assert sum(m.metadata["dagster/row_count"].value for m in newest.values() if m) == len(rec.trades)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 import pytest
 
 from tests.dagster._ui_server import ASSET_NODES, CAPTURES, HOURS, LAUNCH, dagster_ui, demo_env, import_demo
@@ -184,7 +185,7 @@ def test_ui_backfill_of_every_asset_with_books(tmp_path: Path) -> None:
 
 def test_a_range_run_loops_its_hours_in_order(tmp_path: Path, dagster_home: str) -> None:
     """What each of the backfill's runs does, in process: a run over a range of hours (the range tags a single-run
-    backfill sets) materializes them in order, its metadata sums them and breaks them down by hour, the checks
+    backfill sets) materializes them in order, each hour's materialization carries that hour's own numbers, the checks
     cover every hour; a failing hour is named as a time, after the hours before it were written."""
     from dagster import DagsterInstance
 
@@ -221,19 +222,24 @@ def test_a_range_run_loops_its_hours_in_order(tmp_path: Path, dagster_home: str)
             "quarantine_valid",
         )
     }
-    # one materialization per partition, each with the run's metadata (MDP_BOOKS=0 here: tests/conftest.py)
+    # one materialization per partition, each with its own hour's numbers and file (MDP_BOOKS=0 here:
+    # tests/conftest.py), as a run of that hour alone records
     mats = result.get_asset_materialization_events()
     every = ("trades", "coverage", "candles", "quarantine")
     assert sorted((m.asset_key.path[0], m.partition) for m in mats) == sorted(
         (key, hour) for key in every for hour in HOURS
     )
-    trades = next(m.materialization.metadata for m in mats if m.asset_key.path[0] == "trades")
-    assert trades["hours"].value == 2
-    by_hour = trades["by_hour"].value
-    assert list(by_hour) == HOURS
-    assert trades["dagster/row_count"].value == sum(h["rows"] for h in by_hour.values()) > 0
-    candle_meta = next(m.materialization.metadata for m in mats if m.asset_key.path[0] == "candles")
-    assert candle_meta["rows_by_timeframe"].value["1m"] == sum(h["1m"] for h in candle_meta["by_hour"].value.values())
+    meta = {(m.asset_key.path[0], m.partition): m.materialization.metadata for m in mats}
+    for hour in HOURS:
+        for key in every:
+            path = meta[key, hour]["path"].value
+            assert f"hour={hour[-5:-3]}" in path, (key, hour, path)
+            assert meta[key, hour]["dagster/row_count"].value == pl.read_parquet(path).height
+        candles = pl.read_parquet(meta["candles", hour]["path"].value)
+        assert meta["candles", hour]["rows_by_timeframe"].value["1m"] == candles.filter(timeframe="1m").height
+        assert "by_hour" not in meta["trades", hour]
+    # both hours hold trades (the capture spans midnight): a range's sum on each hour would be caught above
+    assert all(meta["trades", hour]["dagster/row_count"].value > 0 for hour in HOURS)
 
     # the trades of 01:00 were never materialized: candles over 00:00 .. 01:00 write 00:00, then fail naming 01:00
     failed = run("mdp_candles", HOURS[1], "2024-08-09-01:00")
