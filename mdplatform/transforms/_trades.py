@@ -56,11 +56,25 @@ def reject(raw: pl.DataFrame, reason: str | pl.Expr) -> pl.DataFrame:
     return raw.select([pl.col(c).cast(t) for c, t in RAW.items()]).with_columns(reason=expr)
 
 
+def _leading_number(trade_id: pl.Series) -> pl.Series:
+    """The number a trade id starts with (its leading ASCII or Unicode digits, as Int64; null when there are none or
+    it does not fit). An id of ASCII digits only (most exchanges' ids) is cast as it is; only the others go through
+    the regex, which cost two thirds of an hour's sort when it ran on every id."""
+    cast = trade_id.cast(pl.Int64, strict=False)
+    # the cast also reads "+5" and "-5", which do not start with a digit: it answers only for ids that do
+    plain = (cast.is_not_null() & trade_id.str.slice(0, 1).is_between("0", "9")) | trade_id.is_null()
+    if plain.all():
+        return cast
+    ids = pl.DataFrame({"id": trade_id, "cast": cast, "plain": plain})
+    others = pl.when(~pl.col("plain")).then(pl.col("id")).str.extract(r"^(\d+)").cast(pl.Int64, strict=False)
+    return ids.select(pl.when("plain").then("cast").otherwise(others)).to_series().alias(trade_id.name)
+
+
 def sort_trades(trades: pl.DataFrame) -> pl.DataFrame:
     """Exchange order: by time, then by trade id (numerically when it starts with a number; an aggregated row's
     id "first-last" sorts by its first fill)."""
     return (
-        trades.with_columns(_tid=pl.col("trade_id").str.extract(r"^(\d+)").cast(pl.Int64, strict=False))
+        trades.with_columns(_tid=_leading_number(trades.get_column("trade_id")))
         .sort(["exchange", "symbol", "ts", "_tid", "trade_id", "recv_ts"], nulls_last=True)
         .drop("_tid")
     )

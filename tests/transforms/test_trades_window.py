@@ -20,6 +20,7 @@ from mdplatform.transforms import (
     validate_candles,
     validate_trades,
 )
+from mdplatform.transforms._trades import _leading_number
 
 SKEW, LATENESS = 10 * 10**9, 15 * MIN
 TS = pl.col("recv_ts").cast(pl.Int64)
@@ -207,3 +208,18 @@ def test_validators_catch_damage(spot: Recording) -> None:
     assert validate_trades(trades.drop("side"))[0].startswith("columns")
     assert any("outside" in p for p in validate_trades(trades, H00, H00 + HOUR))
     assert validate_candles(pl.DataFrame(schema=TRADES))[0].startswith("columns")
+
+
+def test_trade_ids_sort_by_the_number_they_start_with() -> None:
+    """``sort_trades``' key: the leading digits of an id, as the regex ``^(\\d+)`` reads them, whether the ids are
+    all plain numbers (cast directly) or not (the others through the regex): signs, spaces, aggregated "f-l" ids,
+    Unicode digits, numbers too large for Int64."""
+    odd = ["5", "+5", "-5", " 5", "5 ", "05", "٣", "5٣", "99999999999999999999", "1-2", "12abc", "", None, "0x10"]
+    plain = ["1", "22", None, "9223372036854775807", "007"]
+    for ids in (odd, plain, [*plain, "1-2"]):
+        series = pl.Series("trade_id", ids, dtype=pl.String)
+        expected = series.str.extract(r"^(\d+)").cast(pl.Int64, strict=False)
+        assert _leading_number(series).to_list() == expected.to_list(), ids
+    assert _leading_number(pl.Series("trade_id", odd)).to_list() == [
+        5, None, None, None, 5, 5, None, None, None, 1, 12, None, None, 0
+    ]  # fmt: skip
