@@ -1,4 +1,4 @@
-"""The hourly assets: ``trades`` and ``coverage`` (one pass over the raw hour), then ``candles``.
+"""The hourly assets: ``trades``, ``coverage`` and ``quarantine`` (one pass over the raw hour), then ``candles``.
 
 A run covers one hour (the sensor, `mdp materialize`) or a range of hours (a backfill from the UI: a single-run
 backfill policy, so a backfill is one run of trades+coverage over the range, then one run of candles over it,
@@ -41,6 +41,7 @@ from ._hourly import (
     materialize_candles_hour,
     read_trades_hour,
 )
+from ._quarantine import QUARANTINE_KEY, QUARANTINE_SPEC, quarantine_metadata
 from ._range import HourRange
 from ._raw import RAW_KEY
 from ._resources import MdpResource
@@ -197,6 +198,7 @@ def hour_results(
             deps=[RAW_KEY],
             metadata=table_metadata("coverage"),
         ),
+        QUARANTINE_SPEC,
     ],
     partitions_def=HOURLY,
     backfill_policy=BACKFILL_POLICY,
@@ -209,8 +211,9 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
     lake = HourRange(settings, hours=_hours(context))
     log = _hour_log(context)
 
-    def hour_done(hour: int, inputs: TradesInputs | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The hour's trades and coverage metadata (the frames themselves are not kept: a range may be long)."""
+    def hour_done(hour: int, inputs: TradesInputs | None = None) -> tuple[dict[str, Any], ...]:
+        """The hour's trades, coverage and quarantine metadata (the frames themselves are not kept: a range may be
+        long)."""
         done = compute_trades_hour(settings, inputs or read_trades_hour(settings, hour, lake), lake)
         w, cov = done.window, done.coverage
         gaps = cov.filter(cov["status"] == GAP_STATUS).height
@@ -239,7 +242,7 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
             "gap_seconds_by_reason": MetadataValue.json(done.gaps_by_reason),
             "path": MetadataValue.path(done.coverage_path),
         }
-        return trades, coverage
+        return trades, coverage, quarantine_metadata(hour, done.quarantined, done.quarantined_path)
 
     with lake:
         done = _each_hour(
@@ -252,8 +255,9 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
         )
     # raw files moved aside because they cannot be read (the hours went on without them)
     unreadable = {"unreadable_raw_files": MetadataValue.json(dict(unreadable_files(settings.root)))}
-    yield hour_results(context, TRADES_KEY, {h: t for h, (t, _) in done.items()}, unreadable)
-    yield hour_results(context, COVERAGE_KEY, {h: c for h, (_, c) in done.items()})
+    yield hour_results(context, TRADES_KEY, {h: d[0] for h, d in done.items()}, unreadable)
+    yield hour_results(context, COVERAGE_KEY, {h: d[1] for h, d in done.items()})
+    yield hour_results(context, QUARANTINE_KEY, {h: d[2] for h, d in done.items()})
 
 
 @asset(

@@ -9,6 +9,7 @@ from datetime import datetime
 import polars as pl
 
 from mdplatform.lake import read_backfill, read_backfill_events
+from mdplatform.quality import quarantine_rows
 from mdplatform.schemas import CANDLES, COVERAGE, TIMEFRAMES, TRADES
 from mdplatform.transforms import (
     GAP_STATUS,
@@ -39,6 +40,7 @@ from ._settings import Settings
 from ._sinks import load_sinks
 
 __all__ = [
+    "QUARANTINE_TABLE",
     "CandlesHour",
     "MissingUpstreamError",
     "TradesHour",
@@ -52,6 +54,10 @@ __all__ = [
     "materialize_trades_hour",
     "read_trades_hour",
 ]
+
+
+#: the lake table (and DuckDB view) of the hour's quarantined rows; ``quarantine/trades/`` holds the rejects alone
+QUARANTINE_TABLE = "quarantine_rows"
 
 
 class MissingUpstreamError(RuntimeError):
@@ -96,6 +102,9 @@ class TradesHour:
     coverage_path: str
     quarantine: str | None
     sink_rows_replaced: int
+    #: the hour's quarantine rows (rejects and frames the collector could not read) and their partition file
+    quarantined: pl.DataFrame
+    quarantined_path: str
 
     @property
     def rows_by_symbol(self) -> dict[str, int]:
@@ -123,6 +132,8 @@ class TradesInputs:
     parts: list[NormalizedRaw]
     events: pl.DataFrame
     backfill: pl.DataFrame
+    #: the collector's events received in the hour itself (its quarantine rows: frames it could not read)
+    received: pl.DataFrame
 
 
 def read_trades_hour(settings: Settings, hour: int, lake: HourRange) -> TradesInputs:
@@ -134,12 +145,14 @@ def read_trades_hour(settings: Settings, hour: int, lake: HourRange) -> TradesIn
     # REST history fetched for these exchange-time minutes, whenever it was fetched
     backfill = read_backfill(root, read_start, read_end)
     events = pl.concat([lake.events(read_start, read_end), read_backfill_events(root, read_start, read_end)])
-    return TradesInputs(hour, lake.trades(read_start, read_end), events, backfill)
+    received = lake.events(hour, hour + HOUR_NS)
+    return TradesInputs(hour, lake.trades(read_start, read_end), events, backfill, received)
 
 
 def compute_trades_hour(settings: Settings, inputs: TradesInputs, lake: HourRange) -> TradesHour:
     """Trades with exchange ts in the hour and the coverage of every stream over it, from its reads; loaded into
-    PostgreSQL if configured, then written to the lake (quarantine, trades, coverage: replacing the hour)."""
+    PostgreSQL if configured, then written to the lake (rejects, quarantine rows, trades, coverage: replacing the
+    hour)."""
     root, hour = settings.root, inputs.hour
     end = hour + HOUR_NS
     window = window_trades(
@@ -164,12 +177,15 @@ def compute_trades_hour(settings: Settings, inputs: TradesInputs, lake: HourRang
     else:
         remove_file(qpath)
         qpath = None
+    quarantined = quarantine_rows(hour, window.rejects, inputs.received)
+    quarantined_path = partition_path(root, QUARANTINE_TABLE, hour)
+    write_partition(quarantined_path, quarantined)
     path = partition_path(root, "trades", hour)
     write_partition(path, window.trades)
     coverage_path = partition_path(root, "coverage", hour)
     write_partition(coverage_path, coverage)
     lake.published(hour)
-    return TradesHour(hour, window, coverage, path, coverage_path, qpath, replaced)
+    return TradesHour(hour, window, coverage, path, coverage_path, qpath, replaced, quarantined, quarantined_path)
 
 
 def materialize_trades_hour(settings: Settings, hour: int, lake: HourRange | None = None) -> TradesHour:

@@ -23,7 +23,6 @@ from dagster import (
 from ._assets import CANDLES_KEY, candles, trades_and_coverage
 from ._book_assets import books
 from ._checks import CHECKS
-from ._quarantine import quarantine
 from .partitions import HOURLY
 
 if TYPE_CHECKING:
@@ -50,7 +49,7 @@ SERIAL_TAG = "mdp/serial"
 
 
 #: every hourly asset, in the order a run computes them
-HOURLY_ASSETS: list[AssetsDefinition] = [trades_and_coverage, quarantine, candles, books]
+HOURLY_ASSETS: list[AssetsDefinition] = [trades_and_coverage, candles, books]
 
 
 def hourly_assets(partitions_def: PartitionsDefinition = HOURLY) -> list[AssetsDefinition]:

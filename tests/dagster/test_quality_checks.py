@@ -77,9 +77,9 @@ def test_a_failed_error_check_stops_what_depends_on_the_hour(runs: tuple[str, di
     assert page.is_file() and page.is_relative_to(Path(root) / "quality" / "data_docs")
     assert "one row per (exchange, symbol, trade_id)" in page.read_text()
 
-    # trades and coverage were written (the check reads them back); nothing was built from them
+    # trades, coverage and the hour's quarantine (written with them) were written; nothing was built from them
     built = {e.asset_key.path[0] for e in bad.get_asset_materialization_events()}
-    assert built == {"trades", "coverage"}
+    assert built == {"trades", "coverage", "quarantine"}
     for table in ("candles", "book_snapshots", "trade_heatmap", "consolidated_book"):
         assert not partition_exists(root, table, H23), table
     # the checks of what was not built did not run; coverage's passed
