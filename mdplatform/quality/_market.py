@@ -102,6 +102,8 @@ def cross_exchange_suites(df: pl.DataFrame, max_bps: float = MAX_DEVIATION_BPS) 
     """Per symbol traded on several exchanges and minute: each exchange's median price is within ``max_bps``
     of the median over the exchanges (a symbol names one instrument: suffixes set perpetuals and futures
     apart). Rows: (minute, symbol, exchange) where at least two exchanges traded the symbol."""
+    if df.get_column("exchange").n_unique() < 2:
+        df = df.clear()  # one exchange: no rows, without the medians of every minute of its trades
     medians = (
         df.group_by(minute=pl.col("ts").dt.truncate("1m"), exchange=pl.col("exchange"), symbol=pl.col("symbol"))
         .agg(median_price=pl.col("price").cast(pl.Float64).median())
