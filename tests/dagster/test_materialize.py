@@ -210,7 +210,9 @@ def test_corrupted_partitions_fail_the_checks(spot_lake: str) -> None:
     write_partition(cpath, good)
 
 
-def test_quiet_market_flat_minutes_and_quarantine(tmp_path: Path, shared_data: Path, dagster_home: str) -> None:
+def test_quiet_market_flat_minutes_and_quarantine(
+    tmp_path: Path, shared_data: Path, dagster_home: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A quiet market from the real recording (only the trades of >= 0.8 BTC, renumbered so their ids stay
     contiguous): flat minutes, one of them at 00:00 continuing hour 23's last close read from the stored 1m
     candles; two torn frames from a second writer land in the quarantine."""
@@ -255,7 +257,9 @@ def test_quiet_market_flat_minutes_and_quarantine(tmp_path: Path, shared_data: P
     assert flat.rows() == [(last_before, last_before, Decimal(0), 0, True)]
 
     # the same two hours as one run (`mdp materialize` over a range): each hour's materialization carries its own
-    # numbers, and the command's totals count each hour once (they read every hour's event)
+    # numbers, and the command's totals count each hour once (they read every hour's event); computed side by side
+    # (two hour workers: the default on machines with more than two cores)
+    monkeypatch.setenv("MDP_HOUR_WORKERS", "2")
     out = CliRunner().invoke(
         materialize_cli,
         ["--lake", root, "--no-progress", "--from", "2024-08-08T23", "--to", "2024-08-09T01"],

@@ -32,6 +32,8 @@ def test_materialize_stops_between_hours(tmp_path: Path, shared_data: Path, sig:
     home.mkdir()
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1", "MDP_START": "2024-08-08"}
+    # hours one after the other (the default on two cores), and side by side (more cores): both stop between hours
+    env["MDP_HOUR_WORKERS"] = "1" if sig == signal.SIGTERM else "2"
     mdp = Path(sys.executable).with_name("mdp")
     # 48 hours: far more than run before the signal
     args = [str(mdp), "materialize", "--lake", lake, "--from", "2024-08-08T23:00", "--to", "2024-08-10T23:00"]
