@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mdplatform._gc import fewer_collections
 from mdplatform._signals import stop_signals
 from mdplatform.transforms import HOUR_NS
 
@@ -122,6 +123,12 @@ class HourRunner:
         os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
         ensure_dagster_home()
         stop, received = threading.Event(), list[str]()
+        with fewer_collections():  # a batch of hours (``mdplatform._gc``)
+            self._run_in_worker(hours, candles_only, stop, received)
+        if stop.is_set():
+            self.stopped_by = received[0] if received else "a signal"
+
+    def _run_in_worker(self, hours: list[int], candles_only: bool, stop: threading.Event, received: list[str]) -> None:
         # the runs go on a worker thread: Dagster turns a signal into a failure of the running step when it
         # executes on the main thread; here the main thread only waits, takes the signal, and the worker stops
         # after the hour it is in
@@ -135,8 +142,6 @@ class HourRunner:
                     # its hour fails whole (nothing replaced, no lake file) instead of holding the stop back
                     cancel_sink_loads(_STOP_GRACE_S)
             work.result()
-        if stop.is_set():
-            self.stopped_by = received[0] if received else "a signal"
 
     def failure(self) -> str:
         """One line on the failed hours: how many, which, and the first error."""

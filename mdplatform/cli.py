@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import click
 
+from ._gc import fewer_collections
 from ._signals import stop_signals
 
 __all__ = ["cli", "main", "option_time"]
@@ -68,10 +69,12 @@ class _PluginGroup(click.Group):
             from importlib import import_module
 
             module, attr = _LAZY_COMMANDS[name].split(":")
-            lazy = getattr(import_module(module), attr)
+            with fewer_collections():  # seconds of imports (Dagster's) make objects the collector scans for nothing
+                lazy = getattr(import_module(module), attr)
             return lazy if isinstance(lazy, click.Command) else None
         for ep in entry_points(group="mdplatform.cli", name=name):
-            loaded = ep.load()
+            with fewer_collections():
+                loaded = ep.load()
             if isinstance(loaded, click.Command):
                 return loaded
         return None
