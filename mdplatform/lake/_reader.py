@@ -323,6 +323,9 @@ def _scan_local(
         glob=False,
         missing_columns="insert",
         extra_columns="ignore",
+        # the footers' statistics serve the filters below only: without one, reading them cost a sixth of the CPU
+        # of an hour's sixty minute files of events
+        use_statistics=channels is not None or window is not None,
     )
     if channels is not None:
         frame = frame.filter(pl.col("channel").is_in(list(channels)))
