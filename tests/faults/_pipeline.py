@@ -57,6 +57,9 @@ def record(fault: str, *, expected: int, found: int, duplicated: int, exit: str,
 
 
 def render(doc: Path = DOC) -> bool:
+    """Merge the recorded rows into ``doc``'s table: a recorded fault replaces its row, the rows of faults not run
+    here are kept (a run of some fault tests, or of a test that records one row, rewrote the table with only those:
+    a commit lost twelve measured rows that way)."""
     files = sorted(PIPELINE.glob("*.json")) if PIPELINE.is_dir() else []
     if not files or not doc.exists():
         return False
@@ -65,13 +68,25 @@ def render(doc: Path = DOC) -> bool:
         if START not in text:
             return False
         start, end = text.index(START) + len(START), text.index(END)
-        rows = {r["fault"]: r for r in (json.loads(p.read_text()) for p in files)}
-        lines = "".join(_line(rows[k]) for k in sorted(rows, key=str.lower))
+        lines_of = {fault: line for fault, line in _rows(text[start:end])}
+        for row in (json.loads(p.read_text()) for p in files):
+            lines_of[str(row["fault"])] = _line(row)
+        lines = "".join(lines_of[k] for k in sorted(lines_of, key=str.lower))
         new = text[:start] + "\n" + _HEADER + lines + "\n" + text[end:]
         if new == text:
             return False
         doc.write_text(new)
         return True
+
+
+def _rows(table: str) -> list[tuple[str, str]]:
+    """(fault, its line) of each row of a rendered table (the header and the rule skipped)."""
+    rows = []
+    for line in table.splitlines():
+        if line.startswith("| ") and not line.startswith("| fault |"):
+            cell = re.split(r"(?<!\\) \| ", line[2:], maxsplit=1)[0]
+            rows.append((cell.replace("\\|", "|"), line + "\n"))
+    return rows
 
 
 def _line(row: dict[str, object]) -> str:
