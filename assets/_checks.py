@@ -12,7 +12,7 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import polars as pl
@@ -155,19 +155,23 @@ def _run(
     docs = quality_docs(settings)
     hours = _hours(context)
     _keep_only(hours)
-    built: list[tuple[int, list[Suite]]] = []
     missing: list[str] = []
-    for hour in hours:
-        suites = build(settings, hour)
-        if isinstance(suites, str):
-            missing.append(f"{hour_text(hour)}: {suites}")
-        else:
-            built.append((hour, suites))
+
+    def built() -> Iterator[tuple[int, list[Suite]]]:
+        # hour by hour, as the chunks take them: a run's hours are never all in memory at once (a week of a busy
+        # symbol's trades is tens of millions of rows)
+        for hour in hours:
+            suites = build(settings, hour)
+            if isinstance(suites, str):
+                missing.append(f"{hour_text(hour)}: {suites}")
+            else:
+                yield hour, suites
+
     reports: list[tuple[int, Report]] = []
     spans: dict[int, str] = {}
     #: the first hour of the chunk each hour was validated in
     chunk_of: dict[int, int] = {}
-    for chunk in _chunks(built):
+    for chunk in _chunks(built()):
         # the hours of a chunk in one validation: GX costs about half a second per validation whatever its rows,
         # so consecutive hours are validated as one frame per suite (the rules are relative to each row's own
         # hour), up to a row budget that keeps the frames GX converts small
@@ -287,18 +291,20 @@ def _each_alone(
     return {hour: r for hour, r in alone.items() if not r.passed}
 
 
-def _chunks(built: list[tuple[int, list[Suite]]]) -> list[list[tuple[int, list[Suite]]]]:
-    """Consecutive hours in chunks of at most ``CHUNK_HOURS`` hours and about ``CHUNK_ROWS`` rows."""
-    chunks: list[list[tuple[int, list[Suite]]]] = []
+def _chunks(built: Iterable[tuple[int, list[Suite]]]) -> Iterator[list[tuple[int, list[Suite]]]]:
+    """Consecutive hours in chunks of at most ``CHUNK_HOURS`` hours and about ``CHUNK_ROWS`` rows, each given as
+    soon as the hour after it shows it is full (the hours are taken one at a time)."""
+    chunk: list[tuple[int, list[Suite]]] = []
     rows = 0
     for hour, suites in built:
         size = max((s.frame.height for s in suites), default=0)
-        if not chunks or len(chunks[-1]) >= CHUNK_HOURS or (rows + size > CHUNK_ROWS and chunks[-1]):
-            chunks.append([])
-            rows = 0
-        chunks[-1].append((hour, suites))
+        if chunk and (len(chunk) >= CHUNK_HOURS or rows + size > CHUNK_ROWS):
+            yield chunk
+            chunk, rows = [], 0
+        chunk.append((hour, suites))
         rows += size
-    return chunks
+    if chunk:
+        yield chunk
 
 
 def _missing(settings: Settings, table: str, hour: int) -> str:

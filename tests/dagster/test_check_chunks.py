@@ -4,6 +4,7 @@ own verdict."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -22,16 +23,33 @@ def _hour(rows: int) -> list[Suite]:
 
 def test_busy_hours_fill_a_chunk_up_to_the_row_budget() -> None:
     per_hour = CHUNK_ROWS // 9  # nine hours fit the budget, ten would not
-    chunks = _chunks([(h, _hour(per_hour)) for h in range(24)])
+    chunks = list(_chunks([(h, _hour(per_hour)) for h in range(24)]))
     assert [len(c) for c in chunks] == [9, 9, 6]
     assert [h for c in chunks for h, _ in c] == list(range(24))  # every hour once, in order
+
+
+def test_a_chunk_is_given_before_the_hours_after_it_are_built() -> None:
+    """A run's hours are built as the chunks take them: a week of a busy symbol is never in memory at once."""
+    per_hour = CHUNK_ROWS // 9
+    taken: list[int] = []
+
+    def hours() -> Iterator[tuple[int, list[Suite]]]:
+        for h in range(24):
+            taken.append(h)
+            yield h, _hour(per_hour)
+
+    chunks = _chunks(hours())
+    first = next(chunks)
+    assert [h for h, _ in first] == list(range(9))
+    assert taken == list(range(10))  # the tenth hour showed the first chunk full; none after it was built
+    assert [len(c) for c in chunks] == [9, 6]
 
 
 def test_quiet_hours_go_a_week_at_a_time_and_a_huge_hour_alone() -> None:
     hours = 2 * CHUNK_HOURS + 2
     assert [len(c) for c in _chunks([(h, _hour(0)) for h in range(hours)])] == [CHUNK_HOURS, CHUNK_HOURS, 2]
     assert [len(c) for c in _chunks([(0, _hour(2 * CHUNK_ROWS)), (1, _hour(5)), (2, _hour(5))])] == [1, 2]
-    assert _chunks([]) == []
+    assert list(_chunks([])) == []
 
 
 def _values(values: list[int]) -> list[Suite]:
