@@ -38,10 +38,11 @@ def test_materialize_stops_between_hours(tmp_path: Path, shared_data: Path, sig:
     # 48 hours: far more than run before the signal
     args = [str(mdp), "materialize", "--lake", lake, "--from", "2024-08-08T23:00", "--to", "2024-08-10T23:00"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # wait until the first hours are written, then signal
+    # wait until the first step (trades and coverage) has written two hours of the run, then signal: the 46 hours
+    # after the recording are quick, but not as quick as this poll
     deadline = time.monotonic() + 120
-    while not partition_exists(lake, "candles", H23 + HOUR) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while not partition_exists(lake, "trades", H23 + HOUR) and time.monotonic() < deadline:
+        time.sleep(0.02)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, (out, err)
