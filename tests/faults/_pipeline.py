@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from _reliability import DOC, RESULTS, _cell, _locked, _slug
+from _reliability import DOC, RESULTS, _cell, _cells, _locked, _slug
 
 __all__ = ["MDP", "PG_ADMIN", "RECORDING", "fresh_db", "mdp", "record", "recording_trade_ids", "render", "wait_for"]
 
@@ -83,9 +83,9 @@ def _rows(table: str) -> list[tuple[str, str]]:
     """(fault, its line) of each row of a rendered table (the header and the rule skipped)."""
     rows = []
     for line in table.splitlines():
-        if line.startswith("| ") and not line.startswith("| fault |"):
-            cell = re.split(r"(?<!\\) \| ", line[2:], maxsplit=1)[0]
-            rows.append((cell.replace("\\|", "|"), line + "\n"))
+        cells = _cells(line)
+        if len(cells) == len(COLUMNS) and cells[0] != "fault" and not set(cells[1]) <= set("-:"):
+            rows.append((cells[0], line + "\n"))
     return rows
 
 

@@ -107,10 +107,15 @@ def _line(row: dict[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |\n"
 
 
+def _cells(line: str) -> list[str]:
+    """The cells of a rendered table's line, unescaped (``_cell``)."""
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
 def _parse(table: str) -> Iterator[dict[str, Any]]:
     """The rows of a rendered table (its header and rule skipped)."""
     for line in table.splitlines():
-        cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        cells = _cells(line)
         if len(cells) != len(COLUMNS) or cells[0] == "fault" or set(cells[1]) <= set("-:"):
             continue
         counts = [int(c.replace(",", "")) for c in cells[1:6]]
