@@ -286,8 +286,10 @@ def candles(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResu
     lake = HourRange(settings)
     log = _hour_log(context)
 
+    hours = _hours(context)
+
     def hour_done(hour: int) -> dict[str, Any]:
-        c = materialize_candles_hour(settings, hour, lake)
+        c = materialize_candles_hour(settings, hour, lake, ahead=hours)
         log(f"{hour_text(hour)}: {c.candles.height} candles {c.by_timeframe} from {c.trades_read} trades")
         return {
             "dagster/row_count": c.candles.height,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,7 +17,7 @@ from mdplatform.transforms import (
     HOUR_NS,
     NormalizedRaw,
     TradesWindow,
-    build_candles,
+    build_candles_hours,
     candle_range_start,
     compute_coverage,
     from_ns,
@@ -222,24 +223,21 @@ def _upstream(settings: Settings, table: str, hour: int, schema: dict[str, pl.Da
     return df
 
 
-def materialize_candles_hour(settings: Settings, hour: int, lake: HourRange | None = None) -> CandlesHour:
+def materialize_candles_hour(
+    settings: Settings, hour: int, lake: HourRange | None = None, ahead: Sequence[int] = ()
+) -> CandlesHour:
     """Candles with close_time in (hour, hour + 1h] that are known closed, from the hour's trades and coverage
     partitions and the stored 1m candles of the hours before (longer timeframes, the price carried into flat
     minutes); loaded into PostgreSQL if configured, then written to the lake partition. ``lake``: the reader of
-    a range of hours, which keeps the 1m candles it made for the next hours."""
-    end = hour + HOUR_NS
+    a range of hours, which keeps the 1m candles it made for the next hours. ``ahead``: the hours the run does
+    after this one, in order: the consecutive ones are built with it in one pass (``_build_candles``) and kept
+    in ``lake`` until their turn."""
     lake = lake or HourRange(settings)
-    trades = _upstream(settings, "trades", hour, TRADES)
-    covered, horizon = symbol_coverage(_upstream(settings, "coverage", hour, COVERAGE), registry_trade_channels())
-    earlier = lake.candles_1m(min(candle_range_start(hour, end, TIMEFRAMES), hour - HOUR_NS), hour)
-    candles = build_candles(
-        trades,
-        covered,
-        horizon,
-        publish_start_ns=hour,
-        publish_end_ns=end,
-        earlier_1m=earlier,
-    )
+    built = lake.candles_built.pop(hour, None)
+    if built is None:
+        lake.candles_built = _build_candles(settings, lake, [hour, *(h for h in ahead if h > hour)])
+        built = lake.candles_built.pop(hour)
+    candles, trades_read = built
     replaced = load_sinks([hour_window("candles", candles, hour)])
     path = partition_path(settings.root, "candles", hour)  # last, as for trades: the lake file marks the hour done
     stored = candles.select(list(CANDLES))
@@ -247,4 +245,34 @@ def materialize_candles_hour(settings: Settings, hour: int, lake: HourRange | No
     lake.candles_written(hour, stored)
     counts = candles.group_by("timeframe").len()
     by_tf = {str(tf): int(n) for tf, n in counts.iter_rows()}
-    return CandlesHour(hour, candles, path, trades.height, replaced, {tf: by_tf.get(tf, 0) for tf in TIMEFRAMES})
+    return CandlesHour(hour, candles, path, trades_read, replaced, {tf: by_tf.get(tf, 0) for tf in TIMEFRAMES})
+
+
+#: trades the candles of consecutive hours are built from at once (about ten busy hours; a quiet week)
+CANDLE_ROWS = 1_000_000
+
+
+def _build_candles(settings: Settings, lake: HourRange, hours: list[int]) -> dict[int, tuple[pl.DataFrame, int]]:
+    """hour -> (candles, trades read) of ``hours[0]`` and the consecutive hours after it, as many as about
+    ``CANDLE_ROWS`` trades, built in one pass (``build_candles_hours``). An hour whose trades or coverage
+    partition is missing ends them (it fails on its own turn, after the hours before it are written)."""
+    trades: list[pl.DataFrame] = []
+    coverage: list[pl.DataFrame] = []
+    for hour in hours:
+        if trades and (hour != hours[0] + len(trades) * HOUR_NS or sum(t.height for t in trades) >= CANDLE_ROWS):
+            break
+        try:
+            hour_trades = _upstream(settings, "trades", hour, TRADES)
+            hour_coverage = _upstream(settings, "coverage", hour, COVERAGE)
+        except MissingUpstreamError:
+            if not trades:
+                raise
+            break
+        trades.append(hour_trades)
+        coverage.append(hour_coverage.with_columns(_w=pl.lit(hour, pl.Int64)))
+    # each hour's own coverage: its rows stay apart by their hour (``_w``)
+    covered, horizon = symbol_coverage(pl.concat(coverage), registry_trade_channels(), by=["_w"])
+    start, end = hours[0], hours[0] + len(trades) * HOUR_NS
+    earlier = lake.candles_1m(min(candle_range_start(start, end, TIMEFRAMES), start - HOUR_NS), start)
+    built = build_candles_hours(pl.concat(trades), covered, horizon, start_ns=start, end_ns=end, earlier_1m=earlier)
+    return {hour: (built[hour], t.height) for hour, t in zip(built, trades, strict=True)}

@@ -143,6 +143,8 @@ class HourRange:
         self._trades = _Spans(read_trades, until, lambda n: n.trades.height + n.rejects.height)
         self._events = _Spans(lambda lo, hi: read_events(root, lo, hi), until)
         self._candles: dict[int, pl.DataFrame] = {}
+        #: candles built ahead of their hour's turn (``materialize_candles_hour``): hour -> (candles, trades read)
+        self.candles_built: dict[int, tuple[pl.DataFrame, int]] = {}
 
     def trades(self, lo: int, hi: int) -> list[NormalizedRaw]:
         """The normalized trade frames received in minutes [lo, hi), in receive order (with some received just

@@ -3,6 +3,7 @@
 from .._time import DAY_NS, HOUR_NS, MINUTE_NS, SECOND_NS, ceil_ns, floor_ns, from_ns, to_ns
 from ._candles import (
     build_candles,
+    build_candles_hours,
     candle_range_start,
     candles_1m,
     empty_candles,
@@ -56,6 +57,7 @@ __all__ = [
     "StreamKinds",
     "TradesWindow",
     "build_candles",
+    "build_candles_hours",
     "candle_range_start",
     "candles_1m",
     "ceil_ns",

@@ -18,6 +18,7 @@ Numbers are exact decimals (``mdplatform.schemas.PRICE``/``QUOTE``); ``trade_cou
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -28,6 +29,7 @@ from ._intervals import minute_overlap
 
 __all__ = [
     "build_candles",
+    "build_candles_hours",
     "candle_range_start",
     "candles_1m",
     "empty_candles",
@@ -93,8 +95,41 @@ def candles_1m(
     ``trades``: TRADES rows (those outside [start, end) are ignored). ``covered``/``horizon``: from
     ``symbol_coverage``. ``prev``: CANDLES 1m rows of the minute before ``start_ns`` (seed of flat minutes).
     """
-    if start_ns % MINUTE_NS or end_ns % MINUTE_NS:
-        raise ValueError("start_ns and end_ns must be minute boundaries")
+    window = _Windows(start_ns, end_ns, end_ns - start_ns)
+    return _finish(_minutes(trades, window.one(covered), window.one(horizon), window, prev), "1m")
+
+
+@dataclass(frozen=True, slots=True)
+class _Windows:
+    """[start, end) cut into consecutive windows of ``length`` (an hour, or one window: the whole span), each
+    published on its own: its candles as if the others were computed one at a time, in order (``_w``: a row's
+    window start)."""
+
+    start: int
+    end: int
+    length: int
+
+    def __post_init__(self) -> None:
+        if self.start % MINUTE_NS or self.end % MINUTE_NS:
+            raise ValueError("start_ns and end_ns must be minute boundaries")
+        if self.length <= 0 or (self.end - self.start) % self.length:
+            raise ValueError("the span is not a whole number of windows")
+
+    def of(self, ns: pl.Expr) -> pl.Expr:
+        """The start of the window holding ``ns``."""
+        return ns - (ns - self.start) % self.length
+
+    def one(self, df: pl.DataFrame) -> pl.DataFrame:
+        """``symbol_coverage`` frames of a single window, with its ``_w``."""
+        return df.with_columns(_w=pl.lit(self.start, pl.Int64))
+
+
+def _minutes(
+    trades: pl.DataFrame, covered: pl.DataFrame, horizon: pl.DataFrame, windows: _Windows, prev: pl.DataFrame | None
+) -> pl.DataFrame:
+    """The internal 1m grid rows that become candles (``_finish``), with ``_w``. ``covered``/``horizon``: each
+    window's own ``symbol_coverage`` with its ``_w``; ``prev``: the 1m candles of the minute before the first."""
+    start_ns, end_ns = windows.start, windows.end
     ts_i = pl.col("ts").cast(pl.Int64)
     quote = pl.col("price").cast(QUOTE) * pl.col("size")
     buy = pl.col("side") == "buy"
@@ -115,14 +150,17 @@ def candles_1m(
             taker_buy_quote_volume=quote.filter(buy).sum(),
         )
     )
+    # each window's minutes up to its own horizon
     stops = horizon.select(
-        *_KEYS, _stop=pl.min_horizontal(pl.lit(end_ns), pl.col("horizon").floordiv(MINUTE_NS) * MINUTE_NS)
+        *_KEYS,
+        "_w",
+        _stop=pl.min_horizontal(pl.col("_w") + windows.length, pl.col("horizon").floordiv(MINUTE_NS) * MINUTE_NS),
     )
     grid = (
-        stops.with_columns(_t=pl.int_ranges(pl.lit(start_ns), "_stop", MINUTE_NS, dtype=pl.Int64))
+        stops.with_columns(_t=pl.int_ranges("_w", "_stop", MINUTE_NS, dtype=pl.Int64))
         .explode("_t")
         .filter(pl.col("_t").is_not_null())
-        .select(*_KEYS, "_t")
+        .select(*_KEYS, "_w", "_t")
     )
     cover = minute_overlap(covered, _KEYS).rename({"minute": "_t"})
     rows = (
@@ -143,6 +181,10 @@ def candles_1m(
         .with_columns(_traded=pl.lit(True), _seed=pl.lit(True))
     )
     chain = pl.concat([rows.with_columns(_seed=pl.lit(False)), seed], how="diagonal_relaxed").sort(*_KEYS, "_t")
+    # a minute missing from the grid (a window that ended at its horizon) breaks the chain: the next window starts
+    # as if seeded by the candle of the minute before it, which does not exist (nothing is carried over a gap)
+    step = pl.col("_t") - pl.col("_t").shift(1).over(_KEYS)
+    chain = chain.with_columns(_run=(step != MINUTE_NS).fill_null(True).cum_sum().over(_KEYS))
     # _mark: True at a complete minute with trades (its close is the price from then on), False at any minute not
     # wholly observed (the price after it is unknown); forward-filled, it says whether a price is carried
     anchor = pl.when(pl.col("_traded") & pl.col("complete")).then(pl.col("close"))
@@ -150,15 +192,15 @@ def candles_1m(
         _mark=pl.when(~pl.col("complete")).then(pl.lit(False)).when(anchor.is_not_null()).then(pl.lit(True)),
         _price=anchor,
     ).with_columns(
-        _mark=pl.col("_mark").forward_fill().over(_KEYS),
-        _price=pl.col("_price").forward_fill().over(_KEYS),
+        _mark=pl.col("_mark").forward_fill().over([*_KEYS, "_run"]),
+        _price=pl.col("_price").forward_fill().over([*_KEYS, "_run"]),
     )
     flat = ~pl.col("_traded") & pl.col("complete") & pl.col("_mark").fill_null(False)
     # a minute nobody observed gets no candle, even with trades in it (one an exchange pushed from before the
     # subscription, say): the trades are kept, the minute's other trades are unknown
     seen = pl.col("_traded") & (pl.col("covered_ns") > 0)
     zero_p, zero_q = pl.lit(0).cast(PRICE), pl.lit(0).cast(QUOTE)
-    out = (
+    return (
         chain.filter(~pl.col("_seed") & (seen | flat))
         .with_columns(
             *[
@@ -174,7 +216,6 @@ def candles_1m(
         )
         .sort(*_KEYS, "_t")
     )
-    return _finish(out, "1m")
 
 
 def resample(
@@ -182,15 +223,22 @@ def resample(
 ) -> pl.DataFrame:
     """``timeframe`` candles closing in (publish_start, publish_end] and by the symbol's horizon, from 1m candles
     (every minute of their spans that has a candle must be in ``c1m``)."""
+    window = _Windows(publish_start_ns, publish_end_ns, publish_end_ns - publish_start_ns)
+    return _finish(_resampled(c1m, timeframe, window, window.one(horizon)), timeframe)
+
+
+def _resampled(c1m: pl.DataFrame, timeframe: str, windows: _Windows, horizon: pl.DataFrame) -> pl.DataFrame:
+    """The internal rows of ``timeframe`` candles closing in the windows, each by the horizon of the window its
+    close is in (a candle closing at a window's end belongs to that window), with ``_w``."""
     length = TIMEFRAMES[timeframe]
     minutes = length // MINUTE_NS
     t = pl.col("open_time").cast(pl.Int64)
     close = pl.col("_t") + length
-    return _finish(
+    return (
         c1m.filter(pl.col("timeframe") == "1m")
         .sort([*_KEYS, "open_time"])
         .with_columns(_t=t - t % length)
-        .filter((close > publish_start_ns) & (close <= publish_end_ns))
+        .filter((close > windows.start) & (close <= windows.end))
         .group_by([*_KEYS, "_t"], maintain_order=True)
         .agg(
             pl.col("open").first(),
@@ -199,12 +247,19 @@ def resample(
             pl.col("close").last(),
             *[pl.col(c).sum() for c in _SUMS],
             _complete=pl.col("complete").sum(),
-            _covered=pl.col("coverage").sum(),
+            # in ns, exact (a 1m candle's share is its observed ns over a minute's, a float that gives them back):
+            # a sum of the shares would depend on the order polars adds them in, which differs with the frame
+            _covered=(pl.col("coverage") * MINUTE_NS).round().cast(pl.Int64).sum(),
         )
-        .join(horizon, on=_KEYS)
+        .with_columns(_w=windows.of(close - 1))
+        .join(horizon, on=[*_KEYS, "_w"])
         .filter(close <= pl.col("horizon"))
-        .with_columns(complete=pl.col("_complete") == minutes, coverage=(pl.col("_covered") / minutes).clip(0.0, 1.0)),
-        timeframe,
+        .with_columns(
+            complete=pl.col("_complete") == minutes,
+            # a whole span is 1 exactly (polars divides a column by a number through its reciprocal: 3e11 / 3e11
+            # came out a hair under 1)
+            coverage=pl.when(pl.col("_covered") >= length).then(1.0).otherwise(pl.col("_covered") / length),
+        )
     )
 
 
@@ -246,19 +301,55 @@ def build_candles(
     ``earlier_1m``, the stored 1m candles from ``candle_range_start(...)`` up to publish_start (the last of them
     also seeds flat minutes). ``covered``/``horizon``: ``symbol_coverage`` of the publish window.
     """
+    window = _Windows(publish_start_ns, publish_end_ns, publish_end_ns - publish_start_ns)
+    built = _build(trades, window.one(covered), window.one(horizon), window, earlier_1m, timeframes)
+    return sort_candles(built.drop("_w")) if built.height else empty_candles()
+
+
+def build_candles_hours(
+    trades: pl.DataFrame,
+    covered: pl.DataFrame,
+    horizon: pl.DataFrame,
+    *,
+    start_ns: int,
+    end_ns: int,
+    earlier_1m: pl.DataFrame | None = None,
+) -> dict[int, pl.DataFrame]:
+    """``build_candles`` of each hour of [start_ns, end_ns) in one pass: hour -> its candles, equal to building the
+    hours one after the other, each with the 1m candles of those before it (a run over a range: a handful of
+    queries for all its hours instead of a hundred per hour). ``covered``/``horizon``: each hour's own
+    ``symbol_coverage`` with its start in ``_w``; ``earlier_1m``: as ``build_candles``'s, for the first hour."""
+    windows = _Windows(start_ns, end_ns, HOUR_NS)
+    built = _build(trades, covered, horizon, windows, earlier_1m, TIMEFRAMES)
+    parts = built.partition_by("_w", as_dict=True, include_key=False)
+    return {
+        hour: sort_candles(parts[(hour,)]) if (hour,) in parts else empty_candles()
+        for hour in range(start_ns, end_ns, HOUR_NS)
+    }
+
+
+def _build(
+    trades: pl.DataFrame,
+    covered: pl.DataFrame,
+    horizon: pl.DataFrame,
+    windows: _Windows,
+    earlier_1m: pl.DataFrame | None,
+    timeframes: Iterable[str],
+) -> pl.DataFrame:
+    """CANDLES rows of every window, with ``_w``: the window publishing each (its close is in it)."""
     if horizon.height == 0:
-        return empty_candles()  # no symbol is known to have reached anywhere: no candle is known closed
-    tfs = list(timeframes)
+        return empty_candles().with_columns(_w=pl.lit(None, pl.Int64))  # no symbol is known to have reached anywhere
     earlier = earlier_1m if earlier_1m is not None else empty_candles()
     earlier = earlier.filter(pl.col("timeframe") == "1m").select(list(CANDLES)).cast(CANDLES)  # type: ignore[arg-type]
-    c1m = candles_1m(trades, covered, horizon, start_ns=publish_start_ns, end_ns=publish_end_ns, prev=earlier)
-    span = pl.concat([earlier.filter(pl.col("open_time").cast(pl.Int64) < publish_start_ns), c1m])
-    parts = [
-        c1m
-        if tf == "1m"
-        else resample(span, tf, publish_start_ns=publish_start_ns, publish_end_ns=publish_end_ns, horizon=horizon)
-        for tf in tfs
-        # a timeframe none of whose candles closes in the window (a 4h or 1d candle, most hours) has nothing here
-        if publish_end_ns // TIMEFRAMES[tf] * TIMEFRAMES[tf] > publish_start_ns
+    minutes = _minutes(trades, covered, horizon, windows, earlier)
+    c1m = _finish(minutes, "1m")
+    span = pl.concat([earlier.filter(pl.col("open_time").cast(pl.Int64) < windows.start), c1m])
+    parts = [c1m.with_columns(minutes.get_column("_w"))] if "1m" in timeframes else []
+    parts += [
+        _finish(rows, tf).with_columns(rows.get_column("_w"))
+        for tf in timeframes
+        # a timeframe none of whose candles closes in the windows (a 4h or 1d candle, most hours) has nothing here
+        if tf != "1m" and windows.end // TIMEFRAMES[tf] * TIMEFRAMES[tf] > windows.start
+        for rows in [_resampled(span, tf, windows, horizon)]
     ]
-    return sort_candles(pl.concat(parts)) if parts else empty_candles()
+    return pl.concat(parts) if parts else empty_candles().with_columns(_w=pl.lit(None, pl.Int64))

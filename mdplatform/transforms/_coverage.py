@@ -29,7 +29,7 @@ has ended, as far as any connection of the exchange has shown the exchange clock
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -572,21 +572,23 @@ def _fill(cov: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> pl.DataFrame:
 
 
 def symbol_coverage(
-    coverage: pl.DataFrame, trade_channels: Mapping[str, frozenset[str]]
+    coverage: pl.DataFrame, trade_channels: Mapping[str, frozenset[str]], by: Sequence[str] = ()
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(covered, horizon) of each symbol's trades from COVERAGE rows: ``covered`` = disjoint (exchange, symbol,
     start, end) ns spans observed on any of the exchange's trade channels; ``horizon`` = (exchange, symbol,
-    horizon) ns, how far its rows reach (candles closing later are not known closed)."""
+    horizon) ns, how far its rows reach (candles closing later are not known closed). ``by``: more columns of
+    ``coverage`` that set its rows apart (the hour of each of several hours' rows), kept in both."""
     pairs = [(ex, ch) for ex, chans in trade_channels.items() for ch in chans]
     wanted = pl.DataFrame(
         {"exchange": [e for e, _ in pairs], "channel": [c for _, c in pairs]},
         schema={"exchange": pl.String, "channel": pl.String},
     )
+    keys = ["exchange", "symbol", *by]
     rows = coverage.join(wanted, on=["exchange", "channel"]).select(
-        "exchange", "symbol", "status", start=_ns("start_time"), end=_ns("end_time")
+        *keys, "status", start=_ns("start_time"), end=_ns("end_time")
     )
-    covered = merge_intervals(rows.filter(pl.col("status") == COVERED), ["exchange", "symbol"])
-    horizon = rows.group_by("exchange", "symbol").agg(horizon=pl.col("end").max())
+    covered = merge_intervals(rows.filter(pl.col("status") == COVERED), keys)
+    horizon = rows.group_by(keys).agg(horizon=pl.col("end").max())
     return covered, horizon
 
 

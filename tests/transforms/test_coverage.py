@@ -7,10 +7,12 @@ from decimal import Decimal
 
 import polars as pl
 
+from mdplatform._time import from_ns
 from mdplatform.schemas import EVENTS, TRADE_LINEAGE, TRADES
 from mdplatform.transforms import (
     CoverageRules,
     build_candles,
+    build_candles_hours,
     compute_coverage,
     registry_stream_kinds,
     registry_trade_channels,
@@ -94,9 +96,14 @@ class Log:
             )
         )
 
-    def coverage(self, start: int = H, end: int = H + 3600 * S) -> pl.DataFrame:
+    def coverage(self, start: int = H, end: int = H + 3600 * S, lateness: int | None = None) -> pl.DataFrame:
+        """The coverage of [start, end); with ``lateness``, from what was received in [start - lateness, end +
+        lateness) only, as the pipeline reads an hour (else from everything)."""
         events = pl.DataFrame(self.events, schema=EVENTS)
         trades = pl.DataFrame(self.trades, schema={**TRADES, **TRADE_LINEAGE})
+        if lateness is not None:
+            received = pl.col("recv_ts").dt.epoch("ns").is_between(start - lateness, end + lateness, closed="left")
+            events, trades = events.filter(received), trades.filter(received)
         cov = compute_coverage(events, trades, start, end, kinds=registry_stream_kinds(), rules=RULES)
         assert validate_coverage(cov, start, end) == []
         return cov
@@ -348,3 +355,53 @@ def test_a_4h_candle_over_an_hour_never_materialized_is_not_complete() -> None:
     assert (whole["complete"], whole["trade_count"], whole["coverage"]) == (True, 720, 1.0)
     missing = hours(h20 + 3600 * S).row(0, named=True)
     assert (missing["complete"], missing["trade_count"], missing["coverage"]) == (False, 540, 0.75)
+
+
+def test_candles_of_consecutive_hours_in_one_pass_equal_hour_by_hour() -> None:
+    """``build_candles_hours`` (a range run builds its hours' candles at once) gives each hour what building the
+    hours one after the other gives, each hour's coverage from what was received around it (15 minutes either
+    side, as the pipeline reads): flat minutes carried across an hour's start; a collector lost at 23:55 (hour 23
+    stops at its horizon) and a new one from 00:29 whose first trade id follows the last one's (hour 00's first
+    minutes are proven to have had no trade, but no price is carried into them: the hour before ended short of
+    them); a 1h candle from the hour's 1m candles; an hour with nothing observed."""
+    log = Log()
+    hour, late = 3600 * S, 15 * M
+    h21 = H - 2 * hour
+    log.session("A", h21 - 2 * M, H + 55 * M, close=None)
+    log.session("C", H + hour + 29 * M, H + 2 * hour + 10 * M)
+    quiet = [(H - hour - 3 * M, H - hour + 2 * M), (H - 2 * M, H + M)]  # no trades around 22:00 and 23:00
+    for conn, t0, t1, step in [
+        ("A", h21, H + 55 * M, 20 * S),
+        ("C", H + hour + 29 * M + S, H + 2 * hour + 9 * M, 30 * S),
+    ]:
+        for t in range(t0, t1, step):
+            if not any(lo <= t < hi for lo, hi in quiet):
+                log.trade(t, conn)
+    trades = pl.DataFrame(log.trades, schema={**TRADES, **TRADE_LINEAGE}).select(list(TRADES))
+    hours = list(range(h21, H + 4 * hour, hour))
+    coverage = {h: log.coverage(h, h + hour, late) for h in hours}
+
+    one_by_one: dict[int, pl.DataFrame] = {}
+    earlier: pl.DataFrame | None = None
+    for h in hours:
+        covered, horizon = symbol_coverage(coverage[h], registry_trade_channels())
+        own = trades.filter(pl.col("ts").dt.epoch("ns").is_between(h, h + hour, closed="left"))
+        one_by_one[h] = build_candles(own, covered, horizon, publish_start_ns=h, publish_end_ns=h + hour,
+                                      earlier_1m=earlier)  # fmt: skip
+        earlier = one_by_one[h] if earlier is None else pl.concat([earlier, one_by_one[h]])
+
+    stamped = pl.concat([coverage[h].with_columns(_w=pl.lit(h, pl.Int64)) for h in hours])
+    covered, horizon = symbol_coverage(stamped, registry_trade_channels(), by=["_w"])
+    at_once = build_candles_hours(trades, covered, horizon, start_ns=hours[0], end_ns=hours[-1] + hour)
+
+    assert list(at_once) == hours
+    for h in hours:
+        assert at_once[h].equals(one_by_one[h]), f"hour {from_ns(h):%H}"
+    minutes = {h: _minutes(at_once[h]) for h in hours}
+    assert minutes[H - hour]["22:00"] == (0, True) and minutes[H]["23:00"] == (0, True)  # flat, carried over
+    assert max(minutes[H]) == "23:53"  # the hour ends at its horizon (its collector's last pong, less the grace)
+    # hour 00: complete minutes without trades (the ids prove none happened), but no candle before the first trade
+    assert min(minutes[H + hour]) == "00:29" and minutes[H + hour]["00:29"][0] > 0
+    assert at_once[H].filter(pl.col("timeframe") == "1h").height == 0  # 00:00 is past hour 23's horizon
+    assert at_once[H - hour].filter(pl.col("timeframe") == "1h").select("complete").item() is True
+    assert at_once[H + 3 * hour].height == 0
