@@ -116,7 +116,8 @@ def test_graph_backfill_by_clicking_and_heatmap_picture(ui: Dagster, tmp_path: P
             # the picture of the last hour, in place in book_heatmap's latest materialization
             page.goto(f"{ui.url}/assets/book_heatmap")
             picture = page.locator("img[src^='data:image/png;base64,']").first
-            expect(picture).to_be_visible()
+            # the page loads the materialization's metadata first: under a busy suite it took more than expect's 5 s
+            expect(picture).to_be_visible(timeout=60_000)
             size = picture.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
             assert size[0] and size[1] >= 64 and size[2] > 0, size
         except Exception:
