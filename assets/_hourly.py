@@ -258,8 +258,9 @@ def _build_candles(settings: Settings, lake: HourRange, hours: list[int]) -> dic
     partition is missing ends them (it fails on its own turn, after the hours before it are written)."""
     trades: list[pl.DataFrame] = []
     coverage: list[pl.DataFrame] = []
+    rows = 0
     for hour in hours:
-        if trades and (hour != hours[0] + len(trades) * HOUR_NS or sum(t.height for t in trades) >= CANDLE_ROWS):
+        if trades and (hour != hours[0] + len(trades) * HOUR_NS or rows >= CANDLE_ROWS):
             break
         try:
             hour_trades = _upstream(settings, "trades", hour, TRADES)
@@ -269,6 +270,7 @@ def _build_candles(settings: Settings, lake: HourRange, hours: list[int]) -> dic
                 raise
             break
         trades.append(hour_trades)
+        rows += hour_trades.height
         coverage.append(hour_coverage.with_columns(_w=pl.lit(hour, pl.Int64)))
     # each hour's own coverage: its rows stay apart by their hour (``_w``)
     covered, horizon = symbol_coverage(pl.concat(coverage), registry_trade_channels(), by=["_w"])

@@ -337,19 +337,19 @@ def _build(
     timeframes: Iterable[str],
 ) -> pl.DataFrame:
     """CANDLES rows of every window, with ``_w``: the window publishing each (its close is in it)."""
+    tfs = list(timeframes)
+    none = empty_candles().with_columns(_w=pl.lit(None, pl.Int64))
     if horizon.height == 0:
-        return empty_candles().with_columns(_w=pl.lit(None, pl.Int64))  # no symbol is known to have reached anywhere
+        return none  # no symbol is known to have reached anywhere: no candle is known closed
     earlier = earlier_1m if earlier_1m is not None else empty_candles()
     earlier = earlier.filter(pl.col("timeframe") == "1m").select(list(CANDLES)).cast(CANDLES)  # type: ignore[arg-type]
     minutes = _minutes(trades, covered, horizon, windows, earlier)
     c1m = _finish(minutes, "1m")
     span = pl.concat([earlier.filter(pl.col("open_time").cast(pl.Int64) < windows.start), c1m])
-    parts = [c1m.with_columns(minutes.get_column("_w"))] if "1m" in timeframes else []
-    parts += [
-        _finish(rows, tf).with_columns(rows.get_column("_w"))
-        for tf in timeframes
+    parts = [c1m.with_columns(minutes.get_column("_w"))] if "1m" in tfs else []
+    for tf in tfs:
         # a timeframe none of whose candles closes in the windows (a 4h or 1d candle, most hours) has nothing here
-        if tf != "1m" and windows.end // TIMEFRAMES[tf] * TIMEFRAMES[tf] > windows.start
-        for rows in [_resampled(span, tf, windows, horizon)]
-    ]
-    return pl.concat(parts) if parts else empty_candles().with_columns(_w=pl.lit(None, pl.Int64))
+        if tf != "1m" and windows.end // TIMEFRAMES[tf] * TIMEFRAMES[tf] > windows.start:
+            rows = _resampled(span, tf, windows, horizon)
+            parts.append(_finish(rows, tf).with_columns(rows.get_column("_w")))
+    return pl.concat(parts) if parts else none
