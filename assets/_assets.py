@@ -39,6 +39,7 @@ from ._hourly import (
     hour_text,
     hours_between,
     materialize_candles_hour,
+    materialize_trades_hour,
     read_trades_hour,
 )
 from ._quarantine import QUARANTINE_KEY, QUARANTINE_SPEC, quarantine_metadata
@@ -208,13 +209,17 @@ def trades_and_coverage(context: AssetExecutionContext, mdp: MdpResource) -> Ite
     settings = mdp.settings()
     if context.run.asset_check_selection != frozenset():  # None: every check of the selected assets runs
         preload()  # the checks' GX import goes beside this step's polars work
-    lake = HourRange(settings, hours=_hours(context))
+    hours = _hours(context)
+    lake = HourRange(settings, hours=hours)
     log = _hour_log(context)
 
     def hour_done(hour: int, inputs: TradesInputs | None = None) -> tuple[dict[str, Any], ...]:
         """The hour's trades, coverage and quarantine metadata (the frames themselves are not kept: a range may be
         long)."""
-        done = compute_trades_hour(settings, inputs or read_trades_hour(settings, hour, lake), lake)
+        if inputs is None:
+            done = materialize_trades_hour(settings, hour, lake, ahead=hours)
+        else:
+            done = compute_trades_hour(settings, inputs, lake)
         w, cov = done.window, done.coverage
         gaps = cov.filter(cov["status"] == GAP_STATUS).height
         log(

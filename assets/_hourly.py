@@ -19,7 +19,7 @@ from mdplatform.transforms import (
     TradesWindow,
     build_candles_hours,
     candle_range_start,
-    compute_coverage,
+    compute_coverage_windows,
     from_ns,
     registry_stream_kinds,
     registry_trade_channels,
@@ -150,24 +150,49 @@ def read_trades_hour(settings: Settings, hour: int, lake: HourRange) -> TradesIn
     return TradesInputs(hour, lake.trades(read_start, read_end), events, backfill, received)
 
 
-def compute_trades_hour(settings: Settings, inputs: TradesInputs, lake: HourRange) -> TradesHour:
-    """Trades with exchange ts in the hour and the coverage of every stream over it, from its reads; loaded into
-    PostgreSQL if configured, then written to the lake (rejects, quarantine rows, trades, coverage: replacing the
-    hour)."""
-    root, hour = settings.root, inputs.hour
-    end = hour + HOUR_NS
-    window = window_trades(
+def _window(settings: Settings, inputs: TradesInputs, lake: HourRange) -> TradesWindow:
+    hour = inputs.hour
+    return window_trades(
         inputs.parts,
         hour,
-        end,
+        hour + HOUR_NS,
         settings.lateness_ns,
         normalize=lake.normalize,
         skew_ns=settings.skew_ns,
         backfill=inputs.backfill,
     )
-    coverage = compute_coverage(
-        inputs.events, window.observed, hour, end, kinds=registry_stream_kinds(), rules=settings.coverage_rules
+
+
+def _coverages(settings: Settings, hours: Sequence[tuple[TradesInputs, TradesWindow]]) -> dict[int, pl.DataFrame]:
+    """hour -> its coverage, for consecutive hours at once: each hour's events and observed trades stamped with it
+    (``compute_coverage_windows``: each hour gets what it would get alone)."""
+
+    def stamped(df: pl.DataFrame, hour: int) -> pl.DataFrame:
+        return df.with_columns(_w=pl.lit(hour, pl.Int64))
+
+    return compute_coverage_windows(
+        pl.concat([stamped(inputs.events, inputs.hour) for inputs, _ in hours]),
+        pl.concat([stamped(window.observed, inputs.hour) for inputs, window in hours]),
+        [inputs.hour for inputs, _ in hours],
+        HOUR_NS,
+        kinds=registry_stream_kinds(),
+        rules=settings.coverage_rules,
     )
+
+
+def compute_trades_hour(settings: Settings, inputs: TradesInputs, lake: HourRange) -> TradesHour:
+    """Trades with exchange ts in the hour and the coverage of every stream over it, from its reads, written
+    (``_write_trades_hour``)."""
+    window = _window(settings, inputs, lake)
+    return _write_trades_hour(settings, inputs, window, _coverages(settings, [(inputs, window)])[inputs.hour], lake)
+
+
+def _write_trades_hour(
+    settings: Settings, inputs: TradesInputs, window: TradesWindow, coverage: pl.DataFrame, lake: HourRange
+) -> TradesHour:
+    """An hour's trades and coverage loaded into PostgreSQL if configured, then written to the lake (rejects,
+    quarantine rows, trades, coverage: replacing the hour)."""
+    root, hour = settings.root, inputs.hour
     # the sinks first, the lake files last: the hour counts as materialized once its lake files exist, so a failed
     # load fails the hour before anything marks it done, and a retry or the sensor redoes it
     replaced = load_sinks([hour_window("trades", window.trades, hour), hour_window("coverage", coverage, hour)])
@@ -189,12 +214,56 @@ def compute_trades_hour(settings: Settings, inputs: TradesInputs, lake: HourRang
     return TradesHour(hour, window, coverage, path, coverage_path, qpath, replaced, quarantined, quarantined_path)
 
 
-def materialize_trades_hour(settings: Settings, hour: int, lake: HourRange | None = None) -> TradesHour:
-    """Trades with exchange ts in [hour, hour + 1h) and the coverage of every stream over the hour
-    (``read_trades_hour`` then ``compute_trades_hour``). ``lake``: the reader of a range of hours (each raw file
-    read and each frame normalized once for all of them); a fresh one reads just this hour's span."""
+def materialize_trades_hour(
+    settings: Settings, hour: int, lake: HourRange | None = None, ahead: Sequence[int] = ()
+) -> TradesHour:
+    """Trades with exchange ts in [hour, hour + 1h) and the coverage of every stream over the hour, written
+    (``_write_trades_hour``). ``lake``: the reader of a range of hours (each raw file read and each frame
+    normalized once for all of them); a fresh one reads just this hour's span. ``ahead``: the hours the run does
+    after this one, in order: the consecutive ones are computed with it (``_compute_trades``) and kept in ``lake``
+    until their turn."""
     lake = lake or HourRange(settings)
-    return compute_trades_hour(settings, read_trades_hour(settings, hour, lake), lake)
+    built = lake.trades_built.pop(hour, None)
+    if built is None:
+        lake.trades_built = _compute_trades(settings, lake, [hour, *(h for h in ahead if h > hour)])
+        built = lake.trades_built.pop(hour)
+    return _write_trades_hour(settings, *built, lake)
+
+
+#: observed trades (each hour's window of received ones) whose coverage is computed at once: about six busy hours,
+#: or a quiet week
+TRADES_ROWS = 1_000_000
+
+
+def _compute_trades(
+    settings: Settings, lake: HourRange, hours: list[int]
+) -> dict[int, tuple[TradesInputs, TradesWindow, pl.DataFrame]]:
+    """hour -> (reads, trades window, coverage) of ``hours[0]`` and the consecutive hours after it, as many as
+    about ``TRADES_ROWS`` observed trades, their coverage in one pass (``_coverages``). A later hour whose reads
+    or window fail ends them, and one that fails their coverage leaves ``hours[0]`` alone: it fails on its own
+    turn, after the hours before it are written, naming itself."""
+    got: list[tuple[TradesInputs, TradesWindow]] = []
+    rows = 0
+    for hour in hours:
+        if got and (hour != hours[0] + len(got) * HOUR_NS or rows >= TRADES_ROWS):
+            break
+        try:
+            inputs = read_trades_hour(settings, hour, lake)
+            window = _window(settings, inputs, lake)
+        except Exception:
+            if not got:
+                raise
+            break
+        got.append((inputs, window))
+        rows += window.observed.height
+    try:
+        coverage = _coverages(settings, got)
+    except Exception:
+        if len(got) == 1:
+            raise
+        got = got[:1]
+        coverage = _coverages(settings, got)
+    return {inputs.hour: (inputs, window, coverage[inputs.hour]) for inputs, window in got}
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import polars as pl
 
@@ -18,6 +18,7 @@ from mdplatform.transforms import (
     MINUTE_NS,
     NormalizedRaw,
     Normalizer,
+    TradesWindow,
     floor_ns,
     normalize_raw,
     registry_normalizer,
@@ -26,6 +27,9 @@ from mdplatform.transforms import (
 from mdplatform.warehouse import Warehouse, partition_path, read_partition
 
 from ._settings import Settings
+
+if TYPE_CHECKING:
+    from ._hourly import TradesInputs
 
 __all__ = ["HourRange", "trade_channels"]
 
@@ -145,6 +149,9 @@ class HourRange:
         self._candles: dict[int, pl.DataFrame] = {}
         #: candles built ahead of their hour's turn (``materialize_candles_hour``): hour -> (candles, trades read)
         self.candles_built: dict[int, tuple[pl.DataFrame, int]] = {}
+        #: trades and coverage computed ahead of their hour's turn (``materialize_trades_hour``): hour -> (reads,
+        #: trades window, coverage)
+        self.trades_built: dict[int, tuple[TradesInputs, TradesWindow, pl.DataFrame]] = {}
 
     def trades(self, lo: int, hi: int) -> list[NormalizedRaw]:
         """The normalized trade frames received in minutes [lo, hi), in receive order (with some received just

@@ -59,6 +59,7 @@ __all__ = [
     "CoverageRules",
     "StreamKinds",
     "compute_coverage",
+    "compute_coverage_windows",
     "empty_coverage",
     "symbol_coverage",
     "trade_gaps",
@@ -80,6 +81,10 @@ REFUSED = "subscription refused"
 BACKFILLED_DETAIL = "backfilled from the exchange's REST history"
 
 _STREAM = ["exchange", "channel", "symbol"]
+#: the window (its start, ns) each row of a several-window computation was read for: every grouping, sort and join
+#: is keyed by it, so each window's rows give what they give alone (``compute_coverage_windows``)
+_W = "_w"
+_WSTREAM = [_W, *_STREAM]
 _INF = 2**62
 
 
@@ -120,7 +125,7 @@ def _normalized(df: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> pl.DataFr
 
 
 def _conn_points(events: pl.DataFrame, rules: CoverageRules) -> pl.DataFrame:
-    """(exchange, conn_id, r, est): local time of a liveness point and the exchange time it proves passed."""
+    """(_w, exchange, conn_id, r, est): local time of a liveness point and the exchange time it proves passed."""
     r, e, fr = _ns("recv_ts"), _ns("exchange_ts"), _ns("frame_recv_ts")
     return (
         events.filter(
@@ -131,12 +136,13 @@ def _conn_points(events: pl.DataFrame, rules: CoverageRules) -> pl.DataFrame:
             & (e - fr <= rules.skew_ns)
         )
         .select(
+            _W,
             "exchange",
             "conn_id",
             r.alias("r"),
             (e + pl.when(pl.col("kind") == ALIVE).then(r - fr).otherwise(0)).alias("est"),
         )
-        .sort("exchange", "conn_id", "r")
+        .sort(_W, "exchange", "conn_id", "r")
     )
 
 
@@ -145,22 +151,22 @@ def _runs(events: pl.DataFrame, trades: pl.DataFrame, points: pl.DataFrame, rule
     connection's next run began (``next_r``, null for its last) and how the connection closed (null: no close)."""
     subs = (
         events.filter(pl.col("kind") == SUBSCRIBED)
-        .group_by("exchange", "conn_id", "channel", "symbol")
+        .group_by(_W, "exchange", "conn_id", "channel", "symbol")
         .agg(sub_r=_ns("recv_ts").min())
     )
     refused = events.filter((pl.col("kind") == SUB_ERROR) & (pl.col("channel") != "")).select(
-        "exchange", "conn_id", "channel", "symbol"
+        _W, "exchange", "conn_id", "channel", "symbol"
     )
-    subs = subs.join(refused.unique(), on=["exchange", "conn_id", "channel", "symbol"], how="anti")
+    subs = subs.join(refused.unique(), on=[_W, "exchange", "conn_id", "channel", "symbol"], how="anti")
     conn = (
-        subs.join(points, on=["exchange", "conn_id"])
+        subs.join(points, on=[_W, "exchange", "conn_id"])
         .filter(pl.col("r") >= pl.col("sub_r"))
-        .select("exchange", "channel", "symbol", "conn_id", "r", "est", own=pl.lit(False))
+        .select(*_WSTREAM, "conn_id", "r", "est", own=pl.lit(False))
     )
     own = trades.filter(~pl.col("conn_id").str.starts_with(BACKFILL_CONN_PREFIX)).select(
-        "exchange", "channel", "symbol", "conn_id", _ns("recv_ts").alias("r"), _ns("ts").alias("est"), own=pl.lit(True)
+        *_WSTREAM, "conn_id", _ns("recv_ts").alias("r"), _ns("ts").alias("est"), own=pl.lit(True)
     )
-    keys = [*_STREAM, "conn_id"]
+    keys = [*_WSTREAM, "conn_id"]
     pts, ids = key_ids(pl.concat([conn, own]), keys)
     # stable: the connection's points ahead of its trades at equal times, and polars' multi-column sort of these
     # (a few points among many trades) seven times faster than unstable
@@ -173,8 +179,8 @@ def _runs(events: pl.DataFrame, trades: pl.DataFrame, points: pl.DataFrame, rule
     pts = pts.with_columns(_run=pl.col("_new").cum_sum().over("_key"))
     closes = (
         events.filter(pl.col("kind") == CLOSE)
-        .sort("recv_ts")
-        .group_by("exchange", "conn_id")
+        .sort(_W, "recv_ts")
+        .group_by(_W, "exchange", "conn_id")
         .agg(close=pl.col("detail").last())
     )
     return (
@@ -194,7 +200,7 @@ def _runs(events: pl.DataFrame, trades: pl.DataFrame, points: pl.DataFrame, rule
             next_r=pl.col("r_first").shift(-1).over("_key"), next_start=pl.col("start").shift(-1).over("_key")
         )
         .join(ids, on="_key", how="left", maintain_order="left")
-        .join(closes, on=["exchange", "conn_id"], how="left", maintain_order="left")
+        .join(closes, on=[_W, "exchange", "conn_id"], how="left", maintain_order="left")
         .filter(pl.col("end") >= pl.col("start"))
         .select(*keys, "start", "end", "r_first", "r_last", "next_r", "close", "next_start")
     )
@@ -230,9 +236,12 @@ def _id_chains(
     far apart); a jump loses it."""
     contiguous = [(ex, ch) for ex, k in kinds.items() for ch in k.contiguous_ids]
     if not contiguous or trades.height == 0:
-        return pl.DataFrame(schema={**{k: pl.String for k in _STREAM}, "start": pl.Int64, "end": pl.Int64}), (
+        return pl.DataFrame(
+            schema={_W: pl.Int64, **{k: pl.String for k in _STREAM}, "start": pl.Int64, "end": pl.Int64}
+        ), (
             pl.DataFrame(
                 schema={
+                    _W: pl.Int64,
                     **{k: pl.String for k in _STREAM},
                     "start": pl.Int64,
                     "end": pl.Int64,
@@ -243,8 +252,8 @@ def _id_chains(
         )
     wanted = pl.DataFrame({"exchange": [e for e, _ in contiguous], "channel": [c for _, c in contiguous]})
     # the columns read, before the join (it copies every column it keeps)
-    streams = trades.select(*_STREAM, "seq_id", "ts", "recv_ts", "conn_id").filter(pl.col("seq_id").is_not_null())
-    keyed, ids = key_ids(streams.join(wanted, on=["exchange", "channel"], how="semi"), _STREAM)
+    streams = trades.select(*_WSTREAM, "seq_id", "ts", "recv_ts", "conn_id").filter(pl.col("seq_id").is_not_null())
+    keyed, ids = key_ids(streams.join(wanted, on=["exchange", "channel"], how="semi"), _WSTREAM)
     # sorted by stream, id, time: the first row of an id has its earliest time, the row before it the previous id
     same = pl.col("_key") == pl.col("_key").shift(1)
     chain = (
@@ -287,10 +296,10 @@ def _id_chains(
         .group_by("_run")
         .agg(pl.col("_key").first(), pl.col("start").min(), pl.col("end").max())
     )
-    proofs = merge_intervals(runs, ["_key"]).join(ids, on="_key", how="left").select(*_STREAM, "start", "end")
+    proofs = merge_intervals(runs, ["_key"]).join(ids, on="_key", how="left").select(*_WSTREAM, "start", "end")
     chain = chain.join(ids, on="_key", how="left", maintain_order="left")
     gaps = chain.filter(pl.col("_step") > 1).select(
-        *_STREAM,
+        *_WSTREAM,
         "start",
         "end",
         missing=pl.col("_step") - 1,
@@ -301,7 +310,7 @@ def _id_chains(
 
 def _book_holes(events: pl.DataFrame) -> pl.DataFrame:
     """Book streams out of sync: from a gap/checksum event to the next synced event of that stream."""
-    keys = ["exchange", "conn_id", "channel", "symbol"]
+    keys = [_W, "exchange", "conn_id", "channel", "symbol"]
     rows = events.filter(pl.col("kind").is_in([GAP, CHECKSUM, SYNCED]) & pl.col("exchange_ts").is_not_null()).sort(
         [*keys, "recv_ts"]
     )
@@ -311,7 +320,7 @@ def _book_holes(events: pl.DataFrame) -> pl.DataFrame:
         )
         .filter(pl.col("kind") != SYNCED)
         .select(
-            *_STREAM,
+            *_WSTREAM,
             start=_ns("exchange_ts"),
             end=pl.col("_next_synced").fill_null(_INF),
             reason=pl.when(pl.col("kind") == GAP).then(pl.lit(SEQUENCE_GAP)).otherwise(pl.lit(CHECKSUM_MISMATCH)),
@@ -325,7 +334,7 @@ def _unreachable(events: pl.DataFrame) -> pl.DataFrame:
     return (
         events.filter((pl.col("kind") == UNREACHABLE) & pl.col("exchange_ts").is_not_null())
         .select(
-            *_STREAM,
+            *_WSTREAM,
             start=_ns("exchange_ts"),
             end=pl.col("detail").str.json_path_match("$.end").cast(pl.Int64, strict=False),
             reason=pl.col("detail").str.json_path_match("$.reason"),
@@ -340,7 +349,7 @@ def _backfilled(events: pl.DataFrame) -> pl.DataFrame:
     return (
         events.filter((pl.col("kind") == BACKFILLED) & pl.col("exchange_ts").is_not_null())
         .select(
-            *_STREAM,
+            *_WSTREAM,
             start=_ns("exchange_ts"),
             end=pl.col("detail").str.json_path_match("$.end").cast(pl.Int64, strict=False),
         )
@@ -348,10 +357,14 @@ def _backfilled(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _by_stream(df: pl.DataFrame, cols: list[str]) -> dict[tuple[str, str, str], list[tuple[Any, ...]]]:
-    out: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
-    for row in df.sort([*_STREAM, cols[0]]).select(*_STREAM, *cols).iter_rows():
-        out.setdefault((row[0], row[1], row[2]), []).append(row[3:])
+#: (window start, exchange, channel, symbol)
+_Stream = tuple[int, str, str, str]
+
+
+def _by_stream(df: pl.DataFrame, cols: list[str]) -> dict[_Stream, list[tuple[Any, ...]]]:
+    out: dict[_Stream, list[tuple[Any, ...]]] = {}
+    for row in df.sort([*_WSTREAM, cols[0]]).select(*_WSTREAM, *cols).iter_rows():
+        out.setdefault((row[0], row[1], row[2], row[3]), []).append(row[4:])
     return out
 
 
@@ -370,9 +383,43 @@ def compute_coverage(
     ``trades``: the trades received in that span, TRADES plus TRADE_LINEAGE, deduplicated per channel but not
     across channels (each channel's ids are its own evidence). ``kinds``: per exchange id, what its channels are.
     """
+    window = pl.lit(start_ns, pl.Int64).alias(_W)
+    got = _coverage(
+        events.with_columns(window), trades.with_columns(window), [start_ns], end_ns - start_ns, kinds, rules
+    )
+    return got[start_ns]
+
+
+def compute_coverage_windows(
+    events: pl.DataFrame,
+    trades: pl.DataFrame,
+    starts: Sequence[int],
+    length: int,
+    *,
+    kinds: Mapping[str, StreamKinds],
+    rules: CoverageRules | None = None,
+) -> dict[int, pl.DataFrame]:
+    """``compute_coverage`` of each window [w, w + length) for w in ``starts``, at once: start -> its COVERAGE rows.
+
+    ``events`` and ``trades`` hold what each window would be given alone, every row stamped with the start of
+    the window it was read for (``_w``, Int64): a row two windows read is in both, once for each. Each window
+    gets exactly what it gets alone (every grouping, sort and join is keyed by its window), from a few dozen
+    polars calls for all of them instead of for each (a range of quiet hours spent most of an hour's coverage on
+    the calls)."""
+    return _coverage(events, trades, starts, length, kinds, rules)
+
+
+def _coverage(
+    events: pl.DataFrame,
+    trades: pl.DataFrame,
+    starts: Sequence[int],
+    length: int,
+    kinds: Mapping[str, StreamKinds],
+    rules: CoverageRules | None,
+) -> dict[int, pl.DataFrame]:
     rules = rules or CoverageRules()
     if events.height == 0 and trades.height == 0:
-        return empty_coverage()  # no stream was seen: nothing to tile (an hour before collection began)
+        return {w: empty_coverage() for w in starts}  # no stream was seen: nothing to tile (before collection began)
     events = _normalized(events.filter(pl.col("exchange").is_in(list(kinds))), kinds)
     trades = trades.filter(pl.col("exchange").is_in(list(kinds)))
     points = _conn_points(events, rules)
@@ -381,10 +428,12 @@ def compute_coverage(
     holes = _book_holes(events)
     backfilled = _backfilled(events)
     unreachable_rows = _by_stream(_unreachable(events), ["start", "end", "reason"])
-    refused = [tuple(r) for r in events.filter(pl.col("kind") == SUB_ERROR).select(_STREAM).unique().rows() if r[1]]
+    refused = {tuple(r) for r in events.filter(pl.col("kind") == SUB_ERROR).select(_WSTREAM).unique().rows() if r[2]}
 
     # how far each exchange's clock is known to have passed, for streams whose connection has ended
-    ex_horizon = dict(points.group_by("exchange").agg(pl.col("est").max() - rules.grace_ns).iter_rows())
+    ex_horizon = {
+        (w, ex): h for w, ex, h in points.group_by(_W, "exchange").agg(pl.col("est").max() - rules.grace_ns).iter_rows()
+    }
     run_rows = _by_stream(runs, ["start", "end", "conn_id", "r_first", "r_last", "next_r", "close", "next_start"])
     proof_rows = _by_stream(proofs, ["start", "end"])
     gap_rows = _by_stream(id_gaps, ["start", "end", "missing", "detail"])
@@ -395,7 +444,7 @@ def compute_coverage(
     streams = set(run_rows) | set(proof_rows) | set(gap_rows) | set(hole_rows) | set(refused) | set(backfill_rows)
     streams |= set(unreachable_rows)
     for stream in sorted(streams):
-        exchange = stream[0]
+        start_ns = stream[0]
         runs_s = _endings(run_rows.get(stream, []), rules.skew_ns)
         live = any(kind == "open" for *_, kind, _ in runs_s)
         fetched = backfill_rows.get(stream, [])
@@ -404,8 +453,8 @@ def compute_coverage(
         ends = [e for _, e, *_ in runs_s] + [e for _, e in [*proof_rows.get(stream, []), *fetched]] + beyond
         horizon = max(ends, default=start_ns)
         if not live:
-            horizon = max(horizon, ex_horizon.get(exchange, start_ns))
-        hi = min(end_ns, horizon)
+            horizon = max(horizon, ex_horizon.get((start_ns, stream[1]), start_ns))
+        hi = min(start_ns + length, horizon)
         if hi <= start_ns:
             continue
         out += _segment(
@@ -421,12 +470,15 @@ def compute_coverage(
             unreachable_rows.get(stream, []),
         )
     if not out:
-        return empty_coverage()
-    cov = pl.DataFrame(out, schema_overrides={"start_time": pl.Int64, "end_time": pl.Int64})
-    cov = _fill(cov, kinds)
-    return cov.with_columns(
+        return {w: empty_coverage() for w in starts}
+    cov = pl.DataFrame(out, schema_overrides={_W: pl.Int64, "start_time": pl.Int64, "end_time": pl.Int64})
+    cov = _fill(cov, kinds).with_columns(
         pl.col("start_time", "end_time").cast(pl.Datetime("ns")).dt.replace_time_zone("UTC")
-    ).select([pl.col(c).cast(t) for c, t in COVERAGE.items()])
+    )
+    by_window = cov.select(_W, *[pl.col(c).cast(t) for c, t in COVERAGE.items()]).partition_by(
+        _W, as_dict=True, include_key=False, maintain_order=True
+    )
+    return {w: by_window.get((w,), empty_coverage()) for w in starts}
 
 
 def _merged(spans: list[Span]) -> list[Span]:
@@ -440,7 +492,7 @@ def _merged(spans: list[Span]) -> list[Span]:
 
 
 def _segment(
-    stream: tuple[str, str, str],
+    stream: _Stream,
     lo: int,
     hi: int,
     runs: list[tuple[Any, ...]],
@@ -510,9 +562,10 @@ def _segment(
             continue
         pieces.append(
             {
-                "exchange": stream[0],
-                "channel": stream[1],
-                "symbol": stream[2],
+                _W: stream[0],
+                "exchange": stream[1],
+                "channel": stream[2],
+                "symbol": stream[3],
                 "start_time": a,
                 "end_time": b,
                 "status": piece[0],
@@ -546,28 +599,28 @@ def _fill(cov: pl.DataFrame, kinds: Mapping[str, StreamKinds]) -> pl.DataFrame:
         schema={"exchange": pl.String, "channel": pl.String},
     )
     trade_rows = cov.join(trade_pairs, on=["exchange", "channel"], how="semi")
-    covered: dict[tuple[str, str, str], list[Span]] = {}
-    for ex, sym, ch, s, e in (
+    covered: dict[tuple[int, str, str, str], list[Span]] = {}
+    for w, ex, sym, ch, s, e in (
         trade_rows.filter(pl.col("status") == COVERED)
-        .select("exchange", "symbol", "channel", "start_time", "end_time")
+        .select(_W, "exchange", "symbol", "channel", "start_time", "end_time")
         .iter_rows()
     ):
-        covered.setdefault((ex, sym, ch), []).append((s, e))
+        covered.setdefault((w, ex, sym, ch), []).append((s, e))
     filled: list[float] = []
-    # per gap's stream: what the symbol's other trade streams covered
-    others: dict[tuple[str, str, str], list[Span]] = {}
+    # per gap's stream: what the symbol's other trade streams covered (in the same window)
+    others: dict[tuple[int, str, str, str], list[Span]] = {}
     trade_keys = set(trade_rows.select("exchange", "channel").unique().rows())
-    for ex, sym, ch, status, s, e in cov.select(
-        "exchange", "symbol", "channel", "status", "start_time", "end_time"
+    for w, ex, sym, ch, status, s, e in cov.select(
+        _W, "exchange", "symbol", "channel", "status", "start_time", "end_time"
     ).iter_rows():
         if status != GAP_STATUS or (ex, ch) not in trade_keys or e <= s:
             filled.append(0.0)
             continue
-        if (ex, sym, ch) not in others:
-            others[(ex, sym, ch)] = _merged(
-                [sp for (x, y, c), spans in covered.items() if (x, y) == (ex, sym) and c != ch for sp in spans]
+        if (w, ex, sym, ch) not in others:
+            others[(w, ex, sym, ch)] = _merged(
+                [sp for (v, x, y, c), spans in covered.items() if (v, x, y) == (w, ex, sym) and c != ch for sp in spans]
             )
-        filled.append(round(overlap_ns(others[(ex, sym, ch)], s, e) / (e - s), 6))
+        filled.append(round(overlap_ns(others[(w, ex, sym, ch)], s, e) / (e - s), 6))
     return cov.with_columns(filled=pl.Series(filled, dtype=pl.Float64))
 
 

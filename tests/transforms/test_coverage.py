@@ -14,6 +14,7 @@ from mdplatform.transforms import (
     build_candles,
     build_candles_hours,
     compute_coverage,
+    compute_coverage_windows,
     registry_stream_kinds,
     registry_trade_channels,
     symbol_coverage,
@@ -55,9 +56,11 @@ class Log:
 
     def session(self, conn: str, r0: int, r1: int, *, close: str | None = "1000 bye", pongs: bool = True,
                 symbol: str = "BTCUSDT", channel: str = "trade", exchange: str = "binance",
-                frames_until: int | None = None) -> None:  # fmt: skip
+                frames_until: int | None = None, restate: bool = False) -> None:  # fmt: skip
         """A connection up over local time [r0, r1]: open, subscribed, start; frames (with exchange times) arrive
-        until ``frames_until`` (default r1); pongs every 5 s while ``pongs``; close at r1 unless None (crash)."""
+        until ``frames_until`` (default r1); pongs every 5 s while ``pongs``; close at r1 unless None (crash).
+        ``restate``: the subscription restated with the first pong of every minute, as the collector does (an
+        hour read on its own sees a long connection's streams)."""
         self.event(r0, conn, "open", exchange=exchange, detail="ws://x")
         self.event(r0, conn, "subscribed", channel=channel, symbol=symbol, exchange=exchange)
         self.event(r0 + S, conn, "start", e=r0 + S + OFFSET, fr=r0 + S, exchange=exchange)
@@ -67,6 +70,8 @@ class Log:
             newest = min(r, stop)
             if pongs:
                 self.event(r, conn, "alive", e=newest + OFFSET, fr=newest, exchange=exchange)
+                if restate and (r - r0) % M < 5 * S:
+                    self.event(r, conn, "subscribed", channel=channel, symbol=symbol, exchange=exchange)
             r += 5 * S
         if close is not None:
             newest = min(r1, stop)
@@ -107,6 +112,25 @@ class Log:
         cov = compute_coverage(events, trades, start, end, kinds=registry_stream_kinds(), rules=RULES)
         assert validate_coverage(cov, start, end) == []
         return cov
+
+    def windows(self, starts: list[int], length: int, lateness: int) -> dict[int, pl.DataFrame]:
+        """``compute_coverage_windows`` of [w, w + length) for each w, each from what was received in [w - lateness,
+        w + length + lateness), stamped with its window (as a range run reads its hours)."""
+        events = pl.DataFrame(self.events, schema=EVENTS)
+        trades = pl.DataFrame(self.trades, schema={**TRADES, **TRADE_LINEAGE})
+
+        def read(df: pl.DataFrame, w: int) -> pl.DataFrame:
+            received = pl.col("recv_ts").dt.epoch("ns").is_between(w - lateness, w + length + lateness, closed="left")
+            return df.filter(received).with_columns(_w=pl.lit(w, pl.Int64))
+
+        return compute_coverage_windows(
+            pl.concat([read(events, w) for w in starts]),
+            pl.concat([read(trades, w) for w in starts]),
+            starts,
+            length,
+            kinds=registry_stream_kinds(),
+            rules=RULES,
+        )
 
     def candles(self, cov: pl.DataFrame) -> pl.DataFrame:
         trades = pl.DataFrame(self.trades, schema={**TRADES, **TRADE_LINEAGE}).select(list(TRADES))
@@ -405,3 +429,58 @@ def test_candles_of_consecutive_hours_in_one_pass_equal_hour_by_hour() -> None:
     assert at_once[H].filter(pl.col("timeframe") == "1h").height == 0  # 00:00 is past hour 23's horizon
     assert at_once[H - hour].filter(pl.col("timeframe") == "1h").select("complete").item() is True
     assert at_once[H + 3 * hour].height == 0
+
+
+def test_coverage_of_several_windows_at_once_equals_each_alone() -> None:
+    """``compute_coverage_windows`` (a range run's hours at once, each hour's reads stamped with it) gives each
+    hour what computing it alone gives, over every kind of evidence, many of them reaching across an hour's edge:
+    a connection lost (closed) at 21:40 and one killed at 23:10 without closing; a connection silent from 22:55
+    to 23:01; an id gap inside a session and a new session whose first id jumps; another trade channel (aggTrade)
+    filling trade's gaps; a depth stream out of sync across 23:00; a refused subscription; a REST backfill
+    proving a stretch and another it could not reach; a bogus exchange time; and an hour with nothing received."""
+    log = Log()
+    hour, late = 3600 * S, 15 * M
+    h21 = H - 2 * hour
+    log.session("A", h21 - 2 * M, h21 + 40 * M, close="1006 connection lost", restate=True)
+    log.session("B", h21 + 45 * M, H + 10 * M, close=None, restate=True)
+    log.session("C", H + 20 * M, H + hour + 30 * M, restate=True)
+    log.session("G", h21 - 2 * M, H + 50 * M, channel="aggTrade", restate=True)
+    log.session("D", h21 - 2 * M, H + hour, channel="depth", close=None, restate=True)
+    log.session("E", H - 10 * M, H - 5 * M, symbol="ETHUSDT", close=None, restate=True)
+    for r in range(H + M, H + 5 * M, 5 * S):  # E's pongs come back after six minutes of nothing
+        log.event(r, "E", "alive", e=r + OFFSET, fr=r)
+    log.event(H + 5 * M, "E", "close", e=H + 5 * M + OFFSET, fr=H + 5 * M, detail="1000 bye")
+    log.event(h21 - 2 * M, "A", "subscribed", channel="trade", symbol="FOOUSDT")
+    log.event(h21 - 2 * M, "A", "sub_error", channel="trade", symbol="FOOUSDT", detail="-1121: Invalid symbol.")
+    for r, kind in [(H - 3 * M, "gap"), (H + 2 * M, "synced"), (H + 40 * M, "checksum"), (H + 41 * M, "synced")]:
+        log.event(r, "D", kind, channel="depth", symbol="BTCUSDT", e=r + OFFSET, fr=r, detail="U=12 > u+1=10")
+    log.event(H + 9 * M, "B", "alive", e=H + 365 * 24 * 3600 * S, fr=H + 9 * M)  # a broken frame's time
+    log.event(H + 12 * M, "backfill-1", "backfilled", channel="trade", symbol="BTCUSDT", e=H + 10 * M,
+              fr=H + 12 * M, detail=f'{{"end": {H + 15 * M}, "trades": 3}}')  # fmt: skip
+    log.event(H + 12 * M, "backfill-1", "unreachable", channel="trade", symbol="BTCUSDT", e=H + 15 * M,
+              fr=H + 12 * M, detail=f'{{"end": {H + 20 * M}, "reason": "history ends"}}')  # fmt: skip
+    for conn, t0, t1, step in [
+        ("A", h21, h21 + 40 * M, 20 * S),
+        ("B", h21 + 46 * M, H + 10 * M, 20 * S),
+        ("C", H + 21 * M, H + hour + 30 * M, 30 * S),
+    ]:
+        for i, t in enumerate(range(t0, t1, step)):
+            log.trade(t, conn, skip_ids=100 if i == 0 and conn == "C" else 3 if i == 50 else 0)
+    hours = list(range(h21 - hour, H + 3 * hour, hour))
+
+    at_once = log.windows(hours, hour, late)
+
+    assert list(at_once) == hours
+    for h in hours:
+        alone = log.coverage(h, h + hour, late)
+        assert at_once[h].equals(alone), f"hour {from_ns(h):%H}"
+    got = pl.concat(at_once.values())
+    reasons = set(got.get_column("reason").drop_nulls().to_list())
+    assert reasons == {
+        "not connected", "lost on crash", "silent", "id gap", "sequence gap", "checksum mismatch",
+        "subscription refused",
+    }  # fmt: skip
+    assert got.filter(pl.col("filled") > 0).height > 0  # aggTrade filled some of trade's gaps
+    assert got.filter(pl.col("detail").str.contains("REST history")).height > 0  # the backfill proved a stretch
+    assert got.filter(pl.col("detail").str.contains("history ends")).height > 0
+    assert at_once[hours[-1]].height == 0  # nothing received around 01:00
