@@ -16,16 +16,18 @@ from mdplatform.transforms import (
     GAP_STATUS,
     HOUR_NS,
     NormalizedRaw,
+    TradesReads,
     TradesWindow,
     build_candles_hours,
     candle_range_start,
     compute_coverage_windows,
     from_ns,
+    received_rows,
     registry_stream_kinds,
     registry_trade_channels,
     symbol_coverage,
     to_ns,
-    window_trades,
+    window_trades_many,
 )
 from mdplatform.warehouse import (
     hour_window,
@@ -150,16 +152,15 @@ def read_trades_hour(settings: Settings, hour: int, lake: HourRange) -> TradesIn
     return TradesInputs(hour, lake.trades(read_start, read_end), events, backfill, received)
 
 
-def _window(settings: Settings, inputs: TradesInputs, lake: HourRange) -> TradesWindow:
-    hour = inputs.hour
-    return window_trades(
-        inputs.parts,
-        hour,
-        hour + HOUR_NS,
+def _windows(settings: Settings, reads: Sequence[TradesInputs], lake: HourRange) -> dict[int, TradesWindow]:
+    """hour -> its trades window, for consecutive hours at once (``window_trades_many``: each hour gets what it
+    would get alone)."""
+    return window_trades_many(
+        [TradesReads(inputs.hour, inputs.parts, inputs.backfill) for inputs in reads],
+        HOUR_NS,
         settings.lateness_ns,
         normalize=lake.normalize,
         skew_ns=settings.skew_ns,
-        backfill=inputs.backfill,
     )
 
 
@@ -183,7 +184,7 @@ def _coverages(settings: Settings, hours: Sequence[tuple[TradesInputs, TradesWin
 def compute_trades_hour(settings: Settings, inputs: TradesInputs, lake: HourRange) -> TradesHour:
     """Trades with exchange ts in the hour and the coverage of every stream over it, from its reads, written
     (``_write_trades_hour``)."""
-    window = _window(settings, inputs, lake)
+    window = _windows(settings, [inputs], lake)[inputs.hour]
     return _write_trades_hour(settings, inputs, window, _coverages(settings, [(inputs, window)])[inputs.hour], lake)
 
 
@@ -230,8 +231,8 @@ def materialize_trades_hour(
     return _write_trades_hour(settings, *built, lake)
 
 
-#: observed trades (each hour's window of received ones) whose coverage is computed at once: about six busy hours,
-#: or a quiet week
+#: raw rows (each hour's window of received ones) whose trades and coverage are computed at once: about six busy
+#: hours, or a quiet week
 TRADES_ROWS = 1_000_000
 
 
@@ -239,31 +240,36 @@ def _compute_trades(
     settings: Settings, lake: HourRange, hours: list[int]
 ) -> dict[int, tuple[TradesInputs, TradesWindow, pl.DataFrame]]:
     """hour -> (reads, trades window, coverage) of ``hours[0]`` and the consecutive hours after it, as many as
-    about ``TRADES_ROWS`` observed trades, their coverage in one pass (``_coverages``). A later hour whose reads
-    or window fail ends them, and one that fails their coverage leaves ``hours[0]`` alone: it fails on its own
-    turn, after the hours before it are written, naming itself."""
-    got: list[tuple[TradesInputs, TradesWindow]] = []
+    about ``TRADES_ROWS`` raw rows read, computed in one pass (``_windows``, ``_coverages``). A later hour whose
+    reads fail ends them, and one that fails the pass leaves ``hours[0]`` alone: it fails on its own turn, after
+    the hours before it are written, naming itself."""
+    reads: list[TradesInputs] = []
     rows = 0
     for hour in hours:
-        if got and (hour != hours[0] + len(got) * HOUR_NS or rows >= TRADES_ROWS):
+        if reads and (hour != hours[0] + len(reads) * HOUR_NS or rows >= TRADES_ROWS):
             break
         try:
             inputs = read_trades_hour(settings, hour, lake)
-            window = _window(settings, inputs, lake)
         except Exception:
-            if not got:
+            if not reads:
                 raise
             break
-        got.append((inputs, window))
-        rows += window.observed.height
+        reads.append(inputs)
+        rows += received_rows(inputs.parts, hour - settings.lateness_ns, hour + HOUR_NS + settings.lateness_ns)
     try:
-        coverage = _coverages(settings, got)
+        return _computed(settings, lake, reads)
     except Exception:
-        if len(got) == 1:
+        if len(reads) == 1:
             raise
-        got = got[:1]
-        coverage = _coverages(settings, got)
-    return {inputs.hour: (inputs, window, coverage[inputs.hour]) for inputs, window in got}
+        return _computed(settings, lake, reads[:1])
+
+
+def _computed(
+    settings: Settings, lake: HourRange, reads: list[TradesInputs]
+) -> dict[int, tuple[TradesInputs, TradesWindow, pl.DataFrame]]:
+    windows = _windows(settings, reads, lake)
+    coverage = _coverages(settings, [(inputs, windows[inputs.hour]) for inputs in reads])
+    return {inputs.hour: (inputs, windows[inputs.hour], coverage[inputs.hour]) for inputs in reads}
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,12 +34,15 @@ from ._normalize import registry_normalizer, registry_stream_kinds, registry_tra
 from ._trades import (
     NormalizedRaw,
     Normalizer,
+    TradesReads,
     TradesWindow,
     normalize_raw,
+    received_rows,
     reject,
     sort_trades,
     trades_for_window,
     window_trades,
+    window_trades_many,
 )
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "NormalizedRaw",
     "Normalizer",
     "StreamKinds",
+    "TradesReads",
     "TradesWindow",
     "build_candles",
     "build_candles_hours",
@@ -72,6 +76,7 @@ __all__ = [
     "normalize_raw",
     "one_bp_bucket",
     "publishing_hours",
+    "received_rows",
     "registry_normalizer",
     "registry_stream_kinds",
     "registry_trade_channels",
@@ -90,4 +95,5 @@ __all__ = [
     "validate_coverage",
     "validate_trades",
     "window_trades",
+    "window_trades_many",
 ]

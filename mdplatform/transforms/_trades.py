@@ -14,13 +14,19 @@ from mdplatform.schemas import BACKFILL_CONN_PREFIX, RAW, REJECTS, TRADES
 __all__ = [
     "NormalizedRaw",
     "Normalizer",
+    "TradesReads",
     "TradesWindow",
     "normalize_raw",
+    "received_rows",
     "reject",
     "sort_trades",
     "trades_for_window",
     "window_trades",
+    "window_trades_many",
 ]
+
+#: the window (its start, ns) each row of a several-window computation was read for (``window_trades_many``)
+_W = "_w"
 
 #: (exchange id, raw rows of that exchange) -> (TRADES + TRADE_LINEAGE rows, REJECTS rows)
 Normalizer = Callable[[str, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
@@ -70,14 +76,14 @@ def _leading_number(trade_id: pl.Series) -> pl.Series:
     return ids.select(pl.when("plain").then("cast").otherwise(others)).to_series().alias(trade_id.name)
 
 
-def sort_trades(trades: pl.DataFrame) -> pl.DataFrame:
+def sort_trades(trades: pl.DataFrame, first: Sequence[str] = ()) -> pl.DataFrame:
     """Exchange order: by time, then by trade id (numerically when it starts with a number; an aggregated row's
-    id "first-last" sorts by its first fill)."""
+    id "first-last" sorts by its first fill). ``first``: columns sorted on before those."""
     return (
         trades.with_columns(_tid=_leading_number(trades.get_column("trade_id")))
         # stable: polars' multi-column sort is faster so (a third on an hour of trades) and rows equal in every
         # key keep their order
-        .sort(["exchange", "symbol", "ts", "_tid", "trade_id", "recv_ts"], nulls_last=True, maintain_order=True)
+        .sort([*first, "exchange", "symbol", "ts", "_tid", "trade_id", "recv_ts"], nulls_last=True, maintain_order=True)
         .drop("_tid")
     )
 
@@ -130,27 +136,27 @@ def _first_receipts(trades: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
 
 def _covered_by_single_fills(trades: pl.DataFrame) -> pl.Series:
     """True for rows aggregating several fills when one of those fills was also received on its own (Binance
-    ``trade`` beside ``aggTrade``): keeping both would count those fills twice."""
+    ``trade`` beside ``aggTrade``) in the same window: keeping both would count those fills twice."""
     multi = (pl.col("fill_first") < pl.col("fill_last")).fill_null(False)
     none = pl.repeat(False, trades.height, dtype=pl.Boolean, eager=True)
     if not trades.select(multi.any()).item():
         return none  # no aggregate of several fills (a trade stream alone): nothing to weigh
     singles = (
         trades.filter((pl.col("fill_first") == pl.col("fill_last")).fill_null(False))
-        .select("exchange", "symbol", _fill=pl.col("fill_first"))
+        .select(_W, "exchange", "symbol", _fill=pl.col("fill_first"))
         .unique()
-        .sort("exchange", "symbol", "_fill")
+        .sort(_W, "exchange", "symbol", "_fill")
     )
-    rows = trades.with_row_index("_row").filter(multi).sort("exchange", "symbol", "fill_first")
+    rows = trades.with_row_index("_row").filter(multi).sort(_W, "exchange", "symbol", "fill_first")
     if rows.height == 0 or singles.height == 0:
         return none
     hit = rows.join_asof(
         singles,
         left_on="fill_first",
         right_on="_fill",
-        by=["exchange", "symbol"],
+        by=[_W, "exchange", "symbol"],
         strategy="forward",
-        check_sortedness=False,  # both sides are sorted by (exchange, symbol, fill) above
+        check_sortedness=False,  # both sides are sorted by (window, exchange, symbol, fill) above
     ).filter(pl.col("_fill") <= pl.col("fill_last"))
     return pl.int_range(trades.height, eager=True).is_in(hit.get_column("_row").cast(pl.Int64)).alias("_covered")
 
@@ -243,48 +249,88 @@ def window_trades(
     """``trades_for_window`` over raw rows already normalized (``normalize_raw``), in receive order: ``parts`` may
     hold more than the window's read range (rows received outside it are ignored), so consecutive windows share
     the normalized receive hours they overlap on. ``normalize``/``skew_ns`` apply to ``backfill`` only."""
-    length = end_ns - start_ns
+    got = window_trades_many(
+        [TradesReads(start_ns, parts, backfill)], end_ns - start_ns, lateness_ns, normalize=normalize, skew_ns=skew_ns
+    )
+    return got[start_ns]
+
+
+@dataclass(frozen=True, slots=True)
+class TradesReads:
+    """What one window [start, start + length) read (``window_trades``' ``parts`` and ``backfill``)."""
+
+    start: int
+    parts: Sequence[NormalizedRaw]
+    backfill: pl.DataFrame | None = None
+
+
+def received_rows(parts: Sequence[NormalizedRaw], lo: int, hi: int) -> int:
+    """Raw rows of ``parts`` received in minutes [lo, hi)."""
+    minutes = [p.minutes.filter((pl.col("minute") >= lo) & (pl.col("minute") < hi)) for p in parts]
+    return sum(int(m["rows"].sum()) for m in minutes)
+
+
+def _stamped(df: pl.DataFrame, start: int) -> pl.DataFrame:
+    return df.with_columns(pl.lit(start, pl.Int64).alias(_W))
+
+
+def window_trades_many(
+    windows: Sequence[TradesReads], length: int, lateness_ns: int, *, normalize: Normalizer, skew_ns: int
+) -> dict[int, TradesWindow]:
+    """``window_trades`` of several windows of ``length`` at once: start -> its window. Each window's rows are
+    stamped with its start (``_w``: a row two windows read is in both, once for each) and every sort, grouping
+    and join is keyed by it, so each window gets exactly what it gets alone, from a few dozen polars calls for all
+    of them instead of for each (a range of quiet hours spent most of an hour's windowing on the calls)."""
     if length <= 0:
         raise ValueError("empty window")
-    read_start, read_end = start_ns - lateness_ns, end_ns + lateness_ns
-
     recv_i = pl.col("recv_ts").cast(pl.Int64)
     recv_minute = recv_i - recv_i % MINUTE_NS
-    trade_parts = [_received_in(p.trades, read_start, read_end) for p in parts]
-    reject_parts = [_received_in(p.rejects, read_start, read_end) for p in parts]
-    raw_rows = sum(
-        int(p.minutes.filter((pl.col("minute") >= read_start) & (pl.col("minute") < read_end))["rows"].sum())
-        for p in parts
+    trade_parts: list[pl.DataFrame] = []
+    reject_parts: list[pl.DataFrame] = []
+    # the backfill rows whose rejects each window reports: those of its own minutes
+    owned_parts: list[pl.DataFrame] = []
+    raw_rows: dict[int, int] = {}
+    for window in windows:
+        start = window.start
+        read_start, read_end = start - lateness_ns, start + length + lateness_ns
+        trade_parts += [_stamped(_received_in(p.trades, read_start, read_end), start) for p in window.parts]
+        reject_parts += [_stamped(_received_in(p.rejects, read_start, read_end), start) for p in window.parts]
+        raw_rows[start] = received_rows(window.parts, read_start, read_end)
+        backfill = window.backfill
+        if backfill is not None and backfill.height:
+            backfill = backfill.filter((pl.col("minute") >= read_start) & (pl.col("minute") < read_end))
+            own_minutes = backfill.filter((pl.col("minute") >= start) & (pl.col("minute") < start + length))
+            owned_parts.append(_stamped(own_minutes.select("exchange", "conn_id", "seq"), start))
+            fetched = normalize_raw(backfill, normalize=normalize, skew_ns=skew_ns)
+            trade_parts.append(_stamped(fetched.trades, start))
+            reject_parts.append(_stamped(fetched.rejects, start))
+            raw_rows[start] += backfill.height
+    trades = pl.concat(trade_parts) if trade_parts else _stamped(empty_normalized_trades(), 0)
+    rejects = pl.concat(reject_parts) if reject_parts else _stamped(empty_rejects(), 0)
+    owned_backfill = (
+        pl.concat(owned_parts)
+        if owned_parts
+        else pl.DataFrame(schema={"exchange": pl.String, "conn_id": pl.String, "seq": pl.Int64, _W: pl.Int64})
     )
-    # the backfill rows whose rejects this window reports: those of its own minutes
-    owned_backfill = pl.DataFrame(schema={"exchange": pl.String, "conn_id": pl.String, "seq": pl.Int64})
-    if backfill is not None and backfill.height:
-        backfill = backfill.filter((pl.col("minute") >= read_start) & (pl.col("minute") < read_end))
-        owned_backfill = backfill.filter((pl.col("minute") >= start_ns) & (pl.col("minute") < end_ns)).select(
-            "exchange", "conn_id", "seq"
-        )
-        fetched = normalize_raw(backfill, normalize=normalize, skew_ns=skew_ns)
-        trade_parts.append(fetched.trades)
-        reject_parts.append(fetched.rejects)
-        raw_rows += backfill.height
-    trades = pl.concat(trade_parts) if trade_parts else empty_normalized_trades()
-    rejects = pl.concat(reject_parts) if reject_parts else empty_rejects()
 
     ts_i = pl.col("ts").cast(pl.Int64)
     own_start = ts_i - ts_i % length
-    owned = (recv_i >= start_ns) & (recv_i < end_ns)
-    in_window = (ts_i >= start_ns) & (ts_i < end_ns)
+    start_c, end_c = pl.col(_W), pl.col(_W) + length
+    owned = (recv_i >= start_c) & (recv_i < end_c)
+    in_window = (ts_i >= start_c) & (ts_i < end_c)
 
     # the first receipt wins: a message seen again on its channel (reconnect overlap, two collectors) is a duplicate
-    trades = _first_receipts(trades.sort("recv_ts", maintain_order=True), ["exchange", "symbol", "channel", "trade_id"])
-    duplicates = trades.filter(~pl.col("_first") & in_window).height
+    trades = _first_receipts(
+        trades.sort([_W, "recv_ts"], maintain_order=True), [_W, "exchange", "symbol", "channel", "trade_id"]
+    )
+    duplicates = _counts(trades.filter(~pl.col("_first") & in_window))
     observed = trades.filter(pl.col("_first")).drop("_first")
 
     # one fill once across channels: a single fill under the same id on two channels (trade and a one-fill
     # aggTrade) is kept once; an aggregate whose fills also came one by one gives way to them
-    unique = _first_receipts(observed, ["exchange", "symbol", "trade_id"])
+    unique = _first_receipts(observed, [_W, "exchange", "symbol", "trade_id"])
     unique = unique.with_columns(_covered=_covered_by_single_fills(unique))
-    overlaps = unique.filter((~pl.col("_first") | pl.col("_covered")) & in_window).height
+    overlaps = _counts(unique.filter((~pl.col("_first") | pl.col("_covered")) & in_window))
     trades = unique.filter(pl.col("_first") & ~pl.col("_covered")).drop("_first", "_covered")
 
     live = ~pl.col("conn_id").str.starts_with(BACKFILL_CONN_PREFIX)
@@ -293,15 +339,39 @@ def window_trades(
     rejects = pl.concat(
         [
             rejects.filter(live & owned),
-            rejects.filter(~live).join(owned_backfill.unique(), on=["exchange", "conn_id", "seq"], how="semi"),
+            rejects.filter(~live).join(owned_backfill.unique(), on=[_W, "exchange", "conn_id", "seq"], how="semi"),
         ]
-    ).sort(["recv_ts", "exchange", "conn_id", "seq"])
-    return TradesWindow(
-        trades=sort_trades(kept.select(list(TRADES))),
-        observed=observed,
-        rejects=rejects,
-        late=sort_trades(late.select(list(TRADES))),
-        raw_rows=raw_rows,
-        duplicates=duplicates,
-        overlaps=overlaps,
-    )
+    ).sort([_W, "recv_ts", "exchange", "conn_id", "seq"], maintain_order=True)
+    by_window = {
+        name: _by_window(frame)
+        for name, frame in [
+            ("trades", sort_trades(kept.select(_W, *TRADES), first=[_W])),
+            ("observed", observed),
+            ("rejects", rejects),
+            ("late", sort_trades(late.select(_W, *TRADES), first=[_W])),
+        ]
+    }
+    return {
+        w.start: TradesWindow(
+            trades=by_window["trades"](w.start),
+            observed=by_window["observed"](w.start),
+            rejects=by_window["rejects"](w.start),
+            late=by_window["late"](w.start),
+            raw_rows=raw_rows[w.start],
+            duplicates=duplicates.get(w.start, 0),
+            overlaps=overlaps.get(w.start, 0),
+        )
+        for w in windows
+    }
+
+
+def _counts(df: pl.DataFrame) -> dict[int, int]:
+    """window start -> rows of ``df``."""
+    return {int(w): int(n) for w, n in df.group_by(_W).len().iter_rows()}
+
+
+def _by_window(df: pl.DataFrame) -> Callable[[int], pl.DataFrame]:
+    """A window's rows of ``df`` (in their order, without ``_w``; none: an empty frame of the same columns)."""
+    parts = df.partition_by(_W, as_dict=True, include_key=False, maintain_order=True)
+    empty = df.drop(_W).clear()
+    return lambda start: parts.get((start,), empty)

@@ -14,11 +14,15 @@ from candle_reference import H00, H23, HOUR, MIN, Recording, as_agg_trades, raw_
 
 from mdplatform.schemas import REJECTS, TRADES
 from mdplatform.transforms import (
+    TradesReads,
+    normalize_raw,
     registry_normalizer,
     reject,
     trades_for_window,
     validate_candles,
     validate_trades,
+    window_trades,
+    window_trades_many,
 )
 from mdplatform.transforms._trades import _leading_number
 
@@ -223,3 +227,79 @@ def test_trade_ids_sort_by_the_number_they_start_with() -> None:
     assert _leading_number(pl.Series("trade_id", odd)).to_list() == [
         5, None, None, None, 5, 5, None, None, None, 1, 12, None, None, 0
     ]  # fmt: skip
+
+
+def test_several_windows_at_once_equal_each_alone(spot: Recording) -> None:
+    """``window_trades_many`` (a range run's hours at once, each hour's reads stamped with it) gives each hour what
+    windowing it alone gives, with everything that makes a window more than a filter reaching across the hours'
+    edges: trade and aggTrade frames of the same fills (overlaps), 2,000 frames received again by a second
+    connection (duplicates), frames delivered 20 minutes late, damaged frames (rejects), two parts of normalized
+    rows (a range's read spans) and a minute of trades lost live and fetched from REST history, one record of it
+    broken. The backfill rows are built from the recording's own trades in Binance's documented
+    ``historicalTrades`` layout (https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-
+    endpoints, "Old trade lookup": id, price, qty, quoteQty, time, isBuyerMaker, isBestMatch): no REST recording
+    of this market exists."""
+    raw = raw_frame(as_agg_trades([spot.lines], keep_trades=True)[0])
+    trades = raw.filter(pl.col("channel") == "trade")
+    lost = trades.filter(_trade_time().is_between(H00 + 5 * MIN, H00 + 6 * MIN, closed="left"))
+    late = (pl.col("channel") != "control") & _trade_time().is_between(H00 - 30 * 10**9, H00, closed="left")
+    bad = trades.get_column("seq").gather([10, 5000, 12000]).to_list()
+    raw = pl.concat(
+        [
+            raw.join(lost.select("seq"), on="seq", how="anti").with_columns(
+                recv_ts=pl.when(late).then(pl.col("recv_ts") + pl.duration(minutes=20)).otherwise("recv_ts"),
+                payload=pl.when(pl.col("seq").is_in(bad)).then(pl.col("payload").str.slice(0, 60)).otherwise("payload"),
+            ),
+            trades.slice(2000, 2000).with_columns(
+                conn_id=pl.lit("second"), recv_ts=pl.col("recv_ts") + pl.duration(milliseconds=1)
+            ),
+        ]
+    ).sort("recv_ts", maintain_order=True)
+    records = [json.loads(p)["data"] for p in lost.get_column("payload")]
+    rest = [
+        {"id": d["t"], "price": d["p"], "qty": d["q"], "quoteQty": "0", "time": d["T"], "isBuyerMaker": d["m"],
+         "isBestMatch": True}
+        for d in records
+    ]  # fmt: skip
+    broken = [{**rest[0], "price": 1.5}]  # a JSON number: rejected with its reason
+    backfill = pl.DataFrame(
+        {
+            "recv_ts": [H00 + 3 * HOUR] * 2,
+            "exchange": ["binance"] * 2,
+            "channel": ["trade"] * 2,
+            "symbol": ["BTCUSDT"] * 2,
+            "conn_id": ["backfill-1"] * 2,
+            "seq": [0, 1],
+            "payload": [json.dumps(rest), json.dumps(broken)],
+            "minute": [H00 + 5 * MIN] * 2,
+        },
+        schema_overrides={"recv_ts": pl.Datetime("ns", "UTC")},
+    )
+    recv = pl.col("recv_ts").cast(pl.Int64)
+    parts = [
+        normalize_raw(raw.filter(cond), normalize=registry_normalizer, skew_ns=SKEW)
+        for cond in (recv < H00, recv >= H00)
+    ]
+    hours = [H23 - HOUR, H23, H00, H00 + HOUR]
+
+    many = window_trades_many(
+        [TradesReads(h, parts, backfill) for h in hours], HOUR, LATENESS, normalize=registry_normalizer, skew_ns=SKEW
+    )
+
+    assert list(many) == hours
+    for h in hours:
+        alone = window_trades(parts, h, h + HOUR, LATENESS, normalize=registry_normalizer, skew_ns=SKEW,
+                              backfill=backfill)  # fmt: skip
+        for name in ("trades", "observed", "rejects", "late"):
+            assert getattr(many[h], name).equals(getattr(alone, name)), f"{name} of hour {h}"
+        assert (many[h].raw_rows, many[h].duplicates, many[h].overlaps) == (
+            alone.raw_rows, alone.duplicates, alone.overlaps
+        )  # fmt: skip
+    w23, w00 = many[H23], many[H00]
+    assert (w23.duplicates, w00.duplicates) == (2000, 0) and w23.overlaps > 0 and w00.overlaps > 0
+    assert w23.late.height == 0 and w00.late.height > 0  # H23's trades received after its window stopped reading
+    lost_ids = {str(d["t"]) for d in records}
+    assert w00.trades.filter(pl.col("trade_id").is_in(lost_ids)).height == len(lost_ids) > 0  # from the backfill
+    assert w00.rejects.filter(pl.col("conn_id") == "backfill-1").get_column("seq").to_list() == [1]
+    assert w23.rejects.height == 2 and w00.rejects.height == 2
+    assert many[H23 - HOUR].trades.height == 0 and many[H00 + HOUR].trades.height == 0
