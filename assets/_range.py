@@ -5,6 +5,7 @@ range. The 1m candles an hour writes are kept for the longer candles of the hour
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -41,6 +42,9 @@ _CANDLE_HOURS_KEPT = 25
 #: time: filtering a day of them for each window cost what reading them per hour saved)
 _SPAN_ROWS = 200_000
 _SPAN_HOURS = 24
+#: rows read ahead at most (about what ``_compute_trades`` takes at once), in at most so many spans
+_AHEAD_ROWS = 1_000_000
+_AHEAD_SPANS = 24
 
 
 def trade_channels(exchanges: list[str]) -> list[str] | None:
@@ -58,11 +62,13 @@ class _Spans(Generic[T]):
     """What ``read(lo, hi)`` gave for consecutive spans of receive minutes; a window moving forward reads only the
     minutes past the last span, and spans wholly before a window are let go (windows only move forward).
 
-    With ``until``, the span after the one just read (up to ``until``) is read ahead on a thread while the caller
-    works on this one, so the reading and normalizing of the next hours overlap the coverage, candles and writes
-    of this one. The span read ahead is an hour, or with ``size`` (its rows) as many hours (up to a day) as keep
-    about ``_SPAN_ROWS`` rows by the rate of the span before: each read costs milliseconds whatever its rows, which
-    quiet hours, read one at a time, paid for each."""
+    With ``until``, the spans after the one just read (up to ``until``) are read ahead on a thread while the caller
+    works, so the reading and normalizing of the next hours overlap the windows, coverage, candles and writes of
+    these: as many spans as hold about ``_AHEAD_ROWS`` rows by the rate of the last one read (a run computes the
+    trades of several hours at once, reading them in a burst: one span ahead left the thread idle while they were
+    computed, and the burst waited for each read), at most ``_AHEAD_SPANS``. A span is an hour, or with ``size``
+    (its rows) as many hours (up to a day) as keep about ``_SPAN_ROWS`` rows: each read costs milliseconds whatever
+    its rows, which quiet hours, read one at a time, paid for each."""
 
     def __init__(
         self, read: Callable[[int, int], T], until: int | None = None, size: Callable[[T], int] | None = None
@@ -71,48 +77,61 @@ class _Spans(Generic[T]):
         self._until = until
         self._size = size
         self._parts: list[tuple[int, int, T]] = []
-        self._ahead: tuple[int, int, Future[T]] | None = None
+        self._ahead: deque[tuple[int, int, Future[T]]] = deque()
         self._pool: ThreadPoolExecutor | None = None
 
-    def _take(self, lo: int, hi: int) -> T:
-        """``read(lo, hi)``, from the read ahead when it is that span."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            if (ahead[0], ahead[1]) == (lo, hi):
-                return ahead[2].result()
-            ahead[2].cancel()
-        return self._read(lo, hi)
+    def _per_hour(self) -> float:
+        """Rows per hour of the last span read (0: unknown, or no ``size``)."""
+        if self._size is None or not self._parts:
+            return 0.0
+        start, end, data = self._parts[-1]
+        return self._size(data) * HOUR_NS / (end - start)
 
-    def _step(self, data: T, span: int) -> int:
-        """The span to read next, by the rows per hour of ``data`` (read over ``span`` ns)."""
+    def _step(self, per_hour: float) -> int:
+        """The length of the next span to read ahead."""
         if self._size is None:
             return HOUR_NS
-        per_hour = self._size(data) * HOUR_NS / span
         return HOUR_NS * max(1, min(_SPAN_HOURS, int(_SPAN_ROWS / per_hour) if per_hour else _SPAN_HOURS))
+
+    def _read_ahead(self) -> None:
+        if self._until is None or not self._parts:
+            return
+        per_hour = self._per_hour()
+        start = self._ahead[-1][1] if self._ahead else self._parts[-1][1]
+        rows = sum((end - lo) * per_hour / HOUR_NS for lo, end, _ in self._ahead)
+        while start < self._until and len(self._ahead) < _AHEAD_SPANS and rows < _AHEAD_ROWS:
+            end = min(self._until, start + self._step(per_hour))
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="mdp-read-ahead")
+            self._ahead.append((start, end, self._pool.submit(self._read, start, end)))
+            rows += (end - start) * per_hour / HOUR_NS
+            start = end
+
+    def _cancel(self) -> None:
+        while self._ahead:
+            self._ahead.popleft()[2].cancel()
 
     def get(self, lo: int, hi: int) -> list[T]:
         parts = self._parts
         if parts and not parts[0][0] <= lo <= parts[-1][1]:
             parts = []  # not the next window of the same run: start again
+            self._cancel()
         covered = parts[-1][1] if parts else lo
-        if hi > covered:
-            ahead = self._ahead
-            # the span read ahead when it starts here and reaches hi (it may reach further: several quiet hours)
-            end = ahead[1] if ahead is not None and ahead[0] == covered and ahead[1] >= hi else hi
-            data = self._take(covered, end)
+        while hi > covered:
+            if self._ahead and self._ahead[0][0] == covered:
+                _, end, future = self._ahead.popleft()
+                data = future.result()
+            else:
+                self._cancel()
+                end, data = hi, self._read(covered, hi)
             parts.append((covered, end, data))
-            if self._until is not None and end < self._until:
-                nxt = min(self._until, end + self._step(data, end - covered))
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="mdp-read-ahead")
-                self._ahead = (end, nxt, self._pool.submit(self._read, end, nxt))
+            covered = end
         self._parts = [p for p in parts if p[1] > lo]
+        self._read_ahead()
         return [data for start, _, data in self._parts if start < hi]
 
     def close(self) -> None:
-        if self._ahead is not None:
-            self._ahead[2].cancel()
-            self._ahead = None
+        self._cancel()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
