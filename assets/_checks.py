@@ -336,18 +336,29 @@ def _check(
     return check
 
 
-def _trades_counts(context: AssetCheckExecutionContext, hour: int) -> dict[str, int]:
-    """The trades asset's numbers for the hour (rows, raw rows read, rejects, late trades), from the metadata of
-    its newest materialization of the partition."""
-    found = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=TRADES_KEY, asset_partitions=[hour_key(hour)]), limit=1
-    ).records
-    if not found or found[0].asset_materialization is None:
-        return {}
-    metadata = found[0].asset_materialization.metadata
+def _trades_counts(context: AssetCheckExecutionContext, hours: list[int]) -> dict[int, dict[str, int]]:
+    """hour -> the trades asset's numbers for it (rows, raw rows read, rejects, late trades), from the metadata of
+    its newest materialization of the partition ({}: none). The hours' records come newest first, a page at a time
+    (one query for a range, not one per hour: a week of hours spent half a second on them)."""
+    keys = {hour_key(hour): hour for hour in hours}
+    found: dict[int, dict[str, int]] = {}
     names = {"rows": "dagster/row_count", **{k: k for k in ("raw_rows_read", "rejects", "late_trades")}}
-    values = {k: getattr(metadata.get(name), "value", None) for k, name in names.items()}
-    return {k: int(v) for k, v in values.items() if isinstance(v, int)}
+    cursor = None
+    while True:
+        page = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=TRADES_KEY, asset_partitions=list(keys)), limit=len(keys) + 100, cursor=cursor
+        )
+        for record in page.records:
+            hour = keys.get(record.partition_key or "")
+            if hour is None or hour in found:
+                continue  # an older materialization of an hour already found
+            materialization = record.asset_materialization
+            metadata = materialization.metadata if materialization is not None else {}
+            values = {k: getattr(metadata.get(name), "value", None) for k, name in names.items()}
+            found[hour] = {k: int(v) for k, v in values.items() if isinstance(v, int)}
+        if len(found) == len(keys) or not page.has_more:
+            return {hour: found.get(hour, {}) for hour in hours}
+        cursor = page.cursor
 
 
 def _trades_counts_check() -> AssetChecksDefinition:
@@ -361,7 +372,7 @@ def _trades_counts_check() -> AssetChecksDefinition:
         ),
     )
     def trades_quarantine_and_late(context: AssetCheckExecutionContext, mdp: MdpResource) -> AssetCheckResult:
-        counts = {hour: _trades_counts(context, hour) for hour in _hours(context)}
+        counts = _trades_counts(context, _hours(context))
 
         def build(_settings: Settings, hour: int) -> list[Suite] | str:
             if not counts[hour]:

@@ -105,3 +105,28 @@ def test_the_quarantine_is_an_asset_and_a_view(runs: tuple[str, dict[int, Any]])
     assert rows.rows() == [("normalize", reason, "torn", 1, "raw/exchange=binance/date=2024-08-09/hour=00", TORN)]
     counts = {e.check_name: e.metadata for e in results[H00].get_asset_check_evaluations()}
     assert counts["trades_quarantine_and_late"]["rejects"].value == 1
+
+
+def test_the_counts_check_reads_each_hours_newest_materialization(dagster_home: str) -> None:
+    """``trades_quarantine_and_late`` takes each hour's numbers from the newest materialization of its partition,
+    all the hours of a range in one query a page: an hour materialized again (120 times: more records than a page)
+    gives its last numbers, an hour never materialized none."""
+    from types import SimpleNamespace
+
+    from dagster import AssetMaterialization
+
+    from assets._checks import _trades_counts
+
+    hours = [H23 + i * 3600 * 10**9 for i in range(30)]
+    instance = DagsterInstance.ephemeral()
+    for i, hour in enumerate(hours[:-1]):
+        for again in range(120 if i == 3 else 1):
+            meta = {"dagster/row_count": 1000 + i, "raw_rows_read": 2000 + i, "rejects": again, "late_trades": i}
+            instance.report_runless_asset_event(
+                AssetMaterialization(asset_key="trades", partition=hour_key(hour), metadata=meta)
+            )
+    counts = _trades_counts(SimpleNamespace(instance=instance), hours)  # type: ignore[arg-type]
+    assert list(counts) == hours
+    assert counts[hours[0]] == {"rows": 1000, "raw_rows_read": 2000, "rejects": 0, "late_trades": 0}
+    assert counts[hours[3]] == {"rows": 1003, "raw_rows_read": 2003, "rejects": 119, "late_trades": 3}
+    assert counts[hours[-1]] == {}
