@@ -1,16 +1,26 @@
-"""A run over a range reads the lake forward, a span at a time, the next span read ahead: every receive minute is
+"""A run over a range reads the lake forward, a span at a time, the next spans read ahead: every receive minute is
 read exactly once, each window gets every minute it asks for, and quiet hours are read several at a time (each
-read costs milliseconds whatever its rows) while busy ones go an hour at a time."""
+read costs milliseconds whatever its rows) while busy ones go an hour at a time. Its hours' trades are computed
+several at a time, and a later hour's failure still fails on that hour's own turn."""
 
 from __future__ import annotations
 
 import math
 from itertools import pairwise
+from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
+from candle_reference import H00, H23, spot_files
 
-from assets._range import _AHEAD_ROWS, _SPAN_HOURS, _SPAN_ROWS, _Spans
+from assets._hourly import materialize_trades_hour
+from assets._range import _AHEAD_ROWS, _SPAN_HOURS, _SPAN_ROWS, HourRange, _Spans
+from assets._settings import Settings
+from mdplatform.capture import import_capture
+from mdplatform.schemas import TRADES
 from mdplatform.transforms import HOUR_NS, MINUTE_NS
+from mdplatform.warehouse import partition_path, read_partition
 
 HOURS = 30
 
@@ -86,3 +96,43 @@ def test_the_spans_after_a_read_are_read_ahead_up_to_a_row_budget() -> None:
         assert len(reads) == 2 + ahead and all(a[1] == b[0] for a, b in pairwise(reads))
     finally:
         spans.close()
+
+
+@pytest.fixture
+def spot_lake(tmp_path: Path, shared_data: Path) -> Settings:
+    """The spot recording's raw lake (two hours of trades: 23:00 and 00:00), nothing materialized."""
+    root = tmp_path / "lake"
+    import_capture(spot_files(shared_data), "binance", str(root))
+    return Settings(lake=str(root))
+
+
+def test_a_later_hours_failure_fails_on_its_own_turn(spot_lake: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A range computes consecutive hours' trades at once; when a later hour's reads fail, or the pass over the
+    hours fails, the hours before it are still computed (alone) and written, each as it would be alone, and the
+    failure comes on that hour's own turn, so the run names it (and what was written before it)."""
+    import assets._hourly as hourly
+
+    expected = {hour: materialize_trades_hour(spot_lake, hour).window.trades.height for hour in (H23, H00)}
+    assert expected == {H23: 9738, H00: 10166}
+    real_read, real_coverages = hourly.read_trades_hour, hourly._coverages
+
+    def read(settings: Settings, hour: int, lake: HourRange) -> hourly.TradesInputs:
+        if hour == H00:
+            raise OSError("the disk is gone")
+        return real_read(settings, hour, lake)
+
+    def coverages(settings: Settings, hours: list[tuple[hourly.TradesInputs, Any]]) -> dict[int, pl.DataFrame]:
+        if any(inputs.hour == H00 for inputs, _ in hours):
+            raise ValueError("bad evidence at 00:00")
+        return real_coverages(settings, hours)
+
+    for name, broken, error in [("read_trades_hour", read, OSError), ("_coverages", coverages, ValueError)]:
+        with monkeypatch.context() as patch:
+            patch.setattr(hourly, name, broken)
+            lake = HourRange(spot_lake, hours=[H23, H00])
+            with lake:
+                assert materialize_trades_hour(spot_lake, H23, lake, ahead=[H00]).window.trades.height == 9738
+                with pytest.raises(error):
+                    materialize_trades_hour(spot_lake, H00, lake, ahead=[H00])
+        written = read_partition(partition_path(spot_lake.root, "trades", H23), TRADES)
+        assert written is not None and written.height == 9738
