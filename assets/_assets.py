@@ -306,4 +306,6 @@ def candles(context: AssetExecutionContext, mdp: MdpResource) -> MaterializeResu
             "path": MetadataValue.path(c.path),
         }
 
-    return hour_results(context, CANDLES_KEY, _each_hour(context, "candles", hour_done))
+    with lake:  # its end publishes what the last hours wrote
+        done = _each_hour(context, "candles", hour_done)
+    return hour_results(context, CANDLES_KEY, done)

@@ -5,6 +5,7 @@ range. The 1m candles an hour writes are kept for the longer candles of the hour
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,6 +46,10 @@ _SPAN_HOURS = 24
 #: rows read ahead at most (about what ``_compute_trades`` takes at once), in at most so many spans
 _AHEAD_ROWS = 1_000_000
 _AHEAD_SPANS = 24
+#: seconds between two catalogs a run publishes: each costs tens of milliseconds (a new file, its views, a
+#: checkpoint), which a month's range paid twice a day of hours (60 times, 5 s); readers see a new day at most this
+#: late while a long range runs, and everything once it ends
+_PUBLISH_EVERY_S = 10.0
 
 
 def trade_channels(exchanges: list[str]) -> list[str] | None:
@@ -168,6 +173,9 @@ class HourRange:
         self._candles: dict[int, pl.DataFrame] = {}
         #: candles built ahead of their hour's turn (``materialize_candles_hour``): hour -> (candles, trades read)
         self.candles_built: dict[int, tuple[pl.DataFrame, int]] = {}
+        #: when this run last published a catalog, and whether it has written since (``published``)
+        self._published_at = -float("inf")
+        self._publish_later = False
         #: trades and coverage computed ahead of their hour's turn (``materialize_trades_hour``): hour -> (reads,
         #: trades window, coverage)
         self.trades_built: dict[int, tuple[TradesInputs, TradesWindow, pl.DataFrame]] = {}
@@ -199,8 +207,12 @@ class HourRange:
         self.published(hour)
 
     def close(self) -> None:
+        """Ends the reads ahead; publishes the catalog if ``published`` left a change for later."""
         self._trades.close()
         self._events.close()
+        if self._publish_later:
+            self.warehouse.refresh()
+            self._publish_later = False
 
     def __enter__(self) -> HourRange:
         return self
@@ -210,5 +222,11 @@ class HourRange:
 
     def published(self, hour: int) -> None:
         """An hour's partition files are in the lake: readers' catalog refreshed (a new one only when a day
-        folder appeared)."""
-        self.warehouse.refresh()
+        folder appeared), at most every ``_PUBLISH_EVERY_S`` seconds: a range publishes what came in between at
+        the next hour past that, and at ``close``."""
+        if time.monotonic() - self._published_at < _PUBLISH_EVERY_S:
+            self._publish_later = True
+            return
+        if self.warehouse.refresh():
+            self._published_at = time.monotonic()
+        self._publish_later = False

@@ -136,3 +136,31 @@ def test_a_later_hours_failure_fails_on_its_own_turn(spot_lake: Settings, monkey
                     materialize_trades_hour(spot_lake, H00, lake, ahead=[H00])
         written = read_partition(partition_path(spot_lake.root, "trades", H23), TRADES)
         assert written is not None and written.height == 9738
+
+
+def test_a_range_publishes_its_catalog_at_most_every_few_seconds_and_at_its_end(
+    spot_lake: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each catalog a run publishes costs tens of milliseconds: a long range publishes a new day at most every
+    ``_PUBLISH_EVERY_S`` seconds, and what came in between at its end; a run of one hour publishes at once."""
+    import assets._range as hour_range
+
+    clock = [1000.0]
+    monkeypatch.setattr(hour_range.time, "monotonic", lambda: clock[0])
+    calls: list[float] = []
+
+    class Catalog:
+        def refresh(self) -> bool:
+            calls.append(clock[0])
+            return True
+
+    lake = HourRange(spot_lake)
+    lake.warehouse = Catalog()  # type: ignore[assignment]
+    with lake:
+        for t in (0, 1, 5, 9.9, 10, 12, 19, 21, 25):
+            clock[0] = 1000 + t
+            lake.published(H23)
+        assert calls == [1000, 1010, 1021]
+    assert calls == [1000, 1010, 1021, 1025]  # the hour after the last publish, at the end
+    lake.close()
+    assert len(calls) == 4  # nothing left to publish
