@@ -110,16 +110,16 @@ class Warehouse:
         anchors = state_dir(Path(self.path).absolute()) / "anchors"
         return catalog_statements(lake, self._ddl(), anchors, layout)
 
-    def tables(self) -> list[str]:
-        """The served tables (those of the DDL's ``CREATE TABLE`` statements)."""
-        return sorted(contract_columns(split_ddl(self._ddl())[0]))
+    def tables(self, ddl: Sequence[str] | None = None) -> list[str]:
+        """The served tables (those of the DDL's ``CREATE TABLE`` statements; ``ddl``: as just read)."""
+        return sorted(contract_columns(split_ddl(self._ddl() if ddl is None else ddl)[0]))
 
     def refresh(self, *, force: bool = False) -> bool:
         """Publish a new catalog if the lake's layout (each table's day folders, the raw trees) or the DDL differ
         from those the published one was made from (or ``force``: built afresh, not from the current one); True if
         it did. Cheap when nothing changed: a listing of each table's folder."""
         ddl = self._ddl()
-        layout = catalog_layout(self.lake.removeprefix("file://"), self.tables())
+        layout = catalog_layout(self.lake.removeprefix("file://"), self.tables(ddl))
         # the views name the lake's and the anchors' absolute paths: a lake moved or copied elsewhere (or mounted
         # at another path) gets a catalog of its own at its first refresh instead of reading the old place
         where = [self.lake.removeprefix("file://"), str(state_dir(Path(self.path).absolute()))]
