@@ -15,6 +15,7 @@ from mdplatform.schemas import CANDLES, COVERAGE, TIMEFRAMES, TRADES
 from mdplatform.transforms import (
     GAP_STATUS,
     HOUR_NS,
+    WINDOW,
     NormalizedRaw,
     TradesReads,
     TradesWindow,
@@ -25,6 +26,7 @@ from mdplatform.transforms import (
     received_rows,
     registry_stream_kinds,
     registry_trade_channels,
+    stamp_window,
     symbol_coverage,
     to_ns,
     window_trades_many,
@@ -167,13 +169,9 @@ def _windows(settings: Settings, reads: Sequence[TradesInputs], lake: HourRange)
 def _coverages(settings: Settings, hours: Sequence[tuple[TradesInputs, TradesWindow]]) -> dict[int, pl.DataFrame]:
     """hour -> its coverage, for consecutive hours at once: each hour's events and observed trades stamped with it
     (``compute_coverage_windows``: each hour gets what it would get alone)."""
-
-    def stamped(df: pl.DataFrame, hour: int) -> pl.DataFrame:
-        return df.with_columns(_w=pl.lit(hour, pl.Int64))
-
     return compute_coverage_windows(
-        pl.concat([stamped(inputs.events, inputs.hour) for inputs, _ in hours]),
-        pl.concat([stamped(window.observed, inputs.hour) for inputs, window in hours]),
+        pl.concat([stamp_window(inputs.events, inputs.hour) for inputs, _ in hours]),
+        pl.concat([stamp_window(window.observed, inputs.hour) for inputs, window in hours]),
         [inputs.hour for inputs, _ in hours],
         HOUR_NS,
         kinds=registry_stream_kinds(),
@@ -346,9 +344,9 @@ def _build_candles(settings: Settings, lake: HourRange, hours: list[int]) -> dic
             break
         trades.append(hour_trades)
         rows += hour_trades.height
-        coverage.append(hour_coverage.with_columns(_w=pl.lit(hour, pl.Int64)))
-    # each hour's own coverage: its rows stay apart by their hour (``_w``)
-    covered, horizon = symbol_coverage(pl.concat(coverage), registry_trade_channels(), by=["_w"])
+        coverage.append(stamp_window(hour_coverage, hour))
+    # each hour's own coverage: its rows stay apart by their hour
+    covered, horizon = symbol_coverage(pl.concat(coverage), registry_trade_channels(), by=[WINDOW])
     start, end = hours[0], hours[0] + len(trades) * HOUR_NS
     earlier = lake.candles_1m(min(candle_range_start(start, end, TIMEFRAMES), start - HOUR_NS), start)
     built = build_candles_hours(pl.concat(trades), covered, horizon, start_ns=start, end_ns=end, earlier_1m=earlier)

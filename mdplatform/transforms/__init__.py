@@ -44,6 +44,7 @@ from ._trades import (
     window_trades,
     window_trades_many,
 )
+from ._window import WINDOW, stamp_window
 
 __all__ = [
     "COVERED",
@@ -54,6 +55,7 @@ __all__ = [
     "MINUTE_NS",
     "SECOND_NS",
     "USD_LIKE",
+    "WINDOW",
     "CoverageRules",
     "HeatmapBuckets",
     "NormalizedRaw",
@@ -84,6 +86,7 @@ __all__ = [
     "resample",
     "sort_candles",
     "sort_trades",
+    "stamp_window",
     "symbol_coverage",
     "to_ns",
     "trade_gaps",

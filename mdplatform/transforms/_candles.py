@@ -26,6 +26,8 @@ from mdplatform._time import HOUR_NS, MINUTE_NS, ceil_ns, floor_ns
 from mdplatform.schemas import CANDLES, PRICE, QUOTE, TIMEFRAMES, TS
 
 from ._intervals import minute_overlap
+from ._window import WINDOW as _W
+from ._window import stamp_window
 
 __all__ = [
     "build_candles",
@@ -121,7 +123,7 @@ class _Windows:
 
     def one(self, df: pl.DataFrame) -> pl.DataFrame:
         """``symbol_coverage`` frames of a single window, with its ``_w``."""
-        return df.with_columns(_w=pl.lit(self.start, pl.Int64))
+        return stamp_window(df, self.start)
 
 
 def _minutes(
@@ -153,14 +155,14 @@ def _minutes(
     # each window's minutes up to its own horizon
     stops = horizon.select(
         *_KEYS,
-        "_w",
-        _stop=pl.min_horizontal(pl.col("_w") + windows.length, pl.col("horizon").floordiv(MINUTE_NS) * MINUTE_NS),
+        _W,
+        _stop=pl.min_horizontal(pl.col(_W) + windows.length, pl.col("horizon").floordiv(MINUTE_NS) * MINUTE_NS),
     )
     grid = (
-        stops.with_columns(_t=pl.int_ranges("_w", "_stop", MINUTE_NS, dtype=pl.Int64))
+        stops.with_columns(_t=pl.int_ranges(_W, "_stop", MINUTE_NS, dtype=pl.Int64))
         .explode("_t")
         .filter(pl.col("_t").is_not_null())
-        .select(*_KEYS, "_w", "_t")
+        .select(*_KEYS, _W, "_t")
     )
     cover = minute_overlap(covered, _KEYS).rename({"minute": "_t"})
     rows = (
@@ -251,8 +253,8 @@ def _resampled(c1m: pl.DataFrame, timeframe: str, windows: _Windows, horizon: pl
             # a sum of the shares would depend on the order polars adds them in, which differs with the frame
             _covered=(pl.col("coverage") * MINUTE_NS).round().cast(pl.Int64).sum(),
         )
-        .with_columns(_w=windows.of(close - 1))
-        .join(horizon, on=[*_KEYS, "_w"])
+        .with_columns(windows.of(close - 1).alias(_W))
+        .join(horizon, on=[*_KEYS, _W])
         .filter(close <= pl.col("horizon"))
         .with_columns(
             complete=pl.col("_complete") == minutes,
@@ -303,7 +305,7 @@ def build_candles(
     """
     window = _Windows(publish_start_ns, publish_end_ns, publish_end_ns - publish_start_ns)
     built = _build(trades, window.one(covered), window.one(horizon), window, earlier_1m, timeframes)
-    return sort_candles(built.drop("_w")) if built.height else empty_candles()
+    return sort_candles(built.drop(_W)) if built.height else empty_candles()
 
 
 def build_candles_hours(
@@ -321,7 +323,7 @@ def build_candles_hours(
     ``symbol_coverage`` with its start in ``_w``; ``earlier_1m``: as ``build_candles``'s, for the first hour."""
     windows = _Windows(start_ns, end_ns, HOUR_NS)
     built = _build(trades, covered, horizon, windows, earlier_1m, TIMEFRAMES)
-    parts = built.partition_by("_w", as_dict=True, include_key=False)
+    parts = built.partition_by(_W, as_dict=True, include_key=False)
     return {
         hour: sort_candles(parts[(hour,)]) if (hour,) in parts else empty_candles()
         for hour in range(start_ns, end_ns, HOUR_NS)
@@ -338,7 +340,7 @@ def _build(
 ) -> pl.DataFrame:
     """CANDLES rows of every window, with ``_w``: the window publishing each (its close is in it)."""
     tfs = list(timeframes)
-    none = empty_candles().with_columns(_w=pl.lit(None, pl.Int64))
+    none = empty_candles().with_columns(**{_W: pl.lit(None, pl.Int64)})
     if horizon.height == 0:
         return none  # no symbol is known to have reached anywhere: no candle is known closed
     earlier = earlier_1m if earlier_1m is not None else empty_candles()
@@ -346,10 +348,10 @@ def _build(
     minutes = _minutes(trades, covered, horizon, windows, earlier)
     c1m = _finish(minutes, "1m")
     span = pl.concat([earlier.filter(pl.col("open_time").cast(pl.Int64) < windows.start), c1m])
-    parts = [c1m.with_columns(minutes.get_column("_w"))] if "1m" in tfs else []
+    parts = [c1m.with_columns(minutes.get_column(_W))] if "1m" in tfs else []
     for tf in tfs:
         # a timeframe none of whose candles closes in the windows (a 4h or 1d candle, most hours) has nothing here
         if tf != "1m" and windows.end // TIMEFRAMES[tf] * TIMEFRAMES[tf] > windows.start:
             rows = _resampled(span, tf, windows, horizon)
-            parts.append(_finish(rows, tf).with_columns(rows.get_column("_w")))
+            parts.append(_finish(rows, tf).with_columns(rows.get_column(_W)))
     return pl.concat(parts) if parts else none

@@ -52,6 +52,8 @@ from mdplatform.exchanges import (
 from mdplatform.schemas import BACKFILL_CONN_PREFIX, COVERAGE
 
 from ._intervals import Span, covering, key_ids, merge_intervals, overlap_ns
+from ._window import WINDOW as _W
+from ._window import stamp_window
 
 __all__ = [
     "COVERED",
@@ -81,9 +83,6 @@ REFUSED = "subscription refused"
 BACKFILLED_DETAIL = "backfilled from the exchange's REST history"
 
 _STREAM = ["exchange", "channel", "symbol"]
-#: the window (its start, ns) each row of a several-window computation was read for: every grouping, sort and join
-#: is keyed by it, so each window's rows give what they give alone (``compute_coverage_windows``)
-_W = "_w"
 _WSTREAM = [_W, *_STREAM]
 _INF = 2**62
 
@@ -383,9 +382,13 @@ def compute_coverage(
     ``trades``: the trades received in that span, TRADES plus TRADE_LINEAGE, deduplicated per channel but not
     across channels (each channel's ids are its own evidence). ``kinds``: per exchange id, what its channels are.
     """
-    window = pl.lit(start_ns, pl.Int64).alias(_W)
-    got = _coverage(
-        events.with_columns(window), trades.with_columns(window), [start_ns], end_ns - start_ns, kinds, rules
+    got = compute_coverage_windows(
+        stamp_window(events, start_ns),
+        stamp_window(trades, start_ns),
+        [start_ns],
+        end_ns - start_ns,
+        kinds=kinds,
+        rules=rules,
     )
     return got[start_ns]
 
@@ -406,17 +409,6 @@ def compute_coverage_windows(
     gets exactly what it gets alone (every grouping, sort and join is keyed by its window), from a few dozen
     polars calls for all of them instead of for each (a range of quiet hours spent most of an hour's coverage on
     the calls)."""
-    return _coverage(events, trades, starts, length, kinds, rules)
-
-
-def _coverage(
-    events: pl.DataFrame,
-    trades: pl.DataFrame,
-    starts: Sequence[int],
-    length: int,
-    kinds: Mapping[str, StreamKinds],
-    rules: CoverageRules | None,
-) -> dict[int, pl.DataFrame]:
     rules = rules or CoverageRules()
     if events.height == 0 and trades.height == 0:
         return {w: empty_coverage() for w in starts}  # no stream was seen: nothing to tile (before collection began)

@@ -11,6 +11,9 @@ from mdplatform._time import MINUTE_NS, SECOND_NS
 from mdplatform.exchanges import NORMALIZED_TRADES, empty_normalized_trades, empty_rejects
 from mdplatform.schemas import BACKFILL_CONN_PREFIX, RAW, REJECTS, TRADES
 
+from ._window import WINDOW as _W
+from ._window import stamp_window
+
 __all__ = [
     "NormalizedRaw",
     "Normalizer",
@@ -24,9 +27,6 @@ __all__ = [
     "window_trades",
     "window_trades_many",
 ]
-
-#: the window (its start, ns) each row of a several-window computation was read for (``window_trades_many``)
-_W = "_w"
 
 #: (exchange id, raw rows of that exchange) -> (TRADES + TRADE_LINEAGE rows, REJECTS rows)
 Normalizer = Callable[[str, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
@@ -270,10 +270,6 @@ def received_rows(parts: Sequence[NormalizedRaw], lo: int, hi: int) -> int:
     return sum(int(m["rows"].sum()) for m in minutes)
 
 
-def _stamped(df: pl.DataFrame, start: int) -> pl.DataFrame:
-    return df.with_columns(pl.lit(start, pl.Int64).alias(_W))
-
-
 def window_trades_many(
     windows: Sequence[TradesReads], length: int, lateness_ns: int, *, normalize: Normalizer, skew_ns: int
 ) -> dict[int, TradesWindow]:
@@ -293,20 +289,20 @@ def window_trades_many(
     for window in windows:
         start = window.start
         read_start, read_end = start - lateness_ns, start + length + lateness_ns
-        trade_parts += [_stamped(_received_in(p.trades, read_start, read_end), start) for p in window.parts]
-        reject_parts += [_stamped(_received_in(p.rejects, read_start, read_end), start) for p in window.parts]
+        trade_parts += [stamp_window(_received_in(p.trades, read_start, read_end), start) for p in window.parts]
+        reject_parts += [stamp_window(_received_in(p.rejects, read_start, read_end), start) for p in window.parts]
         raw_rows[start] = received_rows(window.parts, read_start, read_end)
         backfill = window.backfill
         if backfill is not None and backfill.height:
             backfill = backfill.filter((pl.col("minute") >= read_start) & (pl.col("minute") < read_end))
             own_minutes = backfill.filter((pl.col("minute") >= start) & (pl.col("minute") < start + length))
-            owned_parts.append(_stamped(own_minutes.select("exchange", "conn_id", "seq"), start))
+            owned_parts.append(stamp_window(own_minutes.select("exchange", "conn_id", "seq"), start))
             fetched = normalize_raw(backfill, normalize=normalize, skew_ns=skew_ns)
-            trade_parts.append(_stamped(fetched.trades, start))
-            reject_parts.append(_stamped(fetched.rejects, start))
+            trade_parts.append(stamp_window(fetched.trades, start))
+            reject_parts.append(stamp_window(fetched.rejects, start))
             raw_rows[start] += backfill.height
-    trades = pl.concat(trade_parts) if trade_parts else _stamped(empty_normalized_trades(), 0)
-    rejects = pl.concat(reject_parts) if reject_parts else _stamped(empty_rejects(), 0)
+    trades = pl.concat(trade_parts) if trade_parts else stamp_window(empty_normalized_trades(), 0)
+    rejects = pl.concat(reject_parts) if reject_parts else stamp_window(empty_rejects(), 0)
     owned_backfill = (
         pl.concat(owned_parts)
         if owned_parts
