@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 import polars as pl
 
@@ -60,6 +61,8 @@ __all__ = [
     "read_trades_hour",
 ]
 
+
+T = TypeVar("T")
 
 #: the lake table (and DuckDB view) of the hour's quarantined rows; ``quarantine/trades/`` holds the rejects alone
 QUARANTINE_TABLE = "quarantine_rows"
@@ -238,28 +241,44 @@ def _compute_trades(
     settings: Settings, lake: HourRange, hours: list[int]
 ) -> dict[int, tuple[TradesInputs, TradesWindow, pl.DataFrame]]:
     """hour -> (reads, trades window, coverage) of ``hours[0]`` and the consecutive hours after it, as many as
-    about ``TRADES_ROWS`` raw rows read, computed in one pass (``_windows``, ``_coverages``). A later hour whose
-    reads fail ends them, and one that fails the pass leaves ``hours[0]`` alone: it fails on its own turn, after
-    the hours before it are written, naming itself."""
-    reads: list[TradesInputs] = []
-    rows = 0
-    for hour in hours:
-        if reads and (hour != hours[0] + len(reads) * HOUR_NS or rows >= TRADES_ROWS):
-            break
-        try:
-            inputs = read_trades_hour(settings, hour, lake)
-        except Exception:
-            if not reads:
-                raise
-            break
-        reads.append(inputs)
-        rows += received_rows(inputs.parts, hour - settings.lateness_ns, hour + HOUR_NS + settings.lateness_ns)
+    about ``TRADES_ROWS`` raw rows read (``_consecutive``), computed in one pass (``_windows``, ``_coverages``);
+    a pass that fails leaves ``hours[0]`` alone: a later hour that broke it fails on its own turn."""
+    lateness = settings.lateness_ns
+    reads = _consecutive(
+        hours,
+        lambda hour: read_trades_hour(settings, hour, lake),
+        lambda inputs: received_rows(inputs.parts, inputs.hour - lateness, inputs.hour + HOUR_NS + lateness),
+        TRADES_ROWS,
+        Exception,
+    )
     try:
         return _computed(settings, lake, reads)
     except Exception:
         if len(reads) == 1:
             raise
         return _computed(settings, lake, reads[:1])
+
+
+def _consecutive(
+    hours: list[int], read: Callable[[int], T], rows: Callable[[T], int], budget: int, failure: type[Exception]
+) -> list[T]:
+    """``read(hour)`` of ``hours[0]`` and the consecutive hours after it, until they hold about ``budget`` rows
+    (``rows``). A later hour whose read raises ``failure`` ends them: it fails on its own turn, after the hours
+    before it are written, naming itself."""
+    got: list[T] = []
+    total = 0
+    for hour in hours:
+        if got and (hour != hours[0] + len(got) * HOUR_NS or total >= budget):
+            break
+        try:
+            item = read(hour)
+        except failure:
+            if not got:
+                raise
+            break
+        got.append(item)
+        total += rows(item)
+    return got
 
 
 def _computed(
@@ -327,24 +346,17 @@ CANDLE_ROWS = 1_000_000
 
 def _build_candles(settings: Settings, lake: HourRange, hours: list[int]) -> dict[int, tuple[pl.DataFrame, int]]:
     """hour -> (candles, trades read) of ``hours[0]`` and the consecutive hours after it, as many as about
-    ``CANDLE_ROWS`` trades, built in one pass (``build_candles_hours``). An hour whose trades or coverage
-    partition is missing ends them (it fails on its own turn, after the hours before it are written)."""
-    trades: list[pl.DataFrame] = []
-    coverage: list[pl.DataFrame] = []
-    rows = 0
-    for hour in hours:
-        if trades and (hour != hours[0] + len(trades) * HOUR_NS or rows >= CANDLE_ROWS):
-            break
-        try:
-            hour_trades = _upstream(settings, "trades", hour, TRADES)
-            hour_coverage = _upstream(settings, "coverage", hour, COVERAGE)
-        except MissingUpstreamError:
-            if not trades:
-                raise
-            break
-        trades.append(hour_trades)
-        rows += hour_trades.height
-        coverage.append(stamp_window(hour_coverage, hour))
+    ``CANDLE_ROWS`` trades (``_consecutive``: an hour whose trades or coverage partition is missing ends them),
+    built in one pass (``build_candles_hours``)."""
+    upstream = _consecutive(
+        hours,
+        lambda hour: (_upstream(settings, "trades", hour, TRADES), _upstream(settings, "coverage", hour, COVERAGE)),
+        lambda pair: pair[0].height,
+        CANDLE_ROWS,
+        MissingUpstreamError,
+    )
+    trades = [hour_trades for hour_trades, _ in upstream]
+    coverage = [stamp_window(hour_coverage, hour) for hour, (_, hour_coverage) in zip(hours, upstream, strict=False)]
     # each hour's own coverage: its rows stay apart by their hour
     covered, horizon = symbol_coverage(pl.concat(coverage), registry_trade_channels(), by=[WINDOW])
     start, end = hours[0], hours[0] + len(trades) * HOUR_NS
