@@ -43,9 +43,8 @@ _CANDLE_HOURS_KEPT = 25
 #: time: filtering a day of them for each window cost what reading them per hour saved)
 _SPAN_ROWS = 200_000
 _SPAN_HOURS = 24
-#: rows read ahead at most (about what ``_compute_trades`` takes at once), in at most so many spans
+#: rows read ahead at most (about what ``_compute_trades`` takes at once), and never more than ``_SPAN_HOURS`` ahead
 _AHEAD_ROWS = 1_000_000
-_AHEAD_SPANS = 24
 #: seconds between two catalogs a run publishes: each costs tens of milliseconds (a new file, its views, a
 #: checkpoint), which a month's range paid twice a day of hours (60 times, 5 s); readers see a new day at most this
 #: late while a long range runs, and everything once it ends
@@ -71,7 +70,7 @@ class _Spans(Generic[T]):
     works, so the reading and normalizing of the next hours overlap the windows, coverage, candles and writes of
     these: as many spans as hold about ``_AHEAD_ROWS`` rows by the rate of the last one read (a run computes the
     trades of several hours at once, reading them in a burst: one span ahead left the thread idle while they were
-    computed, and the burst waited for each read), at most ``_AHEAD_SPANS``. A span is an hour, or with ``size``
+    computed, and the burst waited for each read), at most a day ahead. A span is an hour, or with ``size``
     (its rows) as many hours (up to a day) as keep about ``_SPAN_ROWS`` rows: each read costs milliseconds whatever
     its rows, which quiet hours, read one at a time, paid for each."""
 
@@ -102,10 +101,13 @@ class _Spans(Generic[T]):
         if self._until is None or not self._parts:
             return
         per_hour = self._per_hour()
+        # a day past what was read at most: the rate of quiet (or empty) hours must not queue days of what may be
+        # busy ones
+        limit = min(self._until, self._parts[-1][1] + _SPAN_HOURS * HOUR_NS)
         start = self._ahead[-1][1] if self._ahead else self._parts[-1][1]
         rows = sum((end - lo) * per_hour / HOUR_NS for lo, end, _ in self._ahead)
-        while start < self._until and len(self._ahead) < _AHEAD_SPANS and rows < _AHEAD_ROWS:
-            end = min(self._until, start + self._step(per_hour))
+        while start < limit and rows < _AHEAD_ROWS:
+            end = min(limit, start + self._step(per_hour))
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="mdp-read-ahead")
             self._ahead.append((start, end, self._pool.submit(self._read, start, end)))

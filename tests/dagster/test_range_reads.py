@@ -164,3 +164,27 @@ def test_a_range_publishes_its_catalog_at_most_every_few_seconds_and_at_its_end(
     assert calls == [1000, 1010, 1021, 1025]  # the hour after the last publish, at the end
     lake.close()
     assert len(calls) == 4  # nothing left to publish
+
+
+def test_quiet_hours_before_busy_ones_are_read_at_most_a_day_ahead() -> None:
+    """The rate of the span just read sizes the spans read ahead: after quiet (or empty) hours it is tiny, and busy
+    hours after them must not be queued for days on its word. The thread stays within a day of what was read."""
+    reads: list[tuple[int, int]] = []
+    busy_from = 3 * HOUR_NS
+
+    def read(lo: int, hi: int) -> list[int]:
+        reads.append((lo, hi))
+        return list(range(lo, hi, MINUTE_NS))
+
+    def size(minutes: list[int]) -> int:  # a row a minute, then ten spans' worth an hour
+        return sum(1 if m < busy_from else 10 * _SPAN_ROWS // 60 for m in minutes)
+
+    lateness = 15 * MINUTE_NS
+    spans = _Spans(read, 40 * 24 * HOUR_NS, size)
+    try:
+        spans.get(-lateness, HOUR_NS + lateness)
+        for _, _, future in list(spans._ahead):
+            future.result()
+        assert max(hi for _, hi in reads) <= HOUR_NS + lateness + _SPAN_HOURS * HOUR_NS
+    finally:
+        spans.close()
