@@ -27,7 +27,7 @@ from mdplatform.schemas import CANDLES, PRICE, QUOTE, TIMEFRAMES, TS
 
 from ._intervals import minute_overlap
 from ._window import WINDOW as _W
-from ._window import stamp_window
+from ._window import split_windows, stamp_window
 
 __all__ = [
     "build_candles",
@@ -323,11 +323,8 @@ def build_candles_hours(
     ``symbol_coverage`` with its start in ``_w``; ``earlier_1m``: as ``build_candles``'s, for the first hour."""
     windows = _Windows(start_ns, end_ns, HOUR_NS)
     built = _build(trades, covered, horizon, windows, earlier_1m, TIMEFRAMES)
-    parts = built.partition_by(_W, as_dict=True, include_key=False)
-    return {
-        hour: sort_candles(parts[(hour,)]) if (hour,) in parts else empty_candles()
-        for hour in range(start_ns, end_ns, HOUR_NS)
-    }
+    parts = split_windows(built, range(start_ns, end_ns, HOUR_NS))
+    return {hour: sort_candles(part) if part.height else empty_candles() for hour, part in parts.items()}
 
 
 def _build(

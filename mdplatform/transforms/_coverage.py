@@ -53,7 +53,7 @@ from mdplatform.schemas import BACKFILL_CONN_PREFIX, COVERAGE
 
 from ._intervals import Span, covering, key_ids, merge_intervals, overlap_ns
 from ._window import WINDOW as _W
-from ._window import stamp_window
+from ._window import split_windows, stamp_window
 
 __all__ = [
     "COVERED",
@@ -467,10 +467,7 @@ def compute_coverage_windows(
     cov = _fill(cov, kinds).with_columns(
         pl.col("start_time", "end_time").cast(pl.Datetime("ns")).dt.replace_time_zone("UTC")
     )
-    by_window = cov.select(_W, *[pl.col(c).cast(t) for c, t in COVERAGE.items()]).partition_by(
-        _W, as_dict=True, include_key=False, maintain_order=True
-    )
-    return {w: by_window.get((w,), empty_coverage()) for w in starts}
+    return split_windows(cov.select(_W, *[pl.col(c).cast(t) for c, t in COVERAGE.items()]), starts)
 
 
 def _merged(spans: list[Span]) -> list[Span]:

@@ -12,7 +12,7 @@ from mdplatform.exchanges import NORMALIZED_TRADES, empty_normalized_trades, emp
 from mdplatform.schemas import BACKFILL_CONN_PREFIX, RAW, REJECTS, TRADES
 
 from ._window import WINDOW as _W
-from ._window import stamp_window
+from ._window import split_windows, stamp_window
 
 __all__ = [
     "NormalizedRaw",
@@ -338,21 +338,15 @@ def window_trades_many(
             rejects.filter(~live).join(owned_backfill.unique(), on=[_W, "exchange", "conn_id", "seq"], how="semi"),
         ]
     ).sort([_W, "recv_ts", "exchange", "conn_id", "seq"], maintain_order=True)
-    by_window = {
-        name: _by_window(frame)
-        for name, frame in [
-            ("trades", sort_trades(kept.select(_W, *TRADES), first=[_W])),
-            ("observed", observed),
-            ("rejects", rejects),
-            ("late", sort_trades(late.select(_W, *TRADES), first=[_W])),
-        ]
-    }
+    starts = [w.start for w in windows]
+    kept_by, late_by = (split_windows(sort_trades(df.select(_W, *TRADES), first=[_W]), starts) for df in (kept, late))
+    observed_by, rejects_by = split_windows(observed, starts), split_windows(rejects, starts)
     return {
         w.start: TradesWindow(
-            trades=by_window["trades"](w.start),
-            observed=by_window["observed"](w.start),
-            rejects=by_window["rejects"](w.start),
-            late=by_window["late"](w.start),
+            trades=kept_by[w.start],
+            observed=observed_by[w.start],
+            rejects=rejects_by[w.start],
+            late=late_by[w.start],
             raw_rows=raw_rows[w.start],
             duplicates=duplicates.get(w.start, 0),
             overlaps=overlaps.get(w.start, 0),
@@ -364,10 +358,3 @@ def window_trades_many(
 def _counts(df: pl.DataFrame) -> dict[int, int]:
     """window start -> rows of ``df``."""
     return {int(w): int(n) for w, n in df.group_by(_W).len().iter_rows()}
-
-
-def _by_window(df: pl.DataFrame) -> Callable[[int], pl.DataFrame]:
-    """A window's rows of ``df`` (in their order, without ``_w``; none: an empty frame of the same columns)."""
-    parts = df.partition_by(_W, as_dict=True, include_key=False, maintain_order=True)
-    empty = df.drop(_W).clear()
-    return lambda start: parts.get((start,), empty)

@@ -5,9 +5,11 @@ by it, so each window gets exactly what it gets alone (``window_trades_many``, `
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import polars as pl
 
-__all__ = ["WINDOW", "stamp_window"]
+__all__ = ["WINDOW", "split_windows", "stamp_window"]
 
 #: the window's start, ns (Int64)
 WINDOW = "_w"
@@ -16,3 +18,11 @@ WINDOW = "_w"
 def stamp_window(df: pl.DataFrame, start: int) -> pl.DataFrame:
     """``df``'s rows as read for the window starting at ``start``."""
     return df.with_columns(pl.lit(start, pl.Int64).alias(WINDOW))
+
+
+def split_windows(df: pl.DataFrame, starts: Iterable[int]) -> dict[int, pl.DataFrame]:
+    """start -> the rows of ``df`` stamped with it, in their order, without the window column (a window without
+    rows: an empty frame of the same columns)."""
+    parts = df.partition_by(WINDOW, as_dict=True, include_key=False, maintain_order=True)
+    empty = df.drop(WINDOW).clear()
+    return {start: parts.get((start,), empty) for start in starts}
