@@ -13,7 +13,8 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import polars as pl
 from dagster import (
@@ -79,6 +80,9 @@ DESCRIBED = 5
 
 #: builds an hour's suites from its settings and hour, or says why there is nothing to validate
 Build = Callable[[Settings, int], list[Suite] | str]
+#: builds the suites of partition files (``Partitions``: one frame or None per table) of one hour, or with None for
+#: the hour of several hours' rows at once, each row stamped with its own (``stamp_window``)
+Make = Callable[[Settings, list[pl.DataFrame | None], int | None], list[Suite]]
 
 
 def quality_docs(settings: Settings) -> str | None:
@@ -144,52 +148,152 @@ def _hours(context: AssetCheckExecutionContext) -> list[int]:
     return [hour_ns(context.partition_key)]
 
 
+class _Checked(Protocol):
+    """What a check validates, hour by hour as the chunks take them."""
+
+    def rows(self, hour: int) -> int | str:
+        """The hour's rows to validate (its largest frame), or why there is nothing to."""
+
+    def suites(self, hours: list[int]) -> list[Suite]:
+        """The suites of consecutive hours ``rows`` was asked for, to validate at once."""
+
+    def alone(self, hour: int) -> list[Suite]:
+        """One of those hours' own suites."""
+
+    def release(self, hours: list[int]) -> None:
+        """Those hours are validated: what was kept for them goes."""
+
+
+class _PerHour:
+    """Each hour's suites built alone (``Build``), merged for a chunk (``merge_suites``)."""
+
+    def __init__(self, build: Build, settings: Settings) -> None:
+        self._build, self._settings = build, settings
+        self._kept: dict[int, list[Suite]] = {}
+
+    def rows(self, hour: int) -> int | str:
+        got = self._build(self._settings, hour)
+        if isinstance(got, str):
+            return got
+        self._kept[hour] = got
+        return max((s.frame.height for s in got), default=0)
+
+    def suites(self, hours: list[int]) -> list[Suite]:
+        from mdplatform.quality import merge_suites
+
+        return merge_suites([self._kept[hour] for hour in hours])
+
+    def alone(self, hour: int) -> list[Suite]:
+        return self._kept[hour]
+
+    def release(self, hours: list[int]) -> None:
+        for hour in hours:
+            del self._kept[hour]
+
+
+@dataclass(frozen=True, slots=True)
+class Partitions:
+    """A check of partition files: ``tables``' files of each hour (the first must exist, the others may be
+    missing: None) made into suites by ``make``. The hours of a chunk whose files are all there, each table's of
+    one schema, are made into suites at once, their rows stamped with their hour (each builder keys its groupings
+    by it): a suite built hour by hour cost milliseconds per hour in polars calls whatever its rows, which a long
+    range of quiet hours paid for every check."""
+
+    tables: tuple[str, ...]
+    make: Make
+
+    def __call__(self, settings: Settings) -> _Checked:
+        return _Partitions(self, settings)
+
+
+class _Partitions:
+    def __init__(self, spec: Partitions, settings: Settings) -> None:
+        self._spec, self._settings = spec, settings
+        self._kept: dict[int, list[pl.DataFrame | None]] = {}
+
+    def rows(self, hour: int) -> int | str:
+        first, *more = self._spec.tables
+        df = _read(self._settings, first, hour)
+        if df is None:
+            return _missing(self._settings, first, hour)
+        self._kept[hour] = [df, *(_read(self._settings, table, hour) for table in more)]
+        return df.height
+
+    def suites(self, hours: list[int]) -> list[Suite]:
+        from mdplatform.quality import merge_suites
+        from mdplatform.transforms import stamp_window
+
+        frames = [self._kept[hour] for hour in hours]
+        if len(hours) == 1:
+            return self.alone(hours[0])
+        together = all(
+            f is not None and f0 is not None and f.schema == f0.schema
+            for fs in frames
+            for f, f0 in zip(fs, frames[0], strict=True)
+        )
+        if not together:
+            return merge_suites([self.alone(hour) for hour in hours])
+        stamped: list[pl.DataFrame | None] = [
+            pl.concat([stamp_window(_there(fs[i]), hour) for hour, fs in zip(hours, frames, strict=True)])
+            for i in range(len(self._spec.tables))
+        ]
+        return self._spec.make(self._settings, stamped, None)
+
+    def alone(self, hour: int) -> list[Suite]:
+        return self._spec.make(self._settings, self._kept[hour], hour)
+
+    def release(self, hours: list[int]) -> None:
+        for hour in hours:
+            del self._kept[hour]
+
+
 def _run(
     context: AssetCheckExecutionContext,
     mdp: MdpResource,
     table: str,
-    build: Build,
+    check: Build | Partitions,
     severity: AssetCheckSeverity,
     extra: dict[str, Any] | None = None,
 ) -> AssetCheckResult:
-    """``build``'s suites validated for each hour of the context; one result over them (``extra``: more
+    """``check``'s suites validated for each hour of the context; one result over them (``extra``: more
     metadata)."""
-    from mdplatform.quality import merge_suites, validate
+    from mdplatform.quality import validate
 
     settings = mdp.settings()
     docs = quality_docs(settings)
     hours = _hours(context)
     _keep_only(hours)
     missing: list[str] = []
+    checked = check(settings) if isinstance(check, Partitions) else _PerHour(check, settings)
 
-    def built() -> Iterator[tuple[int, list[Suite]]]:
+    def sized() -> Iterator[tuple[int, int]]:
         # hour by hour, as the chunks take them: a run's hours are never all in memory at once (a week of a busy
         # symbol's trades is tens of millions of rows)
         for hour in hours:
-            suites = build(settings, hour)
-            if isinstance(suites, str):
-                missing.append(f"{hour_text(hour)}: {suites}")
+            rows = checked.rows(hour)
+            if isinstance(rows, str):
+                missing.append(f"{hour_text(hour)}: {rows}")
             else:
-                yield hour, suites
+                yield hour, rows
 
     reports: list[tuple[int, Report]] = []
     spans: dict[int, str] = {}
     #: the first hour of the chunk each hour was validated in
     chunk_of: dict[int, int] = {}
-    for chunk in _chunks(built()):
+    for chunk in _chunks(sized()):
         # the hours of a chunk in one validation: GX costs about half a second per validation whatever its rows,
         # so consecutive hours are validated as one frame per suite (the rules are relative to each row's own
         # hour), up to a row budget that keeps the frames GX converts small
-        first, last = chunk[0][0], chunk[-1][0]
+        first, last = chunk[0], chunk[-1]
         # the name in the stored results and Data Docs folders: the partition key(s) without colons
         name = hour_key(first) if first == last else f"{hour_key(first)}--{hour_key(last)}"
-        merged = merge_suites([suites for _, suites in chunk])
-        report = validate(merged, name.replace(":", ""), docs, pages=settings.data_docs)
-        alone = _each_alone(chunk, report, docs, settings.data_docs)
+        report = validate(checked.suites(chunk), name.replace(":", ""), docs, pages=settings.data_docs)
+        alone = _each_alone(chunk, checked, report, docs, settings.data_docs)
+        checked.release(chunk)
         for hour, own in alone.items():
             reports.append((hour, own))
             spans[hour], chunk_of[hour] = hour_text(hour), hour
-        rest = [hour for hour, _ in chunk if hour not in alone]
+        rest = [hour for hour in chunk if hour not in alone]
         if rest:
             reports.append((first, report))
             spans[first] = hour_text(first) if first == last else f"{hour_text(first)} .. {hour_text(last)}"
@@ -280,7 +384,7 @@ CHUNK_HOURS = 168
 
 
 def _each_alone(
-    chunk: list[tuple[int, list[Suite]]], report: Report, docs: str | None, pages: bool | None
+    chunk: list[int], checked: _Checked, report: Report, docs: str | None, pages: bool | None
 ) -> dict[int, Report]:
     """A chunk that failed, validated again hour by hour, so that each hour gets its own verdict (a chunk that
     passed is every hour passing): the hours' own reports, those that pass included. What only the hours together
@@ -290,23 +394,22 @@ def _each_alone(
 
     if report.passed or len(chunk) == 1:
         return {}
-    alone = {hour: validate(suites, hour_key(hour).replace(":", ""), docs, pages=pages) for hour, suites in chunk}
+    alone = {hour: validate(checked.alone(hour), hour_key(hour).replace(":", ""), docs, pages=pages) for hour in chunk}
     if sum(r.failing for r in alone.values()) >= report.failing:
         return alone
     return {hour: r for hour, r in alone.items() if not r.passed}
 
 
-def _chunks(built: Iterable[tuple[int, list[Suite]]]) -> Iterator[list[tuple[int, list[Suite]]]]:
-    """Consecutive hours in chunks of at most ``CHUNK_HOURS`` hours and about ``CHUNK_ROWS`` rows, each given as
-    soon as the hour after it shows it is full (the hours are taken one at a time)."""
-    chunk: list[tuple[int, list[Suite]]] = []
+def _chunks(sized: Iterable[tuple[int, int]]) -> Iterator[list[int]]:
+    """Consecutive hours (with their rows) in chunks of at most ``CHUNK_HOURS`` hours and about ``CHUNK_ROWS``
+    rows, each given as soon as the hour after it shows it is full (the hours are taken one at a time)."""
+    chunk: list[int] = []
     rows = 0
-    for hour, suites in built:
-        size = max((s.frame.height for s in suites), default=0)
+    for hour, size in sized:
         if chunk and (len(chunk) >= CHUNK_HOURS or rows + size > CHUNK_ROWS):
             yield chunk
             chunk, rows = [], 0
-        chunk.append((hour, suites))
+        chunk.append(hour)
         rows += size
     if chunk:
         yield chunk
@@ -324,11 +427,18 @@ def _suites(table: str, make: Callable[[pl.DataFrame, Settings, int], list[Suite
     return build
 
 
+def _there(df: pl.DataFrame | None) -> pl.DataFrame:
+    """A frame of ``Partitions`` known to be there (the checked table's always is: an hour without its file has
+    nothing to validate)."""
+    assert df is not None
+    return df
+
+
 def _check(
     asset: AssetKey,
     name: str,
     table: str,
-    build: Build,
+    build: Build | Partitions,
     description: str,
     *,
     severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
@@ -394,7 +504,7 @@ trades_valid = _check(
     TRADES_KEY,
     "trades_valid",
     "trades",
-    _suites("trades", lambda df, s, h: trades_suites(df, h, s.skew_ns)),
+    Partitions(("trades",), lambda s, f, h: trades_suites(_there(f[0]), h, s.skew_ns)),
     "GX: schema and types, no nulls, price/size > 0, side buy/sell, fills >= 1, unique (exchange, symbol, "
     "trade_id), ts in the hour and never decreasing per (exchange, symbol), ts not ahead of receipt beyond the skew. "
     "Blocks candles and the book assets.",
@@ -404,7 +514,7 @@ trades_id_continuity = _check(
     TRADES_KEY,
     "trades_id_continuity",
     "trades",
-    _suites("trades", lambda df, _s, _h: id_continuity_suites(df)),
+    Partitions(("trades",), lambda _s, f, _h: id_continuity_suites(_there(f[0]))),
     "GX, WARN: where the exchange numbers trades contiguously (Binance), no fill id missing or repeated between "
     "consecutive trades of a symbol (a missing id is a lost trade; coverage has it as an id gap)",
     severity=AssetCheckSeverity.WARN,
@@ -413,7 +523,7 @@ trades_cross_exchange = _check(
     TRADES_KEY,
     "trades_cross_exchange",
     "trades",
-    _suites("trades", lambda df, _s, _h: cross_exchange_suites(df)),
+    Partitions(("trades",), lambda _s, f, _h: cross_exchange_suites(_there(f[0]))),
     "GX, WARN: per symbol traded on several exchanges and minute, each exchange's median price within 50 bp of the "
     "median over the exchanges",
     severity=AssetCheckSeverity.WARN,
@@ -423,27 +533,18 @@ coverage_valid = _check(
     COVERAGE_KEY,
     "coverage_valid",
     "coverage",
-    _suites("coverage", lambda df, _s, h: coverage_suites(df, h)),
+    Partitions(("coverage",), lambda _s, f, h: coverage_suites(_there(f[0]), h)),
     "GX: schema and types, no nulls where needed, status covered/gap, a gap has a reason and a covered row none, "
     "filled in [0, 1], rows tile each stream from the hour's start. Blocks candles and the book assets.",
     blocking=True,
 )
 
 
-def _candles(settings: Settings, hour: int) -> list[Suite] | str:
-    df = _read(settings, "candles", hour)
-    return (
-        _missing(settings, "candles", hour)
-        if df is None
-        else candles_suites(df, hour, _read(settings, "coverage", hour))
-    )
-
-
 candles_valid = _check(
     CANDLES_KEY,
     "candles_valid",
     "candles",
-    _candles,
+    Partitions(("candles", "coverage"), lambda _s, f, h: candles_suites(_there(f[0]), h, f[1])),
     "GX: schema and types, no nulls, low > 0, OHLC in order, vwap in [low, high], volumes >= 0, taker buy <= "
     "volume, flat exactly when no trade, coverage in [0, 1] and 1 when complete, flat 1m candles only where "
     "observed, aligned spans, unique keys, close_time in the hour; complete candles of 1h or less wholly observed "
@@ -504,7 +605,7 @@ quarantine_valid = _check(
     QUARANTINE_KEY,
     "quarantine_valid",
     QUARANTINE_TABLE,
-    _suites(QUARANTINE_TABLE, lambda df, _s, _h: quarantine_suites(df)),
+    Partitions((QUARANTINE_TABLE,), lambda _s, f, _h: quarantine_suites(_there(f[0]))),
     "GX: schema and types; every quarantined row says why, from which stage, connection and raw folder",
 )
 

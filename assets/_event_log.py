@@ -15,11 +15,15 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from dagster import Field, StringSource
+from dagster._core.events import AssetCheckEvaluationPlanned
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
@@ -45,6 +49,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._tables: set[str] = set()
+        self._asset_key_columns: set[str] = set()
         super().__init__(base_dir, inst_data)
 
     def has_table(self, table_name: str) -> bool:
@@ -53,6 +58,30 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         if table_name not in self._tables and super().has_table(table_name):
             self._tables.add(table_name)
         return table_name in self._tables
+
+    def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
+        # asked on every asset event, by reflecting the table's columns; a column, once there, stays (migrations
+        # add them)
+        if column_name not in self._asset_key_columns and super()._has_asset_key_col_on_connection(conn, column_name):
+            self._asset_key_columns.add(column_name)
+        return column_name in self._asset_key_columns
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        # the stock statement (a PLANNED row per partition of the check's run) with the event serialized once, not
+        # once per partition: a run over a week of hours serialized each check's planned event 168 times
+        planned = cast(AssetCheckEvaluationPlanned, event.get_dagster_event().event_specific_data)
+        keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        row = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        with self.index_connection() as conn:
+            conn.execute(AssetCheckExecutionsTable.insert().values([{**row, "partition": key} for key in keys]))
 
     @classmethod
     def config_type(cls) -> Mapping[str, Any]:

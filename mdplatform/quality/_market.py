@@ -9,14 +9,24 @@ from collections.abc import Mapping
 import polars as pl
 
 from mdplatform.schemas import CANDLES, COVERAGE, TIMEFRAMES, TRADES
-from mdplatform.transforms import COVERED, GAP_STATUS, HOUR_NS, registry_stream_kinds, symbol_coverage
+from mdplatform.transforms import (
+    COVERED,
+    GAP_STATUS,
+    HOUR_NS,
+    WINDOW,
+    registry_stream_kinds,
+    stamp_window,
+    symbol_coverage,
+)
 
 from ._rules import (
     HOUR_S,
     Rule,
     Suite,
     between,
+    contract_part,
     flag,
+    hour_start,
     in_set,
     not_null,
     offset_s,
@@ -47,19 +57,22 @@ def _ns(col: str) -> pl.Expr:
     return pl.col(col).dt.epoch("ns")
 
 
-def trades_suites(df: pl.DataFrame, start_ns: int, skew_ns: int = 10 * 10**9) -> list[Suite]:
+def trades_suites(df: pl.DataFrame, start_ns: int | None, skew_ns: int = 10 * 10**9) -> list[Suite]:
     """Schema; no nulls; price, size > 0; side; fills >= 1; one row per (exchange, symbol, trade_id); ts in the
-    hour, never decreasing per (exchange, symbol) in the partition's order, at most ``skew_ns`` ahead of receipt."""
-    schema = schema_suite("trades", df, TRADES)
-    if not schema_matches(df, TRADES):
+    hour, never decreasing per (exchange, symbol) in the partition's order, at most ``skew_ns`` ahead of receipt.
+    ``start_ns``: the partition's hour; None: ``df`` holds several hours, each row stamped with its own
+    (``hour_start``), all the hours' files of the contract's schema."""
+    schema = schema_suite("trades", contract_part(df), TRADES)
+    if not schema_matches(contract_part(df), TRADES):
         return [schema]
+    df, start = hour_start(df, start_ns)
     frame = df.with_columns(
-        ts_offset_s=offset_s("ts", start_ns),
+        ts_offset_s=offset_s("ts", start),
         # a stream's first row has nothing to step back from: 0, not null (GX filters a column's nulls out of the
         # batch before each of its metrics, a copy of the whole frame for every metric when one row is null)
-        ts_step_s=((_ns("ts") - _ns("ts").shift(1).over(_STREAM)) / 1e9).fill_null(0.0),
+        ts_step_s=((_ns("ts") - _ns("ts").shift(1).over([*_STREAM, WINDOW])) / 1e9).fill_null(0.0),
         ahead_of_receipt_s=(_ns("ts") - _ns("recv_ts")) / 1e9,
-    )
+    ).drop(WINDOW)
     rules = (
         *not_null(list(TRADES)),
         between("price", 0, None, "price > 0", strict_lo=True),
@@ -88,11 +101,16 @@ def id_continuity_suites(df: pl.DataFrame) -> list[Suite]:
     is missing or repeated between consecutive rows of a symbol (by id). A missing id is a lost trade; coverage
     has it as an ``id gap``. Rows: each row after the first of its symbol."""
     contiguous = [x for x, kinds in registry_stream_kinds().items() if kinds.contiguous_ids]
+    # several hours at once (rows stamped with their hour, ``hour_start``): each hour's ids apart, in hour order
+    hours = [WINDOW] if WINDOW in df.columns else []
     rows = (
-        _fill_ids(df.filter(pl.col("exchange").is_in(contiguous)).select("exchange", "symbol", "ts", "trade_id"))
-        .sort([*_STREAM, "first_id"])
-        .with_columns(ids_missing_before=pl.col("first_id") - pl.col("last_id").shift(1).over(_STREAM) - 1)
+        _fill_ids(
+            df.filter(pl.col("exchange").is_in(contiguous)).select(*hours, "exchange", "symbol", "ts", "trade_id")
+        )
+        .sort([*hours, *_STREAM, "first_id"])
+        .with_columns(ids_missing_before=pl.col("first_id") - pl.col("last_id").shift(1).over([*hours, *_STREAM]) - 1)
         .filter(pl.col("ids_missing_before").is_not_null())
+        .drop(hours)
     )
     rules = (between("ids_missing_before", 0, 0, "no fill id missing or repeated before a trade"),)
     return [Suite("trades.id_continuity", rows, rules, rows="trades")]
@@ -148,20 +166,23 @@ def quarantine_counts_suites(
     return [Suite("trades.quarantine_and_late", frame, rules, rows="hours")]
 
 
-def coverage_suites(df: pl.DataFrame, start_ns: int) -> list[Suite]:
+def coverage_suites(df: pl.DataFrame, start_ns: int | None) -> list[Suite]:
     """Schema; no nulls where a row needs a value; status covered/gap, a gap has a reason and a covered row
-    none; filled in [0, 1]; per stream the rows tile the hour from its start, each ending after it starts."""
-    schema = schema_suite("coverage", df, COVERAGE)
-    if not schema_matches(df, COVERAGE):
+    none; filled in [0, 1]; per stream the rows tile the hour from its start, each ending after it starts.
+    ``start_ns``: as ``trades_suites``'."""
+    schema = schema_suite("coverage", contract_part(df), COVERAGE)
+    if not schema_matches(contract_part(df), COVERAGE):
         return [schema]
-    keys = ["exchange", "symbol", "channel"]
+    df, start = hour_start(df, start_ns)
+    keys = [WINDOW, "exchange", "symbol", "channel"]
     frame = (
         df.sort([*keys, "start_time"], maintain_order=True)
         .with_columns(
             duration_s=(_ns("end_time") - _ns("start_time")) / 1e9,
-            end_offset_s=offset_s("end_time", start_ns),
-            tile_error_s=(_ns("start_time") - _ns("end_time").shift(1).over(keys).fill_null(start_ns)) / 1e9,
+            end_offset_s=offset_s("end_time", start),
+            tile_error_s=(_ns("start_time") - _ns("end_time").shift(1).over(keys).fill_null(start)) / 1e9,
         )
+        .drop(WINDOW)
         .with_row_index("row")
     )
     rules = (
@@ -186,14 +207,15 @@ def coverage_suites(df: pl.DataFrame, start_ns: int) -> list[Suite]:
 
 
 def _covered_share(candles: pl.DataFrame, coverage: pl.DataFrame) -> pl.DataFrame:
-    """Each candle's share of its span observed on the symbol's trade channels (this hour's coverage)."""
+    """Each candle's share of its span observed on the symbol's trade channels (its hour's coverage: both frames'
+    rows stamped with their hour, ``WINDOW``)."""
     trade_channels = {x: kinds.trade_channels for x, kinds in registry_stream_kinds().items()}
-    covered, _horizon = symbol_coverage(coverage, trade_channels)
-    spans = candles.select("exchange", "symbol", "timeframe", "open_time").with_row_index("_i")
+    covered, _horizon = symbol_coverage(coverage, trade_channels, by=[WINDOW])
+    spans = candles.select(WINDOW, "exchange", "symbol", "timeframe", "open_time").with_row_index("_i")
     o, c = _ns("open_time"), _ns("open_time") + pl.col("timeframe").replace_strict(TIMEFRAMES, return_dtype=pl.Int64)
     spans = spans.with_columns(_o=o, _c=c)
     overlap = (
-        spans.join(covered, on=["exchange", "symbol"])
+        spans.join(covered, on=[WINDOW, "exchange", "symbol"])
         .with_columns(_n=(pl.min_horizontal("_c", "end") - pl.max_horizontal("_o", "start")).clip(lower_bound=0))
         .group_by("_i")
         .agg(pl.col("_n").sum())
@@ -206,15 +228,17 @@ def _covered_share(candles: pl.DataFrame, coverage: pl.DataFrame) -> pl.DataFram
     )
 
 
-def candles_suites(df: pl.DataFrame, start_ns: int, coverage: pl.DataFrame | None = None) -> list[Suite]:
+def candles_suites(df: pl.DataFrame, start_ns: int | None, coverage: pl.DataFrame | None = None) -> list[Suite]:
     """Schema; no nulls; low > 0; OHLC in order, vwap in [low, high]; volumes >= 0, taker buy <= total; no
     volume exactly when no trade, and then flat; coverage in [0, 1], 1 when complete; a flat 1m candle only
     where observed; known timeframe, aligned span; one candle per (exchange, symbol, timeframe, open_time);
     close_time in (H, H + 1h]. With the hour's ``coverage``: a complete candle of 1h or less (their spans lie
-    in the hour) was wholly observed on the symbol's trade channels."""
-    schema = schema_suite("candles", df, CANDLES)
-    if not schema_matches(df, CANDLES):
+    in the hour) was wholly observed on the symbol's trade channels. ``start_ns``: as ``trades_suites``' (None:
+    ``coverage``'s rows stamped with their hour too)."""
+    schema = schema_suite("candles", contract_part(df), CANDLES)
+    if not schema_matches(contract_part(df), CANDLES):
         return [schema]
+    df, start = hour_start(df, start_ns)
     o, h, lo, c = pl.col("open"), pl.col("high"), pl.col("low"), pl.col("close")
     flat = pl.col("trade_count") == 0
     length = pl.col("timeframe").replace_strict(TIMEFRAMES, default=None, return_dtype=pl.Int64)
@@ -228,7 +252,7 @@ def candles_suites(df: pl.DataFrame, start_ns: int, coverage: pl.DataFrame | Non
         flat_when_no_trade=~flat | ((o == c) & (h == c) & (lo == c)),
         flat_1m_observed=~(flat & ~pl.col("complete") & (pl.col("timeframe") == "1m")),
         span_aligned=(close_i - open_i == length) & (open_i % length == 0),
-        close_offset_s=offset_s("close_time", start_ns),
+        close_offset_s=offset_s("close_time", start),
     )
     rules: list[Rule] = [
         *not_null(list(CANDLES)),
@@ -250,7 +274,8 @@ def candles_suites(df: pl.DataFrame, start_ns: int, coverage: pl.DataFrame | Non
     ]
     if coverage is not None:
         short = [tf for tf, n in TIMEFRAMES.items() if n <= HOUR_NS]
-        frame = pl.concat([frame, _covered_share(df, coverage)], how="horizontal").with_columns(
+        hours = coverage if start_ns is None else stamp_window(coverage, start_ns)
+        frame = pl.concat([frame, _covered_share(df, hours)], how="horizontal").with_columns(
             within_hour=pl.col("timeframe").is_in(short)
         )
         rules.append(
@@ -262,4 +287,4 @@ def candles_suites(df: pl.DataFrame, start_ns: int, coverage: pl.DataFrame | Non
                 where="complete==True and within_hour==True",
             )
         )
-    return [schema, Suite("candles", frame, tuple(rules), rows="candles")]
+    return [schema, Suite("candles", frame.drop(WINDOW), tuple(rules), rows="candles")]

@@ -12,7 +12,7 @@ import polars as pl
 
 from mdplatform.schemas import TS
 
-from ._rules import Suite, in_set, not_null, schema_matches, schema_suite
+from ._rules import Suite, contract_part, in_set, not_null, schema_matches, schema_suite
 
 __all__ = ["FRAME_ERROR", "QUARANTINE", "STAGES", "quarantine_rows", "quarantine_suites"]
 
@@ -69,6 +69,7 @@ def quarantine_rows(hour_ns: int, rejects: pl.DataFrame | None, events: pl.DataF
 
 def quarantine_suites(df: pl.DataFrame) -> list[Suite]:
     """Schema; every row says why, from which stage, connection and raw folder."""
+    df = contract_part(df)  # several hours' rows at once: their hours play no part
     schema = schema_suite("quarantine", df, QUARANTINE)
     if not schema_matches(df, QUARANTINE):
         return [schema]

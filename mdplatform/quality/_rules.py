@@ -13,14 +13,16 @@ from typing import Any
 
 import polars as pl
 
-from mdplatform.transforms import HOUR_NS
+from mdplatform.transforms import HOUR_NS, WINDOW, stamp_window
 
 __all__ = [
     "Rule",
     "Suite",
     "between",
+    "contract_part",
     "flag",
     "flag_columns",
+    "hour_start",
     "in_set",
     "merge_suites",
     "not_null",
@@ -118,9 +120,26 @@ def unique(columns: Sequence[str], what: str) -> Rule:
     return replace(flag(f"one_row_per_{'_'.join(columns)}", what), key=tuple(columns))
 
 
-def offset_s(column: str, start_ns: int) -> pl.Expr:
-    """Seconds from the partition start to ``column`` (a UTC ns datetime)."""
+def offset_s(column: str, start_ns: int | pl.Expr) -> pl.Expr:
+    """Seconds from the partition start (ns, or each row's: ``hour_start``) to ``column`` (a UTC ns datetime)."""
     return (pl.col(column).dt.epoch("ns") - start_ns) / 1e9
+
+
+def hour_start(df: pl.DataFrame, start_ns: int | None) -> tuple[pl.DataFrame, pl.Expr]:
+    """(``df`` with each row's partition start in ``WINDOW``, that column): ``start_ns`` for one partition's rows;
+    None when ``df`` holds several hours' rows, each stamped with its own (``stamp_window``), checked at once.
+    Every grouping and shift of a suite's frame is then keyed by ``WINDOW`` too, so each hour gets what it gets
+    alone."""
+    if start_ns is None:
+        if WINDOW not in df.columns:
+            raise ValueError(f"no partition start: neither start_ns nor a {WINDOW} column")
+        return df, pl.col(WINDOW)
+    return stamp_window(df, start_ns), pl.col(WINDOW)
+
+
+def contract_part(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` without the hours' ``WINDOW`` column: what the partition files hold."""
+    return df.drop(WINDOW, strict=False)
 
 
 def schema_suite(table: str, df: pl.DataFrame, expected: Mapping[str, pl.DataType]) -> Suite:

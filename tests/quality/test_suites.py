@@ -369,3 +369,54 @@ def test_hours_merge_into_one_validation_with_the_same_verdicts(lake: str) -> No
     # a schema that differs in one hour is validated apart, and names that hour's columns
     odd = merge_suites([trades_suites(good, H00), trades_suites(good.drop("fills"), H00)])
     assert [s.name for s in odd] == ["trades.schema", "trades.schema.2", "trades"]
+
+
+def test_hours_built_at_once_equal_the_hours_built_alone(lake: str) -> None:
+    """The checks of a range build a chunk's suites at once from its hours' rows, each stamped with its hour: the
+    suites equal those the hours make alone, merged (the same frames row for row, the same rules). The two hours
+    are the recording's own, with the pipeline's quarantine rows and a stream's trades and ids going on across the
+    hour: without each shift and grouping keyed by the hour, H00's first trade would step from H23's last, its
+    first id would be checked against H23's last id and the coverage rows would not tile from H00's start. A
+    damaged hour keeps its failing rows in the chunk."""
+    from mdplatform.quality import merge_suites
+    from mdplatform.transforms import stamp_window
+
+    hours = (H23, H00)
+    parts = {t: {h: _part(lake, t, h) for h in hours} for t in ("trades", "coverage", "candles")}
+    parts["quarantine_rows"] = {h: quarantine_rows(h, None, pl.DataFrame(schema=EVENTS)) for h in hours}
+    builders: dict[str, tuple[str, Callable[[pl.DataFrame, int | None, pl.DataFrame | None], list[Suite]]]] = {
+        "trades": ("trades", lambda df, h, _c: trades_suites(df, h)),
+        "id_continuity": ("trades", lambda df, _h, _c: id_continuity_suites(df)),
+        "cross_exchange": ("trades", lambda df, _h, _c: cross_exchange_suites(df)),
+        "coverage": ("coverage", lambda df, h, _c: coverage_suites(df, h)),
+        "candles": ("candles", lambda df, h, c: candles_suites(df, h, c)),
+        "quarantine": ("quarantine_rows", lambda df, _h, _c: quarantine_suites(df)),
+    }
+
+    def together(
+        table: str, build: Callable[[pl.DataFrame, int | None, pl.DataFrame | None], list[Suite]]
+    ) -> list[Suite]:
+        stamped = {t: pl.concat([stamp_window(parts[t][h], h) for h in hours]) for t in (table, "coverage")}
+        return build(stamped[table], None, stamped["coverage"])
+
+    for name, (table, build) in builders.items():
+        alone = merge_suites([build(parts[table][h], h, parts["coverage"][h]) for h in hours])
+        at_once = together(table, build)
+        assert [(s.name, s.rules) for s in at_once] == [(s.name, s.rules) for s in alone], name
+        for a, b in zip(at_once, alone, strict=True):
+            assert a.frame.equals(b.frame), (name, a.name)
+        assert sum(s.frame.height for s in at_once) > {"cross_exchange": -1}.get(name, 0), name  # one venue: none
+    assert parts["trades"][H00].height > 0 and parts["coverage"][H00].height > 0
+
+    # a damaged hour keeps its failing rows in the chunk: H00's trades an hour early (out of their hour), a trade of
+    # H00 lost (an id missing)
+    trades = parts["trades"]
+    early = trades[H00].with_columns(ts=pl.col("ts") - pl.duration(hours=1, time_unit="ns"))
+    lost = pl.concat([trades[H00].head(100), trades[H00].slice(101)])
+    for name, damaged in (("trades", early), ("id_continuity", lost)):
+        table, build = builders[name]
+        parts["trades"] = {H23: trades[H23], H00: damaged}
+        alone = validate(merge_suites([build(parts[table][h], h, None) for h in hours]), "alone")
+        at_once = validate(together(table, build), "at-once")
+        assert at_once.failing == alone.failing > 0, name
+        assert at_once.problems() == alone.problems(), name
