@@ -126,6 +126,8 @@ class TradesHour:
     def gaps_by_reason(self) -> dict[str, float]:
         """reason -> seconds of stream time not observed in the hour (summed over streams)."""
         gaps = self.coverage.filter(pl.col("status") == GAP_STATUS)
+        if not gaps.height:
+            return {}
         seconds = gaps.group_by("reason").agg(
             ((pl.col("end_time") - pl.col("start_time")).dt.total_nanoseconds().sum() / 1e9).round(3)
         )
