@@ -8,10 +8,7 @@ many rows quarantined or late) and stop nothing. A check's metadata holds the fa
 failing rows and the path of the GX Data Docs page of its results (``<lake>/quality/data_docs/``, local lakes)."""
 
 # no `from __future__ import annotations`: Dagster inspects the real annotation of `context`
-import os
-import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,7 +43,7 @@ from mdplatform.quality import (
     trades_suites,
 )
 from mdplatform.transforms import HOUR_NS
-from mdplatform.warehouse import partition_path
+from mdplatform.warehouse import partition_path, read_partition_file
 
 from ._assets import CANDLES_KEY, COVERAGE_KEY, TRADES_KEY
 from ._book_assets import BOOK_HEATMAP_KEY, BOOK_SNAPSHOTS_KEY, CONSOLIDATED_BOOK_KEY, TRADE_HEATMAP_KEY
@@ -92,53 +89,10 @@ def quality_docs(settings: Settings) -> str | None:
     return join(root, "quality") if is_local(fs) else None
 
 
-#: partition files the checks of the run's hours read, by (path, hour, inode, mtime, size): three checks of trades
-#: read the same files one after the other in a run; a file written since (a re-run replaces it: a new inode) is
-#: read again. Those of other hours are let go when a check of a run starts (``_keep_only``: a range goes a day at a
-#: time), and at most ``_KEPT_ROWS`` rows are kept (a run's day of a busy symbol), the least recently read first.
-_KEPT: OrderedDict[tuple[str, int, int, int, int], pl.DataFrame] = OrderedDict()
-_KEPT_ROWS = 4_000_000
-_KEPT_LOCK = threading.Lock()
-
-
-def _keep_only(hours: list[int]) -> None:
-    wanted = set(hours)
-    with _KEPT_LOCK:
-        for key in [k for k in _KEPT if k[1] not in wanted]:
-            del _KEPT[key]
-
-
 def _read(settings: Settings, table: str, hour: int) -> pl.DataFrame | None:
-    import pyarrow.parquet as pq
-
-    fs, target = filesystem(partition_path(settings.root, table, hour))
-    key = None
-    if is_local(fs):
-        try:
-            st = os.stat(target)
-        except FileNotFoundError:
-            return None
-        key = (target, hour, st.st_ino, st.st_mtime_ns, st.st_size)
-        with _KEPT_LOCK:
-            if key in _KEPT:
-                _KEPT.move_to_end(key)
-                return _KEPT[key]
-    elif not fs.exists(target):
-        return None
-    # as written, without casting: the schema itself is under test (a local file by polars' own reader: half the
-    # time of a Python file object handed to pyarrow)
-    df: pl.DataFrame
-    if key is not None:
-        df = pl.read_parquet(target)
-    else:
-        with fs.open(target, "rb") as fh:
-            df = pl.from_arrow(pq.read_table(fh))  # type: ignore[assignment]
-    if key is not None and df.height <= _KEPT_ROWS:
-        with _KEPT_LOCK:
-            _KEPT[key] = df
-            while sum(d.height for d in _KEPT.values()) > _KEPT_ROWS:
-                _KEPT.popitem(last=False)
-    return df
+    """The hour's partition file of ``table`` as written (the checks of trades read the same files one after the
+    other, as the candles step does after them: a file this process wrote or read is read once, ``_kept``)."""
+    return read_partition_file(partition_path(settings.root, table, hour))
 
 
 def _hours(context: AssetCheckExecutionContext) -> list[int]:
@@ -262,7 +216,6 @@ def _run(
     settings = mdp.settings()
     docs = quality_docs(settings)
     hours = _hours(context)
-    _keep_only(hours)
     missing: list[str] = []
     checked = check(settings) if isinstance(check, Partitions) else _PerHour(check, settings)
 

@@ -16,11 +16,14 @@ import polars as pl
 from mdplatform.lake import filesystem, hour_parts, is_local, join, lake_root, write_parquet_atomic
 from mdplatform.transforms import HOUR_NS, floor_ns, from_ns
 
+from ._kept import keep, read_kept
+
 __all__ = [
     "partition_exists",
     "partition_path",
     "quarantine_path",
     "read_partition",
+    "read_partition_file",
     "read_partitions",
     "remove_file",
     "write_partition",
@@ -44,8 +47,12 @@ def quarantine_path(root: str | None, table: str, hour_ns: int) -> str:
 
 
 def write_partition(path: str, df: pl.DataFrame) -> None:
-    """Replace the file at ``path`` atomically (readers see the old or the new file, never a torn one)."""
+    """Replace the file at ``path`` atomically (readers see the old or the new file, never a torn one). A local
+    file's frame is kept for this process's next reads of it (``_kept``)."""
     write_parquet_atomic(df, path)
+    fs, target = filesystem(path)
+    if is_local(fs):
+        keep(target, df)
 
 
 def remove_file(path: str) -> bool:
@@ -60,16 +67,31 @@ def read_partition(
     path: str, schema: dict[str, pl.DataType], columns: Sequence[str] | None = None
 ) -> pl.DataFrame | None:
     """The partition file at ``path`` cast to ``schema`` (projected to ``columns``); None if it is missing."""
-    fs, target = filesystem(path)
-    if not fs.exists(target):
-        return None
     cols = list(columns) if columns is not None else list(schema)
+    fs, target = filesystem(path)
     if is_local(fs):
-        df = pl.read_parquet(target, columns=cols)
+        df = read_kept(target)
+        if df is None:
+            return None
+    elif not fs.exists(target):
+        return None
     else:
         with fs.open(target, "rb") as fh:
             df = pl.read_parquet(fh, columns=cols)
     return df.select([pl.col(c).cast(schema[c]) for c in cols])
+
+
+def read_partition_file(path: str) -> pl.DataFrame | None:
+    """The partition file at ``path`` as written, every column with its own type (what a check validates: the
+    schema is under test); None if it is missing. A local file this process wrote or read, unchanged since, is
+    not read again (``_kept``)."""
+    fs, target = filesystem(path)
+    if is_local(fs):
+        return read_kept(target)
+    if not fs.exists(target):
+        return None
+    with fs.open(target, "rb") as fh:
+        return pl.read_parquet(fh)
 
 
 def read_partitions(

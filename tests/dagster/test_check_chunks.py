@@ -9,12 +9,11 @@ from pathlib import Path
 
 import polars as pl
 
-from assets._checks import CHUNK_HOURS, CHUNK_ROWS, _chunks, _each_alone, _keep_only, _PerHour, _read
+from assets._checks import CHUNK_HOURS, CHUNK_ROWS, _chunks, _each_alone, _PerHour
 from assets._settings import Settings
 from mdplatform.quality import Suite, merge_suites, validate
 from mdplatform.quality._rules import between, unique
 from mdplatform.transforms import HOUR_NS
-from mdplatform.warehouse import partition_path, write_partition
 
 
 def test_busy_hours_fill_a_chunk_up_to_the_row_budget() -> None:
@@ -84,25 +83,3 @@ def test_what_only_the_hours_together_show_stays_the_chunks(tmp_path: Path) -> N
     together = validate(merge_suites([s for _, s in chunk]), "chunk")
     alone = _each_alone(*_checked(chunk, tmp_path), together, None, False)
     assert {h // HOUR_NS: r.failing for h, r in alone.items()} == {2: 1}
-
-
-def test_checks_read_a_partition_once_and_again_when_it_is_rewritten(tmp_path: Path) -> None:
-    """Three checks of trades read the same partition files one after the other: the second read is the first's
-    frame; a file replaced since (a re-run writes a new file over it) is read again, a removed one is gone, and
-    the files of hours outside a run are let go when its checks start (a range goes a day at a time)."""
-    settings = Settings(lake=str(tmp_path))
-    hour = 1_723_161_600 * 10**9
-    path = partition_path(settings.root, "trades", hour)
-    write_partition(path, pl.DataFrame({"a": [1, 2]}))
-    first = _read(settings, "trades", hour)
-    assert first is not None and first["a"].to_list() == [1, 2]
-    assert _read(settings, "trades", hour) is first
-    write_partition(path, pl.DataFrame({"a": [3, 4]}))  # the same size, written atomically: a new file
-    again = _read(settings, "trades", hour)
-    assert again is not None and again is not first and again["a"].to_list() == [3, 4]
-    _keep_only([hour])  # a check of a run of this hour: kept
-    assert _read(settings, "trades", hour) is again
-    _keep_only([hour + HOUR_NS])  # a check of the next day's run: the hours before are let go
-    assert _read(settings, "trades", hour) is not again
-    Path(path).unlink()
-    assert _read(settings, "trades", hour) is None

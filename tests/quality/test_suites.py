@@ -420,3 +420,21 @@ def test_hours_built_at_once_equal_the_hours_built_alone(lake: str) -> None:
         at_once = validate(together(table, build), "at-once")
         assert at_once.failing == alone.failing > 0, name
         assert at_once.problems() == alone.problems(), name
+
+
+def test_the_frames_a_run_kept_are_what_its_files_hold(lake: str) -> None:
+    """The checks and the candles step read a file this process wrote as the frame it wrote (``warehouse._kept``):
+    every frame the pipeline's run kept (every table, books included) equals its file read from disk, column types
+    included, so a check validates what the file holds."""
+    from mdplatform.warehouse import _kept
+
+    kept = {
+        path: df
+        for path, (identity, df) in _kept._KEPT.items()
+        if path.startswith(lake) and _kept._identity(path) == identity
+    }
+    assert {Path(path).relative_to(lake).parts[0] for path in kept} >= {*TABLES, "quarantine_rows"}
+    for path, df in kept.items():
+        disk = pl.read_parquet(path)
+        assert disk.schema == df.schema, path
+        assert disk.equals(df), path
