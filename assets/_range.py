@@ -5,6 +5,8 @@ range. The 1m candles an hour writes are kept for the longer candles of the hour
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -68,11 +70,14 @@ class _Spans(Generic[T]):
 
     With ``until``, the spans after the one just read (up to ``until``) are read ahead on a thread while the caller
     works, so the reading and normalizing of the next hours overlap the windows, coverage, candles and writes of
-    these: as many spans as hold about ``_AHEAD_ROWS`` rows by the rate of the last one read (a run computes the
-    trades of several hours at once, reading them in a burst: one span ahead left the thread idle while they were
-    computed, and the burst waited for each read), at most a day ahead. A span is an hour, or with ``size``
-    (its rows) as many hours (up to a day) as keep about ``_SPAN_ROWS`` rows: each read costs milliseconds whatever
-    its rows, which quiet hours, read one at a time, paid for each."""
+    these: as many spans as hold about ``_AHEAD_ROWS`` rows (those read by their rows, those under way by the rate
+    of the last one read), and the thread goes on as each read ends, not only when the caller asks for more (a run
+    computes the trades of several hours at once, asking for them in a burst, then writes them: a read-ahead
+    refilled only by the asking stood idle while they were written, and the next burst waited for its reads). What
+    is under way stays within a day of the last span read: the rate of quiet (or empty) hours must not queue days
+    of what may be busy ones. A span is an hour, or with ``size`` (its rows) as many hours (up to a day) as keep
+    about ``_SPAN_ROWS`` rows: each read costs milliseconds whatever its rows, which quiet hours, read one at a
+    time, paid for each."""
 
     def __init__(
         self, read: Callable[[int, int], T], until: int | None = None, size: Callable[[T], int] | None = None
@@ -83,13 +88,12 @@ class _Spans(Generic[T]):
         self._parts: list[tuple[int, int, T]] = []
         self._ahead: deque[tuple[int, int, Future[T]]] = deque()
         self._pool: ThreadPoolExecutor | None = None
-
-    def _per_hour(self) -> float:
-        """Rows per hour of the last span read (0: unknown, or no ``size``)."""
-        if self._size is None or not self._parts:
-            return 0.0
-        start, end, data = self._parts[-1]
-        return self._size(data) * HOUR_NS / (end - start)
+        #: guards ``_ahead`` and ``_end`` (the caller's thread and the reading thread both extend them); a new
+        #: generation when the spans read ahead are dropped, so a read of an older one schedules nothing
+        self._lock = threading.RLock()
+        self._generation = 0
+        #: the end of the spans read or under way (None: none yet)
+        self._end: int | None = None
 
     def _step(self, per_hour: float) -> int:
         """The length of the next span to read ahead."""
@@ -97,40 +101,67 @@ class _Spans(Generic[T]):
             return HOUR_NS
         return HOUR_NS * max(1, min(_SPAN_HOURS, int(_SPAN_ROWS / per_hour) if per_hour else _SPAN_HOURS))
 
-    def _read_ahead(self) -> None:
-        if self._until is None or not self._parts:
-            return
-        per_hour = self._per_hour()
-        # a day past what was read at most: the rate of quiet (or empty) hours must not queue days of what may be
-        # busy ones
-        limit = min(self._until, self._parts[-1][1] + _SPAN_HOURS * HOUR_NS)
-        start = self._ahead[-1][1] if self._ahead else self._parts[-1][1]
-        rows = sum((end - lo) * per_hour / HOUR_NS for lo, end, _ in self._ahead)
-        while start < limit and rows < _AHEAD_ROWS:
-            end = min(limit, start + self._step(per_hour))
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="mdp-read-ahead")
-            self._ahead.append((start, end, self._pool.submit(self._read, start, end)))
-            rows += (end - start) * per_hour / HOUR_NS
-            start = end
+    def _read_ahead(self, generation: int | None = None) -> None:
+        with self._lock:
+            if self._until is None or self._end is None or not self._parts:
+                return
+            if generation is not None and generation != self._generation:
+                return
+            if any(f.done() and f.exception() is not None for _, _, f in self._ahead):
+                return  # a read failed: its caller gets the error on its turn, nothing after it is read
+            # the last span read (the caller's or the thread's), its rate, and the rows of those ahead: read ones
+            # by their size, those under way by that rate
+            last_start, last_end, last = self._parts[-1]
+            rows = 0.0
+            for start, end, future in self._ahead:
+                if future.done():
+                    last_start, last_end, last = start, end, future.result()
+                    rows += self._size(last) if self._size is not None else 0
+            per_hour = self._size(last) * HOUR_NS / (last_end - last_start) if self._size is not None else 0.0
+            rows += sum((end - start) * per_hour / HOUR_NS for start, end, f in self._ahead if not f.done())
+            limit = min(self._until, last_end + _SPAN_HOURS * HOUR_NS)
+            start = self._end
+            while start < limit and rows < _AHEAD_ROWS:
+                end = min(limit, start + self._step(per_hour))
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="mdp-read-ahead")
+                future = self._pool.submit(self._read, start, end)
+                self._ahead.append((start, end, future))
+                # when it is read, the thread looks further: its own next task, never inside this loop
+                future.add_done_callback(lambda _f, g=self._generation: self._more(g))
+                rows += (end - start) * per_hour / HOUR_NS
+                start = self._end = end
+
+    def _more(self, generation: int) -> None:
+        pool = self._pool
+        if pool is not None and generation == self._generation:
+            with contextlib.suppress(RuntimeError):  # shut down meanwhile (``close``)
+                pool.submit(self._read_ahead, generation)
 
     def _cancel(self) -> None:
-        while self._ahead:
-            self._ahead.popleft()[2].cancel()
+        with self._lock:
+            self._generation += 1
+            while self._ahead:
+                self._ahead.popleft()[2].cancel()
+            self._end = self._parts[-1][1] if self._parts else None
 
     def get(self, lo: int, hi: int) -> list[T]:
         parts = self._parts
         if parts and not parts[0][0] <= lo <= parts[-1][1]:
-            parts = []  # not the next window of the same run: start again
+            self._parts = parts = []  # not the next window of the same run: start again
             self._cancel()
         covered = parts[-1][1] if parts else lo
         while hi > covered:
-            if self._ahead and self._ahead[0][0] == covered:
-                _, end, future = self._ahead.popleft()
-                data = future.result()
+            with self._lock:
+                first = self._ahead.popleft() if self._ahead and self._ahead[0][0] == covered else None
+            if first is not None:
+                _, end, future = first
+                data = future.result()  # no lock held: the thread may need it to go on
             else:
                 self._cancel()
                 end, data = hi, self._read(covered, hi)
+                with self._lock:
+                    self._end = end
             parts.append((covered, end, data))
             covered = end
         self._parts = [p for p in parts if p[1] > lo]

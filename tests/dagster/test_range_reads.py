@@ -188,3 +188,43 @@ def test_quiet_hours_before_busy_ones_are_read_at_most_a_day_ahead() -> None:
         assert max(hi for _, hi in reads) <= HOUR_NS + lateness + _SPAN_HOURS * HOUR_NS
     finally:
         spans.close()
+
+
+def _settle(spans: _Spans[Any]) -> None:
+    """Until the reading thread has nothing left to do: every read queued ended, and what each end scheduled."""
+    while True:
+        queued = len(spans._ahead)
+        assert spans._pool is not None
+        spans._pool.submit(lambda: None).result()  # the thread's tasks run in order: all before it are done
+        if len(spans._ahead) == queued and all(f.done() for _, _, f in spans._ahead):
+            return
+
+
+def test_the_thread_reads_on_as_its_reads_end_up_to_the_row_budget() -> None:
+    """A run asks for its hours' reads in a burst, then computes and writes them: the thread reading ahead goes on
+    as each of its reads ends (each within a day of the one before), not only when the caller asks, until what it
+    read holds ``_AHEAD_ROWS`` rows; the caller's next window takes the first span and the thread reads one more."""
+    reads: list[tuple[int, int]] = []
+
+    def read(lo: int, hi: int) -> list[int]:
+        reads.append((lo, hi))
+        return list(range(lo, hi, MINUTE_NS))
+
+    per_minute = _SPAN_ROWS // (_SPAN_HOURS * 60) // 2  # quiet: a span is a day (of half _SPAN_ROWS rows)
+    lateness = 15 * MINUTE_NS
+    spans = _Spans(read, 40 * 24 * HOUR_NS, lambda minutes: len(minutes) * per_minute)
+    try:
+        spans.get(-lateness, HOUR_NS + lateness)
+        _settle(spans)
+        ahead = reads[1:]
+        assert [hi - lo for lo, hi in ahead] == [_SPAN_HOURS * HOUR_NS] * len(ahead)
+        assert all(a[1] == b[0] for a, b in pairwise(reads))
+        rows = [(hi - lo) // MINUTE_NS * per_minute for lo, hi in ahead]
+        # days past the caller's window (one day was all a read-ahead refilled by the caller could reach)
+        assert len(ahead) > 1 and sum(rows[:-1]) < _AHEAD_ROWS <= sum(rows)
+        # the next window reaches into the first span read ahead: it is taken, and the thread reads one more
+        spans.get(HOUR_NS - lateness, 2 * HOUR_NS + lateness)
+        _settle(spans)
+        assert len(reads) == 2 + len(ahead) and all(a[1] == b[0] for a, b in pairwise(reads))
+    finally:
+        spans.close()
