@@ -3,6 +3,9 @@ syncs to disk, for every event it stores (a run over a range of hours stores a d
 materialized per asset and partition), which cost more than the hours' own work. Here each database keeps one
 connection (the most recent few databases), in WAL mode with ``synchronous=NORMAL``: a commit is durable once the
 WAL is checkpointed, and a crash of the machine, not of a process, can lose the last events, never corrupt them.
+Two more per-event costs go: the asset-key table's columns, which the stock storage reflects on every asset event,
+are remembered once there; a check's planned event, stored as one row per partition of the run, is serialized
+once, not once per row.
 
 `mdp materialize` and `mdp backfill` run on it (``_runner._instance``) when DAGSTER_HOME keeps Dagster's default
 storage; it reads and writes the same SQLite files as the stock storage that `dagster dev` uses beside it.
