@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -49,8 +50,10 @@ def keep(path: str, df: pl.DataFrame) -> None:
         _remember(path, identity, df)
 
 
-def read_kept(path: str) -> pl.DataFrame | None:
-    """The frame the local Parquet file ``path`` holds, as written (no cast); None if there is no file."""
+def read_kept(path: str, columns: Sequence[str] | None = None) -> pl.DataFrame | None:
+    """The frame the local Parquet file ``path`` holds, as written (no cast); None if there is no file. With
+    ``columns``, a file not kept is read for those columns only (and not kept: a part of it); a kept one is given
+    whole."""
     identity = _identity(path)
     if identity is None:
         return None
@@ -59,6 +62,8 @@ def read_kept(path: str) -> pl.DataFrame | None:
         if got is not None and got[0] == identity:
             _KEPT.move_to_end(path)
             return got[1]
+    if columns is not None:
+        return pl.read_parquet(path, columns=list(columns))
     df = pl.read_parquet(path)
     _remember(path, identity, df)
     return df

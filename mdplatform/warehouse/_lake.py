@@ -70,7 +70,7 @@ def read_partition(
     cols = list(columns) if columns is not None else list(schema)
     fs, target = filesystem(path)
     if is_local(fs):
-        df = read_kept(target)
+        df = read_kept(target, columns)
         if df is None:
             return None
     elif not fs.exists(target):

@@ -54,3 +54,17 @@ def test_at_most_a_budget_of_rows_is_kept_the_least_recently_used_going_first(
     big = pl.DataFrame({"a": range(11)})
     write_partition(paths["a"], big)
     assert read_partition_file(paths["a"]) is not big
+
+
+def test_a_read_of_some_columns_keeps_nothing(tmp_path: Path) -> None:
+    """A file not kept, read for some of its columns (the backfill plan reads trades' times and ids), is read for
+    those only and not kept (a part of it is not the file); a kept file serves such a read whole."""
+    path = str(tmp_path / "data.parquet")
+    pl.DataFrame({"a": [1, 2], "b": ["x", "y"]}).write_parquet(path)
+    part = read_partition(path, {"a": pl.Int64(), "b": pl.String()}, ["b"])
+    assert part is not None and part.columns == ["b"]
+    assert path not in _kept._KEPT
+    whole = read_partition_file(path)
+    assert whole is not None and path in _kept._KEPT
+    again = read_partition(path, {"a": pl.Int64(), "b": pl.String()}, ["b"])
+    assert again is not None and again["b"].to_list() == ["x", "y"]
