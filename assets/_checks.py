@@ -37,12 +37,13 @@ from mdplatform.quality import (
     coverage_suites,
     cross_exchange_suites,
     id_continuity_suites,
+    merge_suites,
     quarantine_counts_suites,
     quarantine_suites,
     trade_heatmap_suites,
     trades_suites,
 )
-from mdplatform.transforms import HOUR_NS
+from mdplatform.transforms import HOUR_NS, stamp_window
 from mdplatform.warehouse import partition_path, read_partition_file
 
 from ._assets import CANDLES_KEY, COVERAGE_KEY, TRADES_KEY
@@ -133,8 +134,6 @@ class _PerHour:
         return max((s.frame.height for s in got), default=0)
 
     def suites(self, hours: list[int]) -> list[Suite]:
-        from mdplatform.quality import merge_suites
-
         return merge_suites([self._kept[hour] for hour in hours])
 
     def alone(self, hour: int) -> list[Suite]:
@@ -166,17 +165,13 @@ class _Partitions:
         self._kept: dict[int, list[pl.DataFrame | None]] = {}
 
     def rows(self, hour: int) -> int | str:
-        first, *more = self._spec.tables
-        df = _read(self._settings, first, hour)
-        if df is None:
-            return _missing(self._settings, first, hour)
-        self._kept[hour] = [df, *(_read(self._settings, table, hour) for table in more)]
-        return df.height
+        files = _hour_files(self._settings, self._spec.tables, hour)
+        if isinstance(files, str):
+            return files
+        self._kept[hour] = files
+        return _there(files[0]).height
 
     def suites(self, hours: list[int]) -> list[Suite]:
-        from mdplatform.quality import merge_suites
-        from mdplatform.transforms import stamp_window
-
         frames = [self._kept[hour] for hour in hours]
         if len(hours) == 1:
             return self.alone(hours[0])
@@ -372,10 +367,22 @@ def _missing(settings: Settings, table: str, hour: int) -> str:
     return f"{table} partition file missing: {partition_path(settings.root, table, hour)}"
 
 
-def _suites(table: str, make: Callable[[pl.DataFrame, Settings, int], list[Suite]]) -> Build:
+def _hour_files(settings: Settings, tables: tuple[str, ...], hour: int) -> list[pl.DataFrame | None] | str:
+    """The hour's partition files of ``tables``: the first one's must be there (else why there is nothing to
+    validate), the others' are None when missing."""
+    first, *more = tables
+    df = _read(settings, first, hour)
+    if df is None:
+        return _missing(settings, first, hour)
+    return [df, *(_read(settings, table, hour) for table in more)]
+
+
+def _alone(tables: tuple[str, ...], make: Callable[[list[pl.DataFrame | None], int], list[Suite]]) -> Build:
+    """The suites of ``tables``' files made an hour at a time (suites whose builders take one hour's rows)."""
+
     def build(settings: Settings, hour: int) -> list[Suite] | str:
-        df = _read(settings, table, hour)
-        return _missing(settings, table, hour) if df is None else make(df, settings, hour)
+        files = _hour_files(settings, tables, hour)
+        return files if isinstance(files, str) else make(files, hour)
 
     return build
 
@@ -506,18 +513,11 @@ candles_valid = _check(
 )
 
 
-def _book_snapshots(settings: Settings, hour: int) -> list[Suite] | str:
-    df = _read(settings, "book_snapshots", hour)
-    if df is None:
-        return _missing(settings, "book_snapshots", hour)
-    return book_snapshots_suites(df, hour, _read(settings, "book_invalid", hour))
-
-
 book_snapshots_expectations = _check(
     BOOK_SNAPSHOTS_KEY,
     "book_snapshots_expectations",
     "book_snapshots",
-    _book_snapshots,
+    _alone(("book_snapshots", "book_invalid"), lambda f, h: book_snapshots_suites(_there(f[0]), h, f[1])),
     "GX: schema and types, no nulls, ts in the hour and growing per book, never crossed or locked, best sizes > 0, "
     "top level = best, book_ts <= ts, imbalances in [-1, 1], no sample inside a book_invalid span",
 )
@@ -525,24 +525,17 @@ book_heatmap_expectations = _check(
     BOOK_HEATMAP_KEY,
     "book_heatmap_expectations",
     "book_heatmap",
-    _suites("book_heatmap", lambda df, _s, h: book_heatmap_suites(df, h)),
+    _alone(("book_heatmap",), lambda f, h: book_heatmap_suites(_there(f[0]), h)),
     "GX: schema and types, no nulls, ts in the hour, steps 1s/1m, sizes > 0, intensity in (0, 1] peaking at 1 per "
     "step, exact bucket edges, counts >= 1, unique keys",
 )
-
-
-def _trade_heatmap(settings: Settings, hour: int) -> list[Suite] | str:
-    df = _read(settings, "trade_heatmap", hour)
-    if df is None:
-        return _missing(settings, "trade_heatmap", hour)
-    return trade_heatmap_suites(df, hour, _read(settings, "trades", hour))
 
 
 trade_heatmap_valid = _check(
     TRADE_HEATMAP_KEY,
     "trade_heatmap_valid",
     "trade_heatmap",
-    _trade_heatmap,
+    _alone(("trade_heatmap", "trades"), lambda f, h: trade_heatmap_suites(_there(f[0]), h, f[1])),
     "GX: schema and types, no nulls, whole minutes of the hour, sizes >= 0 and something traded, exact bucket "
     "edges, intensity in [0, 1], unique keys; per (exchange, symbol) the buckets hold exactly the hour's traded size",
 )
@@ -550,7 +543,7 @@ consolidated_book_valid = _check(
     CONSOLIDATED_BOOK_KEY,
     "consolidated_book_valid",
     "consolidated_book",
-    _suites("consolidated_book", lambda df, _s, h: consolidated_book_suites(df, h)),
+    _alone(("consolidated_book",), lambda f, h: consolidated_book_suites(_there(f[0]), h)),
     "GX: schema and types, no nulls but depth bands, ts in the hour, one row per (base, ts), best prices > 0, "
     "crossed exactly when best_bid >= best_ask, one list entry per book, staleness >= 0, imbalances in [-1, 1]",
 )

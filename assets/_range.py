@@ -45,7 +45,8 @@ _CANDLE_HOURS_KEPT = 25
 #: window of them is a slice: ``_received_in``, ``window_trades``)
 _SPAN_ROWS = 200_000
 _SPAN_HOURS = 24
-#: rows read ahead at most (about what ``_compute_trades`` takes at once), and never more than ``_SPAN_HOURS`` ahead
+#: rows read ahead at most (about what ``_compute_trades`` takes at once); what is under way stays within
+#: ``_SPAN_HOURS`` of the last span read
 _AHEAD_ROWS = 1_000_000
 #: seconds between two catalogs a run publishes: each costs tens of milliseconds (a new file, its views, a
 #: checkpoint), which a month's range paid twice a day of hours (60 times, 5 s); readers see a new day at most this
